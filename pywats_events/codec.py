@@ -1,0 +1,174 @@
+"""Decoders: protocol bytes to events. Transports pick one by name; packages register their own.
+
+A decoder is ``decode(body, ctx) -> list[Event]``. It raises ``DecodeError`` (or a subclass) naming
+the problem and ``ctx.origin`` when the bytes cannot become events; the transport then stores the bytes
+with ``IngestSink.dead_letter_raw`` and settles the message: nothing is lost, nothing is retried forever.
+
+Built in: ``event-json`` (the normalized JSON form: one object, a list of objects, or JSON Lines).
+``pywats_cfx`` registers ``cfx`` (IPC-CFX envelopes). ``auto`` looks at the content: a JSON object or
+array whose first object has ``MessageName`` is CFX, otherwise the normalized event form.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import DecodeError
+from .event import Event
+
+__all__ = [
+    "DecodeContext",
+    "Decoder",
+    "InvalidEventError",
+    "decode_auto",
+    "decode_event_json",
+    "get_decoder",
+    "maybe_gunzip",
+    "register_decoder",
+]
+
+#: Largest decompressed body any built-in decoder accepts, in bytes (gzip bombs stop here).
+MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
+
+
+class InvalidEventError(DecodeError):
+    """Normalized event JSON that is not valid (bad JSON, missing or invalid field)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeContext:
+    """What the transport knows about the bytes it hands to a decoder.
+
+    Attributes:
+        origin: where they came from (file path, topic, routing key), used in error messages.
+        source: a source name the transport knows (MQTT topic segment, AMQP ``cfx-handle``); decoders use
+            it when the content names none.
+        headers: transport metadata to copy into each event's ``headers``.
+    """
+
+    origin: str = ""
+    source: str | None = None
+    headers: dict[str, Any] = field(default_factory=dict)
+
+
+Decoder = Callable[[bytes, DecodeContext], list[Event]]
+
+_DECODERS: dict[str, Decoder] = {}
+
+
+def register_decoder(name: str, decoder: Decoder) -> None:
+    """Make ``decoder`` available to transports under ``name`` (replaces an earlier one of that name)."""
+    _DECODERS[name] = decoder
+
+
+def get_decoder(name: str) -> Decoder:
+    """The decoder registered as ``name``.
+
+    Raises:
+        KeyError: no such decoder (the message lists the known names).
+    """
+    if name == "cfx" and "cfx" not in _DECODERS:
+        import pywats_cfx  # noqa: F401  (registers the "cfx" decoder on import)
+    try:
+        return _DECODERS[name]
+    except KeyError:
+        raise KeyError(f"unknown decoder {name!r}; known: {sorted(_DECODERS)}") from None
+
+
+def maybe_gunzip(body: bytes, origin: str = "") -> bytes:
+    """Return ``body`` decompressed if it starts with the gzip magic bytes, else unchanged.
+
+    Raises:
+        DecodeError: corrupt gzip data, or more than ``MAX_DECOMPRESSED_BYTES`` once decompressed.
+    """
+    if body[:2] != b"\x1f\x8b":
+        return body
+    import zlib
+
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(body, MAX_DECOMPRESSED_BYTES + 1)
+    except zlib.error as exc:
+        raise DecodeError(f"corrupt gzip data: {exc}", origin) from None
+    if len(out) > MAX_DECOMPRESSED_BYTES or d.unconsumed_tail:
+        raise DecodeError(f"gzip body expands beyond {MAX_DECOMPRESSED_BYTES} bytes", origin)
+    if not d.eof:
+        raise DecodeError("truncated gzip data", origin)
+    return out
+
+
+def _event_from(obj: Any, ctx: DecodeContext, where: str) -> Event:
+    if not isinstance(obj, dict):
+        raise InvalidEventError(f"expected a JSON object for an event, got {type(obj).__name__}", where)
+    try:
+        ev = Event.from_json_dict(obj)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "(event)"
+        raise InvalidEventError(f"field {loc!r}: {first['msg']}", where) from None
+    if ctx.headers:
+        ev = ev.model_copy(update={"headers": {**ctx.headers, **ev.headers}})
+    return ev
+
+
+def decode_event_json(body: bytes, ctx: DecodeContext) -> list[Event]:
+    """Decode the normalized event JSON form: an object, an array of objects, or JSON Lines.
+
+    Raises:
+        InvalidEventError: invalid UTF-8 or JSON, or an item that is not a valid event (the message names
+            the field and the item's index or line).
+    """
+    body = maybe_gunzip(body, ctx.origin)
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidEventError(f"invalid UTF-8 at byte {exc.start}", ctx.origin) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as first_exc:
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        if len(lines) < 2:
+            raise InvalidEventError(
+                f"invalid JSON: {first_exc.msg} at line {first_exc.lineno} column {first_exc.colno}", ctx.origin
+            ) from None
+        out = []
+        for n, line in enumerate(lines, 1):
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidEventError(f"invalid JSON on line {n}: {exc.msg}", ctx.origin) from None
+            out.append(_event_from(obj, ctx, f"{ctx.origin}:line {n}"))
+        return out
+    except RecursionError:
+        raise InvalidEventError("JSON nested too deeply", ctx.origin) from None
+    if isinstance(data, list):
+        return [_event_from(o, ctx, f"{ctx.origin}[{i}]") for i, o in enumerate(data)]
+    return [_event_from(data, ctx, ctx.origin)]
+
+
+def decode_auto(body: bytes, ctx: DecodeContext) -> list[Event]:
+    """Pick CFX or normalized-event decoding by content (see module docstring).
+
+    Raises:
+        DecodeError: as the chosen decoder raises.
+    """
+    raw = maybe_gunzip(body, ctx.origin)
+    head = raw[:4096].lstrip(b"\xef\xbb\xbf \t\r\n[")
+    if head.startswith(b"{") and _looks_cfx(head):
+        return get_decoder("cfx")(raw, ctx)
+    return decode_event_json(raw, ctx)
+
+
+def _looks_cfx(head: bytes) -> bool:
+    low = head.lower()
+    return b'"messagename"' in low or b'"messagebody"' in low
+
+
+register_decoder("event-json", decode_event_json)
+register_decoder("auto", decode_auto)

@@ -1,0 +1,85 @@
+"""Every exception the core raises. Transport packages keep their own ``errors.py`` deriving from these."""
+
+from __future__ import annotations
+
+__all__ = [
+    "BusClosedError",
+    "BusError",
+    "CircuitOpenError",
+    "ConfigError",
+    "DecodeError",
+    "DeadLetterNotFoundError",
+    "HandlerError",
+    "HandlerRegistrationError",
+    "PyWatsEventsError",
+    "StoreError",
+    "TransportError",
+    "TransportSendNotSupported",
+    "UnrecoverableError",
+]
+
+
+class PyWatsEventsError(Exception):
+    """Base class of every error raised by pyWATS events."""
+
+
+class ConfigError(PyWatsEventsError):
+    """The configuration (file, environment or arguments) is invalid; the message names the setting."""
+
+
+class BusError(PyWatsEventsError):
+    """The bus cannot do what was asked."""
+
+
+class BusClosedError(BusError):
+    """The bus is not running (not started yet, or stopping), so it takes no new work."""
+
+
+class HandlerRegistrationError(BusError):
+    """A handler cannot be registered: duplicate name, bad pattern, or not an async/sync callable."""
+
+
+class HandlerError(PyWatsEventsError):
+    """Base class users may raise from handlers; behaves like any other exception for retries."""
+
+
+class UnrecoverableError(HandlerError):
+    """Raised by a handler when retrying cannot help (bad data, missing reference).
+
+    The delivery skips the remaining retries and goes straight to the dead-letter queue with reason
+    ``unrecoverable``.
+    """
+
+
+class CircuitOpenError(BusError):
+    """The handler's circuit breaker is OPEN; the delivery was parked in the dead-letter queue."""
+
+
+class DecodeError(PyWatsEventsError):
+    """Input bytes could not be turned into events. ``where`` says which input (file, topic, offset).
+
+    Args:
+        message: what is wrong, in words an integration engineer can act on.
+        where: the input's origin (file path, routing key, topic, byte offset); may be empty.
+    """
+
+    def __init__(self, message: str, where: str = "") -> None:
+        self.where = where
+        super().__init__(f"{where}: {message}" if where else message)
+        self.reason = message
+
+
+class StoreError(PyWatsEventsError):
+    """The durable store failed (cannot open the database, a write failed)."""
+
+
+class DeadLetterNotFoundError(StoreError):
+    """No dead-letter entry has the given id."""
+
+
+class TransportError(PyWatsEventsError):
+    """A transport failed to connect, consume or publish."""
+
+
+class TransportSendNotSupported(TransportError):
+    """The transport's protocol cannot publish (a drop folder, for instance)."""

@@ -1,0 +1,184 @@
+"""The normalized event: the one shape every transport produces and every handler receives."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+
+__all__ = ["Event", "EventType", "Severity", "derive_event_id", "severity_rank"]
+
+#: Namespace for ids derived from a source id plus an item index (RFC 4122 version 5 UUIDs).
+EVENT_ID_NAMESPACE = uuid.UUID("7d0f1c52-6f44-4d8e-9d0b-3a1f8f6c2e11")
+
+
+class Severity(StrEnum):
+    """How much attention an event needs, lowest first: ``info`` < ``warning`` < ``error`` < ``critical``."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """Position in the order above (0 for ``info``); used by minimum-severity filters."""
+        return _SEVERITY_RANK[self.value]
+
+
+_SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
+
+
+def severity_rank(value: str | Severity) -> int:
+    """Return the rank (0..3) of a severity given as a member or its string value.
+
+    Raises:
+        ValueError: ``value`` is not one of ``info``, ``warning``, ``error``, ``critical``.
+    """
+    try:
+        return _SEVERITY_RANK[str(value)]
+    except KeyError:
+        raise ValueError(f"unknown severity {value!r}; expected one of {list(_SEVERITY_RANK)}") from None
+
+
+class EventType(StrEnum):
+    """The event types the project knows. Any other dotted string is a valid ``Event.type`` too."""
+
+    TEST_RESULT = "test.result"
+    INSPECTION_RESULT = "inspection.result"
+    ASSET_FAULT = "asset.fault"
+    ASSET_FAULT_CLEARED = "asset.fault_cleared"
+    ASSET_FAULT_ACKNOWLEDGED = "asset.fault_acknowledged"
+    ASSET_STATE_CHANGED = "asset.state_changed"
+    MATERIAL_INSTALLED = "material.installed"
+    MATERIAL_LOADED = "material.loaded"
+    PRODUCTION_WORK_STARTED = "production.work_started"
+    PRODUCTION_WORK_COMPLETED = "production.work_completed"
+    PRODUCTION_UNIT_ARRIVED = "production.unit_arrived"
+    PRODUCTION_UNIT_DEPARTED = "production.unit_departed"
+    PRODUCTION_UNIT_DISQUALIFIED = "production.unit_disqualified"
+    SYSTEM_ENDPOINT_CONNECTED = "system.endpoint_connected"
+    SYSTEM_ENDPOINT_SHUTTING_DOWN = "system.endpoint_shutting_down"
+    SYSTEM_HEARTBEAT = "system.heartbeat"
+    SYSTEM_TRANSPORT_CONNECTED = "system.transport_connected"
+    SYSTEM_TRANSPORT_DISCONNECTED = "system.transport_disconnected"
+    SYSTEM_TRANSPORT_ERROR = "system.transport_error"
+    SYSTEM_DEAD_LETTER = "system.dead_letter"
+
+
+def derive_event_id(source_id: str, index: int) -> str:
+    """Derive a stable event id for item ``index`` (0-based) of a message whose own id is ``source_id``.
+
+    The same message redelivered gives the same ids, so idempotency records still match. The result is
+    an RFC 4122 version 5 UUID string.
+    """
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{source_id}#{index}"))
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    """One normalized, immutable event.
+
+    Attributes:
+        id: unique id (a UUID string); taken from the source's own id when it has one (CFX ``UniqueID``),
+            so a redelivered copy keeps its id. At most 200 characters.
+        type: dotted type such as ``test.result`` (see ``EventType``); any non-empty dotted string is valid.
+        source: who produced it (a CFX handle, a station name); ``unknown`` when nobody says.
+        timestamp: when it happened, timezone-aware UTC (an aware input is converted to UTC; a naive one
+            is taken to be UTC already).
+        payload: the type-specific body, JSON-serializable.
+        correlation_id: ties events of one transaction together (CFX ``TransactionID``).
+        causation_id: id of the event that caused this one.
+        severity: ``info``, ``warning``, ``error`` or ``critical``.
+        subjects: what the event is about (unit ids, station ids), in order.
+        tags: free labels.
+        headers: transport metadata (routing key, topic, file name); not part of the domain data.
+        category: derived, the first segment of ``type`` (``test`` for ``test.result``).
+
+    Raises:
+        pydantic.ValidationError: on construction with invalid fields (empty type, unknown severity,
+            unknown key, a timestamp that is not a date-time).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(default_factory=_new_id, min_length=1, max_length=200)
+    type: str = Field(min_length=1, max_length=200, pattern=r"^[^.\s][^\s]*$")
+    source: str = Field(default="unknown", min_length=1, max_length=500)
+    timestamp: datetime = Field(default_factory=_now)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    severity: Severity = Severity.INFO
+    subjects: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    headers: dict[str, Any] = Field(default_factory=dict)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def category(self) -> str:
+        """The first dotted segment of ``type``."""
+        return self.type.partition(".")[0]
+
+    @field_validator("timestamp")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        if value.utcoffset():
+            return value.astimezone(UTC)
+        return value
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> Event:
+        """Build an event from its JSON form (as ``to_json_dict`` writes it); ``category`` is ignored.
+
+        Raises:
+            pydantic.ValidationError: a field is missing, unknown or invalid.
+            TypeError: ``data`` is not a dict.
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f"event JSON must be an object, got {type(data).__name__}")
+        if "category" in data:
+            data = {k: v for k, v in data.items() if k != "category"}
+        return cls.model_validate(data)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The JSON form: keys ``id``, ``type``, ``source``, ``timestamp`` (ISO 8601 UTC), ``category``,
+        ``severity``, ``payload``, ``correlation_id``, ``causation_id``, ``subjects``, ``tags``, ``headers``.
+        """
+        return {
+            "id": self.id,
+            "type": self.type,
+            "source": self.source,
+            "timestamp": self.timestamp.isoformat().replace("+00:00", "Z"),
+            "category": self.category,
+            "severity": self.severity.value,
+            "payload": self.payload,
+            "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id,
+            "subjects": list(self.subjects),
+            "tags": list(self.tags),
+            "headers": self.headers,
+        }
+
+    def to_json(self) -> str:
+        """The JSON form as a compact string (non-JSON payload values are written with ``str``)."""
+        import json
+
+        return json.dumps(self.to_json_dict(), default=str, separators=(",", ":"))
+
+    @property
+    def severity_rank(self) -> int:
+        """Rank of ``severity`` (0 = info .. 3 = critical)."""
+        return _SEVERITY_RANK[self.severity.value]

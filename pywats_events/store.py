@@ -1,0 +1,369 @@
+"""The durable store interface (dead-letter queue, event store, idempotency records) and its in-memory form.
+
+``SQLStore`` (``sql_store.py``) is the durable implementation on SQLAlchemy: SQLite by default,
+PostgreSQL when several bus processes share work. ``MemoryStore`` keeps everything in dicts: for tests
+and for a bus that needs no durability. ``open_store(url)`` picks one from a URL or file path.
+
+Write methods (``mark_completed``, ``append_events``, ``add_dead_letters``) return an awaitable that
+resolves once the write is durable (committed). Durable implementations group concurrent writes into one
+transaction (group commit), so callers that do not need to wait at once may collect the awaitable and
+await it later.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .errors import DeadLetterNotFoundError
+from .event import Event, severity_rank
+from .pattern import compile_type_pattern
+
+__all__ = [
+    "DeadLetterEntry",
+    "DeadLetterReason",
+    "EventQuery",
+    "MemoryStore",
+    "Store",
+    "StoredEvent",
+]
+
+
+class DeadLetterReason:
+    """Reasons recorded on dead-letter entries (strings, so stores and JSON keep them as they are)."""
+
+    FAILED = "failed"  #: the handler kept failing until the retry policy gave up
+    UNRECOVERABLE = "unrecoverable"  #: the handler raised an exception marked unrecoverable
+    CIRCUIT_OPEN = "circuit_open"  #: parked: the handler's breaker was OPEN; replayed when it closes
+    DECODE_ERROR = "decode_error"  #: raw input that could not be decoded into events
+    UNROUTED = "unrouted"  #: an input mapping rule matched nothing (e.g. MQTT topic without a rule)
+    TIMEOUT = "timeout"  #: the handler exceeded its time limit on every attempt
+
+
+@dataclass(slots=True)
+class DeadLetterEntry:
+    """One dead-letter record: a failed (event, handler) delivery, or raw input that could not be decoded.
+
+    Attributes:
+        id: entry id (UUID string).
+        reason: one of ``DeadLetterReason``'s values.
+        event: the whole event (``None`` for raw input).
+        handler: the handler's name (``None`` for raw input).
+        error_type: exception class name.
+        error_message: exception message.
+        traceback: formatted traceback text ('' when there is none).
+        attempts: how many times the handler was called (0 for parked and raw entries).
+        first_failure_at / last_failure_at: UTC times.
+        raw_body: the undecodable bytes (raw input only).
+        origin: where raw input came from (file, topic, routing key).
+        transport: the transport that received it.
+        headers: transport metadata of raw input.
+    """
+
+    id: str
+    reason: str
+    event: Event | None = None
+    handler: str | None = None
+    error_type: str = ""
+    error_message: str = ""
+    traceback: str = ""
+    attempts: int = 0
+    first_failure_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    last_failure_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    raw_body: bytes | None = None
+    origin: str = ""
+    transport: str = ""
+    headers: dict[str, Any] = field(default_factory=dict)
+
+    def to_json_dict(self, *, include_body: bool = False) -> dict[str, Any]:
+        """JSON form for ``--json`` output and the admin API; ``raw_body`` as text (or base64 when not UTF-8)
+        only with ``include_body``, else its size in bytes."""
+        import base64
+
+        out: dict[str, Any] = {
+            "id": self.id,
+            "reason": self.reason,
+            "handler": self.handler,
+            "event": self.event.to_json_dict() if self.event is not None else None,
+            "error_type": self.error_type,
+            "error_message": self.error_message,
+            "attempts": self.attempts,
+            "first_failure_at": self.first_failure_at.isoformat(),
+            "last_failure_at": self.last_failure_at.isoformat(),
+            "origin": self.origin,
+            "transport": self.transport,
+            "raw_size": len(self.raw_body) if self.raw_body is not None else None,
+        }
+        if include_body:
+            out["traceback"] = self.traceback
+            out["headers"] = self.headers
+            if self.raw_body is not None:
+                try:
+                    out["raw_body"] = self.raw_body.decode("utf-8")
+                except UnicodeDecodeError:
+                    out["raw_body_base64"] = base64.b64encode(self.raw_body).decode("ascii")
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Filter for ``Store.query_events``.
+
+    Attributes:
+        type_pattern: event-type pattern (``asset.*``); ``None`` for all.
+        category: exact category; ``None`` for all.
+        min_severity: lowest severity included (``warning`` includes error and critical).
+        since / until: timestamp range, inclusive start, exclusive end (aware datetimes).
+        source: exact source.
+        acknowledged: ``True`` only acknowledged, ``False`` only unacknowledged, ``None`` both.
+        limit: at most this many (1..100000); ``offset``: skip this many. Ordered by timestamp, oldest first.
+    """
+
+    type_pattern: str | None = None
+    category: str | None = None
+    min_severity: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    source: str | None = None
+    acknowledged: bool | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as kept by the event store, with its acknowledgement state."""
+
+    event: Event
+    stored_at: datetime
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The event's JSON form plus ``stored_at``, ``acknowledged_at``, ``acknowledged_by``."""
+        out = self.event.to_json_dict()
+        out["stored_at"] = self.stored_at.isoformat()
+        out["acknowledged_at"] = self.acknowledged_at.isoformat() if self.acknowledged_at else None
+        out["acknowledged_by"] = self.acknowledged_by
+        return out
+
+
+class Store(abc.ABC):
+    """Storage for dead letters, stored events and idempotency records. See the module docstring."""
+
+    #: Printable location without credentials (``sqlite:///events.db``, ``memory://``).
+    url: str = ""
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Create tables if needed and get ready. Raises ``StoreError`` when the database is unusable."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Flush pending writes and release connections."""
+
+    async def __aenter__(self) -> Store:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- idempotency ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def completed_handlers(self, event_ids: Sequence[str]) -> dict[str, set[str]]:
+        """For each of ``event_ids`` that has records, the set of handler names that already succeeded."""
+
+    @abc.abstractmethod
+    def mark_completed(self, records: Sequence[tuple[str, str]]) -> Awaitable[None]:
+        """Record that handler ``name`` succeeded for event ``id``, for each ``(id, name)``; durable when
+        the returned awaitable resolves. Recording an existing pair again is not an error."""
+
+    # -- event store ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def append_events(self, events: Sequence[Event]) -> Awaitable[None]:
+        """Store ``events`` (an id already stored is left as it is); durable when the awaitable resolves."""
+
+    @abc.abstractmethod
+    async def query_events(self, query: EventQuery) -> list[StoredEvent]:
+        """Stored events matching ``query``, oldest first."""
+
+    @abc.abstractmethod
+    async def count_events(self, query: EventQuery | None = None) -> int:
+        """How many stored events match ``query`` (limit and offset ignored); all when ``None``."""
+
+    @abc.abstractmethod
+    async def acknowledge_events(self, ids: Sequence[str], *, by: str | None = None) -> int:
+        """Mark events acknowledged (by an operator or system ``by``); returns how many changed."""
+
+    @abc.abstractmethod
+    async def purge_events(
+        self,
+        *,
+        older_than_days: float | None = None,
+        keep_at_most: int | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> int:
+        """Delete events older than ``older_than_days`` days (by timestamp), then the oldest beyond
+        ``keep_at_most``, and those in ``ids``; also drops idempotency records older than
+        ``older_than_days``. Returns how many events were deleted."""
+
+    # -- dead letters --------------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_dead_letters(self, entries: Sequence[DeadLetterEntry]) -> Awaitable[None]:
+        """Store entries; durable when the awaitable resolves."""
+
+    @abc.abstractmethod
+    async def list_dead_letters(
+        self, *, handler: str | None = None, reason: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[DeadLetterEntry]:
+        """Entries, oldest first, optionally only for one handler and/or reason."""
+
+    @abc.abstractmethod
+    async def count_dead_letters(self, *, handler: str | None = None, reason: str | None = None) -> int:
+        """How many entries match."""
+
+    @abc.abstractmethod
+    async def get_dead_letter(self, entry_id: str) -> DeadLetterEntry:
+        """One entry. Raises ``DeadLetterNotFoundError`` if there is none with that id."""
+
+    @abc.abstractmethod
+    async def update_dead_letter(self, entry: DeadLetterEntry) -> None:
+        """Replace the stored entry with the same id (after a failed replay: attempts, last failure).
+        Raises ``DeadLetterNotFoundError`` if it is gone."""
+
+    @abc.abstractmethod
+    async def delete_dead_letters(self, entry_ids: Sequence[str]) -> int:
+        """Delete entries by id; returns how many were deleted."""
+
+
+def _matches(stored: StoredEvent, q: EventQuery) -> bool:
+    ev = stored.event
+    if q.type_pattern and not compile_type_pattern(q.type_pattern)(ev.type):
+        return False
+    if q.category and ev.category != q.category:
+        return False
+    if q.min_severity and ev.severity_rank < severity_rank(q.min_severity):
+        return False
+    if q.since and ev.timestamp < q.since:
+        return False
+    if q.until and ev.timestamp >= q.until:
+        return False
+    if q.source and ev.source != q.source:
+        return False
+    if q.acknowledged is not None and (stored.acknowledged_at is not None) != q.acknowledged:
+        return False
+    return True
+
+
+def _done() -> asyncio.Future[None]:
+    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    fut.set_result(None)
+    return fut
+
+
+class MemoryStore(Store):
+    """Everything in process memory: fast, lost on exit. For tests and throwaway buses."""
+
+    url = "memory://"
+
+    def __init__(self) -> None:
+        self._completed: dict[str, set[str]] = {}
+        self._completed_at: dict[str, datetime] = {}
+        self._events: dict[str, StoredEvent] = {}
+        self._dead: dict[str, DeadLetterEntry] = {}
+
+    async def completed_handlers(self, event_ids: Sequence[str]) -> dict[str, set[str]]:
+        return {i: set(self._completed[i]) for i in event_ids if i in self._completed}
+
+    def mark_completed(self, records: Sequence[tuple[str, str]]) -> Awaitable[None]:
+        now = datetime.now(UTC)
+        for event_id, handler in records:
+            self._completed.setdefault(event_id, set()).add(handler)
+            self._completed_at[event_id] = now
+        return _done()
+
+    def append_events(self, events: Sequence[Event]) -> Awaitable[None]:
+        now = datetime.now(UTC)
+        for ev in events:
+            self._events.setdefault(ev.id, StoredEvent(event=ev, stored_at=now))
+        return _done()
+
+    async def query_events(self, query: EventQuery) -> list[StoredEvent]:
+        rows = sorted((s for s in self._events.values() if _matches(s, query)), key=lambda s: s.event.timestamp)
+        return rows[query.offset : query.offset + query.limit]
+
+    async def count_events(self, query: EventQuery | None = None) -> int:
+        if query is None:
+            return len(self._events)
+        return sum(1 for s in self._events.values() if _matches(s, query))
+
+    async def acknowledge_events(self, ids: Sequence[str], *, by: str | None = None) -> int:
+        now = datetime.now(UTC)
+        n = 0
+        for i in ids:
+            s = self._events.get(i)
+            if s is not None and s.acknowledged_at is None:
+                self._events[i] = replace(s, acknowledged_at=now, acknowledged_by=by)
+                n += 1
+        return n
+
+    async def purge_events(
+        self,
+        *,
+        older_than_days: float | None = None,
+        keep_at_most: int | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> int:
+        doomed: set[str] = set(i for i in (ids or ()) if i in self._events)
+        if older_than_days is not None:
+            cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
+            doomed |= {i for i, s in self._events.items() if s.event.timestamp < cutoff}
+            for i in [i for i, t in self._completed_at.items() if t < cutoff]:
+                self._completed.pop(i, None)
+                self._completed_at.pop(i, None)
+        if keep_at_most is not None:
+            rest = sorted((s for i, s in self._events.items() if i not in doomed), key=lambda s: s.event.timestamp)
+            excess = len(rest) - keep_at_most
+            if excess > 0:
+                doomed |= {s.event.id for s in rest[:excess]}
+        for i in doomed:
+            del self._events[i]
+        return len(doomed)
+
+    def add_dead_letters(self, entries: Sequence[DeadLetterEntry]) -> Awaitable[None]:
+        for e in entries:
+            self._dead[e.id] = e
+        return _done()
+
+    def _dead_matching(self, handler: str | None, reason: str | None) -> list[DeadLetterEntry]:
+        return [
+            e
+            for e in self._dead.values()
+            if (handler is None or e.handler == handler) and (reason is None or e.reason == reason)
+        ]
+
+    async def list_dead_letters(
+        self, *, handler: str | None = None, reason: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[DeadLetterEntry]:
+        rows = sorted(self._dead_matching(handler, reason), key=lambda e: e.first_failure_at)
+        return rows[offset : offset + limit]
+
+    async def count_dead_letters(self, *, handler: str | None = None, reason: str | None = None) -> int:
+        return len(self._dead_matching(handler, reason))
+
+    async def get_dead_letter(self, entry_id: str) -> DeadLetterEntry:
+        try:
+            return self._dead[entry_id]
+        except KeyError:
+            raise DeadLetterNotFoundError(f"no dead-letter entry with id {entry_id!r}") from None
+
+    async def update_dead_letter(self, entry: DeadLetterEntry) -> None:
+        if entry.id not in self._dead:
+            raise DeadLetterNotFoundError(f"no dead-letter entry with id {entry.id!r}")
+        self._dead[entry.id] = entry
+
+    async def delete_dead_letters(self, entry_ids: Sequence[str]) -> int:
+        return sum(1 for i in entry_ids if self._dead.pop(i, None) is not None)
