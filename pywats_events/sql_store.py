@@ -1,0 +1,844 @@
+"""The durable store on SQLAlchemy 2 (async): SQLite by default, PostgreSQL for several bus processes.
+
+``open_store(url_or_path)`` turns what a user types after ``--db`` (or sets in ``PYWATS_EVENTS_DB``) into a
+store: a file path or ``sqlite:///`` URL gives a SQLite file (aiosqlite), ``postgresql://`` gives
+PostgreSQL (asyncpg), ``memory://`` gives a ``MemoryStore``.
+
+Writes that sit on the bus's hot path (``mark_completed``, ``append_events``, ``add_dead_letters``) use
+group commit: each call only queues its rows and returns a future; one background writer task takes
+everything queued, writes it in one transaction with one ``executemany`` per table, commits, and resolves
+the futures. The queue is FIFO, so a resolved future implies every write queued before it is committed.
+Administrative calls (queries, acknowledge, purge, dead-letter reads and edits) first wait for writes
+queued before them, so they see the caller's own writes; ``completed_handlers`` does not wait (it is on
+the hot path, and a record whose future has not resolved is not durable yet anyway).
+
+Timestamps are stored in UTC (``timestamptz`` on PostgreSQL, fixed-width UTC text on SQLite, which sorts
+in time order) and always come back as timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import zlib
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from .errors import DeadLetterNotFoundError, StoreError
+from .event import Event, severity_rank
+from .pattern import pattern_to_sql_like
+from .store import DeadLetterEntry, EventQuery, MemoryStore, Store, StoredEvent
+
+__all__ = ["DEFAULT_DB", "ENV_VAR", "SQLStore", "open_store"]
+
+#: The store used when neither ``--db`` nor ``PYWATS_EVENTS_DB`` says otherwise (relative to the cwd).
+DEFAULT_DB = "./pywats-events.db"
+#: Environment variable read by ``open_store(None)``.
+ENV_VAR = "PYWATS_EVENTS_DB"
+
+#: Ids per ``IN (...)`` list: below SQLite's oldest bound-parameter limit (999).
+_CHUNK = 500
+
+_SQLITE_SCHEMES = {"sqlite", "sqlite+aiosqlite"}
+_PG_SCHEMES = {"postgresql", "postgres", "postgresql+asyncpg", "postgres+asyncpg"}
+
+#: Key of the PostgreSQL advisory lock that serializes concurrent ``CREATE TABLE`` at open.
+_SCHEMA_LOCK_KEY = zlib.crc32(b"pywats_events.schema")
+
+
+# -- schema ------------------------------------------------------------------------------------------
+
+
+class _UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (naive input is taken to be UTC already)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        elif value.utcoffset():
+            value = value.astimezone(UTC)
+        # SQLite keeps text; dropping the (UTC) zone keeps it fixed-width, so text order is time order.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+_metadata = sa.MetaData()
+
+_events = sa.Table(
+    "events",
+    _metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("type", sa.String(200), nullable=False, index=True),
+    sa.Column("category", sa.String(200), nullable=False, index=True),
+    sa.Column("source", sa.String(500), nullable=False),
+    sa.Column("severity", sa.SmallInteger, nullable=False),
+    sa.Column("timestamp", _UTCDateTime, nullable=False, index=True),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("stored_at", _UTCDateTime, nullable=False),
+    sa.Column("acknowledged_at", _UTCDateTime, nullable=True),
+    sa.Column("acknowledged_by", sa.String(200), nullable=True),
+)
+
+_idempotency = sa.Table(
+    "idempotency",
+    _metadata,
+    sa.Column("event_id", sa.String(200), primary_key=True),
+    sa.Column("handler", sa.String(200), primary_key=True),
+    sa.Column("completed_at", _UTCDateTime, nullable=False, index=True),
+)
+
+_dead_letters = sa.Table(
+    "dead_letters",
+    _metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("reason", sa.String(50), nullable=False, index=True),
+    sa.Column("handler", sa.String(200), nullable=True, index=True),
+    sa.Column("event", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("error_type", sa.Text, nullable=False),
+    sa.Column("error_message", sa.Text, nullable=False),
+    sa.Column("traceback", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("first_failure_at", _UTCDateTime, nullable=False, index=True),
+    sa.Column("last_failure_at", _UTCDateTime, nullable=False),
+    sa.Column("raw_body", sa.LargeBinary, nullable=True),
+    sa.Column("origin", sa.Text, nullable=False),
+    sa.Column("transport", sa.Text, nullable=False),
+    sa.Column("headers", sa.JSON, nullable=False),
+)
+
+
+def _json_dumps(value: Any) -> str:
+    # ``default=str`` as in Event.to_json: a payload value JSON cannot hold is written as text, not lost.
+    return json.dumps(value, default=str, separators=(",", ":"))
+
+
+# -- URLs --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    driver_url: URL | None  # None: memory store
+    display: str
+    password: str | None
+
+
+def _resolve(url_or_path: str | None) -> _Target:
+    """Translate a ``--db`` value to the async driver URL and its printable form.
+
+    Raises:
+        StoreError: unknown scheme, malformed URL, or an in-memory SQLite URL.
+    """
+    raw = (url_or_path or "").strip() or os.environ.get(ENV_VAR, "").strip() or DEFAULT_DB
+    if raw.lower() == "memory://" or raw.lower() == "memory:":
+        return _Target(None, "memory://", None)
+    if "://" not in raw:
+        path = str(Path(raw).expanduser())
+        return _Target(URL.create("sqlite+aiosqlite", database=path), f"sqlite:///{path}", None)
+    scheme = raw.split("://", 1)[0].lower()
+    try:
+        url = make_url(raw)
+    except ArgumentError as exc:
+        raise StoreError(f"malformed database URL {_strip_credentials(raw)!r}: {exc}") from None
+    if scheme in _SQLITE_SCHEMES:
+        database = url.database or ""
+        if database in ("", ":memory:") or database.startswith("file::memory:"):
+            raise StoreError("an in-memory SQLite database is not supported; use 'memory://' instead")
+        database = str(Path(database).expanduser())
+        return _Target(
+            url.set(drivername="sqlite+aiosqlite", database=database), f"sqlite:///{database}", None
+        )
+    if scheme in _PG_SCHEMES:
+        url = url.set(drivername="postgresql+asyncpg")
+        display = url.set(drivername="postgresql").render_as_string(hide_password=True)
+        return _Target(url, display, url.password)
+    raise StoreError(
+        f"unsupported database URL scheme {scheme!r}; use a file path, sqlite:///<path>, "
+        "postgresql://user@host/db or memory://"
+    )
+
+
+def _strip_credentials(raw: str) -> str:
+    scheme, sep, rest = raw.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return raw
+
+
+def open_store(url_or_path: str | None = None) -> Store:
+    """Make the store named by ``url_or_path`` (not opened yet: ``await store.open()`` or ``async with``).
+
+    Args:
+        url_or_path: a file path (``./events.db``, ``/var/lib/x.db``), ``sqlite:///rel.db``,
+            ``sqlite:////abs/path.db``, ``postgresql://user:pw@host:5432/db`` (also ``postgres://`` and
+            ``postgresql+asyncpg://``) or ``memory://``. ``None`` or empty: the ``PYWATS_EVENTS_DB``
+            environment variable, else ``./pywats-events.db``.
+
+    Returns:
+        A ``MemoryStore`` for ``memory://``, else a ``SQLStore``.
+
+    Raises:
+        StoreError: the scheme is unknown or the URL is malformed (the message names the scheme; it never
+            contains a password).
+    """
+    target = _resolve(url_or_path)
+    if target.driver_url is None:
+        return MemoryStore()
+    return SQLStore(target)
+
+
+# -- group commit ------------------------------------------------------------------------------------
+
+_IDEM, _EVENT, _DEAD, _MARK = 0, 1, 2, 3
+
+
+@dataclass(slots=True)
+class _Write:
+    kind: int
+    rows: list[dict[str, Any]]
+    future: asyncio.Future[None]
+
+
+def _event_row(ev: Event, now: datetime) -> dict[str, Any]:
+    return {
+        "id": ev.id,
+        "type": ev.type,
+        "category": ev.category,
+        "source": ev.source,
+        "severity": ev.severity_rank,
+        "timestamp": ev.timestamp,
+        "body": ev.to_json_dict(),
+        "stored_at": now,
+        "acknowledged_at": None,
+        "acknowledged_by": None,
+    }
+
+
+def _dead_row(e: DeadLetterEntry) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "reason": e.reason,
+        "handler": e.handler,
+        "event": e.event.to_json_dict() if e.event is not None else None,
+        "error_type": e.error_type,
+        "error_message": e.error_message,
+        "traceback": e.traceback,
+        "attempts": e.attempts,
+        "first_failure_at": e.first_failure_at,
+        "last_failure_at": e.last_failure_at,
+        "raw_body": e.raw_body,
+        "origin": e.origin,
+        "transport": e.transport,
+        "headers": e.headers,
+    }
+
+
+def _dead_entry(row: Any) -> DeadLetterEntry:
+    m = row._mapping
+    return DeadLetterEntry(
+        id=m["id"],
+        reason=m["reason"],
+        event=Event.from_json_dict(m["event"]) if m["event"] is not None else None,
+        handler=m["handler"],
+        error_type=m["error_type"],
+        error_message=m["error_message"],
+        traceback=m["traceback"],
+        attempts=m["attempts"],
+        first_failure_at=m["first_failure_at"],
+        last_failure_at=m["last_failure_at"],
+        raw_body=bytes(m["raw_body"]) if m["raw_body"] is not None else None,
+        origin=m["origin"],
+        transport=m["transport"],
+        headers=m["headers"] or {},
+    )
+
+
+def _chunks(items: Sequence[str], size: int = _CHUNK) -> list[list[str]]:
+    unique = list(dict.fromkeys(items))
+    return [unique[i : i + size] for i in range(0, len(unique), size)]
+
+
+class SQLStore(Store):
+    """The durable store on SQLAlchemy 2 async: SQLite (aiosqlite) or PostgreSQL (asyncpg).
+
+    Args:
+        url_or_path: as for ``open_store`` (``memory://`` is not accepted here).
+        busy_timeout: SQLite only: seconds a write waits for another process's lock before failing.
+        connect_timeout: PostgreSQL only: seconds to wait for a connection.
+        max_batch_rows: group commit writes at most about this many rows per transaction (count).
+        pool_size: connections kept open for reads and administrative writes.
+
+    Attributes:
+        url: printable location without a password (``sqlite:////abs/events.db``,
+            ``postgresql://user:***@host/db``).
+
+    Raises:
+        StoreError: from the constructor for a bad URL; from ``open()`` when the database cannot be
+            opened or its tables created; from write futures when the transaction failed; from the
+            write methods when the store is not open.
+    """
+
+    def __init__(
+        self,
+        url_or_path: str | _Target | None = None,
+        *,
+        busy_timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        max_batch_rows: int = 20_000,
+        pool_size: int = 5,
+    ) -> None:
+        target = url_or_path if isinstance(url_or_path, _Target) else _resolve(url_or_path)
+        if target.driver_url is None:
+            raise StoreError("SQLStore needs a SQLite or PostgreSQL URL; use open_store('memory://')")
+        self._driver_url: URL = target.driver_url
+        self.url = target.display
+        self._password = target.password
+        self._is_sqlite = self._driver_url.get_backend_name() == "sqlite"
+        self._busy_timeout = busy_timeout
+        self._connect_timeout = connect_timeout
+        self._max_batch_rows = max(1, max_batch_rows)
+        self._pool_size = pool_size
+        self._engine: AsyncEngine | None = None
+        self._pending: deque[_Write] = deque()
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
+        self._in_flight = False
+        self._build_statements()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def _build_statements(self) -> None:
+        ins: Any = sqlite_dialect.insert if self._is_sqlite else pg_dialect.insert
+        self._ins_idem = ins(_idempotency).on_conflict_do_nothing()
+        self._ins_event = ins(_events).on_conflict_do_nothing()
+        dead = ins(_dead_letters)
+        self._ins_dead = dead.on_conflict_do_update(
+            index_elements=[_dead_letters.c.id],
+            set_={c.name: dead.excluded[c.name] for c in _dead_letters.c if c.name != "id"},
+        )
+        if self._is_sqlite:
+            ids: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
+            self._sel_completed = sa.select(_idempotency.c.event_id, _idempotency.c.handler).where(
+                _idempotency.c.event_id.in_(ids)
+            )
+        else:
+            # One prepared statement for any number of ids: ``= ANY($1::varchar[])``.
+            arr = sa.bindparam("ids", type_=pg_dialect.ARRAY(sa.String))
+            self._sel_completed = sa.select(_idempotency.c.event_id, _idempotency.c.handler).where(
+                _idempotency.c.event_id == sa.any_(arr)
+            )
+
+    def _scrub(self, text: str) -> str:
+        if self._password:
+            text = text.replace(self._password, "***")
+        return text
+
+    def _reason(self, exc: BaseException) -> str:
+        if isinstance(exc, DBAPIError) and exc.orig is not None:
+            orig = exc.orig
+            text = f"{type(orig).__name__}: {orig}"
+        else:
+            text = f"{type(exc).__name__}: {exc}"
+        return self._scrub(text.strip().splitlines()[0] if text.strip() else type(exc).__name__)
+
+    def _make_engine(self) -> AsyncEngine:
+        kwargs: dict[str, Any] = {"json_serializer": _json_dumps, "pool_size": self._pool_size}
+        if self._is_sqlite:
+            kwargs["connect_args"] = {"timeout": self._busy_timeout}
+        else:
+            kwargs["connect_args"] = {"timeout": self._connect_timeout}
+            kwargs["pool_pre_ping"] = False
+        engine = create_async_engine(self._driver_url, **kwargs)
+        if self._is_sqlite:
+            busy_ms = int(self._busy_timeout * 1000)
+
+            @sa_event.listens_for(engine.sync_engine, "connect")
+            def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+                cur = dbapi_connection.cursor()
+                cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+
+        return engine
+
+    async def open(self) -> None:
+        """Connect, create the tables and indexes if missing, and start the group-commit writer.
+
+        Safe when several processes open the same database at once (PostgreSQL: an advisory lock
+        serializes schema creation; SQLite: the file lock plus a retry). Opening an open store does nothing.
+
+        Raises:
+            StoreError: the database cannot be reached or opened, or the tables cannot be created; the
+                message gives the URL (without password) and the reason.
+        """
+        if self._engine is not None:
+            return
+        try:
+            engine = self._make_engine()
+        except ImportError as exc:
+            driver = "aiosqlite" if self._is_sqlite else "asyncpg (pip install 'pywats-events[postgres]')"
+            raise StoreError(f"cannot open {self.url}: the driver {driver} is not installed") from exc
+        try:
+            await self._create_schema(engine)
+        except BaseException as exc:
+            await engine.dispose()
+            if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+                raise
+            raise StoreError(f"cannot open database {self.url}: {self._reason(exc)}") from None
+        self._engine = engine
+        self._closing = False
+        self._wake = asyncio.Event()
+        self._writer = asyncio.create_task(self._write_loop(), name=f"pywats-store-writer {self.url}")
+
+    async def _create_schema(self, engine: AsyncEngine) -> None:
+        for attempt in range(5):
+            try:
+                async with engine.begin() as conn:
+                    if not self._is_sqlite:
+                        await conn.execute(
+                            sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY}
+                        )
+                    await conn.run_sync(_metadata.create_all, checkfirst=True)
+                return
+            except (DBAPIError, OSError) as exc:
+                # Another process created the same table between our check and our CREATE.
+                if attempt < 4 and "already exists" in str(exc):
+                    await asyncio.sleep(0.05 * (attempt + 1))
+                    continue
+                raise
+
+    async def close(self) -> None:
+        """Commit everything queued, stop the writer and release connections. Idempotent."""
+        if self._engine is None:
+            return
+        self._closing = True
+        self._wake.set()
+        if self._writer is not None:
+            try:
+                await self._writer
+            finally:
+                self._writer = None
+        engine, self._engine = self._engine, None
+        await engine.dispose()
+
+    def _require_engine(self) -> AsyncEngine:
+        if self._engine is None or self._closing:
+            raise StoreError(f"store {self.url} is not open")
+        return self._engine
+
+    # -- group commit ----------------------------------------------------------------------------
+    def _enqueue(self, kind: int, rows: list[dict[str, Any]]) -> asyncio.Future[None]:
+        self._require_engine()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Write(kind, rows, fut))
+        self._wake.set()
+        return fut
+
+    async def flush(self) -> None:
+        """Wait until every write queued before this call is committed (or has failed).
+
+        Raises:
+            StoreError: the store is not open.
+        """
+        if self._engine is None:
+            return
+        if self._writer is None or self._writer.done():
+            return
+        if not self._pending and not self._in_flight:
+            return
+        await self._enqueue(_MARK, [])
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                if not self._pending:
+                    if self._closing:
+                        return
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                batch: list[_Write] = []
+                rows = 0
+                while self._pending and (
+                    not batch or rows + len(self._pending[0].rows) <= self._max_batch_rows
+                ):
+                    w = self._pending.popleft()
+                    batch.append(w)
+                    rows += len(w.rows)
+                self._in_flight = True
+                try:
+                    await self._commit(batch)
+                finally:
+                    self._in_flight = False
+        except asyncio.CancelledError:
+            err = StoreError(f"store {self.url} writer was cancelled before the write committed")
+            for w in self._pending:
+                if not w.future.done():
+                    w.future.set_exception(err)
+            self._pending.clear()
+            raise
+
+    async def _commit(self, batch: list[_Write]) -> None:
+        try:
+            if any(w.rows for w in batch):
+                await self._write_batch(batch)
+        except Exception as exc:
+            if len(batch) == 1 or not any(w.rows for w in batch):
+                self._fail(batch, exc)
+                return
+            # Isolate the write that broke the transaction; the others still commit, in order.
+            for w in batch:
+                try:
+                    if w.rows:
+                        await self._write_batch([w])
+                except Exception as one_exc:
+                    self._fail([w], one_exc)
+                else:
+                    if not w.future.done():
+                        w.future.set_result(None)
+            return
+        for w in batch:
+            if not w.future.done():
+                w.future.set_result(None)
+
+    def _fail(self, batch: list[_Write], exc: BaseException) -> None:
+        for w in batch:
+            if not w.future.done():
+                err = StoreError(f"write to {self.url} failed: {self._reason(exc)}")
+                err.__cause__ = None
+                w.future.set_exception(err)
+
+    async def _write_batch(self, batch: list[_Write]) -> None:
+        assert self._engine is not None
+        idem: list[dict[str, Any]] = []
+        evs: list[dict[str, Any]] = []
+        dead: list[dict[str, Any]] = []
+        by_kind = {_IDEM: idem, _EVENT: evs, _DEAD: dead}
+        for w in batch:
+            if w.rows:
+                by_kind[w.kind].extend(w.rows)
+        async with self._engine.begin() as conn:
+            if idem:
+                await conn.execute(self._ins_idem, idem)
+            if evs:
+                await conn.execute(self._ins_event, evs)
+            if dead:
+                await conn.execute(self._ins_dead, dead)
+
+    # -- idempotency -----------------------------------------------------------------------------
+    async def completed_handlers(self, event_ids: Sequence[str]) -> dict[str, set[str]]:
+        """For each of ``event_ids`` (up to any count; queried in chunks of 500) that has records, the set
+        of handler names recorded as succeeded. Sees committed records only.
+
+        Raises:
+            StoreError: the store is not open or the query failed.
+        """
+        if not event_ids:
+            return {}
+        engine = self._require_engine()
+        out: dict[str, set[str]] = {}
+        try:
+            async with engine.connect() as conn:
+                for chunk in _chunks(event_ids):
+                    result = await conn.execute(self._sel_completed, {"ids": chunk})
+                    for event_id, handler in result:
+                        out.setdefault(event_id, set()).add(handler)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"idempotency lookup in {self.url} failed: {self._reason(exc)}") from None
+        return out
+
+    def mark_completed(self, records: Sequence[tuple[str, str]]) -> Awaitable[None]:
+        """Queue idempotency records ``(event_id, handler)``; an existing pair is ignored.
+
+        Returns:
+            A future resolved when the group-commit transaction holding the records has committed; set
+            with ``StoreError`` if it failed.
+
+        Raises:
+            StoreError: the store is not open.
+        """
+        now = datetime.now(UTC)
+        return self._enqueue(_IDEM, [{"event_id": e, "handler": h, "completed_at": now} for e, h in records])
+
+    # -- event store -----------------------------------------------------------------------------
+    def append_events(self, events: Sequence[Event]) -> Awaitable[None]:
+        """Queue events for the event store; an id already stored is left as it is.
+
+        Returns:
+            A future resolved when committed; set with ``StoreError`` if the transaction failed.
+
+        Raises:
+            StoreError: the store is not open.
+        """
+        now = datetime.now(UTC)
+        return self._enqueue(_EVENT, [_event_row(ev, now) for ev in events])
+
+    def _event_filter(self, q: EventQuery | None) -> list[sa.ColumnElement[bool]]:
+        if q is None:
+            return []
+        c = _events.c
+        where: list[sa.ColumnElement[bool]] = []
+        if q.type_pattern and q.type_pattern != "*":
+            where.append(c.type.like(pattern_to_sql_like(q.type_pattern), escape="\\"))
+        if q.category:
+            where.append(c.category == q.category)
+        if q.min_severity:
+            where.append(c.severity >= severity_rank(q.min_severity))
+        if q.since is not None:
+            where.append(c.timestamp >= q.since)
+        if q.until is not None:
+            where.append(c.timestamp < q.until)
+        if q.source:
+            where.append(c.source == q.source)
+        if q.acknowledged is True:
+            where.append(c.acknowledged_at.is_not(None))
+        elif q.acknowledged is False:
+            where.append(c.acknowledged_at.is_(None))
+        return where
+
+    async def query_events(self, query: EventQuery) -> list[StoredEvent]:
+        """Stored events matching ``query``, by timestamp, oldest first (ties by id).
+
+        Raises:
+            ValueError: ``query.min_severity`` or ``query.type_pattern`` is invalid.
+            StoreError: the store is not open or the query failed.
+        """
+        stmt = (
+            sa.select(
+                _events.c.body, _events.c.stored_at, _events.c.acknowledged_at, _events.c.acknowledged_by
+            )
+            .where(*self._event_filter(query))
+            .order_by(_events.c.timestamp, _events.c.id)
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+        rows = await self._read(stmt, "event query")
+        return [
+            StoredEvent(
+                event=Event.from_json_dict(r[0]), stored_at=r[1], acknowledged_at=r[2], acknowledged_by=r[3]
+            )
+            for r in rows
+        ]
+
+    async def count_events(self, query: EventQuery | None = None) -> int:
+        """How many stored events match ``query`` (limit and offset ignored); all when ``None``.
+
+        Raises:
+            ValueError: an invalid severity or pattern in ``query``.
+            StoreError: the store is not open or the query failed.
+        """
+        stmt = sa.select(sa.func.count()).select_from(_events).where(*self._event_filter(query))
+        rows = await self._read(stmt, "event count")
+        return int(rows[0][0])
+
+    async def acknowledge_events(self, ids: Sequence[str], *, by: str | None = None) -> int:
+        """Mark not-yet-acknowledged events with these ids acknowledged now, by ``by``.
+
+        Returns:
+            How many events changed (already acknowledged and unknown ids do not count).
+
+        Raises:
+            StoreError: the store is not open or the update failed.
+        """
+        now = datetime.now(UTC)
+
+        async def run(conn: AsyncConnection) -> int:
+            n = 0
+            for chunk in _chunks(ids):
+                stmt = (
+                    _events.update()
+                    .where(_events.c.id.in_(chunk), _events.c.acknowledged_at.is_(None))
+                    .values(acknowledged_at=now, acknowledged_by=by)
+                )
+                n += (await conn.execute(stmt)).rowcount
+            return n
+
+        return await self._write(run, "acknowledge") if ids else 0
+
+    async def purge_events(
+        self,
+        *,
+        older_than_days: float | None = None,
+        keep_at_most: int | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> int:
+        """Delete events in ``ids``, events with a timestamp older than ``older_than_days`` days, then the
+        oldest beyond ``keep_at_most`` (count); idempotency records completed more than
+        ``older_than_days`` days ago go too. One transaction.
+
+        Returns:
+            How many events were deleted.
+
+        Raises:
+            ValueError: ``keep_at_most`` < 0 or ``older_than_days`` < 0.
+            StoreError: the store is not open or the delete failed.
+        """
+        if keep_at_most is not None and keep_at_most < 0:
+            raise ValueError("keep_at_most must be >= 0")
+        if older_than_days is not None and older_than_days < 0:
+            raise ValueError("older_than_days must be >= 0")
+
+        async def run(conn: AsyncConnection) -> int:
+            n = 0
+            for chunk in _chunks(ids or ()):
+                n += (await conn.execute(_events.delete().where(_events.c.id.in_(chunk)))).rowcount
+            if older_than_days is not None:
+                cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
+                n += (await conn.execute(_events.delete().where(_events.c.timestamp < cutoff))).rowcount
+                await conn.execute(_idempotency.delete().where(_idempotency.c.completed_at < cutoff))
+            if keep_at_most is not None:
+                beyond = (
+                    sa.select(_events.c.id)
+                    .order_by(_events.c.timestamp.desc(), _events.c.id.desc())
+                    .offset(keep_at_most)
+                    .limit(None)
+                    .scalar_subquery()
+                )
+                n += (await conn.execute(_events.delete().where(_events.c.id.in_(beyond)))).rowcount
+            return n
+
+        return await self._write(run, "purge")
+
+    # -- dead letters ----------------------------------------------------------------------------
+    def add_dead_letters(self, entries: Sequence[DeadLetterEntry]) -> Awaitable[None]:
+        """Queue dead-letter entries (an entry whose id exists replaces it, as in ``MemoryStore``).
+
+        Returns:
+            A future resolved when committed; set with ``StoreError`` if the transaction failed.
+
+        Raises:
+            StoreError: the store is not open.
+        """
+        return self._enqueue(_DEAD, [_dead_row(e) for e in entries])
+
+    @staticmethod
+    def _dead_filter(handler: str | None, reason: str | None) -> list[sa.ColumnElement[bool]]:
+        where: list[sa.ColumnElement[bool]] = []
+        if handler is not None:
+            where.append(_dead_letters.c.handler == handler)
+        if reason is not None:
+            where.append(_dead_letters.c.reason == reason)
+        return where
+
+    async def list_dead_letters(
+        self, *, handler: str | None = None, reason: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[DeadLetterEntry]:
+        """Entries by first failure, oldest first (ties by id), optionally for one handler and/or reason.
+
+        Raises:
+            StoreError: the store is not open or the query failed.
+        """
+        stmt = (
+            sa.select(_dead_letters)
+            .where(*self._dead_filter(handler, reason))
+            .order_by(_dead_letters.c.first_failure_at, _dead_letters.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return [_dead_entry(r) for r in await self._read(stmt, "dead-letter list")]
+
+    async def count_dead_letters(self, *, handler: str | None = None, reason: str | None = None) -> int:
+        """How many entries match.
+
+        Raises:
+            StoreError: the store is not open or the query failed.
+        """
+        stmt = (
+            sa.select(sa.func.count()).select_from(_dead_letters).where(*self._dead_filter(handler, reason))
+        )
+        return int((await self._read(stmt, "dead-letter count"))[0][0])
+
+    async def get_dead_letter(self, entry_id: str) -> DeadLetterEntry:
+        """One entry by id.
+
+        Raises:
+            DeadLetterNotFoundError: there is no entry with that id.
+            StoreError: the store is not open or the query failed.
+        """
+        rows = await self._read(
+            sa.select(_dead_letters).where(_dead_letters.c.id == entry_id), "dead-letter get"
+        )
+        if not rows:
+            raise DeadLetterNotFoundError(f"no dead-letter entry with id {entry_id!r}")
+        return _dead_entry(rows[0])
+
+    async def update_dead_letter(self, entry: DeadLetterEntry) -> None:
+        """Replace the stored entry with ``entry.id``.
+
+        Raises:
+            DeadLetterNotFoundError: it is gone.
+            StoreError: the store is not open or the update failed.
+        """
+        values = _dead_row(entry)
+        del values["id"]
+
+        async def run(conn: AsyncConnection) -> int:
+            stmt = _dead_letters.update().where(_dead_letters.c.id == entry.id).values(**values)
+            return (await conn.execute(stmt)).rowcount
+
+        if await self._write(run, "dead-letter update") == 0:
+            raise DeadLetterNotFoundError(f"no dead-letter entry with id {entry.id!r}")
+
+    async def delete_dead_letters(self, entry_ids: Sequence[str]) -> int:
+        """Delete entries by id; returns how many were deleted.
+
+        Raises:
+            StoreError: the store is not open or the delete failed.
+        """
+
+        async def run(conn: AsyncConnection) -> int:
+            n = 0
+            for chunk in _chunks(entry_ids):
+                n += (
+                    await conn.execute(_dead_letters.delete().where(_dead_letters.c.id.in_(chunk)))
+                ).rowcount
+            return n
+
+        return await self._write(run, "dead-letter delete") if entry_ids else 0
+
+    # -- plumbing --------------------------------------------------------------------------------
+    async def _read(self, stmt: sa.Executable, what: str) -> list[Any]:
+        engine = self._require_engine()
+        await self.flush()
+        try:
+            async with engine.connect() as conn:
+                return list((await conn.execute(stmt)).all())
+        except SQLAlchemyError as exc:
+            raise StoreError(f"{what} in {self.url} failed: {self._reason(exc)}") from None
+
+    async def _write(self, run: Callable[[AsyncConnection], Awaitable[int]], what: str) -> int:
+        engine = self._require_engine()
+        await self.flush()
+        try:
+            async with engine.begin() as conn:
+                return int(await run(conn))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"{what} in {self.url} failed: {self._reason(exc)}") from None
+
+    def __repr__(self) -> str:
+        return f"SQLStore({self.url!r})"
