@@ -1,0 +1,81 @@
+"""pyWATS events: an asyncio event bus for factory and lab integration.
+
+Public API (everything else may change without notice):
+"""
+
+from .breaker import BreakerPolicy, BreakerState, CircuitBreaker
+from .bus import EventBus
+from .codec import DecodeContext, Decoder, get_decoder, register_decoder
+from .dead_letter import DeadLetterQueue, ReplayReport
+from .errors import (
+    BusClosedError,
+    BusError,
+    CircuitOpenError,
+    ConfigError,
+    DeadLetterNotFoundError,
+    DecodeError,
+    HandlerError,
+    HandlerRegistrationError,
+    PyWatsEventsError,
+    StoreError,
+    TransportError,
+    TransportSendNotSupported,
+    UnrecoverableError,
+)
+from .event import Event, EventType, Severity, derive_event_id
+from .handlers import BaseHandler, EventStoreHandler, FunctionHandler
+from .registry import HandlerRegistry, Subscription
+from .retry import RetryPolicy
+from .store import DeadLetterEntry, DeadLetterReason, EventQuery, MemoryStore, Store, StoredEvent
+from .transports.base import IngestSink, RawRecord, SettleResult, Transport, TransportState
+from .transports.mock import MockTransport
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BaseHandler",
+    "BreakerPolicy",
+    "BreakerState",
+    "BusClosedError",
+    "BusError",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "ConfigError",
+    "DeadLetterEntry",
+    "DeadLetterNotFoundError",
+    "DeadLetterQueue",
+    "DeadLetterReason",
+    "DecodeContext",
+    "DecodeError",
+    "Decoder",
+    "Event",
+    "EventBus",
+    "EventQuery",
+    "EventStoreHandler",
+    "EventType",
+    "FunctionHandler",
+    "HandlerError",
+    "HandlerRegistrationError",
+    "HandlerRegistry",
+    "IngestSink",
+    "MemoryStore",
+    "MockTransport",
+    "PyWatsEventsError",
+    "RawRecord",
+    "ReplayReport",
+    "RetryPolicy",
+    "SettleResult",
+    "Severity",
+    "Store",
+    "StoreError",
+    "StoredEvent",
+    "Subscription",
+    "Transport",
+    "TransportError",
+    "TransportSendNotSupported",
+    "TransportState",
+    "UnrecoverableError",
+    "derive_event_id",
+    "get_decoder",
+    "register_decoder",
+]

@@ -1,0 +1,184 @@
+"""Circuit breaker per handler: CLOSED, OPEN, HALF_OPEN.
+
+CLOSED: calls go through; ``failure_threshold`` consecutive failed calls open the circuit.
+OPEN: the handler is not called; its deliveries are parked in the dead-letter queue (reason
+``circuit_open``). After ``reset_timeout`` seconds the breaker lets trial calls through (HALF_OPEN).
+HALF_OPEN: at most ``half_open_max_calls`` trial calls at a time; ``success_threshold`` successes close
+the circuit (and the bus replays the parked deliveries), one failure opens it again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["BreakerPolicy", "BreakerState", "CircuitBreaker"]
+
+
+class BreakerState(StrEnum):
+    """Circuit breaker states."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    """Settings of a circuit breaker.
+
+    Args:
+        failure_threshold: consecutive failed calls that open the circuit (>= 1).
+        reset_timeout: seconds the circuit stays OPEN before trial calls (> 0).
+        half_open_max_calls: trial calls allowed at once while HALF_OPEN (>= 1).
+        success_threshold: successful trial calls that close the circuit (>= 1).
+        enabled: ``False`` turns the breaker off (always CLOSED).
+
+    Raises:
+        ValueError: a value out of range.
+    """
+
+    failure_threshold: int = 5
+    reset_timeout: float = 30.0
+    half_open_max_calls: int = 1
+    success_threshold: int = 1
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if self.failure_threshold < 1 or self.half_open_max_calls < 1 or self.success_threshold < 1:
+            raise ValueError("failure_threshold, half_open_max_calls and success_threshold must be >= 1")
+        if self.reset_timeout <= 0:
+            raise ValueError(f"reset_timeout must be > 0 seconds, got {self.reset_timeout}")
+
+
+StateListener = Callable[["CircuitBreaker", BreakerState, BreakerState], None]
+
+
+class CircuitBreaker:
+    """The breaker of one handler. Not thread-safe: used from the event loop only.
+
+    Args:
+        name: the handler's name.
+        policy: thresholds and timeout.
+        on_change: called as ``on_change(breaker, old_state, new_state)`` on every transition.
+        clock: monotonic clock in seconds (tests may pass their own).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        policy: BreakerPolicy | None = None,
+        *,
+        on_change: StateListener | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.policy = policy or BreakerPolicy()
+        self._on_change = on_change
+        self._clock = clock
+        self._state = BreakerState.CLOSED
+        self._failures = 0
+        self._successes = 0
+        self._trials = 0
+        self._opened_at = 0.0
+        self.opened_count = 0
+        self.forced = False
+
+    @property
+    def state(self) -> BreakerState:
+        """Current state; an OPEN breaker whose reset timeout has passed reports (and becomes) HALF_OPEN."""
+        if (
+            self._state is BreakerState.OPEN
+            and not self.forced
+            and self._clock() - self._opened_at >= self.policy.reset_timeout
+        ):
+            self._transition(BreakerState.HALF_OPEN)
+        return self._state
+
+    @property
+    def consecutive_failures(self) -> int:
+        """Failed calls since the last success."""
+        return self._failures
+
+    @property
+    def seconds_until_half_open(self) -> float:
+        """Seconds until an OPEN breaker allows trial calls (0 when not OPEN)."""
+        if self._state is not BreakerState.OPEN:
+            return 0.0
+        return max(0.0, self.policy.reset_timeout - (self._clock() - self._opened_at))
+
+    def allow(self) -> bool:
+        """Ask to make one call now. True: call, then report with ``record_success`` or
+        ``record_failure``. False: the circuit is open (or all trial slots are taken); park the delivery."""
+        if not self.policy.enabled:
+            return True
+        state = self.state
+        if state is BreakerState.CLOSED:
+            return True
+        if state is BreakerState.OPEN:
+            return False
+        if self._trials >= self.policy.half_open_max_calls:
+            return False
+        self._trials += 1
+        return True
+
+    def record_success(self) -> None:
+        """Report a successful call."""
+        self._failures = 0
+        if self._state is BreakerState.HALF_OPEN:
+            self._trials = max(0, self._trials - 1)
+            self._successes += 1
+            if self._successes >= self.policy.success_threshold:
+                self._transition(BreakerState.CLOSED)
+
+    def record_failure(self) -> None:
+        """Report a failed call."""
+        if not self.policy.enabled:
+            return
+        self._failures += 1
+        if self._state is BreakerState.HALF_OPEN:
+            self._trials = max(0, self._trials - 1)
+            self._open()
+        elif self._state is BreakerState.CLOSED and self._failures >= self.policy.failure_threshold:
+            self._open()
+
+    def force_open(self) -> None:
+        """Open the circuit and keep it open until ``force_close`` (operator action)."""
+        self.forced = True
+        self._open()
+
+    def force_close(self) -> None:
+        """Close the circuit now (operator action); parked deliveries are replayed by the bus."""
+        self.forced = False
+        self._failures = 0
+        self._transition(BreakerState.CLOSED)
+
+    def _open(self) -> None:
+        self._opened_at = self._clock()
+        self.opened_count += 1
+        self._transition(BreakerState.OPEN)
+
+    def _transition(self, new: BreakerState) -> None:
+        old = self._state
+        if old is new:
+            return
+        self._state = new
+        self._successes = 0
+        self._trials = 0
+        if new is BreakerState.CLOSED:
+            self._failures = 0
+        if self._on_change is not None:
+            self._on_change(self, old, new)
+
+    def describe(self) -> dict[str, object]:
+        """State summary for the admin API and CLI."""
+        return {
+            "handler": self.name,
+            "state": self.state.value,
+            "consecutive_failures": self._failures,
+            "opened_count": self.opened_count,
+            "forced": self.forced,
+            "seconds_until_half_open": round(self.seconds_until_half_open, 3),
+        }

@@ -1,0 +1,133 @@
+"""``MockTransport``: the test double. Use it to test your handlers without any broker.
+
+```python
+mock = MockTransport()
+bus = EventBus()
+bus.add_transport(mock)
+bus.register(MyHandler())
+async with bus:
+    result = await mock.inject(Event(type="test.result", source="ict-1", payload={"result": "fail"}))
+    assert result.handled == 1
+    await mock.inject_raw(b"not json")          # goes to the dead-letter queue, like real bad input
+    await mock.simulate_disconnect()             # state events and readiness, as a real broker drop
+```
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+
+from ..codec import DecodeContext, Decoder, get_decoder
+from ..errors import DecodeError, TransportError
+from ..event import Event
+from .base import RawRecord, SettleResult, Transport, TransportState
+
+__all__ = ["MockTransport"]
+
+
+class MockTransport(Transport):
+    """An in-process transport: inject events or raw bytes, record what handlers ``send``.
+
+    Args:
+        name: transport name (default ``mock``).
+        decoder: decoder name or function for ``inject_raw`` (default ``auto``: CFX or event JSON).
+        fail_send: when set, ``send`` raises ``TransportError`` with this message (to test failures).
+    """
+
+    kind = "mock"
+
+    def __init__(self, name: str = "mock", *, decoder: str | Decoder = "auto", fail_send: str | None = None) -> None:
+        super().__init__(name)
+        self._decoder = get_decoder(decoder) if isinstance(decoder, str) else decoder
+        self.decoder_name = decoder if isinstance(decoder, str) else getattr(decoder, "__name__", "custom")
+        self.sent: list[Event] = []
+        self.fail_send = fail_send
+        self.settled: list[SettleResult] = []
+
+    async def start(self) -> None:
+        self._set_state(TransportState.CONNECTING)
+        self._set_state(TransportState.CONNECTED)
+
+    async def stop(self) -> None:
+        self._set_state(TransportState.DISCONNECTED)
+
+    async def send(self, event: Event) -> None:
+        """Record ``event`` in ``sent`` (or raise ``TransportError`` when ``fail_send`` is set)."""
+        if self.fail_send:
+            raise TransportError(self.fail_send)
+        if self.state is not TransportState.CONNECTED:
+            raise TransportError(f"mock transport {self.name!r} is {self.state.value}")
+        self.sent.append(event)
+
+    def _check(self) -> None:
+        if self.state is not TransportState.CONNECTED:
+            raise TransportError(f"mock transport {self.name!r} is {self.state.value}; cannot inject")
+
+    async def inject(self, *events: Event, redelivered: bool = False) -> SettleResult:
+        """Deliver ``events`` as one message and wait until settled; returns the settlement.
+
+        Args:
+            redelivered: pretend the broker redelivered the message (idempotency records are consulted).
+
+        Raises:
+            TransportError: the mock is not CONNECTED (see ``simulate_disconnect``).
+        """
+        future = await self.inject_nowait(events, redelivered=redelivered)
+        result = await future
+        self.settled.append(result)
+        return result
+
+    async def inject_nowait(
+        self, events: Sequence[Event], *, redelivered: bool = False
+    ) -> asyncio.Future[SettleResult]:
+        """Queue ``events`` as one message (waiting only while the bus is full) and return the settlement
+        future without waiting for it. For load tests and benchmarks."""
+        self._check()
+        return await self.sink.submit(events, transport=self.name, redelivered=redelivered)
+
+    async def inject_many(self, events: Iterable[Event]) -> SettleResult:
+        """Deliver each event as its own message, keeping the bus busy; wait for all; summed settlement."""
+        futures = [await self.inject_nowait((e,)) for e in events]
+        total = SettleResult()
+        for f in futures:
+            total.merge(await f)
+        return total
+
+    async def inject_raw(
+        self, body: bytes, *, origin: str = "mock", source: str | None = None, redelivered: bool = False
+    ) -> SettleResult:
+        """Decode ``body`` with the transport's decoder and deliver the events as one message; bytes that
+        cannot be decoded are dead-lettered as raw input (``SettleResult.dead_lettered`` = 1, events 0).
+
+        Raises:
+            TransportError: the mock is not CONNECTED.
+        """
+        self._check()
+        try:
+            events = self._decoder(body, DecodeContext(origin=origin, source=source, headers={"transport": self.name}))
+        except DecodeError as exc:
+            await self.sink.dead_letter_raw(
+                RawRecord(
+                    body=body,
+                    origin=origin,
+                    transport=self.name,
+                    reason=exc.reason,
+                    error_type=type(exc).__name__,
+                    headers={"pywats-decoder": self.decoder_name},
+                )
+            )
+            return SettleResult(dead_lettered=1)
+        return await self.inject(*events, redelivered=redelivered)
+
+    async def simulate_disconnect(self, detail: str = "simulated disconnect") -> None:
+        """Go RECONNECTING as a real transport does when its broker drops (``inject`` then fails)."""
+        self._set_state(TransportState.RECONNECTING, detail)
+
+    async def simulate_reconnect(self) -> None:
+        """Come back: CONNECTED again."""
+        self._set_state(TransportState.CONNECTED)
+
+    async def simulate_error(self, detail: str = "simulated error") -> None:
+        """Go to ERROR with ``detail`` as the reason."""
+        self._set_state(TransportState.ERROR, detail)
