@@ -19,6 +19,7 @@ in time order) and always come back as timezone-aware UTC datetimes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import zlib
@@ -109,6 +110,8 @@ _idempotency = sa.Table(
     sa.Column("event_id", sa.String(200), primary_key=True),
     sa.Column("handler", sa.String(200), primary_key=True),
     sa.Column("completed_at", _UTCDateTime, nullable=False, index=True),
+    # The primary key is the table: one B-tree insert per record instead of two (SQLite only).
+    sqlite_with_rowid=False,
 )
 
 _dead_letters = sa.Table(
@@ -218,28 +221,76 @@ _IDEM, _EVENT, _DEAD, _MARK = 0, 1, 2, 3
 @dataclass(slots=True)
 class _Write:
     kind: int
-    rows: list[dict[str, Any]]
+    rows: list[tuple[Any, ...]]
     future: asyncio.Future[None]
 
 
-def _event_row(ev: Event, now: datetime) -> dict[str, Any]:
-    return {
-        "id": ev.id,
-        "type": ev.type,
-        "category": ev.category,
-        "source": ev.source,
-        "severity": ev.severity_rank,
-        "timestamp": ev.timestamp,
-        "body": ev.to_json_dict(),
-        "stored_at": now,
-        "acknowledged_at": None,
-        "acknowledged_by": None,
-    }
+@dataclass(slots=True)
+class _Lookup:
+    ids: Sequence[str]
+    future: asyncio.Future[dict[str, set[str]]]
 
 
-def _dead_row(e: DeadLetterEntry) -> dict[str, Any]:
+def _ts_sqlite(value: datetime) -> str:
+    """UTC text as SQLAlchemy's SQLite ``DATETIME`` writes it (fixed width, so text order is time order)."""
+    if value.tzinfo is None:
+        return value.isoformat(" ", "microseconds")
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _ts_pg(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class _Rows:
+    """Builds driver parameter tuples (table column order) for one dialect, bypassing SQLAlchemy's
+    per-row bind processing on the group-commit path; the text matches what SQLAlchemy writes and reads."""
+
+    def __init__(self, sqlite: bool) -> None:
+        self.ts: Callable[[datetime], Any] = _ts_sqlite if sqlite else _ts_pg
+
+    def idempotency(self, records: Sequence[tuple[str, str]], now: datetime) -> list[tuple[Any, ...]]:
+        t = self.ts(now)
+        return [(event_id, handler, t) for event_id, handler in records]
+
+    def event(self, ev: Event, now: Any) -> tuple[Any, ...]:
+        return (
+            ev.id,
+            ev.type,
+            ev.category,
+            ev.source,
+            ev.severity_rank,
+            self.ts(ev.timestamp),
+            _json_dumps(ev.to_json_dict()),
+            now,
+            None,
+            None,
+        )
+
+    def dead_letter(self, e: DeadLetterEntry) -> tuple[Any, ...]:
+        return (
+            e.id,
+            e.reason,
+            e.handler,
+            _json_dumps(e.event.to_json_dict()) if e.event is not None else None,
+            e.error_type,
+            e.error_message,
+            e.traceback,
+            e.attempts,
+            self.ts(e.first_failure_at),
+            self.ts(e.last_failure_at),
+            e.raw_body,
+            e.origin,
+            e.transport,
+            _json_dumps(e.headers),
+        )
+
+
+def _dead_values(e: DeadLetterEntry) -> dict[str, Any]:
+    """Column values of an entry for SQLAlchemy statements (which do their own type processing)."""
     return {
-        "id": e.id,
         "reason": e.reason,
         "handler": e.handler,
         "event": e.event.to_json_dict() if e.event is not None else None,
@@ -321,35 +372,51 @@ class SQLStore(Store):
         self._connect_timeout = connect_timeout
         self._max_batch_rows = max(1, max_batch_rows)
         self._pool_size = pool_size
+        self._rows = _Rows(self._is_sqlite)
         self._engine: AsyncEngine | None = None
+        self._closing = False
+        # group commit: queued writes, and the task that commits them on its own connection
         self._pending: deque[_Write] = deque()
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
-        self._closing = False
         self._in_flight = False
+        self._wconn: AsyncConnection | None = None
+        # idempotency lookups: concurrent calls are answered by one query on a dedicated connection
+        self._lookups: deque[_Lookup] = deque()
+        self._lookup_wake = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+        self._rconn: AsyncConnection | None = None
         self._build_statements()
 
     # -- lifecycle -------------------------------------------------------------------------------
     def _build_statements(self) -> None:
+        from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
+        from sqlalchemy.dialects.sqlite import aiosqlite as sqlite_aiosqlite
+
+        dialect: Dialect = sqlite_aiosqlite.dialect() if self._is_sqlite else pg_asyncpg.dialect()
         ins: Any = sqlite_dialect.insert if self._is_sqlite else pg_dialect.insert
-        self._ins_idem = ins(_idempotency).on_conflict_do_nothing()
-        self._ins_event = ins(_events).on_conflict_do_nothing()
         dead = ins(_dead_letters)
-        self._ins_dead = dead.on_conflict_do_update(
+        dead = dead.on_conflict_do_update(
             index_elements=[_dead_letters.c.id],
             set_={c.name: dead.excluded[c.name] for c in _dead_letters.c if c.name != "id"},
         )
+        # Driver-level SQL for the hot path, compiled once from Core constructs; parameters are positional
+        # in table column order (checked here, since the row builders rely on it).
+        self._sql: dict[int, str] = {}
+        for kind, table, stmt in (
+            (_IDEM, _idempotency, ins(_idempotency).on_conflict_do_nothing()),
+            (_EVENT, _events, ins(_events).on_conflict_do_nothing()),
+            (_DEAD, _dead_letters, dead),
+        ):
+            compiled = stmt.compile(dialect=dialect)
+            if list(compiled.positiontup or ()) != [c.name for c in table.c]:
+                raise StoreError(f"unexpected parameter order compiling the {table.name} insert")
+            self._sql[kind] = str(compiled)
         if self._is_sqlite:
-            ids: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
-            self._sel_completed = sa.select(_idempotency.c.event_id, _idempotency.c.handler).where(
-                _idempotency.c.event_id.in_(ids)
-            )
+            self._lookup_sql = "SELECT event_id, handler FROM idempotency WHERE event_id IN ({})"
         else:
-            # One prepared statement for any number of ids: ``= ANY($1::varchar[])``.
-            arr = sa.bindparam("ids", type_=pg_dialect.ARRAY(sa.String))
-            self._sel_completed = sa.select(_idempotency.c.event_id, _idempotency.c.handler).where(
-                _idempotency.c.event_id == sa.any_(arr)
-            )
+            # One prepared statement for any number of ids.
+            self._lookup_sql = "SELECT event_id, handler FROM idempotency WHERE event_id = ANY($1::varchar[])"
 
     def _scrub(self, text: str) -> str:
         if self._password:
@@ -370,7 +437,6 @@ class SQLStore(Store):
             kwargs["connect_args"] = {"timeout": self._busy_timeout}
         else:
             kwargs["connect_args"] = {"timeout": self._connect_timeout}
-            kwargs["pool_pre_ping"] = False
         engine = create_async_engine(self._driver_url, **kwargs)
         if self._is_sqlite:
             busy_ms = int(self._busy_timeout * 1000)
@@ -381,7 +447,6 @@ class SQLStore(Store):
                 cur.execute(f"PRAGMA busy_timeout={busy_ms}")
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
-                cur.execute("PRAGMA foreign_keys=ON")
                 cur.close()
 
         return engine
@@ -405,27 +470,26 @@ class SQLStore(Store):
             raise StoreError(f"cannot open {self.url}: the driver {driver} is not installed") from exc
         try:
             await self._create_schema(engine)
-        except BaseException as exc:
+        except Exception as exc:
             await engine.dispose()
-            if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
-                raise
             raise StoreError(f"cannot open database {self.url}: {self._reason(exc)}") from None
         self._engine = engine
         self._closing = False
         self._wake = asyncio.Event()
+        self._lookup_wake = asyncio.Event()
         self._writer = asyncio.create_task(self._write_loop(), name=f"pywats-store-writer {self.url}")
+        self._reader = asyncio.create_task(self._lookup_loop(), name=f"pywats-store-lookup {self.url}")
 
     async def _create_schema(self, engine: AsyncEngine) -> None:
         for attempt in range(5):
             try:
                 async with engine.begin() as conn:
                     if not self._is_sqlite:
-                        await conn.execute(
-                            sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY}
-                        )
+                        lock = sa.text("SELECT pg_advisory_xact_lock(:k)")
+                        await conn.execute(lock, {"k": _SCHEMA_LOCK_KEY})
                     await conn.run_sync(_metadata.create_all, checkfirst=True)
                 return
-            except (DBAPIError, OSError) as exc:
+            except DBAPIError as exc:
                 # Another process created the same table between our check and our CREATE.
                 if attempt < 4 and "already exists" in str(exc):
                     await asyncio.sleep(0.05 * (attempt + 1))
@@ -438,21 +502,48 @@ class SQLStore(Store):
             return
         self._closing = True
         self._wake.set()
-        if self._writer is not None:
-            try:
-                await self._writer
-            finally:
-                self._writer = None
-        engine, self._engine = self._engine, None
-        await engine.dispose()
+        self._lookup_wake.set()
+        try:
+            for task in (self._writer, self._reader):
+                if task is not None:
+                    await task
+        finally:
+            self._writer = self._reader = None
+            for conn in (self._wconn, self._rconn):
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            self._wconn = self._rconn = None
+            engine, self._engine = self._engine, None
+            await engine.dispose()
 
     def _require_engine(self) -> AsyncEngine:
         if self._engine is None or self._closing:
             raise StoreError(f"store {self.url} is not open")
         return self._engine
 
+    async def _driver(self, which: str) -> Any:
+        """The raw driver connection (aiosqlite / asyncpg) held for the writer or the lookup task."""
+        conn: AsyncConnection | None = getattr(self, which)
+        if conn is None:
+            assert self._engine is not None
+            conn = await self._engine.connect()
+            setattr(self, which, conn)
+        raw = await conn.get_raw_connection()
+        return raw.driver_connection
+
+    async def _discard(self, which: str) -> None:
+        """Forget a held connection after an error (it may be broken); the next use opens a new one."""
+        conn: AsyncConnection | None = getattr(self, which)
+        setattr(self, which, None)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            with contextlib.suppress(Exception):
+                await conn.close()
+
     # -- group commit ----------------------------------------------------------------------------
-    def _enqueue(self, kind: int, rows: list[dict[str, Any]]) -> asyncio.Future[None]:
+    def _enqueue(self, kind: int, rows: list[tuple[Any, ...]]) -> asyncio.Future[None]:
         self._require_engine()
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append(_Write(kind, rows, fut))
@@ -462,16 +553,16 @@ class SQLStore(Store):
     async def flush(self) -> None:
         """Wait until every write queued before this call is committed (or has failed).
 
-        Raises:
-            StoreError: the store is not open.
+        Does nothing on a store that is not open.
         """
-        if self._engine is None:
-            return
-        if self._writer is None or self._writer.done():
+        if self._engine is None or self._writer is None or self._writer.done():
             return
         if not self._pending and not self._in_flight:
             return
-        await self._enqueue(_MARK, [])
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Write(_MARK, [], fut))
+        self._wake.set()
+        await fut
 
     async def _write_loop(self) -> None:
         try:
@@ -484,9 +575,8 @@ class SQLStore(Store):
                     continue
                 batch: list[_Write] = []
                 rows = 0
-                while self._pending and (
-                    not batch or rows + len(self._pending[0].rows) <= self._max_batch_rows
-                ):
+                limit = self._max_batch_rows
+                while self._pending and (not batch or rows + len(self._pending[0].rows) <= limit):
                     w = self._pending.popleft()
                     batch.append(w)
                     rows += len(w.rows)
@@ -508,7 +598,7 @@ class SQLStore(Store):
             if any(w.rows for w in batch):
                 await self._write_batch(batch)
         except Exception as exc:
-            if len(batch) == 1 or not any(w.rows for w in batch):
+            if len(batch) == 1:
                 self._fail(batch, exc)
                 return
             # Isolate the write that broke the transaction; the others still commit, in order.
@@ -529,47 +619,103 @@ class SQLStore(Store):
     def _fail(self, batch: list[_Write], exc: BaseException) -> None:
         for w in batch:
             if not w.future.done():
-                err = StoreError(f"write to {self.url} failed: {self._reason(exc)}")
-                err.__cause__ = None
-                w.future.set_exception(err)
+                w.future.set_exception(StoreError(f"write to {self.url} failed: {self._reason(exc)}"))
 
     async def _write_batch(self, batch: list[_Write]) -> None:
-        assert self._engine is not None
-        idem: list[dict[str, Any]] = []
-        evs: list[dict[str, Any]] = []
-        dead: list[dict[str, Any]] = []
-        by_kind = {_IDEM: idem, _EVENT: evs, _DEAD: dead}
+        """One transaction: an ``executemany`` per table on the writer's own driver connection, then
+        commit. Each await on aiosqlite is a thread hop, so the SQLite path keeps them to one per table
+        plus the commit."""
+        groups: dict[int, list[tuple[Any, ...]]] = {_IDEM: [], _EVENT: [], _DEAD: []}
         for w in batch:
             if w.rows:
-                by_kind[w.kind].extend(w.rows)
-        async with self._engine.begin() as conn:
-            if idem:
-                await conn.execute(self._ins_idem, idem)
-            if evs:
-                await conn.execute(self._ins_event, evs)
-            if dead:
-                await conn.execute(self._ins_dead, dead)
+                groups[w.kind].extend(w.rows)
+        work = [(self._sql[kind], rows) for kind, rows in groups.items() if rows]
+        try:
+            drv = await self._driver("_wconn")
+            if self._is_sqlite:
+                try:
+                    if drv.isolation_level is None:
+                        await drv.execute("BEGIN IMMEDIATE")
+                    # else the sqlite3 module opens the transaction itself before the first INSERT
+                    for sql, rows in work:
+                        await drv.executemany(sql, rows)
+                    await drv.commit()
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await drv.rollback()
+                    raise
+            else:
+                async with drv.transaction():
+                    for sql, rows in work:
+                        await drv.executemany(sql, rows)
+        except Exception as exc:
+            if not self._is_integrity_error(exc):
+                await self._discard("_wconn")
+            raise
+
+    @staticmethod
+    def _is_integrity_error(exc: BaseException) -> bool:
+        name = type(exc).__name__
+        return "Integrity" in name or "Violation" in name or "DataError" in name
 
     # -- idempotency -----------------------------------------------------------------------------
     async def completed_handlers(self, event_ids: Sequence[str]) -> dict[str, set[str]]:
-        """For each of ``event_ids`` (up to any count; queried in chunks of 500) that has records, the set
-        of handler names recorded as succeeded. Sees committed records only.
+        """For each of ``event_ids`` (any count; queried in chunks of 500) that has records, the set of
+        handler names recorded as succeeded. Sees committed records only.
+
+        Concurrent calls are merged into one query on a dedicated connection while a query is running, so
+        many small lookups cost about as much as one large one.
 
         Raises:
             StoreError: the store is not open or the query failed.
         """
         if not event_ids:
             return {}
-        engine = self._require_engine()
-        out: dict[str, set[str]] = {}
+        self._require_engine()
+        fut: asyncio.Future[dict[str, set[str]]] = asyncio.get_running_loop().create_future()
+        self._lookups.append(_Lookup(event_ids, fut))
+        self._lookup_wake.set()
+        return await fut
+
+    async def _lookup_loop(self) -> None:
         try:
-            async with engine.connect() as conn:
-                for chunk in _chunks(event_ids):
-                    result = await conn.execute(self._sel_completed, {"ids": chunk})
-                    for event_id, handler in result:
-                        out.setdefault(event_id, set()).add(handler)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"idempotency lookup in {self.url} failed: {self._reason(exc)}") from None
+            while True:
+                if not self._lookups:
+                    if self._closing:
+                        return
+                    self._lookup_wake.clear()
+                    await self._lookup_wake.wait()
+                    continue
+                batch = list(self._lookups)
+                self._lookups.clear()
+                wanted = [i for lk in batch for i in lk.ids]
+                try:
+                    found = await self._lookup(wanted)
+                except Exception as exc:
+                    await self._discard("_rconn")
+                    for lk in batch:
+                        if not lk.future.done():
+                            err = StoreError(f"idempotency lookup in {self.url} failed: {self._reason(exc)}")
+                            lk.future.set_exception(err)
+                    continue
+                for lk in batch:
+                    if not lk.future.done():
+                        lk.future.set_result({i: set(found[i]) for i in lk.ids if i in found})
+        except asyncio.CancelledError:
+            for lk in self._lookups:
+                lk.future.cancel()
+            raise
+
+    async def _lookup(self, event_ids: list[str]) -> dict[str, set[str]]:
+        drv = await self._driver("_rconn")
+        out: dict[str, set[str]] = {}
+        for chunk in _chunks(event_ids):
+            if self._is_sqlite:
+                rows = await drv.execute_fetchall(self._lookup_sql.format(",".join("?" * len(chunk))), chunk)
+            else:
+                rows = await drv.fetch(self._lookup_sql, chunk)
+            for event_id, handler in rows:
+                out.setdefault(event_id, set()).add(handler)
         return out
 
     def mark_completed(self, records: Sequence[tuple[str, str]]) -> Awaitable[None]:
@@ -582,8 +728,7 @@ class SQLStore(Store):
         Raises:
             StoreError: the store is not open.
         """
-        now = datetime.now(UTC)
-        return self._enqueue(_IDEM, [{"event_id": e, "handler": h, "completed_at": now} for e, h in records])
+        return self._enqueue(_IDEM, self._rows.idempotency(records, datetime.now(UTC)))
 
     # -- event store -----------------------------------------------------------------------------
     def append_events(self, events: Sequence[Event]) -> Awaitable[None]:
@@ -595,8 +740,8 @@ class SQLStore(Store):
         Raises:
             StoreError: the store is not open.
         """
-        now = datetime.now(UTC)
-        return self._enqueue(_EVENT, [_event_row(ev, now) for ev in events])
+        now = self._rows.ts(datetime.now(UTC))
+        return self._enqueue(_EVENT, [self._rows.event(ev, now) for ev in events])
 
     def _event_filter(self, q: EventQuery | None) -> list[sa.ColumnElement[bool]]:
         if q is None:
@@ -734,7 +879,7 @@ class SQLStore(Store):
         Raises:
             StoreError: the store is not open.
         """
-        return self._enqueue(_DEAD, [_dead_row(e) for e in entries])
+        return self._enqueue(_DEAD, [self._rows.dead_letter(e) for e in entries])
 
     @staticmethod
     def _dead_filter(handler: str | None, reason: str | None) -> list[sa.ColumnElement[bool]]:
@@ -794,8 +939,7 @@ class SQLStore(Store):
             DeadLetterNotFoundError: it is gone.
             StoreError: the store is not open or the update failed.
         """
-        values = _dead_row(entry)
-        del values["id"]
+        values = _dead_values(entry)
 
         async def run(conn: AsyncConnection) -> int:
             stmt = _dead_letters.update().where(_dead_letters.c.id == entry.id).values(**values)

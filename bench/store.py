@@ -1,0 +1,129 @@
+"""Micro-benchmark of the store's group-commit writes and idempotency lookups.
+
+Run: ``python bench/store.py [--pg postgresql://postgres@127.0.0.1/test] [--rows 20000]``. Prints rows/s for
+``mark_completed`` (from 50 concurrent coroutines), ``append_events``, a mixed bus-like load (one
+idempotency record plus one event per message) and the latency of ``completed_handlers`` for 1 and 100 ids.
+SQLite runs on a temporary file; PostgreSQL in a fresh database that is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pywats_events.event import Event  # noqa: E402
+from pywats_events.sql_store import open_store  # noqa: E402
+from pywats_events.store import Store  # noqa: E402
+
+
+async def bench_mark_completed(store: Store, rows: int, workers: int = 50, per_call: int = 1) -> float:
+    ids = [str(uuid.uuid4()) for _ in range(rows)]
+
+    async def worker(part: list[str]) -> None:
+        for i in range(0, len(part), per_call):
+            await store.mark_completed([(e, "h") for e in part[i : i + per_call]])
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(ids[w::workers]) for w in range(workers)))
+    return rows / (time.perf_counter() - t0)
+
+
+async def bench_append(store: Store, rows: int, workers: int = 50) -> float:
+    events = [Event(type="test.result", source=f"st{i % 7}", payload={"n": i, "ok": True}) for i in range(rows)]
+
+    async def worker(part: list[Event]) -> None:
+        for ev in part:
+            await store.append_events([ev])
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(events[w::workers]) for w in range(workers)))
+    return rows / (time.perf_counter() - t0)
+
+
+async def bench_bus_like(store: Store, rows: int, workers: int = 50) -> float:
+    """Per message: lookup completed handlers, then one event insert plus one idempotency record."""
+    events = [Event(type="asset.fault", source=f"st{i % 7}") for i in range(rows)]
+
+    async def worker(part: list[Event]) -> None:
+        for ev in part:
+            await store.completed_handlers([ev.id])
+            await store.append_events([ev])
+            await store.mark_completed([(ev.id, "event-store")])
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(events[w::workers]) for w in range(workers)))
+    return rows / (time.perf_counter() - t0)
+
+
+async def bench_lookup(store: Store, n_ids: int, repeat: int = 300) -> tuple[float, float]:
+    ids = [str(uuid.uuid4()) for _ in range(n_ids)]
+    await store.mark_completed([(e, "h") for e in ids])
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        await store.completed_handlers(ids)
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return statistics.median(times) * 1e6, times[int(len(times) * 0.99)] * 1e6
+
+
+async def bench_lookup_concurrent(store: Store, calls: int = 5000, workers: int = 50) -> float:
+    ids = [str(uuid.uuid4()) for _ in range(calls)]
+    await store.mark_completed([(e, "h") for e in ids])
+
+    async def worker(part: list[str]) -> None:
+        for e in part:
+            await store.completed_handlers([e])
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(ids[w::workers]) for w in range(workers)))
+    return calls / (time.perf_counter() - t0)
+
+
+async def run(name: str, url: str, rows: int) -> None:
+    async with open_store(url) as store:
+        mc = await bench_mark_completed(store, rows)
+        mc10 = await bench_mark_completed(store, rows, per_call=10)
+        ap = await bench_append(store, rows)
+        bus = await bench_bus_like(store, rows // 2)
+        l1 = await bench_lookup(store, 1)
+        l100 = await bench_lookup(store, 100)
+        lc = await bench_lookup_concurrent(store)
+    print(f"{name}:")
+    print(f"  mark_completed, 50 coroutines, 1 record/call : {mc:10,.0f} rows/s")
+    print(f"  mark_completed, 50 coroutines, 10 records/call: {mc10:10,.0f} rows/s")
+    print(f"  append_events, 50 coroutines, 1 event/call   : {ap:10,.0f} rows/s")
+    print(f"  bus-like (lookup + event + idempotency)/msg  : {bus:10,.0f} msgs/s")
+    print(f"  completed_handlers 1 id   : median {l1[0]:7.0f} us, p99 {l1[1]:7.0f} us")
+    print(f"  completed_handlers 100 ids: median {l100[0]:7.0f} us, p99 {l100[1]:7.0f} us")
+    print(f"  completed_handlers, 50 concurrent callers, 1 id: {lc:10,.0f} calls/s")
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rows", type=int, default=20_000)
+    ap.add_argument("--pg", action="store_true", help="also PostgreSQL (fresh database via tests/pg.py)")
+    ap.add_argument("--no-sqlite", action="store_true")
+    args = ap.parse_args()
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            await run("SQLite (WAL, synchronous=NORMAL)", str(Path(tmp) / "bench.db"), args.rows)
+    if args.pg:
+        from tests.pg import fresh_database
+
+        with contextlib.suppress(KeyboardInterrupt):
+            async with fresh_database() as url:
+                await run("PostgreSQL", url, args.rows)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
