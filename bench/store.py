@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pywats_events.event import Event  # noqa: E402
-from pywats_events.sql_store import open_store  # noqa: E402
-from pywats_events.store import Store  # noqa: E402
+from pywats_events.event import Event
+from pywats_events.sql_store import open_store
+from pywats_events.store import Store
 
 
 async def bench_mark_completed(store: Store, rows: int, workers: int = 50, per_call: int = 1) -> float:
@@ -38,7 +38,9 @@ async def bench_mark_completed(store: Store, rows: int, workers: int = 50, per_c
 
 
 async def bench_append(store: Store, rows: int, workers: int = 50) -> float:
-    events = [Event(type="test.result", source=f"st{i % 7}", payload={"n": i, "ok": True}) for i in range(rows)]
+    events = [
+        Event(type="test.result", source=f"st{i % 7}", payload={"n": i, "ok": True}) for i in range(rows)
+    ]
 
     async def worker(part: list[Event]) -> None:
         for ev in part:

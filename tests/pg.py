@@ -36,7 +36,7 @@ class PostgresUnavailable(RuntimeError):
 
 
 def _asyncpg_dsn(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
+    _scheme, sep, rest = url.partition("://")
     return f"postgresql://{rest}" if sep else url
 
 
@@ -46,12 +46,12 @@ def _with_database(url: str, name: str) -> str:
     return f"{base}/{name}" + (f"?{query}" if query else "")
 
 
-async def pg_available(timeout: float = 3.0) -> str | None:
+async def pg_available(connect_timeout: float = 3.0) -> str | None:
     """``None`` when the server answers, else the reason it does not."""
     import asyncpg
 
     try:
-        conn = await asyncpg.connect(_asyncpg_dsn(ADMIN_URL), timeout=timeout)
+        conn = await asyncpg.connect(_asyncpg_dsn(ADMIN_URL), timeout=connect_timeout)
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     await conn.close()

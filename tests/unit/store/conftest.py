@@ -14,10 +14,9 @@ _ROOT = str(Path(__file__).resolve().parents[3])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from tests.pg import PostgresUnavailable, fresh_database, require_postgres  # noqa: E402
-
 from pywats_events.sql_store import open_store  # noqa: E402
 from pywats_events.store import Store  # noqa: E402
+from tests.pg import PostgresUnavailable, fresh_database, require_postgres  # noqa: E402
 
 
 @pytest.fixture
