@@ -1,0 +1,178 @@
+"""Ingest routes: ``POST /events``, ``POST /cfx``, ``POST /api/v2.0/EventService``.
+
+Each request goes: bearer token (401/403) → capacity (503) → body within the limit (413) → HMAC
+signature over the raw body (401/403) → decoding (400, problem naming the field) → the bus → 200 once
+settled. The answer body is ``{"accepted": n, "event_ids": [...], "settlement": {events, handled,
+skipped, dead_lettered, unrouted}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..errors import DecodeError
+from ..event import Event
+from .context import HTTPContext
+from .errors import IngestRefusedError, InvalidRequestError
+from .limits import BodyTooLargeError, gunzip_limited, read_body
+from .problem import problem
+from .security import check_bearer, check_signature
+
+__all__ = ["post_cfx", "post_event_service", "post_events"]
+
+log = logging.getLogger(__name__)
+
+#: Header a client sets to make retries of a request produce the same event ids (events that carry no id
+#: of their own), so the bus skips the copies a retry would otherwise deliver twice.
+IDEMPOTENCY_HEADER = "idempotency-key"
+
+
+def _ctx(request: Request) -> HTTPContext:
+    ctx: HTTPContext = request.app.state.ctx
+    return ctx
+
+
+def _refused(ctx: HTTPContext, route: str, exc: IngestRefusedError) -> Response:
+    ctx.metrics.rejected.labels(route, "saturated").inc()
+    return problem(503, str(exc), headers={"Retry-After": str(exc.retry_after)})
+
+
+async def _admit_and_read(request: Request, ctx: HTTPContext, group: str, route: str) -> bytes | Response:
+    """Authentication, capacity and body limit; the body, or the answer that ends the request."""
+    sec = ctx.settings.security(group)
+    denied = check_bearer(request, sec.tokens)
+    if denied is None:
+        try:
+            ctx.transport.admit()
+        except IngestRefusedError as exc:
+            return _refused(ctx, route, exc)
+        try:
+            body = await read_body(request, ctx.settings.max_body_bytes)
+        except BodyTooLargeError as exc:
+            ctx.metrics.rejected.labels(route, "too_large").inc()
+            return problem(413, str(exc), limit=exc.limit)
+        denied = check_signature(request, body, sec.hmac_secret)
+        if denied is None:
+            return body
+    ctx.metrics.rejected.labels(route, "unauthorized" if denied.status_code == 401 else "forbidden").inc()
+    return denied
+
+
+def _invalid(ctx: HTTPContext, route: str, exc: InvalidRequestError) -> Response:
+    ctx.metrics.rejected.labels(route, "invalid").inc()
+    return problem(400, exc.reason, field=exc.field or None)
+
+
+async def _hand_over(ctx: HTTPContext, route: str, events: list[Event]) -> Response:
+    try:
+        result = await ctx.transport.ingest(events)
+    except IngestRefusedError as exc:
+        return _refused(ctx, route, exc)
+    except Exception as exc:
+        # Not settled (a store write failed): no 2xx, so the client keeps the events and retries.
+        log.error("ingest on %s not settled: %s: %s", route, type(exc).__name__, exc)
+        ctx.metrics.rejected.labels(route, "unavailable").inc()
+        return problem(
+            503,
+            "the events could not be stored; nothing was acknowledged, retry later",
+            headers={"Retry-After": str(ctx.settings.retry_after)},
+        )
+    body = {"accepted": len(events), "event_ids": [e.id for e in events], "settlement": asdict(result)}
+    return Response(json.dumps(body, separators=(",", ":")), status_code=200, media_type="application/json")
+
+
+async def _decode_and_ingest(
+    request: Request, group: str, route: str, decode: Callable[[bytes, str | None], list[Event]]
+) -> Response:
+    ctx = _ctx(request)
+    body = await _admit_and_read(request, ctx, group, route)
+    if isinstance(body, Response):
+        return body
+    try:
+        events = decode(body, request.headers.get(IDEMPOTENCY_HEADER) or None)
+    except InvalidRequestError as exc:
+        return _invalid(ctx, route, exc)
+    return await _hand_over(ctx, route, events)
+
+
+async def post_events(request: Request) -> Response:
+    """``POST /events``: one event or a list in the normalized JSON form (``Event.to_json_dict``)."""
+    transport = _ctx(request).transport
+    return await _decode_and_ingest(
+        request,
+        "events",
+        "/events",
+        lambda b, seed: transport.decode_events(b, route="/events", id_seed=seed),
+    )
+
+
+async def post_event_service(request: Request) -> Response:
+    """``POST /api/v2.0/EventService``: lab event messages (one, a list, or a bare module status update)."""
+    route = "/api/v2.0/EventService"
+    transport = _ctx(request).transport
+    return await _decode_and_ingest(
+        request, "event_service", route, lambda b, seed: transport.decode_lab(b, route=route, id_seed=seed)
+    )
+
+
+async def post_cfx(request: Request) -> Response:
+    """``POST /cfx``: IPC-CFX envelopes (one, a list), plain or ``Content-Encoding: gzip``.
+
+    Bytes that do not decode are stored whole in the dead-letter queue (replayable once the sender or
+    decoder is fixed) and answered 400 with the entry's id: nothing is lost.
+    """
+    route = "/cfx"
+    ctx = _ctx(request)
+    raw = await _admit_and_read(request, ctx, "cfx", route)
+    if isinstance(raw, Response):
+        return raw
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    meta = {"content-type": request.headers.get("content-type", ""), "content-encoding": encoding}
+    body = raw
+    try:
+        if encoding in ("gzip", "x-gzip"):
+            try:
+                body = gunzip_limited(raw, ctx.settings.max_decompressed_bytes)
+            except ValueError as exc:
+                raise DecodeError(str(exc), route) from None
+        elif encoding not in ("identity", ""):
+            ctx.metrics.rejected.labels(route, "invalid").inc()
+            return problem(415, f"Content-Encoding {encoding!r} is not supported; use gzip or none")
+        events = ctx.transport.decode_cfx(body, route=route)
+    except BodyTooLargeError as exc:
+        ctx.metrics.rejected.labels(route, "too_large").inc()
+        return problem(413, str(exc), limit=exc.limit)
+    except InvalidRequestError as exc:
+        return _invalid(ctx, route, exc)
+    except DecodeError as exc:
+        return await _dead_letter(ctx, route, body, exc, meta)
+    return await _hand_over(ctx, route, events)
+
+
+async def _dead_letter(
+    ctx: HTTPContext, route: str, body: bytes, exc: DecodeError, meta: dict[str, str]
+) -> Response:
+    try:
+        entry_id = await ctx.transport.dead_letter_body(body, exc, route=route, headers=meta, decoder="cfx")
+    except Exception as store_exc:
+        log.error("could not dead-letter an undecodable body on %s: %s", route, store_exc)
+        ctx.metrics.rejected.labels(route, "unavailable").inc()
+        return problem(
+            503,
+            "the body could not be decoded nor stored; retry later",
+            headers={"Retry-After": str(ctx.settings.retry_after)},
+        )
+    ctx.metrics.rejected.labels(route, "invalid").inc()
+    return problem(
+        400,
+        f"{exc.reason} (the body is kept in the dead-letter queue)",
+        title="Undecodable CFX message",
+        dead_letter_id=entry_id,
+        error_type=type(exc).__name__,
+    )

@@ -1,0 +1,148 @@
+"""Settings of the HTTP surface: address, limits, per-route credentials, admin token.
+
+Read from the configuration file's ``[http]`` table (``HTTPSettings.from_config``) and from environment
+variables ``PYWATS_HTTP_<FIELD>`` (nested with ``__``: ``PYWATS_HTTP_ADMIN_TOKEN``,
+``PYWATS_HTTP_ROUTES__EVENTS__TOKENS='["s3cret"]'``). A value in the file wins; the environment fills
+what the file leaves out, which is how secrets should arrive. Secrets are ``SecretStr``: never logged,
+shown as ``**********`` in ``repr`` and ``describe()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ..errors import ConfigError
+
+__all__ = ["ROUTE_NAMES", "HTTPSettings", "RouteSecurity"]
+
+#: Route groups that take their own credentials: ``events`` (POST /events), ``cfx`` (POST /cfx),
+#: ``event_service`` (POST /api/v2.0/EventService), ``status`` (GET /status...), ``metrics``
+#: (GET /metrics). Health probes and the OpenAPI document are always open; the admin API uses
+#: ``admin_token``.
+ROUTE_NAMES = ("events", "cfx", "event_service", "status", "metrics")
+
+
+class RouteSecurity(BaseModel):
+    """Credentials one route group requires. With both set, a request needs both.
+
+    Attributes:
+        tokens: accepted bearer tokens (``Authorization: Bearer <token>``); several allow rotation.
+        hmac_secret: key of the HMAC-SHA256 body signature (``X-Signature: sha256=<hex>``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    tokens: list[SecretStr] = Field(default_factory=list)
+    hmac_secret: SecretStr | None = None
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _one_token(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("tokens")
+    @classmethod
+    def _non_empty(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(not t.get_secret_value() for t in value):
+            raise ValueError("a bearer token must not be empty")
+        return value
+
+    @property
+    def open(self) -> bool:
+        """True when the route needs no credentials."""
+        return not self.tokens and self.hmac_secret is None
+
+
+class HTTPSettings(BaseSettings):
+    """The HTTP server's settings.
+
+    Attributes:
+        enabled: serve HTTP at all (``pywats-events run`` skips the server when False).
+        host: address to bind; ``127.0.0.1`` (this machine only) by default, ``0.0.0.0`` for all.
+        port: TCP port, 0..65535 (0: any free port, for tests).
+        max_body_bytes: largest request body accepted, in bytes, as received (413 beyond).
+        max_decompressed_bytes: largest gzip-decoded body of ``POST /cfx``, in bytes (413 beyond).
+        retry_after: seconds sent in ``Retry-After`` with 503 answers.
+        routes: credentials per route group (keys from ``ROUTE_NAMES``); a group not listed is open.
+        admin_token: bearer token of the admin API; when unset the admin API is not served (404).
+        graceful_timeout: seconds a shutdown waits for open requests before cancelling them.
+        log_level: uvicorn log level (``warning`` keeps request lines out of the log).
+        access_log: log one line per request.
+
+    Raises:
+        pydantic.ValidationError: on construction with invalid values (``from_config`` turns it into
+            ``ConfigError``).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="PYWATS_HTTP_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_decompressed_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    retry_after: int = Field(default=1, ge=1, le=3600)
+    routes: dict[str, RouteSecurity] = Field(default_factory=dict)
+    admin_token: SecretStr | None = None
+    graceful_timeout: int = Field(default=10, ge=1)
+    log_level: str = "warning"
+    access_log: bool = False
+
+    @field_validator("routes")
+    @classmethod
+    def _known_routes(cls, value: dict[str, RouteSecurity]) -> dict[str, RouteSecurity]:
+        unknown = sorted(set(value) - set(ROUTE_NAMES))
+        if unknown:
+            raise ValueError(f"unknown route group(s) {unknown}; known: {list(ROUTE_NAMES)}")
+        return value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_non_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            raise ValueError("admin_token must not be empty (leave it unset to disable the admin API)")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        levels = ("critical", "error", "warning", "info", "debug", "trace")
+        if value.lower() not in levels:
+            raise ValueError(f"log_level must be one of {list(levels)}")
+        return value.lower()
+
+    @classmethod
+    def from_config(cls, options: dict[str, Any] | None = None) -> Self:
+        """Build settings from the ``[http]`` table (environment fills missing keys).
+
+        Raises:
+            ConfigError: a key is unknown or a value invalid; the message names it (``http.port``).
+        """
+        try:
+            return cls(**(options or {}))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(f"http.{loc}: {err['msg']}") from None
+
+    def security(self, route: str) -> RouteSecurity:
+        """Credentials of route group ``route`` (an open ``RouteSecurity`` when none are configured)."""
+        return self.routes.get(route) or RouteSecurity()
+
+    def describe(self) -> dict[str, Any]:
+        """Summary without secrets: which groups are protected and how."""
+        return {
+            "enabled": self.enabled,
+            "address": f"http://{self.host}:{self.port}",
+            "max_body_bytes": self.max_body_bytes,
+            "admin_api": self.admin_token is not None,
+            "routes": {
+                name: {"bearer": bool(sec.tokens), "hmac": sec.hmac_secret is not None}
+                for name, sec in self.routes.items()
+            },
+        }

@@ -1,0 +1,308 @@
+"""``WebhookTransport``: events pushed over HTTP (``POST /events``, ``POST /cfx``, the lab event service).
+
+The HTTP app (``pywats_events.http``) owns the protocol: credentials, size limits, status codes. This
+transport owns what every transport owns: decoding bytes into events, handing them to the bus, and
+deciding when the message may be settled. An HTTP request is settled by its answer, so the app answers
+2xx only after ``ingest`` returned, that is after the bus's settlement future resolved: every delivery
+succeeded or is durably in the dead-letter queue. A crash before that leaves the client without a 2xx,
+and it sends again.
+
+Its state is CONNECTED while the HTTP server is serving (the server calls ``set_serving``), CONNECTING
+when the bus started it but the server is not up yet, DISCONNECTED otherwise.
+
+Backpressure: the HTTP layer never queues. When the bus is saturated, too many requests already wait for
+settlement (``max_in_flight``), or handing the events to the bus would wait longer than ``submit_wait``
+seconds, ``ingest`` raises ``SaturatedError`` and the client gets 503 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..codec import DecodeContext, get_decoder
+from ..errors import BusClosedError, ConfigError, DecodeError
+from ..event import Event, derive_event_id
+from ..http.errors import IngestRefusedError, InvalidRequestError, NotSettledError, SaturatedError
+from ..lab import parse_lab_body
+from .base import RawRecord, SettleResult, Transport, TransportState
+
+__all__ = ["WebhookSettings", "WebhookTransport"]
+
+log = logging.getLogger(__name__)
+
+
+class WebhookSettings(BaseModel):
+    """Options of a ``[[transports]] kind = "webhook"`` entry.
+
+    Attributes:
+        source: ``source`` of lab event messages (events posted to ``/events`` name their own).
+        settle_timeout: seconds a request waits for settlement before answering 503 (the events may still
+            be delivered; a retry with the same ids is skipped as a duplicate).
+        submit_wait: seconds a request may wait for room in the bus queue before answering 503.
+        max_in_flight: requests waiting for settlement at once; more are answered 503 at once.
+        max_events_per_request: events one request may carry (400 beyond).
+        retry_after: seconds advised in ``Retry-After`` on 503.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(default="lab", min_length=1)
+    settle_timeout: float = Field(default=30.0, gt=0)
+    submit_wait: float = Field(default=0.5, gt=0)
+    max_in_flight: int = Field(default=1024, ge=1)
+    max_events_per_request: int = Field(default=10_000, ge=1)
+    retry_after: int = Field(default=1, ge=1)
+
+
+class WebhookTransport(Transport):
+    """The ingest side of the HTTP app. Attach it to the bus like any transport; ``create_app`` finds it
+    (or creates one named ``http``).
+
+    Args:
+        name: transport name (default ``http``).
+        settings: behaviour (default ``WebhookSettings()``).
+    """
+
+    kind = "webhook"
+
+    def __init__(self, name: str = "http", settings: WebhookSettings | None = None) -> None:
+        super().__init__(name)
+        self.settings = settings or WebhookSettings()
+        self._serving = False
+        self._stopping = False
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @classmethod
+    def from_config(cls, name: str, options: dict[str, Any]) -> Self:
+        """Build from a ``[[transports]]`` entry's options (see ``WebhookSettings``).
+
+        Raises:
+            ConfigError: unknown key or invalid value; the message names it.
+        """
+        try:
+            settings = WebhookSettings(**options)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(f"transport {name!r}: option {loc!r}: {err['msg']}") from None
+        return cls(name, settings)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Accept requests again; CONNECTED if the HTTP server already serves, else CONNECTING."""
+        self._stopping = False
+        if self._serving:
+            self._set_state(TransportState.CONNECTED)
+        else:
+            self._set_state(TransportState.CONNECTING, "waiting for the HTTP server")
+
+    async def stop(self) -> None:
+        """Refuse new requests (503) and wait up to ``settle_timeout`` seconds for those in flight."""
+        self._stopping = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), self.settings.settle_timeout)
+        self._set_state(TransportState.DISCONNECTED)
+
+    def set_serving(self, serving: bool) -> None:
+        """Told by the HTTP server when it starts (True) and stops (False) serving."""
+        self._serving = serving
+        if serving and not self._stopping:
+            self._set_state(TransportState.CONNECTED)
+        elif not serving:
+            self._set_state(TransportState.DISCONNECTED, "HTTP server stopped")
+
+    @property
+    def accepting(self) -> bool:
+        """True when requests are taken (serving, not stopping)."""
+        return self._serving and not self._stopping
+
+    @property
+    def in_flight(self) -> int:
+        """Requests handed to the bus and not settled yet."""
+        return self._in_flight
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out["in_flight"] = self._in_flight
+        return out
+
+    # -- decoding ------------------------------------------------------------------------------
+    def _meta(self, route: str) -> dict[str, Any]:
+        return {"transport": self.name, "http_route": route}
+
+    def _check_count(self, n: int) -> None:
+        if n > self.settings.max_events_per_request:
+            raise InvalidRequestError(
+                f"{n} events in one request; at most {self.settings.max_events_per_request} are accepted"
+            )
+
+    def decode_events(
+        self, body: bytes, *, route: str = "/events", id_seed: str | None = None
+    ) -> list[Event]:
+        """Decode the normalized event JSON form: one object or a list of objects.
+
+        Args:
+            body: the request body (UTF-8 JSON).
+            route: the URL path, for headers and messages.
+            id_seed: an ``Idempotency-Key``; events without an ``id`` get ``derive_event_id(seed, i)``.
+
+        Raises:
+            InvalidRequestError: invalid JSON or event; ``field`` names the field (``[1].type``).
+        """
+        data = _parse_json(body)
+        items = data if isinstance(data, list) else [data]
+        many = isinstance(data, list)
+        self._check_count(len(items))
+        meta = self._meta(route)
+        events: list[Event] = []
+        for i, item in enumerate(items):
+            prefix = f"[{i}]" if many else ""
+            if not isinstance(item, dict):
+                raise InvalidRequestError(
+                    f"expected a JSON object (event), got {type(item).__name__}", prefix
+                )
+            if id_seed and "id" not in item:
+                item = {**item, "id": derive_event_id(id_seed, i)}
+            headers = item.get("headers")
+            if isinstance(headers, dict):
+                item = {**item, "headers": {**meta, **headers}}
+            elif headers is None:
+                item = {**item, "headers": meta}
+            try:
+                events.append(Event.from_json_dict(item))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                loc = ".".join(str(p) for p in err["loc"])
+                field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+                raise InvalidRequestError(f"field {field!r}: {err['msg']}", field) from None
+        return events
+
+    def decode_lab(self, body: bytes, *, route: str, id_seed: str | None = None) -> list[Event]:
+        """Decode lab event messages (one, a list, or a bare ``ModuleStatusUpdateEvent``).
+
+        Raises:
+            InvalidLabMessageError / InvalidRequestError: invalid JSON or message (``field`` names it).
+        """
+        data = _parse_json(body)
+        self._check_count(len(data) if isinstance(data, list) else 1)
+        return parse_lab_body(data, source=self.settings.source, id_seed=id_seed, headers=self._meta(route))
+
+    def decode_cfx(self, body: bytes, *, route: str) -> list[Event]:
+        """Decode IPC-CFX envelopes (plain JSON; gzip was already undone by the app) with decoder ``cfx``.
+
+        Raises:
+            DecodeError: the CFX decoder's error (the caller dead-letters the body).
+        """
+        decoder = get_decoder("cfx")
+        events = decoder(body, DecodeContext(origin=route, headers=self._meta(route)))
+        self._check_count(len(events))
+        return events
+
+    async def dead_letter_body(
+        self, body: bytes, exc: DecodeError, *, route: str, headers: dict[str, Any], decoder: str
+    ) -> str:
+        """Store an undecodable body whole in the dead-letter queue; returns the entry id (durable when
+        this returns). Raises ``StoreError`` when the store fails."""
+        return await self.sink.dead_letter_raw(
+            RawRecord(
+                body=body,
+                origin=route,
+                transport=self.name,
+                reason=exc.reason,
+                error_type=type(exc).__name__,
+                headers={**headers, "pywats-decoder": decoder},
+            )
+        )
+
+    # -- hand-over to the bus ------------------------------------------------------------------
+    def _release(self, _: object = None) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._idle.set()
+
+    def admit(self) -> None:
+        """Check that a request can be taken now (called before its body is read, and again by
+        ``ingest``).
+
+        Raises:
+            IngestRefusedError: stopping or not serving.
+            SaturatedError: the bus is saturated or ``max_in_flight`` requests wait for settlement.
+        """
+        s = self.settings
+        if not self.accepting:
+            raise IngestRefusedError(f"transport {self.name!r} is not accepting requests", s.retry_after)
+        if self._in_flight >= s.max_in_flight or getattr(self.sink, "saturated", False):
+            raise SaturatedError("the event bus is saturated; retry later", s.retry_after)
+
+    async def ingest(self, events: Sequence[Event]) -> SettleResult:
+        """Hand ``events`` (one request) to the bus and wait for their settlement.
+
+        Returns:
+            The settlement: every delivery succeeded or is durably dead-lettered. Only now may the caller
+            answer 2xx.
+
+        Raises:
+            IngestRefusedError: the transport is stopping or the bus is not running (nothing queued).
+            SaturatedError: bus or transport full, or no room within ``submit_wait`` seconds.
+            NotSettledError: queued but not settled within ``settle_timeout`` seconds.
+            StoreError (or another exception from the bus): a store write failed; not settled.
+        """
+        s = self.settings
+        self.admit()
+        self._in_flight += 1
+        self._idle.clear()
+        released = False
+        try:
+            submit = asyncio.ensure_future(self.sink.submit(events, transport=self.name))
+            done, _ = await asyncio.wait((submit,), timeout=s.submit_wait)
+            if not done:
+                # The events may already be partly queued: let the submission finish and count it in
+                # flight until it settles, rather than cancel and lose track of half a request.
+                submit.add_done_callback(self._release_when_settled)
+                released = True
+                raise SaturatedError("the event bus queue is full; retry later", s.retry_after)
+            try:
+                future = submit.result()
+            except BusClosedError:
+                raise IngestRefusedError("the event bus is not running", s.retry_after) from None
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), s.settle_timeout)
+            except TimeoutError:
+                future.add_done_callback(self._release)
+                released = True
+                raise NotSettledError(
+                    f"events queued but not settled within {s.settle_timeout:g}s; they may still be "
+                    "delivered: resend with the same event ids or Idempotency-Key",
+                    s.retry_after,
+                ) from None
+        finally:
+            if not released:
+                self._release()
+
+    def _release_when_settled(self, submit: asyncio.Future[asyncio.Future[SettleResult]]) -> None:
+        if submit.cancelled() or submit.exception() is not None:
+            self._release()
+            return
+        submit.result().add_done_callback(self._release)
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise InvalidRequestError(f"body is not UTF-8 (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidRequestError(
+            f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise InvalidRequestError("JSON nested too deeply") from None
