@@ -1,0 +1,70 @@
+"""IPC-CFX for pyWATS events: the envelope codec, typed message models, and CFX -> event adapters.
+
+Importing this package registers the ``cfx`` decoder with ``pywats_events.codec``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pywats_events.codec import register_decoder
+
+from .adapters import ADAPTED_MESSAGES, envelope_to_events, strip_type_members
+from .decoder import decode_cfx
+from .envelope import CFXEnvelope, encode_envelope, envelope_to_bytes, parse_envelopes
+from .errors import (
+    CFXDecodeError,
+    InvalidFieldError,
+    InvalidGzipError,
+    InvalidJSONError,
+    InvalidMessageBodyError,
+    InvalidResourceStateError,
+    InvalidUTF8Error,
+    MissingFieldError,
+    NestingTooDeepError,
+    NotAnObjectError,
+)
+from .models import MESSAGE_MODELS, CFXMessage, message_model, parse_message
+from .states import state_category, state_code, state_name
+
+__all__ = [
+    "ADAPTED_MESSAGES",
+    "GENERATOR_KINDS",
+    "MESSAGE_MODELS",
+    "CFXDecodeError",
+    "CFXEnvelope",
+    "CFXMessage",
+    "InvalidFieldError",
+    "InvalidGzipError",
+    "InvalidJSONError",
+    "InvalidMessageBodyError",
+    "InvalidResourceStateError",
+    "InvalidUTF8Error",
+    "MissingFieldError",
+    "NestingTooDeepError",
+    "NotAnObjectError",
+    "decode_cfx",
+    "encode_envelope",
+    "envelope_to_bytes",
+    "envelope_to_events",
+    "generate_envelope",
+    "message_model",
+    "parse_envelopes",
+    "parse_message",
+    "state_category",
+    "state_code",
+    "state_name",
+    "strip_type_members",
+]
+
+register_decoder("cfx", decode_cfx)
+
+
+def __getattr__(name: str) -> Any:
+    # The generator lives in the explorer module; importing it eagerly here would make
+    # ``python -m pywats_cfx.explorer`` load that module twice.
+    if name in ("generate_envelope", "GENERATOR_KINDS"):
+        from . import explorer
+
+        return getattr(explorer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

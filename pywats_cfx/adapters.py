@@ -1,0 +1,775 @@
+"""IPC-CFX messages -> pyWATS domain events.
+
+``envelope_to_events`` maps one envelope to its events following the table in the project's design:
+UnitsTested -> ``test.result`` (one per tested unit), UnitsInspected -> ``inspection.result`` (one per
+inspected unit), WorkStarted/WorkCompleted -> ``production.work_*``, UnitsArrived/Departed/Disqualified
+-> ``production.unit_*``, MaterialsInstalled -> ``material.installed`` (one per unit), MaterialsLoaded ->
+``material.loaded``, FaultOccurred/Cleared/Acknowledged -> ``asset.fault*``, StationStateChanged ->
+``asset.state_changed`` (SEMI E10 codes), EndpointConnected/ShuttingDown/Heartbeat -> ``system.*``; any
+other message becomes one event whose type is the CFX message name and whose payload is the body.
+
+The mapping reads the decoded JSON directly instead of building the pydantic models of
+``pywats_cfx.models`` first: decoding is on the hot path of the AMQP consumer and this is several times
+faster. It accepts and rejects what those models accept and reject for the fields it reads (the unit
+tests compare both routes on every SDK example and on malformed bodies), and it never raises anything but
+``InvalidMessageBodyError`` for a body that does not fit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from pywats_events.event import Event, EventType, Severity, derive_event_id
+
+from .envelope import CFXEnvelope
+from .errors import InvalidMessageBodyError
+from .states import state_category, state_code, state_name
+
+__all__ = ["ADAPTED_MESSAGES", "envelope_to_events", "strip_type_members"]
+
+_INFO = Severity.INFO
+_WARNING = Severity.WARNING
+
+_MISSING: Any = object()
+
+# CFX TestResult (tests and inspections) -> the project's result words.
+_TEST_RESULTS = {
+    "passed": "pass",
+    "failed": "fail",
+    "error": "error",
+    "aborted": "aborted",
+    "skipped": "skipped",
+}
+# The SDK's own spelling first, so the usual lookup needs no lower-casing.
+_TEST_RESULTS.update({k.capitalize(): v for k, v in list(_TEST_RESULTS.items())})
+# CFX FaultSeverity -> event severity.
+_FAULT_SEVERITIES = {
+    "information": Severity.INFO,
+    "warning": Severity.WARNING,
+    "error": Severity.ERROR,
+    "alarm": Severity.CRITICAL,
+}
+# .NET writes an unset Guid as all zeros; it identifies no transaction.
+_NO_GUID = "00000000-0000-0000-0000-000000000000"
+# .NET TimeSpan text: [-][d.]hh:mm:ss[.fffffff]
+_TIMESPAN = re.compile(r"(-)?(?:(\d+)\.)?(\d{1,2}):(\d{1,2}):(\d{1,2}(?:\.\d+)?)")
+# Ids of envelopes without a UniqueID are derived from their content in this namespace (RFC 4122 v5).
+_CONTENT_ID_NAMESPACE = uuid.UUID("0f6c1de4-4a3e-5d43-9a0e-7c2b1d5f9e21")
+
+
+# --- reading the body: case-insensitive names, types checked like the typed models check them ----------
+
+
+class _Body:
+    """Typed access to one JSON object of a message body; errors name the CFX field path.
+
+    Members are looked up by their CFX spelling first: the SDK writes every member, nulls included, so
+    that lookup nearly always hits. Producers disagree on casing (``TransactionID``/``TransactionId``)
+    and the SDK ignores it, so on a miss the object's names are lower-cased once and matched that way.
+    The path for error messages (``TestedUnits[0].Tests``, spelled as the sender spelled it) is only built
+    on failure.
+    """
+
+    __slots__ = ("index", "key", "low", "obj", "parent", "where")
+
+    def __init__(
+        self, obj: dict[str, Any], where: str, parent: _Body | None = None, key: str = "", index: int = -1
+    ) -> None:
+        self.obj = obj
+        self.low: dict[str, Any] | None = None
+        self.where = where
+        self.parent = parent
+        self.key = key
+        self.index = index
+
+    def get(self, name: str) -> Any:
+        value = self.obj.get(name, _MISSING)
+        return self._fallback(name) if value is _MISSING else value
+
+    def _fallback(self, name: str) -> Any:
+        low = self.low
+        if low is None:
+            low = self.low = {k.lower(): v for k, v in self.obj.items()}
+        return low.get(name.lower())
+
+    def _spelled(self, name: str) -> str:
+        low = name.lower()
+        return next((k for k in self.obj if k.lower() == low), name)
+
+    def path(self, name: str = "") -> str:
+        """Dotted path of member ``name`` (or of this object) from the body root, original spelling."""
+        parts: list[str] = []
+        if name:
+            parts.append(self._spelled(name))
+        node: _Body | None = self
+        while node is not None and node.parent is not None:
+            step = node.parent._spelled(node.key) + (f"[{node.index}]" if node.index >= 0 else "")
+            parts.append(step)
+            node = node.parent
+        return ".".join(reversed(parts))
+
+    def fail(self, name: str, message: str) -> InvalidMessageBodyError:
+        return InvalidMessageBodyError(self.path(name), message, self.where)
+
+    def text(self, name: str) -> str | None:
+        value = self.obj.get(name, _MISSING)
+        if value.__class__ is str or value is None:
+            return value
+        if value is _MISSING:
+            value = self._fallback(name)
+            if value is None or value.__class__ is str:
+                return value
+        if isinstance(value, str):
+            return str(value)
+        raise self.fail(name, f"expected a string, got {_kind(value)}")
+
+    def number(self, name: str) -> float | int | None:
+        value = self.obj.get(name, _MISSING)
+        if value is _MISSING:
+            value = self._fallback(name)
+        if value is None or value.__class__ is float or value.__class__ is int:
+            return value
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise self.fail(name, f"expected a number, got {_kind(value)}")
+
+    def integer(self, name: str) -> int | None:
+        value = self.obj.get(name, _MISSING)
+        if value is _MISSING:
+            value = self._fallback(name)
+        if value is None or value.__class__ is int:
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise self.fail(name, f"expected an integer, got {_kind(value)}")
+
+    def time(self, name: str) -> str | None:
+        """An ISO 8601 date-time member, checked, returned as sent (with its UTC offset)."""
+        value = self.obj.get(name, _MISSING)
+        if value is _MISSING:
+            value = self._fallback(name)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                datetime.fromisoformat(value)
+            except ValueError:
+                raise self.fail(name, f"{value[:60]!r} is not an ISO 8601 date-time") from None
+            return value
+        raise self.fail(name, f"expected an ISO 8601 date-time string, got {_kind(value)}")
+
+    def child(self, name: str) -> _Body | None:
+        value = self.obj.get(name, _MISSING)
+        if value is _MISSING:
+            value = self._fallback(name)
+        if value is None:
+            return None
+        if isinstance(value, dict):
+            return _Body(value, self.where, self, name)
+        raise self.fail(name, f"expected an object, got {_kind(value)}")
+
+    def items(self, name: str) -> list[_Body]:
+        """The objects of an array member (an absent or null array is empty)."""
+        value = self.obj.get(name, _MISSING)
+        if value is _MISSING:
+            value = self._fallback(name)
+        if not value:
+            if value is None or value.__class__ is list:
+                return []
+        if not isinstance(value, list):
+            raise self.fail(name, f"expected an array, got {_kind(value)}")
+        out = []
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                where = f"{self.path(name)}[{i}]"
+                raise InvalidMessageBodyError(where, f"expected an object, got {_kind(item)}", self.where)
+            out.append(_Body(item, self.where, self, name, i))
+        return out
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def strip_type_members(value: Any) -> Any:
+    """Return a copy of decoded JSON without the ``$type`` members the .NET SDK adds to objects."""
+    if isinstance(value, dict):
+        return {k: strip_type_members(v) for k, v in value.items() if k != "$type"}
+    if isinstance(value, list):
+        return [strip_type_members(v) for v in value]
+    return value
+
+
+def _test_result(value: str | None) -> str | None:
+    if value is None:
+        return None
+    result = _TEST_RESULTS.get(value)
+    return result if result is not None else _TEST_RESULTS.get(value.lower(), value.lower())
+
+
+def _lower(value: str | None) -> str | None:
+    return None if value is None else value.lower()
+
+
+def _timespan_seconds(body: _Body, name: str) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        m = _TIMESPAN.fullmatch(value.strip())
+        if m:
+            sign, days, hours, minutes, seconds = m.groups()
+            total = int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+            return -total if sign else total
+    raise body.fail(name, f"{value!r:.60} is not a time span (.NET TimeSpan text such as '00:01:25')")
+
+
+# --- one envelope ------------------------------------------------------------------------------------
+
+
+class _Message:
+    """What every event of one envelope shares: ids, source, time, headers, the body."""
+
+    __slots__ = ("base_id", "body", "correlation_id", "env", "headers", "source", "where")
+
+    def __init__(self, env: CFXEnvelope, source: str, headers: dict[str, Any] | None, where: str) -> None:
+        self.env = env
+        self.source = source
+        self.headers = headers
+        self.where = where
+        self.body = _Body(env.message_body, where)
+        self.base_id = env.unique_id or _content_id(env)
+        # UnitsTested, UnitsInspected and MaterialsInstalled spell it TransactionId, the others TransactionID.
+        body = self.body
+        corr = body.text("TransactionId" if "TransactionId" in body.obj else "TransactionID")
+        self.correlation_id = corr if corr and corr != _NO_GUID else None
+
+    def common(self) -> dict[str, Any]:
+        """Payload members every mapped event carries."""
+        return {
+            "cfx_message": self.env.message_name,
+            "unique_id": self.env.unique_id,
+            "handle": self.env.source,
+        }
+
+    def event(
+        self,
+        type_: str,
+        payload: dict[str, Any],
+        *,
+        index: int | None = None,
+        severity: Severity = _INFO,
+        subjects: tuple[str, ...] = (),
+        correlation_id: str | None = None,
+    ) -> Event:
+        return Event(
+            id=self.base_id if index is None else derive_event_id(self.base_id, index),
+            type=type_,
+            source=self.source,
+            timestamp=self.env.time_stamp,
+            payload=payload,
+            correlation_id=correlation_id or self.correlation_id,
+            severity=severity,
+            subjects=subjects,
+            headers=dict(self.headers) if self.headers else {},
+        )
+
+
+def _content_id(env: CFXEnvelope) -> str:
+    """A stable id for an envelope that has no UniqueID: redelivered copies have the same content."""
+    wire = env.to_wire_dict()
+    return str(uuid.uuid5(_CONTENT_ID_NAMESPACE, json.dumps(wire, sort_keys=True, default=str)))
+
+
+def _unique(ids: list[str | None]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(i for i in ids if i))
+
+
+# --- the table -----------------------------------------------------------------------------------------
+
+
+def _measurement(m: _Body) -> dict[str, Any]:
+    measured = m.get("MeasuredValue")
+    value: Any
+    if isinstance(measured, dict):
+        mv = m.child("MeasuredValue")
+        assert mv is not None
+        value, units = mv.number("Value"), mv.text("ValueUnits")
+        expected = mv.number("ExpectedValue")
+        low, high = mv.number("MinimumAcceptableValue"), mv.number("MaximumAcceptableValue")
+    else:
+        if measured is not None:
+            raise m.fail("MeasuredValue", f"expected an object, got {_kind(measured)}")
+        # Measurement subtypes without a NumericValue (boolean, solder paste, offset) keep their own
+        # members; a plain "Value" is the nearest thing to a reading.
+        value = m.get("Value")
+        if isinstance(value, dict | list):
+            value = strip_type_members(value)
+        units = expected = low = high = None
+    return {
+        "name": m.text("MeasurementName"),
+        "value": value,
+        "units": units,
+        "expected_value": expected,
+        "low_limit": low,
+        "high_limit": high,
+        "result": _test_result(m.text("Result")),
+        "ref_designators": m.text("CRDs"),
+        "time_recorded": m.time("TimeRecorded"),
+    }
+
+
+def _defect(d: _Body) -> dict[str, Any]:
+    comp = d.child("ComponentOfInterest")
+    return {
+        "code": d.text("DefectCode"),
+        "category": d.text("DefectCategory"),
+        "component": comp.text("ReferenceDesignator") if comp else None,
+        "part_number": comp.text("PartNumber") if comp else None,
+        "description": d.text("Description"),
+        "priority": d.integer("Priority"),
+        "confidence": d.number("ConfidenceLevel"),
+    }
+
+
+def _symptom(s: _Body) -> dict[str, Any]:
+    return {
+        "code": s.text("SymptomCode"),
+        "category": s.text("SymptomCategory"),
+        "description": s.text("Description"),
+        "components": [c.text("ReferenceDesignator") for c in s.items("ComponentsOfInterest")],
+    }
+
+
+def _operator_id(body: _Body, name: str) -> str | None:
+    op = body.child(name)
+    return op.text("OperatorIdentifier") if op else None
+
+
+def _units_tested(msg: _Message) -> list[Event]:
+    body = msg.body
+    method = _lower(body.text("TestMethod"))
+    recipe, revision = body.text("RecipeName"), body.text("RecipeRevision")
+    operator = _operator_id(body, "Tester")
+    events = []
+    for index, unit in enumerate(body.items("TestedUnits")):
+        tests = []
+        for t in unit.items("Tests"):
+            tests.append(
+                {
+                    "name": t.text("TestName"),
+                    "id": t.text("UniqueIdentifier"),
+                    "result": _test_result(t.text("Result")),
+                    "start_time": t.time("TestStartTime"),
+                    "end_time": t.time("TestEndTime"),
+                    "measurements": [_measurement(m) for m in t.items("Measurements")],
+                    "symptoms": [_symptom(s) for s in t.items("SymptomsFound")],
+                    "defects": [_defect(d) for d in t.items("DefectsFound")],
+                }
+            )
+        unit_id = unit.text("UnitIdentifier")
+        result = _test_result(unit.text("OverallResult"))
+        starts = [t["start_time"] for t in tests if t["start_time"]]
+        ends = [t["end_time"] for t in tests if t["end_time"]]
+        payload = msg.common()
+        payload.update(
+            transaction_id=msg.correlation_id,
+            unit_id=unit_id,
+            unit_position=unit.integer("UnitPositionNumber"),
+            result=result,
+            method=method,
+            recipe=recipe,
+            recipe_revision=revision,
+            operator_id=operator,
+            start_time=starts[0] if starts else None,
+            end_time=ends[-1] if ends else None,
+            tests=tests,
+        )
+        events.append(
+            msg.event(
+                EventType.TEST_RESULT,
+                payload,
+                index=index,
+                severity=_INFO if result == "pass" else _WARNING,
+                subjects=(unit_id,) if unit_id else (),
+            )
+        )
+    return events
+
+
+def _units_inspected(msg: _Message) -> list[Event]:
+    body = msg.body
+    method = _lower(body.text("InspectionMethod"))
+    recipe, revision = body.text("RecipeName"), body.text("RecipeRevision")
+    operator = _operator_id(body, "Inspector")
+    units = body.items("InspectedUnits")
+    panel = body.child("InspectedPanel")
+    # Panel-level AOI reports (CFX 1.6+) leave InspectedUnits empty and describe the whole panel.
+    targets = [(u, False) for u in units] or ([(panel, True)] if panel is not None else [])
+    events = []
+    for index, (unit, is_panel) in enumerate(targets):
+        inspections = []
+        defects: list[dict[str, Any]] = []
+        for insp in unit.items("Inspections"):
+            name = insp.text("InspectionName")
+            found = [_defect(d) for d in insp.items("DefectsFound")]
+            inspections.append(
+                {
+                    "name": name,
+                    "id": insp.text("UniqueIdentifier"),
+                    "result": _test_result(insp.text("Result")),
+                    "start_time": insp.time("InspectionStartTime"),
+                    "end_time": insp.time("InspectionEndTime"),
+                    "defects": found,
+                }
+            )
+            defects.extend({**d, "inspection": name} for d in found)
+        unit_id = unit.text("UnitIdentifier")
+        result = _test_result(unit.text("OverallResult"))
+        payload = msg.common()
+        payload.update(
+            transaction_id=msg.correlation_id,
+            unit_id=unit_id,
+            unit_position=None if is_panel else unit.integer("UnitPositionNumber"),
+            is_panel=is_panel,
+            result=result,
+            method=method,
+            recipe=recipe,
+            recipe_revision=revision,
+            operator_id=operator,
+            inspections=inspections,
+            defects=defects,
+        )
+        events.append(
+            msg.event(
+                EventType.INSPECTION_RESULT,
+                payload,
+                index=index,
+                severity=_INFO if result == "pass" else _WARNING,
+                subjects=(unit_id,) if unit_id else (),
+            )
+        )
+    return events
+
+
+def _unit_positions(body: _Body) -> list[dict[str, Any]]:
+    return [
+        {
+            "unit_id": u.text("UnitIdentifier"),
+            "position": u.integer("PositionNumber"),
+            "position_name": u.text("PositionName"),
+            "status": _lower(u.text("Status")),
+        }
+        for u in body.items("Units")
+    ]
+
+
+def _work(type_: str) -> Callable[[_Message], list[Event]]:
+    def adapt(msg: _Message) -> list[Event]:
+        body = msg.body
+        units = _unit_positions(body)
+        primary = body.text("PrimaryIdentifier")
+        stage = body.child("Stage")
+        work_order = body.child("WorkOrderIdentifier")
+        payload = msg.common()
+        payload.update(
+            transaction_id=msg.correlation_id,
+            lane=body.integer("Lane"),
+            stage=stage.text("StageName") if stage else None,
+            units=units,
+            unit_count=body.integer("UnitCount"),
+            primary_identifier=primary,
+            recipe=body.text("RecipeName"),
+            recipe_revision=body.text("Revision"),
+            work_order_id=work_order.text("WorkOrderId") if work_order else None,
+        )
+        if type_ == EventType.PRODUCTION_WORK_COMPLETED:
+            payload["result"] = _lower(body.text("Result"))
+        subjects = _unique([u["unit_id"] for u in units]) or _unique([primary])
+        return [msg.event(type_, payload, subjects=subjects)]
+
+    return adapt
+
+
+def _units(type_: str) -> Callable[[_Message], list[Event]]:
+    def adapt(msg: _Message) -> list[Event]:
+        body = msg.body
+        units = _unit_positions(body)
+        payload = msg.common()
+        payload.update(units=units, unit_count=body.integer("UnitCount"))
+        if type_ == EventType.PRODUCTION_UNIT_DISQUALIFIED:
+            payload.update(reason=body.text("Reason"), comments=body.text("Comments"))
+        return [msg.event(type_, payload, subjects=_unique([u["unit_id"] for u in units]))]
+
+    return adapt
+
+
+def _package(pkg: _Body | None) -> tuple[str | None, str | None, str | None, float | int | None]:
+    """(material id, part number, lot, quantity) of a MaterialPackage."""
+    if pkg is None:
+        return None, None, None, None
+    return (
+        pkg.text("UniqueIdentifier"),
+        pkg.text("InternalPartNumber"),
+        pkg.text("ManufacturerLotCode"),
+        pkg.number("Quantity"),
+    )
+
+
+def _location(loc: _Body | None) -> dict[str, Any] | None:
+    if loc is None:
+        return None
+    carrier = loc.child("CarrierInformation")
+    return {
+        "location_id": loc.text("LocationIdentifier"),
+        "location_name": loc.text("LocationName"),
+        "carrier_id": carrier.text("UniqueIdentifier") if carrier else None,
+        "carrier_name": carrier.text("Name") if carrier else None,
+    }
+
+
+def _materials_installed(msg: _Message) -> list[Event]:
+    events = []
+    for index, item in enumerate(msg.body.items("InstalledMaterials")):
+        material_id, part_number, lot, _ = _package(item.child("Material"))
+        components = [
+            {
+                "ref_designator": c.text("ReferenceDesignator"),
+                "part_number": part_number,
+                "lot": lot,
+                "material_id": material_id,
+                "installed_at": c.time("InstallationTime"),
+            }
+            for c in item.items("InstalledComponents")
+        ]
+        unit_id = item.text("UnitIdentifier")
+        payload = msg.common()
+        payload.update(
+            transaction_id=msg.correlation_id,
+            unit_id=unit_id,
+            unit_position=item.integer("UnitPositionNumber"),
+            material_id=material_id,
+            part_number=part_number,
+            lot=lot,
+            quantity_installed=item.number("QuantityInstalled"),
+            quantity_non_installed=item.number("QuantityNonInstalled"),
+            location=_location(item.child("CarrierLocation")),
+            components=components,
+        )
+        events.append(
+            msg.event(
+                EventType.MATERIAL_INSTALLED, payload, index=index, subjects=(unit_id,) if unit_id else ()
+            )
+        )
+    return events
+
+
+def _materials_loaded(msg: _Message) -> list[Event]:
+    materials = []
+    for loc in msg.body.items("Materials"):
+        material_id, part_number, lot, quantity = _package(loc.child("MaterialPackage"))
+        place = _location(loc)
+        assert place is not None
+        materials.append(
+            {
+                "material_id": material_id,
+                "part_number": part_number,
+                "lot": lot,
+                "quantity": quantity,
+                **place,
+            }
+        )
+    payload = msg.common()
+    payload.update(materials=materials)
+    return [msg.event(EventType.MATERIAL_LOADED, payload, subjects=(msg.source,))]
+
+
+def _fault_occurred(msg: _Message) -> list[Event]:
+    fault = msg.body.child("Fault")
+    if fault is None:
+        raise msg.body.fail("Fault", "missing; FaultOccurred must carry a Fault")
+    cfx_severity = fault.text("Severity")
+    severity = _FAULT_SEVERITIES.get(cfx_severity.lower(), _INFO) if cfx_severity else _INFO
+    stage = fault.child("Stage")
+    transaction = fault.text("TransactionID")
+    payload = msg.common()
+    payload.update(
+        asset_id=msg.source,
+        fault_id=fault.text("FaultOccurrenceId"),
+        code=fault.text("FaultCode"),
+        cause=fault.text("Cause"),
+        severity=severity.value,
+        fault_severity=cfx_severity,
+        description=fault.text("Description"),
+        lane=fault.integer("Lane"),
+        stage=stage.text("StageName") if stage else None,
+        occurred_at=fault.time("OccurredAt"),
+        due_at=fault.time("DueDateTime"),
+    )
+    correlation = transaction if transaction and transaction != _NO_GUID else None
+    return [
+        msg.event(
+            EventType.ASSET_FAULT,
+            payload,
+            severity=severity,
+            subjects=(msg.source,),
+            correlation_id=correlation,
+        )
+    ]
+
+
+def _fault_follow_up(type_: str) -> Callable[[_Message], list[Event]]:
+    def adapt(msg: _Message) -> list[Event]:
+        body = msg.body
+        payload = msg.common()
+        payload.update(
+            asset_id=msg.source,
+            fault_id=body.text("FaultOccurrenceId"),
+            operator_id=_operator_id(body, "Operator"),
+        )
+        return [msg.event(type_, payload, subjects=(msg.source,))]
+
+    return adapt
+
+
+def _state(body: _Body, name: str, required: bool) -> int | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise body.fail(name, "missing; a SEMI E10 state code is required")
+        return None
+    return state_code(value, field=name)
+
+
+def _station_state_changed(msg: _Message) -> list[Event]:
+    body = msg.body
+    old = _state(body, "OldState", False)
+    new = _state(body, "NewState", True)
+    assert new is not None
+    fault = body.child("RelatedFault")
+    new_category = state_category(new)
+    payload = msg.common()
+    payload.update(
+        asset_id=msg.source,
+        old_state=old,
+        old_state_name=state_name(old) if old is not None else None,
+        old_category=state_category(old) if old is not None else None,
+        new_state=new,
+        new_state_name=state_name(new),
+        new_category=new_category,
+        old_state_duration_s=_timespan_seconds(body, "OldStateDuration"),
+        related_fault_id=fault.text("FaultOccurrenceId") if fault else None,
+    )
+    severity = _WARNING if new_category == "USD" else _INFO
+    return [msg.event(EventType.ASSET_STATE_CHANGED, payload, severity=severity, subjects=(msg.source,))]
+
+
+def _endpoint(type_: str) -> Callable[[_Message], list[Event]]:
+    def adapt(msg: _Message) -> list[Event]:
+        body = msg.body
+        handle = body.text("CFXHandle")
+        payload = msg.common()
+        payload["handle"] = handle or msg.env.source
+        if type_ == EventType.SYSTEM_ENDPOINT_CONNECTED:
+            payload.update(
+                request_uri=body.text("RequestNetworkUri"), request_target=body.text("RequestTargetAddress")
+            )
+        elif type_ == EventType.SYSTEM_HEARTBEAT:
+            payload["heartbeat_frequency_s"] = _timespan_seconds(body, "HeartbeatFrequency")
+        subject = payload["handle"] or msg.source
+        return [msg.event(type_, payload, subjects=(subject,))]
+
+    return adapt
+
+
+def _other(msg: _Message) -> list[Event]:
+    payload = strip_type_members(msg.env.message_body)
+    return [msg.event(msg.env.message_name, payload)]
+
+
+_ADAPTERS: dict[str, Callable[[_Message], list[Event]]] = {
+    "CFX.Production.TestAndInspection.UnitsTested": _units_tested,
+    "CFX.Production.TestAndInspection.UnitsInspected": _units_inspected,
+    "CFX.Production.WorkStarted": _work(EventType.PRODUCTION_WORK_STARTED),
+    "CFX.Production.WorkCompleted": _work(EventType.PRODUCTION_WORK_COMPLETED),
+    "CFX.Production.UnitsArrived": _units(EventType.PRODUCTION_UNIT_ARRIVED),
+    "CFX.Production.UnitsDeparted": _units(EventType.PRODUCTION_UNIT_DEPARTED),
+    "CFX.Production.UnitsDisqualified": _units(EventType.PRODUCTION_UNIT_DISQUALIFIED),
+    "CFX.Production.Assembly.MaterialsInstalled": _materials_installed,
+    "CFX.Materials.Storage.MaterialsLoaded": _materials_loaded,
+    "CFX.ResourcePerformance.FaultOccurred": _fault_occurred,
+    "CFX.ResourcePerformance.FaultCleared": _fault_follow_up(EventType.ASSET_FAULT_CLEARED),
+    "CFX.ResourcePerformance.FaultAcknowledged": _fault_follow_up(EventType.ASSET_FAULT_ACKNOWLEDGED),
+    "CFX.ResourcePerformance.StationStateChanged": _station_state_changed,
+    "CFX.EndpointConnected": _endpoint(EventType.SYSTEM_ENDPOINT_CONNECTED),
+    "CFX.EndpointShuttingDown": _endpoint(EventType.SYSTEM_ENDPOINT_SHUTTING_DOWN),
+    "CFX.Heartbeat": _endpoint(EventType.SYSTEM_HEARTBEAT),
+}
+
+#: CFX message names with a dedicated mapping; any other name maps to one generic event.
+ADAPTED_MESSAGES: frozenset[str] = frozenset(_ADAPTERS)
+
+
+def envelope_to_events(
+    env: CFXEnvelope,
+    *,
+    source_hint: str | None = None,
+    headers: dict[str, Any] | None = None,
+    origin: str = "",
+) -> list[Event]:
+    """Map one CFX envelope to pyWATS events.
+
+    Args:
+        env: the envelope (``parse_envelopes``).
+        source_hint: the sender as the transport knows it (AMQP ``cfx-handle``), used when the envelope's
+            ``Source`` is null.
+        headers: transport metadata copied into every event's ``headers``.
+        origin: where the envelope came from, for error messages.
+
+    Returns:
+        The events, in body order. Messages with one event per item (UnitsTested, UnitsInspected,
+        MaterialsInstalled) give none for an empty list. Event ids: the envelope's ``UniqueID`` for
+        one-event messages, ``derive_event_id(UniqueID, index)`` for per-item ones (an envelope without a
+        UniqueID uses a UUID5 of its content instead), so a redelivered message gives the same ids.
+
+    Raises:
+        InvalidMessageBodyError: the body does not fit its message (the message names the field path,
+            e.g. ``TestedUnits[0].Tests``); ``InvalidResourceStateError`` for a bad E10 state.
+    """
+    source = env.source or (source_hint if source_hint and len(source_hint) <= 500 else None) or "unknown"
+    adapt = _ADAPTERS.get(env.message_name, _other)
+    try:
+        return adapt(_Message(env, source, headers, origin))
+    except ValidationError as exc:
+        # The fields above are checked one by one; this only guards a value the Event model still refuses.
+        first = exc.errors()[0]
+        raise InvalidMessageBodyError("", f"cannot build the event: {first['msg']}", origin) from None

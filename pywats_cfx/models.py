@@ -1,0 +1,527 @@
+"""Typed pydantic models of the IPC-CFX messages that pyWATS maps to domain events.
+
+Field names are snake_case; each field's alias is its CFX (PascalCase) name, and validation matches CFX
+names case-insensitively (``TransactionID`` and ``TransactionId`` both fill ``transaction_id``) and drops
+``$type`` members, as the CFX SDK does. Members a model does not name are kept as extra attributes, so
+vendor extensions are not lost. Enumerations (results, methods, severities) are plain strings: CFX adds
+values between versions and a reader must not reject them.
+
+Use ``parse_message(envelope)`` to get the typed model of an envelope's body.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_pascal
+
+from .envelope import CFXEnvelope
+from .errors import InvalidMessageBodyError
+from .states import state_code
+
+__all__ = [
+    "MESSAGE_MODELS",
+    "CFXMessage",
+    "CFXModel",
+    "ComponentDesignator",
+    "Defect",
+    "EndpointConnected",
+    "EndpointShuttingDown",
+    "Fault",
+    "FaultAcknowledged",
+    "FaultCleared",
+    "FaultOccurred",
+    "Heartbeat",
+    "InspectedUnit",
+    "Inspection",
+    "InstalledComponent",
+    "InstalledMaterial",
+    "MaterialLocation",
+    "MaterialPackage",
+    "MaterialsInstalled",
+    "MaterialsLoaded",
+    "Measurement",
+    "NumericValue",
+    "Operator",
+    "Stage",
+    "StationStateChanged",
+    "Symptom",
+    "Test",
+    "TestedUnit",
+    "UnitPosition",
+    "UnitsArrived",
+    "UnitsDeparted",
+    "UnitsDisqualified",
+    "UnitsInspected",
+    "UnitsTested",
+    "WorkCompleted",
+    "WorkStarted",
+    "message_model",
+    "parse_message",
+]
+
+_ALIASES: dict[type, dict[str, str]] = {}
+
+
+class CFXModel(BaseModel):
+    """Base of every CFX structure: case-insensitive CFX names, ``$type`` dropped, extra members kept."""
+
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, extra="allow", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cfx_names(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        aliases = _ALIASES.get(cls)
+        if aliases is None:
+            aliases = {}
+            for name, info in cls.model_fields.items():
+                aliases[name.lower()] = name
+                aliases[(info.alias or name).lower()] = name
+            _ALIASES[cls] = aliases
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            if not isinstance(key, str) or key.lower() == "$type":
+                continue
+            out[aliases.get(key.lower(), key)] = value
+        return out
+
+
+class CFXMessage(CFXModel):
+    """Base of message bodies; ``MESSAGE_NAME`` is the full CFX message name."""
+
+    MESSAGE_NAME: ClassVar[str] = ""
+
+
+class Operator(CFXModel):
+    """``CFX.Structures.Operator``: a person acting on the line (tester, inspector, maintenance)."""
+
+    operator_identifier: str | None = None
+    actor_type: str | None = None
+    last_name: str | None = None
+    first_name: str | None = None
+    login_name: str | None = None
+
+
+class NumericValue(CFXModel):
+    """``CFX.Structures.NumericValue``: a measured number with units and acceptance limits."""
+
+    value: float | None = None
+    value_units: str | None = None
+    expected_value: float | None = None
+    expected_value_units: str | None = None
+    minimum_acceptable_value: float | None = None
+    maximum_acceptable_value: float | None = None
+
+
+class Measurement(CFXModel):
+    """``CFX.Structures.Measurement`` (and subtypes such as ``NumericMeasurement``)."""
+
+    unique_identifier: str | None = None
+    measurement_name: str | None = None
+    time_recorded: datetime | None = None
+    sequence: int | None = None
+    result: str | None = None
+    crds: str | None = Field(default=None, alias="CRDs")
+    measured_value: NumericValue | None = None
+
+
+class ComponentDesignator(CFXModel):
+    """``CFX.Structures.ComponentDesignator``: reference designator and part number on a unit."""
+
+    reference_designator: str | None = None
+    unit_position: int | None = None
+    part_number: str | None = None
+
+
+class Symptom(CFXModel):
+    """``CFX.Structures.Symptom``: what a failing test saw."""
+
+    unique_identifier: str | None = None
+    symptom_code: str | None = None
+    symptom_category: str | None = None
+    description: str | None = None
+    components_of_interest: list[ComponentDesignator] = Field(default_factory=list)
+
+
+class Defect(CFXModel):
+    """``CFX.Structures.Defect``: a defect found by a test or an inspection."""
+
+    unique_identifier: str | None = None
+    defect_code: str | None = None
+    defect_category: str | None = None
+    description: str | None = None
+    component_of_interest: ComponentDesignator | None = None
+    priority: int | None = None
+    confidence_level: float | None = None
+
+
+class Test(CFXModel):
+    """``CFX.Structures.Test``: one test run on a unit."""
+
+    unique_identifier: str | None = None
+    test_name: str | None = None
+    test_start_time: datetime | None = None
+    test_end_time: datetime | None = None
+    result: str | None = None
+    symptoms_found: list[Symptom] = Field(default_factory=list)
+    defects_found: list[Defect] = Field(default_factory=list)
+    measurements: list[Measurement] = Field(default_factory=list)
+
+    @field_validator("symptoms_found", "defects_found", "measurements", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class TestedUnit(CFXModel):
+    """``CFX.Structures.TestedUnit``: the tests of one unit (or panel position)."""
+
+    unit_identifier: str | None = None
+    unit_position_number: int | None = None
+    overall_result: str | None = None
+    tests: list[Test] = Field(default_factory=list)
+
+    @field_validator("tests", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class Inspection(CFXModel):
+    """``CFX.Structures.Inspection``: one inspection step on a unit."""
+
+    unique_identifier: str | None = None
+    inspection_name: str | None = None
+    inspection_start_time: datetime | None = None
+    inspection_end_time: datetime | None = None
+    result: str | None = None
+    defects_found: list[Defect] = Field(default_factory=list)
+    measurements: list[Measurement] = Field(default_factory=list)
+
+    @field_validator("defects_found", "measurements", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class InspectedUnit(CFXModel):
+    """``CFX.Structures.InspectedUnit`` (also used for ``InspectedPanel``)."""
+
+    unit_identifier: str | None = None
+    unit_position_number: int | None = None
+    overall_result: str | None = None
+    inspections: list[Inspection] = Field(default_factory=list)
+
+    @field_validator("inspections", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class UnitPosition(CFXModel):
+    """``CFX.Structures.UnitPosition``: a unit (or a position on a panel/carrier) being processed."""
+
+    unit_identifier: str | None = None
+    position_number: int | None = None
+    position_name: str | None = None
+    x: float | None = None
+    y: float | None = None
+    rotation: float | None = None
+    flip_x: bool | None = None
+    flip_y: bool | None = None
+    status: str | None = None
+
+
+class Stage(CFXModel):
+    """``CFX.Structures.Stage``: a zone of a machine."""
+
+    stage_sequence: int | None = None
+    stage_name: str | None = None
+    stage_type: str | None = None
+
+
+class MaterialPackage(CFXModel):
+    """``CFX.Structures.MaterialPackage`` (and ``MaterialPackageDetailed``): a reel, tray, stick..."""
+
+    unique_identifier: str | None = None
+    internal_part_number: str | None = None
+    quantity: float | None = None
+    manufacturer_lot_code: str | None = None
+
+
+class MaterialLocation(CFXModel):
+    """``CFX.Structures.MaterialLocation``: where a material package sits (slot, feeder)."""
+
+    location_identifier: str | None = None
+    location_name: str | None = None
+    material_package: MaterialPackage | None = None
+    carrier_information: dict[str, Any] | None = None
+
+
+class InstalledComponent(CFXModel):
+    """``CFX.Structures.InstalledComponent``: one placement on a unit."""
+
+    reference_designator: str | None = None
+    installation_time: datetime | None = None
+
+
+class InstalledMaterial(CFXModel):
+    """``CFX.Structures.InstalledMaterial``: material installed on one unit."""
+
+    unit_identifier: str | None = None
+    unit_position_number: int | None = None
+    quantity_installed: float | None = None
+    quantity_non_installed: float | None = None
+    material: MaterialPackage | None = None
+    carrier_location: MaterialLocation | None = None
+    installed_components: list[InstalledComponent] = Field(default_factory=list)
+
+    @field_validator("installed_components", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class Fault(CFXModel):
+    """``CFX.Structures.Fault``: an equipment fault (subtypes add members, kept as extras)."""
+
+    transaction_id: str | None = Field(default=None, alias="TransactionID")
+    cause: str | None = None
+    severity: str | None = None
+    fault_code: str | None = None
+    fault_occurrence_id: str | None = None
+    lane: int | None = None
+    stage: Stage | None = None
+    side_location: str | None = None
+    access_type: str | None = None
+    description: str | None = None
+    occurred_at: datetime | None = None
+    due_date_time: datetime | None = None
+
+
+class UnitsTested(CFXMessage):
+    """``CFX.Production.TestAndInspection.UnitsTested``: results of tests on one or more units."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Production.TestAndInspection.UnitsTested"
+    transaction_id: str | None = Field(default=None, alias="TransactionId")
+    test_method: str | None = None
+    tester: Operator | None = None
+    recipe_name: str | None = None
+    recipe_revision: str | None = None
+    tested_units: list[TestedUnit] = Field(default_factory=list)
+
+
+class UnitsInspected(CFXMessage):
+    """``CFX.Production.TestAndInspection.UnitsInspected``: results of inspections (AOI, SPI, AXI, human)."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Production.TestAndInspection.UnitsInspected"
+    transaction_id: str | None = Field(default=None, alias="TransactionId")
+    inspection_method: str | None = None
+    inspector: Operator | None = None
+    recipe_name: str | None = None
+    recipe_revision: str | None = None
+    inspected_units: list[InspectedUnit] = Field(default_factory=list)
+    inspected_panel: InspectedUnit | None = None
+
+
+class WorkStarted(CFXMessage):
+    """``CFX.Production.WorkStarted``: a work transaction began on one or more units."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Production.WorkStarted"
+    transaction_id: str | None = Field(default=None, alias="TransactionID")
+    primary_identifier: str | None = None
+    hermes_identifier: str | None = None
+    lane: int | None = None
+    unit_count: int | None = None
+    units: list[UnitPosition] = Field(default_factory=list)
+    recipe_name: str | None = None
+    revision: str | None = None
+
+
+class WorkCompleted(CFXMessage):
+    """``CFX.Production.WorkCompleted``: a work transaction ended (``Result``: a WorkResult)."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Production.WorkCompleted"
+    transaction_id: str | None = Field(default=None, alias="TransactionID")
+    result: str | None = None
+    primary_identifier: str | None = None
+    hermes_identifier: str | None = None
+    unit_count: int | None = None
+    units: list[UnitPosition] = Field(default_factory=list)
+    stage: Stage | None = None
+
+
+class UnitsArrived(CFXMessage):
+    """``CFX.Production.UnitsArrived``: units entered a station."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Production.UnitsArrived"
+    unit_count: int | None = None
+    units: list[UnitPosition] = Field(default_factory=list)
+
+
+class UnitsDeparted(CFXMessage):
+    """``CFX.Production.UnitsDeparted``: units left a station."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Production.UnitsDeparted"
+    unit_count: int | None = None
+    units: list[UnitPosition] = Field(default_factory=list)
+
+
+class UnitsDisqualified(CFXMessage):
+    """``CFX.Production.UnitsDisqualified``: units taken out of production (``Reason``)."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Production.UnitsDisqualified"
+    reason: str | None = None
+    comments: str | None = None
+    unit_count: int | None = None
+    units: list[UnitPosition] = Field(default_factory=list)
+
+
+class MaterialsInstalled(CFXMessage):
+    """``CFX.Production.Assembly.MaterialsInstalled``: materials placed on units."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Production.Assembly.MaterialsInstalled"
+    transaction_id: str | None = Field(default=None, alias="TransactionId")
+    installed_materials: list[InstalledMaterial] = Field(default_factory=list)
+
+
+class MaterialsLoaded(CFXMessage):
+    """``CFX.Materials.Storage.MaterialsLoaded``: material packages loaded at a station."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Materials.Storage.MaterialsLoaded"
+    materials: list[MaterialLocation] = Field(default_factory=list)
+
+
+class FaultOccurred(CFXMessage):
+    """``CFX.ResourcePerformance.FaultOccurred``: a fault was raised at the sending station."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.ResourcePerformance.FaultOccurred"
+    fault: Fault
+
+
+class FaultCleared(CFXMessage):
+    """``CFX.ResourcePerformance.FaultCleared``: a fault was cleared (``FaultOccurrenceId``)."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.ResourcePerformance.FaultCleared"
+    fault_occurrence_id: str | None = None
+    operator: Operator | None = None
+
+
+class FaultAcknowledged(CFXMessage):
+    """``CFX.ResourcePerformance.FaultAcknowledged``: an operator acknowledged a fault."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.ResourcePerformance.FaultAcknowledged"
+    fault_occurrence_id: str | None = None
+    operator: Operator | None = None
+
+
+class StationStateChanged(CFXMessage):
+    """``CFX.ResourcePerformance.StationStateChanged``: SEMI E10 state transition of a station.
+
+    ``old_state``/``new_state`` are integer E10 codes (see ``pywats_cfx.states``), whatever form the wire
+    used; ``old_state_duration`` is the .NET TimeSpan text (``"00:01:25"``).
+    """
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.ResourcePerformance.StationStateChanged"
+    old_state: int | None = None
+    old_state_duration: str | None = None
+    new_state: int
+    related_fault: Fault | None = None
+
+    @field_validator("old_state", "new_state", mode="before")
+    @classmethod
+    def _e10(cls, value: Any, info: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return state_code(value)
+        except InvalidMessageBodyError as exc:
+            raise ValueError(exc.reason) from None
+
+
+class EndpointConnected(CFXMessage):
+    """``CFX.EndpointConnected``: an endpoint came online."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.EndpointConnected"
+    cfx_handle: str | None = Field(default=None, alias="CFXHandle")
+    request_network_uri: str | None = None
+    request_target_address: str | None = None
+
+
+class EndpointShuttingDown(CFXMessage):
+    """``CFX.EndpointShuttingDown``: an endpoint is going offline."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.EndpointShuttingDown"
+    cfx_handle: str | None = Field(default=None, alias="CFXHandle")
+
+
+class Heartbeat(CFXMessage):
+    """``CFX.Heartbeat``: an endpoint is alive (sent every minute by default)."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Heartbeat"
+    cfx_handle: str | None = Field(default=None, alias="CFXHandle")
+    heartbeat_frequency: str | None = None
+
+
+#: Full CFX message name -> typed model.
+MESSAGE_MODELS: dict[str, type[CFXMessage]] = {
+    model.MESSAGE_NAME: model
+    for model in (
+        UnitsTested,
+        UnitsInspected,
+        WorkStarted,
+        WorkCompleted,
+        UnitsArrived,
+        UnitsDeparted,
+        UnitsDisqualified,
+        MaterialsInstalled,
+        MaterialsLoaded,
+        FaultOccurred,
+        FaultCleared,
+        FaultAcknowledged,
+        StationStateChanged,
+        EndpointConnected,
+        EndpointShuttingDown,
+        Heartbeat,
+    )
+}
+
+
+def message_model(message_name: str) -> type[CFXMessage] | None:
+    """The typed model of a CFX message name, or None when pyWATS has none for it."""
+    return MESSAGE_MODELS.get(message_name)
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def parse_message(env: CFXEnvelope, *, origin: str = "") -> CFXMessage | None:
+    """Validate an envelope's ``MessageBody`` against the typed model of its ``MessageName``.
+
+    Args:
+        env: a parsed envelope.
+        origin: where it came from, for error messages.
+
+    Returns:
+        The typed body, or None when the message has no model here (see ``MESSAGE_MODELS``).
+
+    Raises:
+        InvalidMessageBodyError: the body does not fit the model; the message names the field by its
+            CFX path (``TestedUnits[0].Tests``).
+    """
+    model = MESSAGE_MODELS.get(env.message_name)
+    if model is None:
+        return None
+    try:
+        return model.model_validate(env.message_body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InvalidMessageBodyError(_field_path(first["loc"]), first["msg"], origin) from None

@@ -1,0 +1,123 @@
+"""Equipment states of IPC-CFX ``ResourceState``: the SEMI E10 (with E58) state codes.
+
+CFX writes a state as a JSON number in old examples (``2200``), as a string since 2019 (``"1100"``), and
+older endpoints send the legacy codes ``"22A0"``/``"22B0"`` for 2201/2202. The first digit is the E10
+category: 1 productive (PRD), 2 standby (SBY), 3 engineering (ENG), 4 scheduled downtime (SDT),
+5 unscheduled downtime (USD), 6 non-scheduled time (NST); ``code // 1000 * 1000`` is the category's code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import InvalidResourceStateError
+
+__all__ = ["CATEGORIES", "STATE_NAMES", "state_category", "state_code", "state_name"]
+
+#: Category code -> SEMI E10 category abbreviation.
+CATEGORIES: dict[int, str] = {1000: "PRD", 2000: "SBY", 3000: "ENG", 4000: "SDT", 5000: "USD", 6000: "NST"}
+
+#: Known codes -> the names the IPC-CFX SDK gives them (enum ``CFX.Structures.ResourceState``).
+STATE_NAMES: dict[int, str] = {
+    1000: "PRD",
+    1100: "PRD_RegularWork",
+    1200: "PRD_WorkForThirdParties",
+    1300: "PRD_Rework",
+    1400: "PRD_Engineering",
+    2000: "SBY",
+    2100: "SBY_NoOperator",
+    2200: "SBY_NoProduct",
+    2201: "SBY_NoProductBlocked",
+    2202: "SBY_NoProductStarved",
+    2300: "SBY_NoSupportTool",
+    2400: "SBY_AssociatedClusterModuleDown",
+    2500: "SBY_NoHost",
+    3000: "ENG",
+    3100: "ENG_ProcessExperiments",
+    3200: "ENG_EquipmentExperiments",
+    4000: "SDT",
+    4100: "SDT_UserMaintenanceDelay",
+    4200: "SDT_SuppliedMaintenanceDelay",
+    4300: "SDT_PreventiveMaintenance",
+    4400: "SDT_ChangeOfConsumables",
+    4500: "SDT_Setup",
+    4600: "SDT_ProductionTest",
+    4700: "SDT_FacilitiesRelated",
+    5000: "USD",
+    5100: "USD_UserMaintenanceDelay",
+    5200: "USD_SuppliedMaintenanceDelay",
+    5300: "USD_Repair",
+    5400: "USD_OutOfSpecInputMaterial",
+    5500: "USD_ChangeOfConsumables",
+    5600: "USD_FacilitiesRelated",
+    6000: "NST",
+    6100: "NST_UnworkedShifts",
+    6200: "NST_EquipmentInstallation",
+    6300: "NST_EquipmentModifications",
+    6400: "NST_OfflineTraining",
+    6500: "NST_ShutdownAndStartup",
+}
+
+# Letters in a code were the pre-2019 way to write sub-states of 2200; the SDK now uses 2201/2202.
+_LEGACY: dict[str, int] = {"22A0": 2201, "22B0": 2202}
+
+
+def state_code(value: Any, *, field: str = "ResourceState") -> int:
+    """Return the SEMI E10 state code of a CFX ``ResourceState`` value.
+
+    Args:
+        value: an int (``2200``), an integral float, a numeric string (``"1100"``), or a legacy code
+            ``"22A0"``/``"22B0"`` (case-insensitive; 2201/2202).
+        field: the field name to report in the error.
+
+    Returns:
+        The code, 1000..6999. Codes inside a category that the table does not list are accepted:
+        vendors define sub-states, and the category is still known.
+
+    Raises:
+        InvalidResourceStateError: anything else (bool, null, text, a number outside 1000..6999).
+    """
+    code: int | None = None
+    if isinstance(value, bool):
+        code = None
+    elif isinstance(value, int):
+        code = value
+    elif isinstance(value, float) and value.is_integer():
+        code = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.isdecimal() and text.isascii() and len(text) <= 6:
+            code = int(text)
+        else:
+            code = _LEGACY.get(text.upper())
+    if code is None or not 1000 <= code <= 6999:
+        raise InvalidResourceStateError(
+            field, f"{value!r} is not a SEMI E10 state code (1000..6999, or 22A0/22B0)"
+        )
+    return code
+
+
+def state_category(code: int) -> str:
+    """Return the SEMI E10 category (``PRD``, ``SBY``, ``ENG``, ``SDT``, ``USD``, ``NST``) of a state code.
+
+    Raises:
+        InvalidResourceStateError: ``code`` is outside 1000..6999.
+    """
+    try:
+        return CATEGORIES[code // 1000 * 1000]
+    except (KeyError, TypeError):
+        raise InvalidResourceStateError("ResourceState", f"{code!r} is not a SEMI E10 state code") from None
+
+
+def state_name(code: int) -> str:
+    """Return the IPC-CFX name of a state code (``SBY_NoProduct`` for 2200).
+
+    A code the table does not list gets its category name and the code, e.g. ``SBY_2250``.
+
+    Raises:
+        InvalidResourceStateError: ``code`` is outside 1000..6999.
+    """
+    name = STATE_NAMES.get(code)
+    if name is None:
+        name = f"{state_category(code)}_{code}"
+    return name
