@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +30,7 @@ from .handlers import BaseHandler, EventStoreHandler, FunctionHandler, HandlerFu
 from .metrics import BusMetrics
 from .registry import HandlerRegistry, Subscription
 from .retry import RetryPolicy
-from .store import DeadLetterEntry, DeadLetterReason, MemoryStore, Store
+from .store import COMPLETED, DeadLetterEntry, DeadLetterReason, MemoryStore, Store
 from .transports.base import RawRecord, SettleResult, Transport, TransportState
 
 __all__ = ["EventBus"]
@@ -57,6 +58,10 @@ class _Tracker:
             self._finish()
 
     def _finish(self) -> None:
+        if not self.pending:
+            if not self.future.done():
+                self.future.set_result(self.result)
+            return
         waiting = [p for p in self.pending if not (isinstance(p, asyncio.Future) and p.done())]
         for p in self.pending:
             if isinstance(p, asyncio.Future) and p.done() and p.exception() is not None:
@@ -82,6 +87,47 @@ class _Tracker:
     def _fail(self, exc: BaseException | None) -> None:
         if not self.future.done():
             self.future.set_exception(exc or BusError("store write failed"))
+
+
+class _Lane:
+    """A bounded FIFO of jobs served by one worker task; lighter than ``asyncio.Queue`` on the hot path.
+
+    The worker drains the deque without suspending while jobs are waiting; producers wait (backpressure)
+    only when ``capacity`` jobs are queued.
+    """
+
+    __slots__ = ("busy", "capacity", "idle", "jobs", "putters", "waiter")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.jobs: deque[tuple[Event, Sequence[Subscription], _Tracker]] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.putters: deque[asyncio.Future[None]] = deque()
+        self.busy = False
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    async def put(self, job: tuple[Event, Sequence[Subscription], _Tracker]) -> None:
+        while len(self.jobs) >= self.capacity:
+            fut = asyncio.get_running_loop().create_future()
+            self.putters.append(fut)
+            try:
+                await fut
+            finally:
+                if not fut.done():
+                    fut.cancel()
+        self.jobs.append(job)
+        self.idle.clear()
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def release_putter(self) -> None:
+        while self.putters:
+            fut = self.putters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
 
 
 class _Failure:
@@ -141,6 +187,7 @@ class EventBus:
         self.concurrency = concurrency
         self.queue_size = queue_size
         self.ordering_key = ordering_key or _default_ordering_key
+        self._key_is_source = ordering_key is None
         self.idempotency = idempotency
         self.drain_timeout = drain_timeout
         self.emit_system_events = emit_system_events
@@ -148,7 +195,7 @@ class EventBus:
         self.breakers: dict[str, CircuitBreaker] = {}
         self.transports: dict[str, Transport] = {}
         self.dead_letters = DeadLetterQueue(self.store, self._replay_entry)
-        self._lanes: list[asyncio.Queue[Any]] = []
+        self._lanes: list[_Lane] = []
         self._workers: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._replaying: dict[str, asyncio.Task[None]] = {}
@@ -181,7 +228,7 @@ class EventBus:
             return
         await self.store.open()
         per_lane = max(1, self.queue_size // self.concurrency)
-        self._lanes = [asyncio.Queue(per_lane) for _ in range(self.concurrency)]
+        self._lanes = [_Lane(per_lane) for _ in range(self.concurrency)]
         self._workers = [asyncio.create_task(self._worker(q), name=f"pywats-lane-{i}") for i, q in enumerate(self._lanes)]
         for sub in self.registry:
             await sub.handler.on_start()
@@ -235,7 +282,7 @@ class EventBus:
     async def _stop_workers(self, timeout: float) -> None:
         if not self._workers:
             return
-        drained = asyncio.gather(*(q.join() for q in self._lanes))
+        drained = asyncio.gather(*(q.idle.wait() for q in self._lanes))
         try:
             await asyncio.wait_for(drained, timeout)
         except TimeoutError:
@@ -394,7 +441,7 @@ class EventBus:
     # -- intake ------------------------------------------------------------------------------
     def queue_depth(self) -> int:
         """Events queued (not yet taken by a lane)."""
-        return sum(q.qsize() for q in self._lanes)
+        return sum(len(q.jobs) for q in self._lanes)
 
     @property
     def saturated(self) -> bool:
@@ -423,6 +470,7 @@ class EventBus:
         metrics = self.metrics
         lanes = self._lanes
         n = len(lanes)
+        by_source = self._key_is_source
         for ev in events:
             metrics.count_received(transport, ev.type)
             subs = self.registry.match(ev)
@@ -436,17 +484,20 @@ class EventBus:
                 tracker.result.skipped += len(subs) - len(kept)
                 for s in subs:
                     if s.name in finished:
-                        metrics.skipped.labels(s.name).inc()
+                        metrics.count_skipped(s.name)
                 if not kept:
                     tracker.event_done()
                     continue
                 subs = kept
-            q = lanes[hash(self.ordering_key(ev)) % n]
-            job = (ev, subs, tracker)
-            if q.full():
-                await q.put(job)
+            q = lanes[hash(ev.source if by_source else self.ordering_key(ev)) % n]
+            jobs = q.jobs
+            if len(jobs) < q.capacity:
+                jobs.append((ev, subs, tracker))
+                q.idle.clear()
+                if q.waiter is not None and not q.waiter.done():
+                    q.waiter.set_result(None)
             else:
-                q.put_nowait(job)
+                await q.put((ev, subs, tracker))
         return future
 
     async def publish(self, *events: Event) -> SettleResult:
@@ -462,53 +513,114 @@ class EventBus:
         """Durably store undecodable input (see ``IngestSink.dead_letter_raw``); returns the entry id."""
         entry = entry_for_raw(record)
         await self.store.add_dead_letters((entry,))
-        self.metrics.raw_dead_lettered.labels(record.transport).inc()
+        self.metrics.count_raw_dead_letter(record.transport)
         log.warning("dead-lettered undecodable input from %s: %s", record.origin, record.reason)
         self._emit_dead_letter_event(entry)
         return entry.id
 
     # -- delivery ----------------------------------------------------------------------------
-    async def _worker(self, q: asyncio.Queue[Any]) -> None:
+    async def _worker(self, lane: _Lane) -> None:
+        jobs = lane.jobs
+        loop = asyncio.get_running_loop()
         while True:
-            job = await q.get()
+            while jobs:
+                lane.busy = True
+                job = jobs.popleft()
+                if lane.putters:
+                    lane.release_putter()
+                try:
+                    await self._process(job[0], job[1], job[2])
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("bus lane failed while processing an event (this is a bug)")
+            lane.busy = False
+            lane.idle.set()
+            lane.waiter = loop.create_future()
             try:
-                await self._process(*job)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("bus lane failed while processing an event (this is a bug)")
+                await lane.waiter
             finally:
-                q.task_done()
+                lane.waiter = None
 
-    async def _process(self, event: Event, subs: list[Subscription], tracker: _Tracker) -> None:
+    async def _process(self, event: Event, subs: Sequence[Subscription], tracker: _Tracker) -> None:
         succeeded: list[tuple[str, str]] = []
         result = tracker.result
+        breakers = self.breakers
         for sub in subs:
-            failure = await self._attempt(event, sub)
-            if failure is None:
+            breaker = breakers.get(sub.name)
+            if breaker is not None and breaker._state is BreakerState.CLOSED and sub.handler.timeout is None:
+                # Fast path (closed circuit, no time limit): _attempt without its extra frame.
+                t0 = time.perf_counter()
+                try:
+                    outcome = await sub.call(event)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    breaker.record_failure()
+                    outcome = await self._retry(event, sub, breaker, exc)
+                else:
+                    breaker._failures = 0
+                    self.metrics.observe_handled(sub.name, time.perf_counter() - t0)
+            else:
+                outcome = await self._attempt(event, sub)
+            if outcome is None:
                 result.handled += 1
                 succeeded.append((event.id, sub.name))
-            else:
+            elif isinstance(outcome, _Failure):
                 entry = entry_for_failure(
-                    event, sub.name, failure.reason, failure.exc, failure.attempts, failure.first_failure_at
+                    event, sub.name, outcome.reason, outcome.exc, outcome.attempts, outcome.first_failure_at
                 )
-                tracker.pending.append(self.store.add_dead_letters((entry,)))
+                written = self.store.add_dead_letters((entry,))
+                if written is not COMPLETED:
+                    tracker.pending.append(written)
                 result.dead_lettered += 1
                 self._record_dead_letter(entry)
+            else:
+                result.handled += 1
+                tracker.pending.append(self._after_deferred(outcome, event.id, sub.name))
         if succeeded and self.idempotency:
-            tracker.pending.append(self.store.mark_completed(succeeded))
+            written = self.store.mark_completed(succeeded)
+            if written is not COMPLETED:
+                tracker.pending.append(written)
         tracker.event_done()
 
-    async def _call(self, sub: Subscription, event: Event) -> None:
-        timeout = sub.handler.timeout
-        if timeout is None:
-            await sub.handler.handle(event)
-        else:
-            async with asyncio.timeout(timeout):
-                await sub.handler.handle(event)
+    def _after_deferred(self, deferred: Awaitable[Any], event_id: str, name: str) -> asyncio.Future[None]:
+        """Chain a handler's deferred completion and then its idempotency record, so the record is never
+        durable before the work it vouches for."""
+        out: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    async def _attempt(self, event: Event, sub: Subscription) -> _Failure | None:
-        """Run one delivery through breaker and retry policy; ``None`` on success."""
+        def relay(f: asyncio.Future[Any]) -> None:
+            if out.done():
+                return
+            if f.cancelled():
+                out.set_exception(BusError(f"deferred completion of handler {name!r} was cancelled"))
+            elif f.exception() is not None:
+                out.set_exception(f.exception())  # type: ignore[arg-type]
+            else:
+                out.set_result(None)
+
+        def deferred_done(f: asyncio.Future[Any]) -> None:
+            if f.cancelled() or f.exception() is not None or not self.idempotency:
+                relay(f)
+                return
+            written = self.store.mark_completed(((event_id, name),))
+            if written is COMPLETED:
+                out.set_result(None)
+            else:
+                asyncio.ensure_future(written).add_done_callback(relay)
+
+        asyncio.ensure_future(deferred).add_done_callback(deferred_done)
+        return out
+
+    async def _call(self, sub: Subscription, event: Event) -> Any:
+        if sub.handler.timeout is None:
+            return await sub.call(event)
+        async with asyncio.timeout(sub.handler.timeout):
+            return await sub.call(event)
+
+    async def _attempt(self, event: Event, sub: Subscription) -> _Failure | Awaitable[Any] | None:
+        """Run one delivery through breaker and retry policy: ``None`` on success, a ``_Failure``, or the
+        awaitable a handler returned to defer its completion."""
         name = sub.name
         breaker = self.breakers.get(name)
         if breaker is None:
@@ -522,7 +634,10 @@ class EventBus:
             )
         t0 = time.perf_counter()
         try:
-            await self._call(sub, event)
+            if sub.handler.timeout is None:
+                out = await sub.call(event)  # the common case, without the extra _call frame
+            else:
+                out = await self._call(sub, event)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -530,11 +645,11 @@ class EventBus:
             return await self._retry(event, sub, breaker, exc)
         breaker.record_success()
         self.metrics.observe_handled(name, time.perf_counter() - t0)
-        return None
+        return out  # type: ignore[no-any-return]
 
     async def _retry(
         self, event: Event, sub: Subscription, breaker: CircuitBreaker, first: Exception
-    ) -> _Failure | None:
+    ) -> _Failure | Awaitable[Any] | None:
         name = sub.name
         first_at = datetime.now(UTC)
         policy = sub.handler.retry or self.retry
@@ -544,17 +659,16 @@ class EventBus:
             return _Failure(self._reason_for(first), first, 1, first_at)
         attempts = 1
         log.info("handler %s failed on event %s (%s: %s); retrying", name, event.id, type(first).__name__, first)
-        retried = self.metrics.retried.labels(name)
 
-        async def attempt() -> None:
+        async def attempt() -> Any:
             nonlocal attempts
             if not breaker.allow():
                 raise CircuitOpenError(f"circuit of handler {name!r} opened during retries")
             attempts += 1
-            retried.inc()
+            self.metrics.count_retry(name)
             t0 = time.perf_counter()
             try:
-                await self._call(sub, event)
+                out = await self._call(sub, event)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -562,9 +676,10 @@ class EventBus:
                 raise
             breaker.record_success()
             self.metrics.observe_handled(name, time.perf_counter() - t0)
+            return out
 
         try:
-            await policy.retry_after_failure(attempt)
+            return await policy.retry_after_failure(attempt)  # type: ignore[no-any-return]
         except asyncio.CancelledError:
             raise
         except CircuitOpenError as exc:
@@ -572,14 +687,13 @@ class EventBus:
         except Exception as exc:
             reason = self._reason_for(exc) if policy.is_retryable(exc) else DeadLetterReason.UNRECOVERABLE
             return _Failure(reason, exc, attempts, first_at)
-        return None
 
     @staticmethod
     def _reason_for(exc: BaseException) -> str:
         return DeadLetterReason.TIMEOUT if isinstance(exc, TimeoutError) else DeadLetterReason.FAILED
 
     def _record_dead_letter(self, entry: DeadLetterEntry) -> None:
-        self.metrics.dead_lettered.labels(entry.handler or "", entry.reason).inc()
+        self.metrics.count_dead_letter(entry.handler or "", entry.reason)
         if entry.reason != DeadLetterReason.CIRCUIT_OPEN:
             log.warning(
                 "dead-lettered event %s for handler %s after %d attempt(s): %s: %s",

@@ -11,7 +11,6 @@ array whose first object has ``MessageName`` is CFX, otherwise the normalized ev
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field

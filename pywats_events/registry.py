@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import HandlerRegistrationError
 from .event import Event, severity_rank
@@ -36,6 +37,21 @@ class Subscription:
     priority: int = 0
     order: int = 0
     _type_tests: tuple[Callable[[str], bool], ...] = field(default=(), repr=False)
+    _filtered: bool = field(default=True, repr=False)
+    #: What the bus awaits per delivery: the handler's ``handle`` or, for async functions, the function.
+    call: Callable[[Event], Any] = field(default=None, repr=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.call is None:
+            self.call = self.handler.direct_call()
+        # Most subscriptions filter by type only; skip the per-event checks for them.
+        self._filtered = (
+            self.min_severity is not None
+            or self.categories is not None
+            or self.sources is not None
+            or self.predicate is not None
+            or type(self.handler).matches is not BaseHandler.matches
+        )
 
     @property
     def name(self) -> str:
@@ -64,7 +80,7 @@ class HandlerRegistry:
 
     def __init__(self) -> None:
         self._subs: dict[str, Subscription] = {}
-        self._by_type: dict[str, tuple[Subscription, ...]] = {}
+        self._by_type: dict[str, tuple[tuple[Subscription, ...], bool]] = {}
         self._counter = 0
 
     def add(
@@ -140,12 +156,16 @@ class HandlerRegistry:
     def __len__(self) -> int:
         return len(self._subs)
 
-    def match(self, event: Event) -> list[Subscription]:
-        """Subscriptions that receive ``event``, highest priority first (then registration order)."""
-        candidates = self._by_type.get(event.type)
-        if candidates is None:
+    def match(self, event: Event) -> Sequence[Subscription]:
+        """Subscriptions that receive ``event``, highest priority first (then registration order).
+        The result may be shared between calls: do not modify it."""
+        cached = self._by_type.get(event.type)
+        if cached is None:
             candidates = tuple(s for s in self if s.matches_type(event.type))
             if len(self._by_type) > 10_000:
                 self._by_type.clear()
-            self._by_type[event.type] = candidates
-        return [s for s in candidates if s.matches_rest(event)]
+            cached = self._by_type[event.type] = (candidates, any(s._filtered for s in candidates))
+        candidates, filtered = cached
+        if not filtered:
+            return candidates  # type: ignore[return-value]  # shared, read-only
+        return [s for s in candidates if not s._filtered or s.matches_rest(event)]

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic_core import PydanticSerializationError
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -134,6 +135,15 @@ _dead_letters = sa.Table(
 )
 
 
+def _event_json(ev: Event) -> str:
+    """The event's JSON form (the same document as ``Event.to_json_dict``; pydantic's serializer is several
+    times faster than ``json.dumps``); a payload value pydantic cannot serialize is written with ``str``."""
+    try:
+        return ev.model_dump_json()
+    except PydanticSerializationError:
+        return _json_dumps(ev.to_json_dict())
+
+
 def _json_dumps(value: Any) -> str:
     # ``default=str`` as in Event.to_json: a payload value JSON cannot hold is written as text, not lost.
     return json.dumps(value, default=str, separators=(",", ":"))
@@ -233,6 +243,8 @@ class _Lookup:
 
 def _ts_sqlite(value: datetime) -> str:
     """UTC text as SQLAlchemy's SQLite ``DATETIME`` writes it (fixed width, so text order is time order)."""
+    if value.tzinfo is UTC:  # the usual case (Event timestamps, datetime.now(UTC)): drop "+00:00"
+        return value.isoformat(" ", "microseconds")[:26]
     if value.tzinfo is None:
         return value.isoformat(" ", "microseconds")
     if value.utcoffset():
@@ -263,7 +275,7 @@ class _Rows:
             ev.source,
             ev.severity_rank,
             self.ts(ev.timestamp),
-            _json_dumps(ev.to_json_dict()),
+            _event_json(ev),
             now,
             None,
             None,
@@ -375,6 +387,7 @@ class SQLStore(Store):
         self._rows = _Rows(self._is_sqlite)
         self._engine: AsyncEngine | None = None
         self._closing = False
+        self._accepting = False  # open, with both background tasks running: the hot-path check
         # group commit: queued writes, and the task that commits them on its own connection
         self._pending: deque[_Write] = deque()
         self._wake = asyncio.Event()
@@ -479,6 +492,13 @@ class SQLStore(Store):
         self._lookup_wake = asyncio.Event()
         self._writer = asyncio.create_task(self._write_loop(), name=f"pywats-store-writer {self.url}")
         self._reader = asyncio.create_task(self._lookup_loop(), name=f"pywats-store-lookup {self.url}")
+        self._writer.add_done_callback(self._task_stopped)
+        self._reader.add_done_callback(self._task_stopped)
+        self._accepting = True
+
+    def _task_stopped(self, _task: asyncio.Task[None]) -> None:
+        # Normal at close; anything else (a bug, a cancelled loop) must not leave callers waiting forever.
+        self._accepting = False
 
     async def _create_schema(self, engine: AsyncEngine) -> None:
         for attempt in range(5):
@@ -501,6 +521,7 @@ class SQLStore(Store):
         if self._engine is None:
             return
         self._closing = True
+        self._accepting = False
         self._wake.set()
         self._lookup_wake.set()
         try:
@@ -518,7 +539,9 @@ class SQLStore(Store):
             await engine.dispose()
 
     def _require_engine(self) -> AsyncEngine:
-        if self._engine is None or self._closing:
+        if not self._accepting or self._engine is None:
+            if self._engine is not None and not self._closing:
+                raise StoreError(f"store {self.url} is broken: its background task has stopped")
             raise StoreError(f"store {self.url} is not open")
         return self._engine
 
@@ -544,7 +567,8 @@ class SQLStore(Store):
 
     # -- group commit ----------------------------------------------------------------------------
     def _enqueue(self, kind: int, rows: list[tuple[Any, ...]]) -> asyncio.Future[None]:
-        self._require_engine()
+        if not self._accepting:
+            self._require_engine()
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append(_Write(kind, rows, fut))
         self._wake.set()
@@ -671,7 +695,8 @@ class SQLStore(Store):
         """
         if not event_ids:
             return {}
-        self._require_engine()
+        if not self._accepting:
+            self._require_engine()
         fut: asyncio.Future[dict[str, set[str]]] = asyncio.get_running_loop().create_future()
         self._lookups.append(_Lookup(event_ids, fut))
         self._lookup_wake.set()

@@ -13,7 +13,6 @@ await it later.
 from __future__ import annotations
 
 import abc
-import asyncio
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from .event import Event, severity_rank
 from .pattern import compile_type_pattern
 
 __all__ = [
+    "COMPLETED",
     "DeadLetterEntry",
     "DeadLetterReason",
     "EventQuery",
@@ -258,10 +258,20 @@ def _matches(stored: StoredEvent, q: EventQuery) -> bool:
     return True
 
 
-def _done() -> asyncio.Future[None]:
-    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    fut.set_result(None)
-    return fut
+class _Completed:
+    """An awaitable that is already done: what in-memory writes return (no future, no loop needed)."""
+
+    __slots__ = ()
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        return iter(())
+
+    def __repr__(self) -> str:
+        return "COMPLETED"
+
+
+#: Returned by writes that are durable (or as durable as they get) at once.
+COMPLETED: Awaitable[None] = _Completed()
 
 
 class MemoryStore(Store):
@@ -269,7 +279,8 @@ class MemoryStore(Store):
 
     url = "memory://"
 
-    def __init__(self) -> None:
+    def __init__(self, max_idempotency_records: int = 200_000) -> None:
+        self.max_idempotency_records = max_idempotency_records
         self._completed: dict[str, set[str]] = {}
         self._completed_at: dict[str, datetime] = {}
         self._events: dict[str, StoredEvent] = {}
@@ -280,16 +291,24 @@ class MemoryStore(Store):
 
     def mark_completed(self, records: Sequence[tuple[str, str]]) -> Awaitable[None]:
         now = datetime.now(UTC)
+        done = self._completed
         for event_id, handler in records:
-            self._completed.setdefault(event_id, set()).add(handler)
-            self._completed_at[event_id] = now
-        return _done()
+            names = done.get(event_id)
+            if names is None:
+                names = done[event_id] = set()
+                self._completed_at[event_id] = now
+                if len(done) > self.max_idempotency_records:  # bounded: forget the oldest event
+                    oldest = next(iter(done))
+                    del done[oldest]
+                    self._completed_at.pop(oldest, None)
+            names.add(handler)
+        return COMPLETED
 
     def append_events(self, events: Sequence[Event]) -> Awaitable[None]:
         now = datetime.now(UTC)
         for ev in events:
             self._events.setdefault(ev.id, StoredEvent(event=ev, stored_at=now))
-        return _done()
+        return COMPLETED
 
     async def query_events(self, query: EventQuery) -> list[StoredEvent]:
         rows = sorted((s for s in self._events.values() if _matches(s, query)), key=lambda s: s.event.timestamp)
@@ -336,7 +355,7 @@ class MemoryStore(Store):
     def add_dead_letters(self, entries: Sequence[DeadLetterEntry]) -> Awaitable[None]:
         for e in entries:
             self._dead[e.id] = e
-        return _done()
+        return COMPLETED
 
     def _dead_matching(self, handler: str | None, reason: str | None) -> list[DeadLetterEntry]:
         return [

@@ -16,7 +16,7 @@ async with bus:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 
 from ..codec import DecodeContext, Decoder, get_decoder
 from ..errors import DecodeError, TransportError
@@ -78,13 +78,17 @@ class MockTransport(Transport):
         self.settled.append(result)
         return result
 
-    async def inject_nowait(
+    def inject_nowait(
         self, events: Sequence[Event], *, redelivered: bool = False
-    ) -> asyncio.Future[SettleResult]:
-        """Queue ``events`` as one message (waiting only while the bus is full) and return the settlement
-        future without waiting for it. For load tests and benchmarks."""
+    ) -> Awaitable[asyncio.Future[SettleResult]]:
+        """Queue ``events`` as one message and return the settlement future without waiting for it (await
+        this call: it waits only while the bus is full). For load tests and benchmarks.
+
+        Raises:
+            TransportError: the mock is not CONNECTED.
+        """
         self._check()
-        return await self.sink.submit(events, transport=self.name, redelivered=redelivered)
+        return self.sink.submit(events, transport=self.name, redelivered=redelivered)
 
     async def inject_many(self, events: Iterable[Event]) -> SettleResult:
         """Deliver each event as its own message, keeping the bus busy; wait for all; summed settlement."""

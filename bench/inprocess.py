@@ -1,0 +1,112 @@
+"""In-process throughput: MockTransport -> bus -> a no-op handler, against the plain-asyncio ceiling.
+
+Run: ``python bench/inprocess.py [--events N]``. Prints one line per figure and, last, one JSON object:
+``{"ceiling_eps": ..., "bus_eps": ..., "bus_store_eps": ..., "ratio": bus_eps / ceiling_eps, ...}``.
+
+- ceiling: build the same pydantic ``Event`` and await a no-op coroutine, N times (no bus at all).
+- bus: build the event, ``MockTransport.inject_nowait`` it as its own message (the bus queues it on its
+  lane, calls the handler, settles the message); waits for every settlement. No store: ``EventBus`` with
+  ``idempotency=False`` (nothing durable to record to).
+- bus+store: the same with the SQLite ``SQLStore`` (idempotency record per delivery, group-committed, the
+  message settled only after its commit).
+- bus+store+event-store: additionally the built-in ``EventStoreHandler`` writes every event to SQLite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pywats_events import Event, EventBus, MockTransport, SettleResult  # noqa: E402
+from pywats_events.sql_store import open_store  # noqa: E402
+
+SOURCES = [f"Vendor.Tester.SN{n:04d}" for n in range(16)]
+PAYLOAD = {"unit_id": "PANEL34543535", "result": "pass", "method": "automated", "tests": []}
+
+
+def make_event(i: int) -> Event:
+    return Event(type="test.result", source=SOURCES[i % len(SOURCES)], payload=PAYLOAD)
+
+
+async def ceiling(n: int) -> float:
+    async def noop(event: Event) -> None:
+        return None
+
+    t0 = time.perf_counter()
+    for i in range(n):
+        await noop(make_event(i))
+    return n / (time.perf_counter() - t0)
+
+
+async def through_bus(n: int, *, store_url: str | None, event_store: bool) -> float:
+    store = open_store(store_url) if store_url else None
+    bus = EventBus(store, idempotency=store is not None, emit_system_events=False, concurrency=16, queue_size=4096)
+    mock = MockTransport()
+    bus.add_transport(mock)
+
+    async def noop(event: Event) -> None:
+        return None
+
+    bus.register(noop, name="noop", event_types=["test.*"])
+    if event_store:
+        bus.add_event_store()
+    async with bus:
+        done = asyncio.Event()
+        left = n
+        handled = 0
+
+        def settled(fut: asyncio.Future[SettleResult]) -> None:
+            nonlocal left, handled
+            handled += fut.result().handled
+            left -= 1
+            if left == 0:
+                done.set()
+
+        t0 = time.perf_counter()
+        for i in range(n):
+            (await mock.inject_nowait((make_event(i),))).add_done_callback(settled)
+        await done.wait()
+        elapsed = time.perf_counter() - t0
+    expected = n * (2 if event_store else 1)
+    if handled != expected:
+        raise SystemExit(f"lost deliveries: {handled} handled of {expected}")
+    return n / elapsed
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=100_000, help="events per measurement (default 100000)")
+    args = ap.parse_args()
+    n = args.events
+    await ceiling(min(n, 10_000))  # warm up pydantic and the allocator
+    ceiling_eps = await ceiling(n)
+    print(f"ceiling (build event + await no-op): {ceiling_eps:,.0f} events/s")
+    bus_eps = await through_bus(n, store_url=None, event_store=False)
+    print(f"bus, no store:                       {bus_eps:,.0f} events/s ({bus_eps / ceiling_eps:.0%} of ceiling)")
+    with tempfile.TemporaryDirectory() as tmp:
+        store_eps = await through_bus(n, store_url=f"sqlite:///{tmp}/a.db", event_store=False)
+        print(f"bus + SQLite store (idempotency):    {store_eps:,.0f} events/s")
+        es_eps = await through_bus(n, store_url=f"sqlite:///{tmp}/b.db", event_store=True)
+        print(f"bus + SQLite store + event store:    {es_eps:,.0f} events/s")
+    print(
+        json.dumps(
+            {
+                "ceiling_eps": round(ceiling_eps),
+                "bus_eps": round(bus_eps),
+                "bus_store_eps": round(store_eps),
+                "bus_store_event_store_eps": round(es_eps),
+                "ratio": round(bus_eps / ceiling_eps, 3),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
