@@ -1,0 +1,771 @@
+"""``CFXTransport``: IPC-CFX over AMQP 0-9-1 on RabbitMQ (aio-pika), at-least-once.
+
+Consuming: one durable queue bound to the CFX exchange. Each message is decoded (``content-encoding: gzip``
+or the gzip magic bytes are undone) into events that are submitted to the bus; the message is acknowledged
+only after the bus has settled every event it produced (handled, or durably dead-lettered). Many messages
+are in flight at once (bounded by ``prefetch``); acknowledgements are sent in batches with
+``multiple=True``, but only up to the highest delivery tag below which every message is settled, so a
+slow message never gets acknowledged by a fast one behind it.
+
+What the transport does with a message that it cannot settle normally:
+
+- bytes that cannot be decoded (bad JSON, not CFX, an unknown ``content-encoding``): stored whole in the
+  bus's dead-letter queue (``IngestSink.dead_letter_raw``), then acked. If even that store write fails, the
+  message is parked in the broker's dead-letter queue (``<queue>.dead-letter``) with the reason in its
+  headers, then acked.
+- handler failures: the bus retries and dead-letters them itself; the settlement then succeeds: acked.
+- the settlement fails (the store is down): after ``requeue_delay`` seconds the message is put back in the
+  queue with its own ``x-pywats-delivery-count`` header incremented and the original acked; at
+  ``max_deliveries`` it is parked in the broker's dead-letter queue instead. Nothing loops forever.
+
+Reconnection: when the connection or the consuming channel drops (broker restart, network), the state
+goes RECONNECTING, the session's unsettled messages are left to the broker (it redelivers them, flagged
+``redelivered``, and the bus's idempotency records skip handlers that already finished), and a new
+connection, topology and consumer are set up with exponential backoff (tenacity) until it works; then
+CONNECTED. This is a reconnect loop of our own rather than aio-pika's robust connection so that acks of
+the old channel can never be sent on the new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import logging
+from collections import deque
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Self, cast
+from urllib.parse import urlsplit
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
+from aiormq.abc import DeliveredMessage
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+
+from pywats_events.codec import DecodeContext, Decoder, get_decoder
+from pywats_events.errors import BusClosedError, DecodeError
+from pywats_events.event import Event
+from pywats_events.transports.base import RawRecord, SettleResult, Transport, TransportState
+
+from .envelope import CFXEnvelope
+from .errors import CFXPublishError, CFXTransportError, UnsupportedContentEncodingError
+from .publisher import OutgoingMessage, envelope_message, event_message
+from .settings import CFXSettings
+
+__all__ = ["DELIVERY_COUNT_HEADER", "CFXTransport"]
+
+log = logging.getLogger(__name__)
+
+#: Our own count of failed settlements of a message (RabbitMQ's ``x-death`` does not count republishes).
+DELIVERY_COUNT_HEADER = "x-pywats-delivery-count"
+_ORIG_EXCHANGE = "x-pywats-original-exchange"
+_ORIG_ROUTING_KEY = "x-pywats-original-routing-key"
+_GZIP_ENCODINGS = frozenset({"gzip", "x-gzip"})
+# Producers misuse content-encoding for the charset; these all mean "not compressed".
+_IDENTITY_ENCODINGS = frozenset({"", "identity", "utf-8", "utf8", "binary", "7bit", "8bit"})
+
+
+def _delivery(message: DeliveredMessage) -> aiormq.spec.Basic.Deliver:
+    # Consumed messages always carry Basic.Deliver (GetOk/Return come only from basic_get/mandatory).
+    return cast(aiormq.spec.Basic.Deliver, message.delivery)
+
+
+def _json_value(value: Any) -> Any:
+    """AMQP header values (bytes, Decimal, datetime, nested tables) -> JSON-ready values for event headers."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return "base64:" + base64.b64encode(raw).decode("ascii")
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    return str(value)
+
+
+class _AckWindow:
+    """The unacknowledged deliveries of one channel, in delivery order, and what becomes of each.
+
+    ``resolve(tag, ack)`` records the outcome of one delivery (settlements finish in any order);
+    ``take()`` returns the protocol operations that may be sent now:
+
+    - ``("ack", tag)``, sent with ``multiple=True``, for the longest run of resolved deliveries at the
+      front of the window: one frame acknowledges the whole run, and never a delivery behind an
+      unresolved one;
+    - ``("one", tag)``, a single acknowledgement, for resolved deliveries stuck behind an unresolved one,
+      once ``blocked_limit`` of them have piled up (or on ``final``): a slow message must not hold the
+      prefetch window of the fast ones behind it;
+    - ``("nack", tag)`` for each delivery to put back in the queue.
+    """
+
+    __slots__ = ("_last", "_order", "_outcome", "blocked_limit", "ordered")
+
+    def __init__(self, blocked_limit: int = 64) -> None:
+        self._order: deque[int] = deque()
+        self._outcome: dict[int, bool] = {}
+        self._last = 0
+        self.blocked_limit = max(1, blocked_limit)
+        #: False if tags ever arrived out of order; then every ack covers only its own tag.
+        self.ordered = True
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def add(self, tag: int) -> None:
+        if tag <= self._last:
+            self.ordered = False
+        self._last = max(self._last, tag)
+        self._order.append(tag)
+
+    def resolve(self, tag: int, ack: bool) -> None:
+        self._outcome[tag] = ack
+
+    def take(self, *, final: bool = False) -> list[tuple[str, int]]:
+        ops: list[tuple[str, int]] = []
+        order, outcome = self._order, self._outcome
+        last_ack: int | None = None
+        while order and order[0] in outcome:
+            tag = order.popleft()
+            if outcome.pop(tag):
+                if self.ordered:
+                    last_ack = tag
+                else:
+                    ops.append(("one", tag))
+                continue
+            if last_ack is not None:
+                ops.append(("ack", last_ack))
+                last_ack = None
+            ops.append(("nack", tag))
+        if last_ack is not None:
+            ops.append(("ack", last_ack))
+        if outcome and (final or len(outcome) >= self.blocked_limit):
+            keep: deque[int] = deque()
+            for tag in order:
+                ack = outcome.pop(tag, None)
+                if ack is None:
+                    keep.append(tag)
+                else:
+                    ops.append(("one" if ack else "nack", tag))
+            self._order = keep
+        return ops
+
+
+class _Session:
+    """One connection's consuming session: its channels, ack window and tasks.
+
+    Closed for good when the connection drops or the transport stops; callbacks of settlements that
+    resolve afterwards find it closed and do nothing (the broker redelivers those messages).
+    """
+
+    def __init__(
+        self,
+        conn: AbstractConnection,
+        channel: AbstractChannel,
+        raw: aiormq.abc.AbstractChannel,
+        publish: AbstractChannel,
+        prefetch: int,
+    ) -> None:
+        self.conn = conn
+        self.channel = channel
+        self.raw = raw
+        self.publish = publish
+        self.window = _AckWindow(blocked_limit=prefetch // 4)
+        self.inbox: asyncio.Queue[DeliveredMessage] = asyncio.Queue()
+        self.wake = asyncio.Event()
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.closed = False
+        self.consumer_tag: str | None = None
+        self.intake: asyncio.Task[None] | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self.exchanges: dict[str, AbstractExchange] = {}
+
+    async def on_deliver(self, message: DeliveredMessage) -> None:
+        # aiormq runs this as one task per delivery, in delivery order; queue at once so order is kept.
+        self.inbox.put_nowait(message)
+
+    def resolve(self, tag: int, ack: bool) -> None:
+        if self.closed:
+            return
+        self.window.resolve(tag, ack)
+        self.wake.set()
+
+    async def send(self, ops: list[tuple[str, int]]) -> None:
+        raw = self.raw
+        for op, tag in ops:
+            if op == "ack":
+                await raw.basic_ack(tag, multiple=True)
+            elif op == "one":
+                await raw.basic_ack(tag, multiple=False)
+            else:
+                await raw.basic_nack(tag, multiple=False, requeue=True)
+
+    async def run_acker(self) -> None:
+        window = self.window
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            await self.send(window.take())
+            if not window:
+                self.idle.set()
+
+
+class CFXTransport(Transport):
+    """Consume and publish IPC-CFX on RabbitMQ (AMQP 0-9-1), with at-least-once delivery into the bus.
+
+    Args:
+        name: transport name within the bus (default ``cfx``).
+        settings: a ``CFXSettings``; or give its fields as keyword arguments instead.
+        **options: ``CFXSettings`` fields (``url``, ``exchange``, ``queue``, ``binding_keys``, ``prefetch``,
+            ``handle``...), when ``settings`` is not given.
+
+    Raises:
+        pydantic.ValidationError: invalid keyword options (``from_config`` raises ``ConfigError``).
+        KeyError: the ``decoder`` setting names no registered decoder.
+
+    Event headers set on every event (``Event.headers``): ``transport``, ``amqp.exchange``,
+    ``amqp.routing_key``, ``amqp.redelivered``, and when present ``amqp.message_id``,
+    ``amqp.content_type``, ``amqp.content_encoding``, ``amqp.timestamp`` (ISO 8601), ``amqp.app_id``,
+    ``amqp.correlation_id``, ``amqp.type``; plus every AMQP header under its own name (``cfx-topic``,
+    ``cfx-message``, ``cfx-handle``...; binary values as UTF-8 text, or ``base64:...``).
+    """
+
+    kind = "cfx"
+
+    def __init__(self, name: str = "cfx", settings: CFXSettings | None = None, **options: Any) -> None:
+        super().__init__(name)
+        self.settings = settings if settings is not None else CFXSettings(**options)
+        self._decoder: Decoder = get_decoder(self.settings.decoder)
+        self._session: _Session | None = None
+        self._stopping = False
+        self._connected = asyncio.Event()
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        host = urlsplit(self.settings.url.get_secret_value()).hostname or "broker"
+        self._origin_prefix = f"amqp://{host}/{self.settings.queue}#"
+        #: Counters for tests and the admin API: messages acked, nacked, dead-lettered raw, parked, sessions.
+        self.stats: dict[str, int] = {
+            "received": 0,
+            "settled": 0,
+            "raw_dead_lettered": 0,
+            "parked": 0,
+            "requeued": 0,
+            "sessions": 0,
+        }
+
+    @classmethod
+    def from_config(cls, name: str, options: dict[str, Any]) -> Self:
+        """Build from a ``[[transports]]`` table's options (``kind = "cfx"``).
+
+        Raises:
+            ConfigError: an unknown or invalid option (the message names the key) or an unknown decoder.
+        """
+        from pywats_events.errors import ConfigError
+
+        settings = CFXSettings.from_options(options)
+        try:
+            return cls(name, settings)
+        except KeyError as exc:
+            raise ConfigError(f"cfx transport option 'decoder': {exc.args[0]}") from None
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return f"CFXTransport(name={self.name!r}, url={s.redacted_url!r}, queue={s.queue!r})"
+
+    def describe(self) -> dict[str, Any]:
+        """State summary for readiness and the admin API (URL without password)."""
+        out = super().describe()
+        out.update(self.settings.describe())
+        out["stats"] = dict(self.stats)
+        return out
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect, declare the topology and start consuming.
+
+        If the broker cannot be reached, the state goes RECONNECTING and connecting goes on in the
+        background with backoff; this returns at once then.
+
+        Raises:
+            ConfigError: unreadable TLS files.
+        """
+        self._stopping = False
+        self.settings.ssl_context()  # fail fast on unreadable TLS files (ConfigError)
+        self._set_state(TransportState.CONNECTING, self.settings.redacted_url)
+        try:
+            await self._open_session()
+        except Exception as exc:
+            self._schedule_reconnect(self._describe_error(exc))
+            return
+        self._set_state(TransportState.CONNECTED, self.settings.redacted_url)
+
+    async def stop(self) -> None:
+        """Stop consuming, wait up to ``stop_timeout`` seconds for in-flight messages to settle and be
+        acked, then close. Messages not settled by then are redelivered by the broker."""
+        self._stopping = True
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reconnect_task
+            self._reconnect_task = None
+        session = self._session
+        if session is not None:
+            await self._drain(session)
+            await self._close_session(session, graceful=True)
+        for task in list(self._background):
+            task.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        self._set_state(TransportState.DISCONNECTED)
+
+    async def _drain(self, session: _Session) -> None:
+        if session.closed:
+            return
+        with contextlib.suppress(Exception):
+            if session.consumer_tag is not None:
+                await session.raw.basic_cancel(session.consumer_tag, timeout=2)
+        # Messages still waiting in the inbox were never submitted: the broker redelivers them on close.
+        if session.intake is not None:
+            session.intake.cancel()
+        try:
+            await asyncio.wait_for(session.idle.wait(), self.settings.stop_timeout)
+        except TimeoutError:
+            log.warning(
+                "transport %s: %d message(s) not settled within %.1fs; the broker will redeliver them",
+                self.name,
+                len(session.window),
+                self.settings.stop_timeout,
+            )
+
+    async def _close_session(self, session: _Session, *, graceful: bool = False) -> None:
+        session.closed = True
+        if self._session is session:
+            self._session = None
+            self._connected.clear()
+        for task in session.tasks:
+            task.cancel()
+        await asyncio.gather(*session.tasks, return_exceptions=True)
+        if graceful:
+            # Acks the acker had not sent yet: send them before closing, or those messages come back.
+            with contextlib.suppress(Exception):
+                await session.send(session.window.take(final=True))
+        with contextlib.suppress(Exception):
+            await session.conn.close()
+
+    # -- connecting --------------------------------------------------------------------------
+    def _connect_url(self) -> str:
+        url = self.settings.connection_url()
+        if "heartbeat=" not in url:
+            url += ("&" if "?" in url else "?") + f"heartbeat={self.settings.heartbeat}"
+        return url
+
+    async def _open_session(self) -> None:
+        s = self.settings
+        conn = await aio_pika.connect(
+            self._connect_url(),
+            ssl_context=s.ssl_context(),
+            timeout=s.connect_timeout,
+            client_properties={"connection_name": f"pywats-events/{self.name}"},
+        )
+        session: _Session | None = None
+        try:
+            channel = await conn.channel(publisher_confirms=False)
+            await channel.set_qos(prefetch_count=s.prefetch)
+            await self._declare(channel)
+            publish = await conn.channel(publisher_confirms=True)
+            raw = await channel.get_underlay_channel()
+            session = _Session(conn, channel, raw, publish, s.prefetch)
+            conn.close_callbacks.add(functools.partial(self._on_lost, session))
+            channel.close_callbacks.add(functools.partial(self._on_lost, session))
+            # Deliveries that arrive before the tasks below exist wait in the session's inbox.
+            ok = await raw.basic_consume(s.queue, session.on_deliver, no_ack=False)
+            session.consumer_tag = ok.consumer_tag
+            session.intake = asyncio.create_task(self._intake(session), name=f"cfx-intake-{self.name}")
+            session.tasks.append(session.intake)
+            session.tasks.append(asyncio.create_task(session.run_acker(), name=f"cfx-acker-{self.name}"))
+        except BaseException:
+            if session is not None:
+                session.closed = True
+            with contextlib.suppress(Exception):
+                await conn.close()
+            raise
+        self._session = session
+        self.stats["sessions"] += 1
+        self._connected.set()
+
+    async def _declare(self, channel: AbstractChannel) -> None:
+        s = self.settings
+        queue_args: dict[str, Any] = {"x-queue-type": s.queue_type}
+        if s.declare_exchange:
+            await channel.declare_exchange(s.exchange, aio_pika.ExchangeType(s.exchange_type), durable=True)
+        dlx = await channel.declare_exchange(s.dlx_name, aio_pika.ExchangeType.FANOUT, durable=True)
+        dlq = await channel.declare_queue(s.dlq_name, durable=True, arguments=queue_args)
+        await dlq.bind(dlx, "")
+        queue = await channel.declare_queue(
+            s.queue, durable=True, arguments={**queue_args, "x-dead-letter-exchange": s.dlx_name}
+        )
+        for key in s.binding_keys:
+            await queue.bind(s.exchange, key)
+
+    async def declare_topology(self) -> None:
+        """Declare the exchange, queue, bindings and dead-letter exchange and queue, then disconnect.
+
+        ``start`` does this too; call it before publishers start when messages must not be dropped for want
+        of a bound queue (deploy scripts, tests). Idempotent.
+
+        Raises:
+            CFXTransportError: the broker cannot be reached or refuses a declaration (e.g. the queue exists
+                with other arguments; the message gives the broker's reason).
+        """
+        s = self.settings
+        try:
+            conn = await aio_pika.connect(self._connect_url(), ssl_context=s.ssl_context(), timeout=s.connect_timeout)
+            async with conn:
+                await self._declare(await conn.channel())
+        except (aiormq.exceptions.AMQPError, ConnectionError, OSError, TimeoutError) as exc:
+            raise CFXTransportError(f"cannot declare the CFX topology: {self._describe_error(exc)}") from exc
+
+    def _on_lost(self, session: _Session, _sender: Any, exc: BaseException | None = None) -> None:
+        if session.closed or self._stopping:
+            return
+        detail = self._describe_error(exc) if exc is not None else "connection closed"
+        log.warning("transport %s: lost the broker session (%s); reconnecting", self.name, detail)
+        session.closed = True
+        if self._session is session:
+            self._session = None
+            self._connected.clear()
+        task = asyncio.ensure_future(self._close_session(session))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        self._schedule_reconnect(detail)
+
+    def _schedule_reconnect(self, detail: str) -> None:
+        self._set_state(TransportState.RECONNECTING, detail)
+        if self._reconnect_task is None or self._reconnect_task.done():
+            self._reconnect_task = asyncio.create_task(self._reconnect(), name=f"cfx-reconnect-{self.name}")
+
+    async def _reconnect(self) -> None:
+        s = self.settings
+        retrying = AsyncRetrying(
+            wait=wait_exponential_jitter(
+                multiplier=s.reconnect_initial_delay, max=s.reconnect_max_delay, jitter=s.reconnect_initial_delay
+            ),
+            retry=retry_if_exception_type(Exception),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                if self._stopping:
+                    return
+                try:
+                    await self._open_session()
+                except Exception as exc:
+                    detail = self._describe_error(exc)
+                    if isinstance(exc, aiormq.exceptions.ProbableAuthenticationError):
+                        self._set_state(TransportState.ERROR, detail)
+                    else:
+                        self.last_error = detail
+                    log.info(
+                        "transport %s: reconnect attempt %d failed: %s",
+                        self.name,
+                        attempt.retry_state.attempt_number,
+                        detail,
+                    )
+                    raise
+        if not self._stopping:
+            self._set_state(TransportState.CONNECTED, self.settings.redacted_url)
+
+    @staticmethod
+    def _describe_error(exc: BaseException) -> str:
+        # aiormq messages can carry the URL; keep type and the broker's reason, never credentials.
+        text = str(exc).split("amqp://")[0].split("amqps://")[0].strip() or repr(exc.args[:1])
+        return f"{type(exc).__name__}: {text}"[:300]
+
+    # -- consuming ---------------------------------------------------------------------------
+    def _event_headers(self, message: DeliveredMessage) -> dict[str, Any]:
+        d = _delivery(message)
+        p = message.header.properties
+        h: dict[str, Any] = {
+            "transport": self.name,
+            "amqp.exchange": d.exchange,
+            "amqp.routing_key": d.routing_key,
+            "amqp.redelivered": bool(d.redelivered),
+        }
+        if p.message_id:
+            h["amqp.message_id"] = p.message_id
+        if p.content_type:
+            h["amqp.content_type"] = p.content_type
+        if p.content_encoding:
+            h["amqp.content_encoding"] = p.content_encoding
+        if p.timestamp:
+            h["amqp.timestamp"] = _json_value(p.timestamp)
+        if p.app_id:
+            h["amqp.app_id"] = p.app_id
+        if p.correlation_id:
+            h["amqp.correlation_id"] = p.correlation_id
+        if p.message_type:
+            h["amqp.type"] = p.message_type
+        if p.headers:
+            for key, value in p.headers.items():
+                h[key] = _json_value(value)
+            if _ORIG_ROUTING_KEY in h:
+                h["amqp.exchange"] = h.pop(_ORIG_EXCHANGE, d.exchange)
+                h["amqp.routing_key"] = h.pop(_ORIG_ROUTING_KEY)
+        return h
+
+    def _body(self, message: DeliveredMessage, origin: str) -> bytes:
+        encoding = (message.header.properties.content_encoding or "").strip().lower()
+        body = message.body
+        if encoding in _GZIP_ENCODINGS:
+            if body[:2] != b"\x1f\x8b":
+                raise UnsupportedContentEncodingError(
+                    "content-encoding is gzip but the body does not start with the gzip magic bytes", origin
+                )
+            return body  # decoders undo gzip themselves (bounded against gzip bombs)
+        if encoding not in _IDENTITY_ENCODINGS:
+            raise UnsupportedContentEncodingError(
+                f"unsupported content-encoding {encoding!r} (supported: gzip, identity)", origin
+            )
+        return body
+
+    async def _intake(self, session: _Session) -> None:
+        """Take deliveries in order: decode, submit (waits while the bus is full), attach settlement."""
+        inbox, window, sink, decoder = session.inbox, session.window, self.sink, self._decoder
+        trust = self.settings.trust_redelivered_flag
+        stats = self.stats
+        while True:
+            message = await inbox.get()
+            stats["received"] += 1
+            tag = int(_delivery(message).delivery_tag or 0)
+            headers = self._event_headers(message)
+            origin = self._origin_prefix + str(headers["amqp.routing_key"])
+            source = headers.get("cfx-handle")
+            if not isinstance(source, str):
+                rk = str(headers["amqp.routing_key"])
+                cut = rk.find(".CFX.")
+                source = rk[:cut] if cut > 0 else None
+            try:
+                events = decoder(self._body(message, origin), DecodeContext(origin, source, headers))
+            except DecodeError as exc:
+                window.add(tag)
+                session.idle.clear()
+                self._spawn(self._dead_letter_raw(session, tag, message, origin, headers, exc))
+                continue
+            redelivered: bool | None = headers["amqp.redelivered"] or DELIVERY_COUNT_HEADER in headers
+            if not trust:
+                redelivered = None
+            try:
+                future = await sink.submit(events, transport=self.name, redelivered=redelivered)
+            except BusClosedError:
+                return  # left unacked: the broker redelivers it
+            window.add(tag)
+            session.idle.clear()
+            if future.done():
+                self._settled(session, tag, message, future)
+            else:
+                future.add_done_callback(functools.partial(self._settled, session, tag, message))
+
+    def _settled(
+        self, session: _Session, tag: int, message: DeliveredMessage, future: asyncio.Future[SettleResult]
+    ) -> None:
+        if session.closed:
+            return
+        exc = None if future.cancelled() else future.exception()
+        if future.cancelled() or exc is not None:
+            self._spawn(self._settlement_failed(session, tag, message, exc))
+            return
+        self.stats["settled"] += 1
+        session.resolve(tag, True)
+
+    async def _dead_letter_raw(
+        self,
+        session: _Session,
+        tag: int,
+        message: DeliveredMessage,
+        origin: str,
+        headers: dict[str, Any],
+        exc: DecodeError,
+    ) -> None:
+        record = RawRecord(
+            body=message.body,
+            origin=origin,
+            transport=self.name,
+            reason=exc.reason,
+            error_type=type(exc).__name__,
+            headers={**headers, "pywats-decoder": self.settings.decoder},
+        )
+        try:
+            await self.sink.dead_letter_raw(record)
+        except Exception as store_exc:
+            log.error(
+                "transport %s: cannot store undecodable message from %s (%s); parking it in %s",
+                self.name,
+                origin,
+                self._describe_error(store_exc),
+                self.settings.dlq_name,
+            )
+            try:
+                await self._park(session, message, exc.reason, type(exc).__name__)
+            except Exception:
+                session.resolve(tag, False)
+                return
+        self.stats["raw_dead_lettered"] += 1
+        session.resolve(tag, True)
+
+    async def _settlement_failed(
+        self, session: _Session, tag: int, message: DeliveredMessage, exc: BaseException | None
+    ) -> None:
+        s = self.settings
+        old = (message.header.properties.headers or {}).get(DELIVERY_COUNT_HEADER, 0)
+        count = (old if isinstance(old, int) else 0) + 1
+        reason = f"settlement failed {count} time(s): {type(exc).__name__ if exc else 'cancelled'}: {exc}"
+        log.warning("transport %s: message %s: %s", self.name, tag, reason)
+        try:
+            await asyncio.sleep(s.requeue_delay)
+            if session.closed:
+                return
+            if count >= s.max_deliveries:
+                await self._park(session, message, reason, type(exc).__name__ if exc else "CancelledError")
+            else:
+                await self._republish(session, message, {DELIVERY_COUNT_HEADER: count}, "", s.queue)
+                self.stats["requeued"] += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("transport %s: could not requeue message %s; nacking it", self.name, tag)
+            session.resolve(tag, False)
+            return
+        session.resolve(tag, True)
+
+    async def _park(self, session: _Session, message: DeliveredMessage, reason: str, error_type: str) -> None:
+        """Publish the message as received to the broker's dead-letter exchange (confirmed)."""
+        extra = {
+            "x-pywats-reason": reason[:1000],
+            "x-pywats-error-type": error_type,
+            "x-pywats-transport": self.name,
+            "x-pywats-dead-lettered-at": datetime.now(UTC).isoformat(),
+        }
+        await self._republish(session, message, extra, self.settings.dlx_name, _delivery(message).routing_key or "")
+        self.stats["parked"] += 1
+
+    async def _republish(
+        self,
+        session: _Session,
+        message: DeliveredMessage,
+        extra: dict[str, Any],
+        exchange: str,
+        routing_key: str,
+    ) -> None:
+        p = message.header.properties
+        headers = dict(p.headers or {})
+        d = _delivery(message)
+        headers.setdefault(_ORIG_EXCHANGE, d.exchange or "")
+        headers.setdefault(_ORIG_ROUTING_KEY, d.routing_key or "")
+        headers.update(extra)
+        out = aio_pika.Message(
+            message.body,
+            headers=headers,
+            content_type=p.content_type,
+            content_encoding=p.content_encoding,
+            message_id=p.message_id,
+            timestamp=p.timestamp,
+            app_id=p.app_id,
+            correlation_id=p.correlation_id,
+            type=p.message_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        ex = session.publish.default_exchange if not exchange else await self._exchange(session, exchange)
+        await ex.publish(out, routing_key, timeout=self.settings.publish_timeout)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- publishing --------------------------------------------------------------------------
+    async def _exchange(self, session: _Session, name: str) -> AbstractExchange:
+        ex = session.exchanges.get(name)
+        if ex is None:
+            ex = await session.publish.get_exchange(name, ensure=False)
+            session.exchanges[name] = ex
+        return ex
+
+    async def _publish(self, out: OutgoingMessage, exchange: str | None = None) -> None:
+        s = self.settings
+        try:
+            await asyncio.wait_for(self._connected.wait(), s.publish_timeout)
+        except TimeoutError:
+            raise CFXPublishError(
+                f"transport {self.name!r} is {self.state.value}: no broker connection within {s.publish_timeout}s"
+            ) from None
+        session = self._session
+        if session is None:
+            raise CFXPublishError(f"transport {self.name!r} lost its broker connection")
+        message = aio_pika.Message(
+            out.body,
+            headers=out.headers,
+            content_type=out.content_type,
+            content_encoding=out.content_encoding,
+            message_id=out.message_id,
+            timestamp=out.timestamp,
+            app_id=s.app_id,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        try:
+            ex = await self._exchange(session, exchange or s.exchange)
+            confirm = await ex.publish(message, out.routing_key, timeout=s.publish_timeout)
+        except (TimeoutError, aiormq.exceptions.AMQPError, ConnectionError) as exc:
+            raise CFXPublishError(f"publish to {exchange or s.exchange!r} failed: {self._describe_error(exc)}") from exc
+        if confirm is not None and not isinstance(confirm, aiormq.spec.Basic.Ack):
+            raise CFXPublishError(f"broker refused the message for {out.routing_key!r}: {type(confirm).__name__}")
+
+    async def send(self, event: Event) -> None:
+        """Publish ``event`` on the CFX exchange and wait for the broker's confirm.
+
+        A ``CFX.*`` event becomes that CFX envelope again; any other event is published as normalized event
+        JSON (see ``pywats_cfx.publisher.event_message``).
+
+        Raises:
+            CFXPublishError: no connection within ``publish_timeout`` seconds, or the broker did not confirm.
+        """
+        await self._publish(event_message(event, handle=self.settings.handle, gzip=self.settings.gzip))
+
+    async def publish_envelope(
+        self,
+        envelopes: dict[str, Any] | CFXEnvelope | Sequence[dict[str, Any] | CFXEnvelope],
+        *,
+        routing_key: str | None = None,
+        gzip: bool | None = None,
+        exchange: str | None = None,
+    ) -> None:
+        """Publish one CFX envelope or a batch (JSON array) as the CFX SDK writes it, persistent, confirmed.
+
+        Args:
+            envelopes: wire dicts (``pywats_cfx.envelope.encode_envelope``) or ``CFXEnvelope`` objects.
+            routing_key: default ``<Source or handle>.<MessageName>`` of the first envelope.
+            gzip: compress (``content-encoding: gzip``); default the ``gzip`` setting.
+            exchange: default the ``exchange`` setting.
+
+        Raises:
+            ValueError: an empty batch or an envelope without ``MessageName``.
+            CFXPublishError: no connection within ``publish_timeout`` seconds, or the broker did not confirm.
+        """
+        out = envelope_message(
+            envelopes,
+            handle=self.settings.handle,
+            gzip=self.settings.gzip if gzip is None else gzip,
+            routing_key=routing_key,
+        )
+        await self._publish(out, exchange)
