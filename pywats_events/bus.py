@@ -229,7 +229,9 @@ class EventBus:
         await self.store.open()
         per_lane = max(1, self.queue_size // self.concurrency)
         self._lanes = [_Lane(per_lane) for _ in range(self.concurrency)]
-        self._workers = [asyncio.create_task(self._worker(q), name=f"pywats-lane-{i}") for i, q in enumerate(self._lanes)]
+        self._workers = [
+            asyncio.create_task(self._worker(q), name=f"pywats-lane-{i}") for i, q in enumerate(self._lanes)
+        ]
         for sub in self.registry:
             await sub.handler.on_start()
         self._running = True
@@ -821,6 +823,9 @@ class EventBus:
             await self.store.delete_dead_letters([entry.id])
             return True
         failure = await self._attempt(entry.event, sub)
+        if failure is not None and not isinstance(failure, _Failure):
+            await failure  # a deferred completion: durable before the entry goes
+            failure = None
         if failure is None:
             if self.idempotency:
                 await self.store.mark_completed([(entry.event.id, name)])

@@ -111,7 +111,9 @@ class BusMetrics(Collector):
     # -- exposition --------------------------------------------------------------------------
     def collect(self) -> Iterator[Metric]:
         """Build the metric families (called by prometheus-client at scrape time)."""
-        c = CounterMetricFamily("pywats_events_received", "Events received, by transport and type", labels=["transport", "type"])
+        c = CounterMetricFamily(
+            "pywats_events_received", "Events received, by transport and type", labels=["transport", "type"]
+        )
         for (t, ty), n in list(self.received.items()):
             c.add_metric([t, ty], n)
         yield c
@@ -121,8 +123,8 @@ class BusMetrics(Collector):
             ("pywats_deliveries_skipped", "Deliveries skipped by idempotency records", self.skipped),
         ):
             c = CounterMetricFamily(name, doc, labels=["handler"])
-            for h, n in list(data.items()):
-                c.add_metric([h], n)
+            for handler, n in list(data.items()):
+                c.add_metric([handler], n)
             yield c
         c = CounterMetricFamily(
             "pywats_deliveries_dead_lettered", "Deliveries moved to the dead-letter queue", labels=["handler", "reason"]
@@ -136,25 +138,33 @@ class BusMetrics(Collector):
         for t, n in list(self.raw_dead_lettered.items()):
             c.add_metric([t], n)
         yield c
-        hist = HistogramMetricFamily("pywats_handler_duration_seconds", "Handler call duration in seconds", labels=["handler"])
-        for h, data in list(self.durations.items()):
+        hist = HistogramMetricFamily(
+            "pywats_handler_duration_seconds", "Handler call duration in seconds", labels=["handler"]
+        )
+        for handler, histogram in list(self.durations.items()):
             buckets, acc = [], 0
-            for bound, n in zip((*DURATION_BUCKETS, float("inf")), data.counts, strict=True):
+            for bound, n in zip((*DURATION_BUCKETS, float("inf")), histogram.counts, strict=True):
                 acc += n
                 buckets.append(("+Inf" if bound == float("inf") else repr(bound), acc))
-            hist.add_metric([h], buckets, data.total)
+            hist.add_metric([handler], buckets, histogram.total)
         yield hist
-        g = GaugeMetricFamily("pywats_breaker_state", "Circuit breaker state (0 closed, 1 half-open, 2 open)", labels=["handler"])
-        for h, s in list(self.breaker_states.items()):
-            g.add_metric([h], _BREAKER_VALUE[s])
+        g = GaugeMetricFamily(
+            "pywats_breaker_state", "Circuit breaker state (0 closed, 1 half-open, 2 open)", labels=["handler"]
+        )
+        for handler, bstate in list(self.breaker_states.items()):
+            g.add_metric([handler], _BREAKER_VALUE[bstate])
         yield g
-        g = GaugeMetricFamily("pywats_transport_state", "1 for the transport's current state", labels=["transport", "state"])
+        g = GaugeMetricFamily(
+            "pywats_transport_state", "1 for the transport's current state", labels=["transport", "state"]
+        )
         for t, cur in list(self.transport_states.items()):
-            for s in TransportState:
-                g.add_metric([t, s.value], 1 if s is cur else 0)
+            for tstate in TransportState:
+                g.add_metric([t, tstate.value], 1 if tstate is cur else 0)
         yield g
         yield GaugeMetricFamily("pywats_queue_depth", "Events queued in the bus", value=self._queue_depth())
-        yield GaugeMetricFamily("pywats_queue_capacity", "Bound of the bus queue, in events", value=self._queue_capacity)
+        yield GaugeMetricFamily(
+            "pywats_queue_capacity", "Bound of the bus queue, in events", value=self._queue_capacity
+        )
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
