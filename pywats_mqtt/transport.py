@@ -1,0 +1,510 @@
+"""``MQTTTransport``: MQTT messages in (topic mapping rules to events), events out (``send``).
+
+Delivery (QoS 1 subscriptions, the default):
+
+1. A PUBLISH arrives; the transport maps it to events (``pywats_mqtt.mapping``) and ``submit``s them to the
+   bus. Messages no rule matches, or whose payload cannot be decoded, are stored whole in the dead-letter
+   queue (reason ``unrouted`` or ``decode_error``).
+2. The PUBACK is sent only when the bus has settled the message (every delivery succeeded or is durably
+   dead-lettered). PUBACKs go out in arrival order (MQTT section 4.6), unless ``ack_in_order`` is off.
+3. If the process dies first, the broker still holds the message in the persistent session and sends it
+   again (DUP flag set) when the same client id reconnects. If settling fails (store down), the transport
+   reconnects so that the broker redelivers: MQTT has no negative acknowledgement.
+
+Flow control: at most ``max_inflight`` messages are received but unsettled. That number is the MQTT 5
+Receive Maximum, so the broker keeps the rest; if a broker sends more anyway (or QoS 0 floods in), the
+transport stops reading the socket until the bus catches up.
+
+Connection: reconnects with exponential backoff and jitter (tenacity), resubscribes when the broker lost
+the session, and reports CONNECTING / CONNECTED / RECONNECTING / ERROR / DISCONNECTED to the bus. A birth
+message (``online``) and a last will (``offline``) are kept retained on ``status_topic``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import logging
+import random
+import socket
+from typing import Any, Self
+
+import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+
+from pywats_events.codec import DecodeContext, register_decoder
+from pywats_events.errors import BusClosedError, DecodeError
+from pywats_events.event import Event
+from pywats_events.transports.base import RawRecord, SettleResult, Transport, TransportState
+
+from .connection import MQTTConnection
+from .errors import MQTTConnectError, MQTTError, MQTTPublishError, MQTTSubscribeError, UnroutedTopicError
+from .mapping import MappingRule, Template, TopicMapper
+from .settings import MQTTSettings
+
+__all__ = ["MQTTTransport"]
+
+log = logging.getLogger(__name__)
+
+#: Fields a ``publish_topic`` template may use.
+PUBLISH_FIELDS = ("type", "category", "source", "severity", "id")
+
+
+class _Inbound:
+    """One received PUBLISH on its way through the bus."""
+
+    __slots__ = ("dup", "generation", "mid", "payload", "properties", "qos", "retain", "settled", "topic")
+
+    def __init__(self, message: paho.MQTTMessage, generation: int) -> None:
+        self.topic: str = message.topic
+        self.payload = bytes(message.payload)
+        self.qos: int = message.qos
+        self.mid: int = message.mid
+        self.dup = bool(message.dup)
+        self.retain = bool(message.retain)
+        self.properties = message.properties
+        self.generation = generation
+        self.settled = False
+
+
+class MQTTTransport(Transport):
+    """MQTT transport (MQTT 3.1.1 and 5) with at-least-once delivery for QoS 1.
+
+    Args:
+        name: transport name within the bus (default ``mqtt``).
+        settings: an ``MQTTSettings``; or give its fields as keyword ``options`` instead.
+        options: ``MQTTSettings`` fields (``host=..., rules=[...]``) when ``settings`` is not given.
+
+    Raises:
+        MQTTConfigError: invalid settings, topic filter or template, unreadable TLS files.
+
+    Attributes:
+        received: PUBLISH packets received (count). acknowledged: PUBACKs sent (count).
+        queue_high_water: the most messages ever waiting in the internal queue at once (count).
+        pending_high_water: the most messages ever received but unsettled at once (count).
+    """
+
+    kind = "mqtt"
+
+    def __init__(self, name: str = "mqtt", settings: MQTTSettings | None = None, **options: Any) -> None:
+        super().__init__(name)
+        if settings is None:
+            settings = MQTTSettings.from_options(options, f"transports[{name}]")
+        elif options:
+            raise TypeError("give either settings or keyword options, not both")
+        self.settings = settings
+        s = settings
+        self.mapper = TopicMapper(
+            [
+                MappingRule.build(
+                    r.topic,
+                    decoder=r.decoder,
+                    type=r.type,
+                    source=r.source,
+                    subjects=r.subjects,
+                    severity=r.severity,
+                    id_field=r.id_field,
+                    index=i,
+                )
+                for i, r in enumerate(s.rules)
+            ]
+        )
+        self.client_id = s.client_id or f"pywats-{socket.gethostname()}-{name}"
+        self._publish_topic = Template(s.publish_topic, PUBLISH_FIELDS, "publish_topic")
+        self.status_topic = (
+            Template(s.status_topic, ("client_id",), "status_topic").render({"client_id": self.client_id})
+            if s.status_topic
+            else None
+        )
+        self._ssl = s.tls.ssl_context() if s.tls is not None else None
+        subs: list[tuple[str, int]] = [(x.topic, x.qos) for x in s.subscriptions]
+        subs = subs or [(f, s.qos) for f in self.mapper.filters]
+        if s.shared_group:
+            subs = [(f"$share/{s.shared_group}/{f}", q) for f, q in subs]
+        self.subscriptions = subs
+        self._origin_prefix = f"mqtt://{s.host}:{s.port}/"
+        self._decoder_name = f"mqtt:{name}"
+        # Registered so that dead-lettered MQTT messages can be replayed through the (fixed) rules.
+        register_decoder(self._decoder_name, self._replay_decode)
+        self._publish_props: Properties | None = None
+        if s.protocol == "5":
+            self._publish_props = Properties(PacketTypes.PUBLISH)
+            self._publish_props.ContentType = "application/json"
+
+        self._conn: MQTTConnection | None = None
+        self._queue: asyncio.Queue[_Inbound] = asyncio.Queue()
+        self._unacked: collections.deque[_Inbound] = collections.deque()
+        self._settling: set[asyncio.Future[SettleResult]] = set()
+        self._pending = 0
+        self._generation = 0
+        self._connected = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._settle_failures = 0
+        self._stopping = False
+        self._started = False
+        self._pump_task: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self.received = 0
+        self.acknowledged = 0
+        self.queue_high_water = 0
+        self.pending_high_water = 0
+
+    @classmethod
+    def from_config(cls, name: str, options: dict[str, Any]) -> Self:
+        """Build from a ``[[transports]] kind = "mqtt"`` table (``options`` without ``kind``/``name``).
+
+        Raises:
+            MQTTConfigError: the first invalid key, named as ``transports[<name>].<key>``.
+        """
+        return cls(name, MQTTSettings.from_options(options, f"transports[{name}]"))
+
+    # -- status ------------------------------------------------------------------------------
+    @property
+    def queue_length(self) -> int:
+        """Messages received and waiting to be submitted to the bus (count)."""
+        return self._queue.qsize()
+
+    @property
+    def pending(self) -> int:
+        """Messages received and not yet settled, queued or in the bus (count); at most ``max_inflight``
+        plus what paho parsed in the same read (one packet while only consuming)."""
+        return self._pending
+
+    def describe(self) -> dict[str, Any]:
+        """State, broker, client id, subscriptions and flow counters; no secrets."""
+        return super().describe() | {
+            "broker": f"{self.settings.host}:{self.settings.port}",
+            "client_id": self.client_id,
+            "protocol": self.settings.protocol,
+            "subscriptions": [f"{t} (qos {q})" for t, q in self.subscriptions],
+            "pending": self._pending,
+            "queue_length": self.queue_length,
+            "received": self.received,
+            "acknowledged": self.acknowledged,
+            "settings": self.settings.describe(),
+        }
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return f"MQTTTransport(name={self.name!r}, broker={s.host}:{s.port}, client_id={self.client_id!r})"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect, subscribe and begin consuming. Returns after the first connection attempt; when it
+        fails the transport is RECONNECTING (or ERROR for refused credentials) and keeps trying."""
+        if self._started:
+            return
+        self._started = True
+        self._stopping = False
+        s = self.settings
+        self._conn = MQTTConnection(
+            host=s.host,
+            port=s.port,
+            client_id=self.client_id,
+            protocol=s.protocol,
+            persistent_session=s.persistent_session,
+            session_expiry=s.session_expiry,
+            receive_maximum=s.max_inflight,
+            keepalive=s.keepalive,
+            username=s.username,
+            password=s.password.get_secret_value() if s.password else None,
+            ssl_context=self._ssl,
+            will=(self.status_topic, s.status_offline) if self.status_topic else None,
+            on_message=self._on_message,
+            on_lost=self._on_lost,
+        )
+        self._queue = asyncio.Queue()
+        self._connected = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._pump_task = asyncio.create_task(self._pump(), name=f"pywats-mqtt-{self.name}-pump")
+        self._set_state(TransportState.CONNECTING, f"{s.host}:{s.port} as {self.client_id}")
+        try:
+            await self._connect_once()
+        except (MQTTError, OSError) as exc:
+            self._report_failure(exc)
+            self._lost.set()
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"pywats-mqtt-{self.name}-supervisor")
+
+    async def stop(self) -> None:
+        """Stop taking messages, wait up to ``drain_timeout`` seconds for those in the bus to settle and
+        acknowledge them, publish ``offline`` on the status topic, and disconnect. Unsettled messages stay
+        unacknowledged: the broker redelivers them to the next session with this client id."""
+        if not self._started:
+            return
+        self._stopping = True
+        conn = self._conn
+        for task in (self._supervisor, self._pump_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._supervisor = self._pump_task = None
+        if conn is not None:
+            conn.pause_reading()
+            if self._settling:
+                await asyncio.wait(list(self._settling), timeout=self.settings.drain_timeout)
+            if conn.connected and self.status_topic:
+                with contextlib.suppress(MQTTError, TimeoutError):
+                    async with asyncio.timeout(2.0):
+                        await conn.publish(self.status_topic, self.settings.status_offline, 1, True)
+            await conn.disconnect()
+        self._conn = None
+        self._started = False
+        self._pending = 0
+        self._unacked.clear()
+        self._set_state(TransportState.DISCONNECTED)
+
+    # -- connection supervision --------------------------------------------------------------
+    async def _connect_once(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        s = self.settings
+        session_present = await conn.connect(s.connect_timeout)
+        if not (session_present and s.persistent_session):
+            reasons = await conn.subscribe(self.subscriptions, s.connect_timeout)
+            pairs = zip(self.subscriptions, reasons, strict=False)
+            refused = [f"{t}: {r}" for (t, _), r in pairs if r.is_failure]
+            if refused:
+                raise MQTTSubscribeError(f"broker refused subscriptions: {'; '.join(refused)}")
+        if self.status_topic:
+            try:
+                async with asyncio.timeout(s.connect_timeout):
+                    await conn.publish(self.status_topic, s.status_online, 1, True)
+            except (MQTTError, TimeoutError) as exc:
+                log.warning("transport %s: birth message on %s failed: %s", self.name, self.status_topic, exc)
+        self._settle_failures = 0
+        self._connected.set()
+        self._set_state(
+            TransportState.CONNECTED,
+            f"{s.host}:{s.port} as {self.client_id} (session {'resumed' if session_present else 'new'})",
+        )
+
+    def _report_failure(self, exc: BaseException) -> None:
+        permanent = isinstance(exc, MQTTSubscribeError) or (
+            isinstance(exc, MQTTConnectError) and exc.permanent
+        )
+        self._set_state(TransportState.ERROR if permanent else TransportState.RECONNECTING, str(exc))
+
+    def _on_lost(self, reason: str) -> None:
+        self._generation += 1  # settlements of earlier messages must not ack on the new connection
+        self._unacked.clear()
+        self._connected.clear()
+        if self._stopping:
+            return
+        self._set_state(TransportState.RECONNECTING, reason)
+        self._lost.set()
+
+    async def _supervise(self) -> None:
+        s = self.settings
+        while True:
+            await self._lost.wait()
+            self._lost.clear()
+            conn = self._conn
+            if conn is not None and conn.connected:
+                await conn.disconnect()  # asked to reconnect while connected (settling failed)
+            if self._settle_failures:
+                # Settling failed (store down): wait before asking the broker for the messages again.
+                delay = min(s.reconnect_max, s.reconnect_initial * 2 ** min(self._settle_failures, 16))
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            retrying = AsyncRetrying(
+                wait=wait_exponential_jitter(
+                    initial=s.reconnect_initial, max=s.reconnect_max, jitter=s.reconnect_initial
+                ),
+                retry=retry_if_exception_type((MQTTError, OSError)),
+                before_sleep=self._before_retry,
+                reraise=True,
+            )
+            async for attempt in retrying:
+                with attempt:
+                    await self._connect_once()
+
+    def _before_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if exc is not None:
+            self._report_failure(exc)
+            wait = state.next_action.sleep if state.next_action is not None else 0.0
+            log.warning(
+                "transport %s: connection attempt %d failed (%s); next in %.1fs",
+                self.name,
+                state.attempt_number,
+                exc,
+                wait,
+            )
+
+    def _request_redelivery(self, reason: str) -> None:
+        conn = self._conn
+        if conn is None or self._stopping or not conn.connected:
+            return
+        self._settle_failures += 1
+        log.error("transport %s: %s; reconnecting so that the broker redelivers", self.name, reason)
+        # The broker redelivers unacknowledged messages only to a new connection of the session.
+        self._on_lost(reason)
+
+    # -- intake ------------------------------------------------------------------------------
+    def _on_message(self, message: paho.MQTTMessage) -> None:
+        msg = _Inbound(message, self._generation)
+        self.received += 1
+        self._pending += 1
+        if msg.qos and self.settings.ack_in_order:
+            self._unacked.append(msg)
+        self._queue.put_nowait(msg)
+        size = self._queue.qsize()
+        if size > self.queue_high_water:
+            self.queue_high_water = size
+        if self._pending > self.pending_high_water:
+            self.pending_high_water = self._pending
+        if self._pending >= self.settings.max_inflight and self._conn is not None:
+            self._conn.pause_reading()
+
+    def _headers(self, msg: _Inbound) -> dict[str, Any]:
+        headers: dict[str, Any] = {
+            "transport": self.name,
+            "mqtt_topic": msg.topic,
+            "mqtt_qos": msg.qos,
+            "mqtt_retain": msg.retain,
+            "mqtt_dup": msg.dup,
+        }
+        props = msg.properties
+        if props is not None:
+            user = getattr(props, "UserProperty", None)
+            if user:
+                headers["mqtt_user_properties"] = dict(user)
+            ctype = getattr(props, "ContentType", None)
+            if ctype:
+                headers["mqtt_content_type"] = ctype
+        return headers
+
+    async def _pump(self) -> None:
+        sink = self.sink
+        queue = self._queue
+        mapper = self.mapper
+        while True:
+            msg = await queue.get()
+            origin = self._origin_prefix + msg.topic
+            try:
+                events = mapper.map(msg.topic, msg.payload, self._headers(msg), origin)
+            except DecodeError as exc:
+                await self._dead_letter(msg, exc, origin)
+                continue
+            try:
+                fut = await sink.submit(events, transport=self.name, redelivered=True if msg.dup else None)
+            except BusClosedError:
+                self._release()  # not acknowledged: the broker redelivers it to the next session
+                continue
+            except Exception as exc:
+                self._release()
+                self._request_redelivery(f"submitting a message from {msg.topic!r} failed: {exc}")
+                continue
+            self._settling.add(fut)
+            fut.add_done_callback(functools.partial(self._on_settled, msg))
+
+    async def _dead_letter(self, msg: _Inbound, exc: DecodeError, origin: str) -> None:
+        unrouted = isinstance(exc, UnroutedTopicError)
+        headers: dict[str, Any] = {
+            "pywats-decoder": self._decoder_name,
+            "mqtt_topic": msg.topic,
+            "mqtt_qos": msg.qos,
+            "mqtt_retain": msg.retain,
+        }
+        if unrouted:
+            headers["pywats-reason"] = "unrouted"
+        record = RawRecord(
+            body=msg.payload,
+            origin=origin,
+            transport=self.name,
+            reason=exc.reason,
+            error_type=type(exc).__name__,
+            headers=headers,
+        )
+        try:
+            await self.sink.dead_letter_raw(record)
+        except Exception as store_exc:
+            self._release()
+            self._request_redelivery(f"dead-lettering a message from {msg.topic!r} failed: {store_exc}")
+            return
+        self._release()
+        self._ack(msg)
+
+    def _release(self) -> None:
+        self._pending -= 1
+        conn = self._conn
+        if conn is not None and conn.paused and not self._stopping:
+            if self._pending < self.settings.max_inflight:
+                conn.resume_reading()
+
+    def _on_settled(self, msg: _Inbound, fut: asyncio.Future[SettleResult]) -> None:
+        self._settling.discard(fut)
+        self._release()
+        exc = BusClosedError("settlement cancelled") if fut.cancelled() else fut.exception()
+        if exc is not None:
+            self._request_redelivery(
+                f"settling a message from {msg.topic!r} failed: {type(exc).__name__}: {exc}"
+            )
+            return
+        self._ack(msg)
+
+    def _ack(self, msg: _Inbound) -> None:
+        if msg.qos == 0:
+            return
+        msg.settled = True
+        conn = self._conn
+        if conn is None or msg.generation != self._generation or not conn.connected:
+            return  # the connection it came on is gone: the broker redelivers it, idempotency skips it
+        if not self.settings.ack_in_order:
+            conn.ack(msg.mid, msg.qos)
+            self.acknowledged += 1
+            return
+        unacked = self._unacked
+        while unacked and unacked[0].settled:
+            head = unacked.popleft()
+            conn.ack(head.mid, head.qos)
+            self.acknowledged += 1
+
+    # -- replay ------------------------------------------------------------------------------
+    def _replay_decode(self, body: bytes, ctx: DecodeContext) -> list[Event]:
+        origin = ctx.origin
+        topic = origin.split("/", 3)[3] if origin.startswith("mqtt://") and origin.count("/") >= 3 else origin
+        headers = {"transport": self.name, "mqtt_topic": topic, **ctx.headers}
+        return self.mapper.map(topic, body, headers, origin)
+
+    # -- publishing --------------------------------------------------------------------------
+    async def send(self, event: Event) -> None:
+        """Publish ``event`` as normalized event JSON to ``publish_topic`` (rendered from the event) with
+        ``publish_qos`` and ``publish_retain``. Waits for a connection and, for QoS 1/2, the broker's
+        acknowledgement, together at most ``send_timeout`` seconds.
+
+        Raises:
+            MQTTPublishError: the transport is not started, the rendered topic is not a valid topic name
+                (empty, or contains ``+``, ``#`` or NUL), no connection or acknowledgement in time, or the
+                broker refused it. After a timeout the message may still reach the broker (at least once).
+        """
+        conn = self._conn
+        if conn is None or self._stopping:
+            raise MQTTPublishError(f"transport {self.name!r} is not started")
+        values = {
+            "type": event.type,
+            "category": event.category,
+            "source": event.source,
+            "severity": event.severity.value,
+            "id": event.id,
+        }
+        topic = self._publish_topic.render(values)
+        if not topic or any(c in topic for c in "+#\x00"):
+            raise MQTTPublishError(
+                f"publish topic {topic!r} (from {self._publish_topic.text!r}) is not a valid topic name"
+            )
+        s = self.settings
+        try:
+            async with asyncio.timeout(s.send_timeout):
+                await self._connected.wait()
+                body = event.to_json().encode()
+                await conn.publish(topic, body, s.publish_qos, s.publish_retain, self._publish_props)
+        except TimeoutError:
+            what = "acknowledgement" if self._connected.is_set() else "connection"
+            raise MQTTPublishError(
+                f"no {what} from the broker within {s.send_timeout:g}s publishing to {topic!r}"
+            ) from None
