@@ -78,9 +78,10 @@ class CFXModel(BaseModel):
         aliases = _ALIASES.get(cls)
         if aliases is None:
             aliases = {}
+            # Map to the CFX alias, not the field name, so validation errors name the CFX field.
             for name, info in cls.model_fields.items():
-                aliases[name.lower()] = name
-                aliases[(info.alias or name).lower()] = name
+                aliases[name.lower()] = info.alias or name
+                aliases[(info.alias or name).lower()] = info.alias or name
             _ALIASES[cls] = aliases
         out: dict[str, Any] = {}
         for key, value in data.items():
