@@ -132,7 +132,7 @@ def decode_event_json(body: bytes, ctx: DecodeContext) -> list[Event]:
         data = json.loads(text)
     except json.JSONDecodeError as first_exc:
         lines = [ln for ln in text.splitlines() if ln.strip()]
-        if len(lines) < 2:
+        if len(lines) < 2 or not _is_json_object(lines[0]):
             raise InvalidEventError(
                 f"invalid JSON: {first_exc.msg} at line {first_exc.lineno} column {first_exc.colno}", ctx.origin
             ) from None
@@ -149,6 +149,13 @@ def decode_event_json(body: bytes, ctx: DecodeContext) -> list[Event]:
     if isinstance(data, list):
         return [_event_from(o, ctx, f"{ctx.origin}[{i}]") for i, o in enumerate(data)]
     return [_event_from(data, ctx, ctx.origin)]
+
+
+def _is_json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except (json.JSONDecodeError, RecursionError):
+        return False
 
 
 def decode_auto(body: bytes, ctx: DecodeContext) -> list[Event]:
