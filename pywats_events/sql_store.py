@@ -181,9 +181,7 @@ def _resolve(url_or_path: str | None) -> _Target:
         if database in ("", ":memory:") or database.startswith("file::memory:"):
             raise StoreError("an in-memory SQLite database is not supported; use 'memory://' instead")
         database = str(Path(database).expanduser())
-        return _Target(
-            url.set(drivername="sqlite+aiosqlite", database=database), f"sqlite:///{database}", None
-        )
+        return _Target(url.set(drivername="sqlite+aiosqlite", database=database), f"sqlite:///{database}", None)
     if scheme in _PG_SCHEMES:
         url = url.set(drivername="postgresql+asyncpg")
         display = url.set(drivername="postgresql").render_as_string(hide_password=True)
@@ -526,10 +524,19 @@ class SQLStore(Store):
         self._lookup_wake.set()
         try:
             for task in (self._writer, self._reader):
-                if task is not None:
+                if task is not None and not task.done():
                     await task
         finally:
             self._writer = self._reader = None
+            # Only if a background task died: nothing will serve these any more.
+            err = StoreError(f"store {self.url} closed before the request was served")
+            futures: list[asyncio.Future[Any]] = [w.future for w in self._pending]
+            futures += [lk.future for lk in self._lookups]
+            for fut in futures:
+                if not fut.done():
+                    fut.set_exception(err)
+            self._pending.clear()
+            self._lookups.clear()
             for conn in (self._wconn, self._rconn):
                 if conn is not None:
                     with contextlib.suppress(Exception):
@@ -799,9 +806,7 @@ class SQLStore(Store):
             StoreError: the store is not open or the query failed.
         """
         stmt = (
-            sa.select(
-                _events.c.body, _events.c.stored_at, _events.c.acknowledged_at, _events.c.acknowledged_by
-            )
+            sa.select(_events.c.body, _events.c.stored_at, _events.c.acknowledged_at, _events.c.acknowledged_by)
             .where(*self._event_filter(query))
             .order_by(_events.c.timestamp, _events.c.id)
             .limit(query.limit)
@@ -809,9 +814,7 @@ class SQLStore(Store):
         )
         rows = await self._read(stmt, "event query")
         return [
-            StoredEvent(
-                event=Event.from_json_dict(r[0]), stored_at=r[1], acknowledged_at=r[2], acknowledged_by=r[3]
-            )
+            StoredEvent(event=Event.from_json_dict(r[0]), stored_at=r[1], acknowledged_at=r[2], acknowledged_by=r[3])
             for r in rows
         ]
 
@@ -938,9 +941,7 @@ class SQLStore(Store):
         Raises:
             StoreError: the store is not open or the query failed.
         """
-        stmt = (
-            sa.select(sa.func.count()).select_from(_dead_letters).where(*self._dead_filter(handler, reason))
-        )
+        stmt = sa.select(sa.func.count()).select_from(_dead_letters).where(*self._dead_filter(handler, reason))
         return int((await self._read(stmt, "dead-letter count"))[0][0])
 
     async def get_dead_letter(self, entry_id: str) -> DeadLetterEntry:
@@ -950,9 +951,7 @@ class SQLStore(Store):
             DeadLetterNotFoundError: there is no entry with that id.
             StoreError: the store is not open or the query failed.
         """
-        rows = await self._read(
-            sa.select(_dead_letters).where(_dead_letters.c.id == entry_id), "dead-letter get"
-        )
+        rows = await self._read(sa.select(_dead_letters).where(_dead_letters.c.id == entry_id), "dead-letter get")
         if not rows:
             raise DeadLetterNotFoundError(f"no dead-letter entry with id {entry_id!r}")
         return _dead_entry(rows[0])
@@ -983,9 +982,7 @@ class SQLStore(Store):
         async def run(conn: AsyncConnection) -> int:
             n = 0
             for chunk in _chunks(entry_ids):
-                n += (
-                    await conn.execute(_dead_letters.delete().where(_dead_letters.c.id.in_(chunk)))
-                ).rowcount
+                n += (await conn.execute(_dead_letters.delete().where(_dead_letters.c.id.in_(chunk)))).rowcount
             return n
 
         return await self._write(run, "dead-letter delete") if entry_ids else 0

@@ -191,9 +191,7 @@ WRITER = textwrap.dedent(
 async def test_committed_writes_survive_kill_9(tmp_path: Path) -> None:
     path = str(tmp_path / "crash.db")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", WRITER, path, stdout=subprocess.PIPE, env=env
-    )
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", WRITER, path, stdout=subprocess.PIPE, env=env)
     assert proc.stdout is not None
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), 60)
@@ -329,9 +327,41 @@ async def test_postgresql_times_come_back_aware_utc(pg_url: str) -> None:
 
     local = timezone(timedelta(hours=-5))
     async with open_store(pg_url) as store:
-        await store.append_events(
-            [Event(id="t", type="a.b", timestamp=Event(type="a.b").timestamp.astimezone(local))]
-        )
+        await store.append_events([Event(id="t", type="a.b", timestamp=Event(type="a.b").timestamp.astimezone(local))])
         (stored,) = await store.query_events(EventQuery())
         assert stored.event.timestamp.utcoffset() == timedelta(0)
         assert stored.stored_at.utcoffset() == timedelta(0)
+
+
+async def test_concurrent_lookups_are_answered_by_few_queries(sqlite_store: SQLStore) -> None:
+    await sqlite_store.mark_completed([(f"e{i}", "h") for i in range(300)])
+    queries: list[int] = []
+    original = sqlite_store._lookup
+
+    async def counting(ids: list[str]) -> dict[str, set[str]]:
+        queries.append(len(ids))
+        return await original(ids)
+
+    sqlite_store._lookup = counting  # type: ignore[method-assign]
+    answers = await asyncio.gather(*(sqlite_store.completed_handlers([f"e{i}"]) for i in range(300)))
+    assert answers == [{f"e{i}": {"h"}} for i in range(300)]
+    assert sum(queries) == 300 and len(queries) < 10
+
+
+async def test_payload_values_json_cannot_hold_are_stored_as_text(sqlite_store: SQLStore) -> None:
+    class Opaque:
+        def __str__(self) -> str:
+            return "opaque-value"
+
+    await sqlite_store.append_events([Event(id="o", type="a.b", payload={"x": Opaque()})])
+    (stored,) = await sqlite_store.query_events(EventQuery())
+    assert stored.event.payload == {"x": "opaque-value"}
+
+
+async def test_a_dead_writer_task_makes_writes_fail_instead_of_hang(sqlite_store: SQLStore) -> None:
+    assert sqlite_store._writer is not None
+    sqlite_store._writer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sqlite_store._writer
+    with pytest.raises(StoreError, match="broken"):
+        sqlite_store.mark_completed([("e", "h")])
