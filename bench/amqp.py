@@ -1,0 +1,218 @@
+"""Benchmark: consuming IPC-CFX from RabbitMQ, plain aio-pika vs ``CFXTransport`` -> bus -> no-op handler.
+
+Run: ``python bench/amqp.py [--messages 20000] [--backlog 100000] [--store memory|sqlite] [--prefetch 512]``
+against the RabbitMQ at ``PYWATS_TEST_AMQP_URL`` (default ``amqp://guest:guest@127.0.0.1:5672/``).
+
+1. The same ``--messages`` CFX ``UnitsTested`` envelopes (~1 KB each) are published once to an exchange
+   that feeds two queues.
+2. (a) a plain aio-pika consumer drains queue A: ``json.loads`` the body, ``ack`` each message.
+3. (b) ``CFXTransport`` drains queue B into an ``EventBus`` (``--store``: in-memory, or SQLite on a temp
+   file) with one no-op async handler; done when every message is settled and acknowledged.
+4. Peak RSS: a fresh child process (so the publishing above does not count) runs (b) on a backlog of
+   ``--backlog`` messages and reports its peak resident set size (``ru_maxrss``).
+
+Prints both rates (messages/s), the ratio (b)/(a) (target >= 0.9) and the peak RSS in MB (target < 150);
+the last line is one JSON object: ``{"raw_eps": ..., "bus_eps": ..., "ratio": ..., "peak_rss_mb": ...}``.
+Queues and exchanges get a random suffix and are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aio_pika
+
+from pywats_cfx.envelope import envelope_to_bytes
+from pywats_cfx.explorer import generate_envelope
+from pywats_cfx.transport import CFXTransport
+from pywats_events.bus import EventBus
+from pywats_events.event import Event
+from pywats_events.sql_store import open_store
+from pywats_events.store import Store
+
+AMQP_URL = os.environ.get("PYWATS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+HANDLE = "Bench.Tester.1"
+ROUTING_KEY = f"{HANDLE}.CFX.Production.TestAndInspection.UnitsTested"
+
+
+def bodies(n: int) -> list[bytes]:
+    """``n`` distinct UnitsTested envelopes of about 1 KB (two tests each)."""
+    return [envelope_to_bytes(generate_envelope("units-tested", seq=i, source=HANDLE, tests=2)) for i in range(n)]
+
+
+async def publish(exchange_name: str, payloads: list[bytes]) -> float:
+    """Publish persistent messages with confirms (500 outstanding); returns messages/s."""
+    conn = await aio_pika.connect(AMQP_URL)
+    async with conn:
+        ch = await conn.channel(publisher_confirms=True)
+        ex = await ch.get_exchange(exchange_name)
+        t0 = time.perf_counter()
+        for i in range(0, len(payloads), 500):
+            await asyncio.gather(
+                *(
+                    ex.publish(aio_pika.Message(b, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), ROUTING_KEY)
+                    for b in payloads[i : i + 500]
+                )
+            )
+        return len(payloads) / (time.perf_counter() - t0)
+
+
+async def wait_queue_filled(queue: str, n: int) -> None:
+    conn = await aio_pika.connect(AMQP_URL)
+    async with conn:
+        ch = await conn.channel()
+        while True:
+            q = await ch.declare_queue(queue, passive=True)
+            if (q.declaration_result.message_count or 0) >= n:
+                return
+            await asyncio.sleep(0.1)
+
+
+async def drain_raw(queue: str, n: int, prefetch: int) -> float:
+    """(a) plain aio-pika: parse JSON, ack each message; returns messages/s."""
+    conn = await aio_pika.connect(AMQP_URL)
+    async with conn:
+        ch = await conn.channel()
+        await ch.set_qos(prefetch_count=prefetch)
+        q = await ch.declare_queue(queue, passive=True)
+        done = asyncio.Event()
+        count = 0
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal count
+            json.loads(message.body)
+            await message.ack()
+            count += 1
+            if count == n:
+                done.set()
+
+        t0 = time.perf_counter()
+        tag = await q.consume(on_message)
+        await done.wait()
+        rate = n / (time.perf_counter() - t0)
+        await q.cancel(tag)
+        return rate
+
+
+def make_store(kind: str, tmp: str) -> Store | None:
+    if kind == "sqlite":
+        return open_store(f"sqlite:///{tmp}/bench-{uuid.uuid4().hex[:8]}.db")
+    return None
+
+
+async def drain_bus(options: dict[str, Any], n: int, store_kind: str) -> float:
+    """(b) CFXTransport -> EventBus -> no-op handler; returns messages/s (settled and acked)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        transport = CFXTransport("cfx", **options)
+        bus = EventBus(store=make_store(store_kind, tmp))
+        bus.add_transport(transport)
+
+        @bus.subscribe("test.result")
+        async def noop(event: Event) -> None:
+            return None
+
+        await bus.start()
+        t0 = time.perf_counter()
+        try:
+            while transport.stats["settled"] < n:
+                await asyncio.sleep(0.005)
+            session = transport._session  # the last acks are in flight; wait until they are written
+            while session is not None and len(session.window):
+                await asyncio.sleep(0.001)
+            rate = n / (time.perf_counter() - t0)
+        finally:
+            await bus.stop()
+        return rate
+
+
+async def setup(exchange: str, queues: list[str], prefetch: int) -> list[dict[str, Any]]:
+    options = []
+    for q in queues:
+        opts = {"url": AMQP_URL, "exchange": exchange, "queue": q, "handle": HANDLE, "prefetch": prefetch}
+        await CFXTransport("declare", **opts).declare_topology()
+        options.append(opts)
+    return options
+
+
+async def cleanup(exchange: str, queues: list[str]) -> None:
+    conn = await aio_pika.connect(AMQP_URL)
+    async with conn:
+        ch = await conn.channel()
+        for q in queues:
+            await ch.queue_delete(q)
+            await ch.queue_delete(f"{q}.dead-letter")
+            await ch.exchange_delete(f"{q}.dead-letter")
+        await ch.exchange_delete(exchange)
+
+
+def child_main(args: argparse.Namespace) -> None:
+    """The peak-RSS child: drain the backlog queue through the bus, print peak RSS in MB."""
+    options = json.loads(args.child)
+    rate = asyncio.run(drain_bus(options, args.backlog, args.store))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"eps": rate, "peak_rss_mb": peak_mb}))
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    tag = uuid.uuid4().hex[:8]
+    exchange = f"bench-cfx-{tag}"
+    qa, qb, qc = f"bench-raw-{tag}", f"bench-bus-{tag}", f"bench-backlog-{tag}"
+    try:
+        opts = await setup(exchange, [qa, qb], args.prefetch)
+        payloads = bodies(args.messages)
+        size = sum(map(len, payloads)) / len(payloads)
+        print(f"publishing {args.messages} UnitsTested envelopes ({size:.0f} bytes avg) to 2 queues ...")
+        print(f"  publish: {await publish(exchange, payloads):,.0f} msg/s")
+        await wait_queue_filled(qa, args.messages)
+        await wait_queue_filled(qb, args.messages)
+        raw = await drain_raw(qa, args.messages, args.prefetch)
+        print(f"(a) plain aio-pika, json.loads + ack each: {raw:,.0f} msg/s")
+        bus = await drain_bus(opts[1], args.messages, args.store)
+        print(f"(b) CFXTransport -> bus ({args.store} store) -> no-op handler: {bus:,.0f} msg/s")
+        print(f"ratio (b)/(a): {bus / raw:.2f}")
+        peak = None
+        if args.backlog:
+            await cleanup(exchange, [qa, qb])
+            (opts_c,) = await setup(exchange, [qc], args.prefetch)
+            print(f"publishing a backlog of {args.backlog} ...")
+            for i in range(0, args.backlog, len(payloads)):
+                await publish(exchange, payloads[: min(len(payloads), args.backlog - i)])
+            await wait_queue_filled(qc, args.backlog)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", json.dumps(opts_c), "--backlog", str(args.backlog),
+                 "--store", args.store],
+                check=True, capture_output=True, text=True,
+            )
+            child = json.loads(out.stdout.strip().splitlines()[-1])
+            peak = round(child["peak_rss_mb"], 1)
+            print(f"draining the {args.backlog} backlog: {child['eps']:,.0f} msg/s, peak RSS {peak} MB")
+        return {"raw_eps": round(raw), "bus_eps": round(bus), "ratio": round(bus / raw, 3), "peak_rss_mb": peak}
+    finally:
+        await cleanup(exchange, [qa, qb, qc])
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--backlog", type=int, default=100_000)
+    parser.add_argument("--prefetch", type=int, default=512)
+    parser.add_argument("--store", choices=["memory", "sqlite"], default="memory")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    ns = parser.parse_args()
+    if ns.child:
+        child_main(ns)
+    else:
+        print(json.dumps(asyncio.run(main(ns))))

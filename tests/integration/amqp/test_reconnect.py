@@ -1,0 +1,117 @@
+"""A real broker restart (``rabbitmqctl stop_app`` / ``start_app``) while messages flow: the transport goes
+RECONNECTING then CONNECTED, its consumer is restored, readiness and ``system.transport_*`` events say
+so, and every message published before, during and after the restart is handled."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections import Counter
+
+import aio_pika
+import pytest
+
+from pywats_cfx.transport import CFXTransport
+from pywats_events.bus import EventBus
+from pywats_events.event import Event
+from pywats_events.store import MemoryStore
+from pywats_events.transports.base import TransportState
+from tests.integration.amqp.broker import AmqpNames, envelope_bytes, wait_for
+from tests.services import AMQP_URL
+
+ROUTING = "CFX.Production.TestAndInspection.UnitsTested"
+
+
+async def rabbitmqctl(*args: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, f"rabbitmqctl {' '.join(args)} failed: {out.decode(errors='replace')}"
+
+
+async def publish_until_confirmed(names: AmqpNames, seqs: range) -> None:
+    """Publish with confirms, reconnecting and re-sending what was not confirmed (as a CFX endpoint would)."""
+    left = list(seqs)
+    while left:
+        try:
+            conn = await aio_pika.connect(AMQP_URL, timeout=5)
+            async with conn:
+                ch = await conn.channel(publisher_confirms=True)
+                ex = await ch.get_exchange(names.exchange)
+                while left:
+                    chunk = left[:100]
+                    await asyncio.gather(
+                        *(
+                            ex.publish(
+                                aio_pika.Message(
+                                    envelope_bytes(i, source=names.handle),
+                                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                                ),
+                                f"{names.handle}.{ROUTING}",
+                            )
+                            for i in chunk
+                        )
+                    )
+                    del left[: len(chunk)]
+        except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError, OSError):
+            await asyncio.sleep(0.3)
+
+
+@pytest.mark.slow
+async def test_consumer_is_restored_after_a_broker_restart_and_every_message_is_handled(amqp: AmqpNames) -> None:
+    if shutil.which("rabbitmqctl") is None:
+        pytest.skip("rabbitmqctl is not installed here (the broker is not local)")
+    transport = CFXTransport("cfx", **amqp.transport_options(heartbeat=5, prefetch=50))
+    bus = EventBus(store=MemoryStore())
+    bus.add_transport(transport)
+    handled: Counter[str] = Counter()
+    system: list[Event] = []
+
+    @bus.subscribe("test.result")
+    async def record(event: Event) -> None:
+        await asyncio.sleep(0.002)  # keep messages in flight when the broker goes away
+        handled[event.id] += 1
+
+    @bus.subscribe("system.transport_*")
+    async def watch(event: Event) -> None:
+        system.append(event)
+
+    await bus.start()
+    try:
+        assert bus.readiness()[0]
+        await publish_until_confirmed(amqp, range(0, 400))
+        await wait_for(lambda: len(handled) >= 50, 30, "messages to flow before the restart")
+        await rabbitmqctl("stop_app")
+        try:
+            await wait_for(lambda: transport.state is TransportState.RECONNECTING, 30, "RECONNECTING")
+            ready, details = bus.readiness()
+            assert not ready
+            assert "transport cfx: reconnecting" in details["not_ready"]
+        finally:
+            await rabbitmqctl("start_app")
+        await publish_until_confirmed(amqp, range(400, 600))
+        await wait_for(lambda: transport.state is TransportState.CONNECTED, 60, "CONNECTED again")
+        await wait_for(lambda: len(handled) == 600, 60, "all 600 messages to be handled")
+        await wait_for(
+            lambda: [e.type for e in system][-2:] == ["system.transport_disconnected", "system.transport_connected"],
+            10,
+            "system.transport_disconnected then system.transport_connected",
+        )
+        assert bus.readiness()[0]
+        assert transport.stats["sessions"] == 2  # the consumer was set up again on a new connection
+    finally:
+        await bus.stop()
+    assert set(handled) == {e.id for e in handled_ids(amqp, range(600))}
+    # Only messages in flight at the restart can be handled twice (at-least-once); at most the prefetch.
+    assert sum(n - 1 for n in handled.values()) <= 50
+    disconnected = next(e for e in system if e.type == "system.transport_disconnected")
+    assert disconnected.payload["new_state"] == "reconnecting"
+    assert disconnected.payload["transport"] == "cfx"
+
+
+def handled_ids(names: AmqpNames, seqs: range) -> list[Event]:
+    from pywats_cfx.decoder import decode_cfx
+    from pywats_events.codec import DecodeContext
+
+    return [ev for i in seqs for ev in decode_cfx(envelope_bytes(i, source=names.handle), DecodeContext())]
