@@ -315,14 +315,15 @@ def generate_envelope(
     seq: int = 0,
     source: str = DEFAULT_SOURCE,
     timestamp: datetime | None = None,
-    tests: int = 2,
+    tests: int = 1,
     failed: bool = False,
 ) -> dict[str, Any]:
     """Build a synthetic, valid CFX envelope (wire dict, as ``encode_envelope`` gives).
 
     The result depends only on the arguments: ``UniqueID`` is a UUID5 of (kind, source, seq) and the
     default time stamp is 2024-01-01T00:00:00Z plus ``seq`` milliseconds. With the defaults a
-    ``units-tested`` envelope (one unit, two tests) serializes to about 1.2 KB of compact JSON.
+    ``units-tested`` envelope (one unit, one test with one numeric measurement, members written out
+    with nulls as the SDK writes them) is about 1 KB of compact JSON; each further test adds ~360 bytes.
 
     Args:
         kind: one of ``GENERATOR_KINDS`` (``units-tested``, ``fault``, ``state-changed``, ...).
