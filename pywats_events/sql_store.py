@@ -8,6 +8,11 @@ Writes that sit on the bus's hot path (``mark_completed``, ``append_events``, ``
 group commit: each call only queues its rows and returns a future; one background writer task takes
 everything queued, writes it in one transaction with one ``executemany`` per table, commits, and resolves
 the futures. The queue is FIFO, so a resolved future implies every write queued before it is committed.
+The writer runs SQL compiled once from the Core statements below on its own driver connection
+(aiosqlite / asyncpg), with parameter tuples built here: on aiosqlite every await is a hop to the
+connection's thread, and SQLAlchemy's per-statement cursor, per-row bind processing and reset-on-return
+cost several of them per transaction. Concurrent ``completed_handlers`` calls are likewise merged into one
+query on a second dedicated connection.
 Administrative calls (queries, acknowledge, purge, dead-letter reads and edits) first wait for writes
 queued before them, so they see the caller's own writes; ``completed_handlers`` does not wait (it is on
 the hot path, and a record whose future has not resolved is not durable yet anyway).
@@ -218,7 +223,7 @@ def open_store(url_or_path: str | None = None) -> Store:
     target = _resolve(url_or_path)
     if target.driver_url is None:
         return MemoryStore()
-    return SQLStore(target)
+    return SQLStore(url_or_path)
 
 
 # -- group commit ------------------------------------------------------------------------------------
@@ -364,14 +369,14 @@ class SQLStore(Store):
 
     def __init__(
         self,
-        url_or_path: str | _Target | None = None,
+        url_or_path: str | None = None,
         *,
         busy_timeout: float = 30.0,
         connect_timeout: float = 10.0,
         max_batch_rows: int = 20_000,
         pool_size: int = 5,
     ) -> None:
-        target = url_or_path if isinstance(url_or_path, _Target) else _resolve(url_or_path)
+        target = _resolve(url_or_path)
         if target.driver_url is None:
             raise StoreError("SQLStore needs a SQLite or PostgreSQL URL; use open_store('memory://')")
         self._driver_url: URL = target.driver_url
