@@ -56,7 +56,9 @@ async def _admit_and_read(request: Request, ctx: HTTPContext, group: str, route:
             body = await read_body(request, ctx.settings.max_body_bytes)
         except BodyTooLargeError as exc:
             ctx.metrics.rejected.labels(route, "too_large").inc()
-            return problem(413, str(exc), limit=exc.limit)
+            # Close the connection: otherwise the server keeps reading (and discarding) the rest of an
+            # oversized upload to reuse the connection.
+            return problem(413, str(exc), limit=exc.limit, headers={"Connection": "close"})
         denied = check_signature(request, body, sec.hmac_secret)
         if denied is None:
             return body
