@@ -134,10 +134,12 @@ async def test_admin_events_query_and_acknowledge(start_service: ServiceFactory)
 async def test_admin_breakers_force_open_and_close(start_service: ServiceFactory) -> None:
     bus = EventBus()
     calls: list[str] = []
+    replayed = asyncio.Event()
 
     @bus.subscribe("x.*", name="sink")
     async def sink(event: Event) -> None:
         calls.append(event.id)
+        replayed.set()
 
     svc = await start_service(bus, admin_token="adm")
     c = svc.client
@@ -150,9 +152,8 @@ async def test_admin_breakers_force_open_and_close(start_service: ServiceFactory
     assert states["sink"] == "open"
     closed = (await c.post("/admin/breakers/sink", json={"state": "closed"}, headers=ADMIN)).json()
     assert closed["state"] == "closed"
-    async with asyncio.timeout(10):  # closing replays parked deliveries in the background
-        while calls != ["p1"]:
-            await asyncio.sleep(0.01)
+    await asyncio.wait_for(replayed.wait(), 10)  # closing replays parked deliveries in the background
+    assert calls == ["p1"]
     assert (await c.post("/admin/breakers/nobody", json={"state": "open"}, headers=ADMIN)).status_code == 404
     assert (await c.post("/admin/breakers/sink", json={"state": "ajar"}, headers=ADMIN)).status_code == 400
 

@@ -80,9 +80,13 @@ async def test_admin_api_absent_without_admin_token(start_service: ServiceFactor
     assert "/admin/breakers" not in (await svc.client.get("/openapi.json")).json()["paths"]
 
 
-async def test_secrets_never_reach_the_log_or_describe(start_service: ServiceFactory, caplog: pytest.LogCaptureFixture) -> None:
+async def test_secrets_never_reach_the_log_or_describe(
+    start_service: ServiceFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level("DEBUG")
-    svc = await start_service(admin_token="adm-secret", routes={"events": {"tokens": ["tok-secret"], "hmac_secret": "hm-secret"}})
+    svc = await start_service(
+        admin_token="adm-secret", routes={"events": {"tokens": ["tok-secret"], "hmac_secret": "hm-secret"}}
+    )
     await svc.client.post("/events", content=EVENT, headers={"Authorization": "Bearer tok-secret"})
     await svc.client.post("/events", content=EVENT, headers={"Authorization": "Bearer wrong-secret"})
     settings = svc.server.settings
