@@ -244,7 +244,8 @@ class MQTTTransport(Transport):
                     await task
         self._supervisor = self._pump_task = None
         if conn is not None:
-            conn.pause_reading()
+            # Reading goes on (the PUBACK of the offline message must be read); what arrives now is never
+            # submitted nor acknowledged, and the broker redelivers it to the next session.
             if self._settling:
                 await asyncio.wait(list(self._settling), timeout=self.settings.drain_timeout)
             if conn.connected and self.status_topic:
@@ -312,7 +313,7 @@ class MQTTTransport(Transport):
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             retrying = AsyncRetrying(
                 wait=wait_exponential_jitter(
-                    initial=s.reconnect_initial, max=s.reconnect_max, jitter=s.reconnect_initial
+                    multiplier=s.reconnect_initial, max=s.reconnect_max, jitter=s.reconnect_initial
                 ),
                 retry=retry_if_exception_type((MQTTError, OSError)),
                 before_sleep=self._before_retry,

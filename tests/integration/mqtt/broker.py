@@ -80,7 +80,9 @@ class PrivateBroker:
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the broker and wait until it accepts connections."""
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + timeout
         while not _answers(self.port):
             if self.proc.poll() is not None:

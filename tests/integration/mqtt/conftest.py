@@ -23,6 +23,7 @@ class Run:
         self.id = uuid.uuid4().hex[:10]
         self.prefix = f"pywats-test/{self.id}"
         self.retained: set[str] = set()
+        self.sessions: set[str] = set()
         self.clients: list[Client] = []
 
     def transport(self, name: str = "mqtt", **options: Any) -> MQTTTransport:
@@ -38,6 +39,7 @@ class Run:
             "connect_timeout": 5.0,
         }
         t = MQTTTransport(name, **(defaults | options))
+        self.sessions.add(t.client_id)
         if t.status_topic:
             self.retained.add(t.status_topic)
         return t
@@ -55,6 +57,9 @@ class Run:
             for topic in self.retained:
                 c.publish(topic, b"", retain=True)  # an empty retained message deletes the retained one
             c.close()
+        for client_id in self.sessions:
+            # Connecting with clean_session=1 discards the persistent session (MQTT 3.1.1 has no expiry).
+            Client(self.port, client_id=client_id, protocol="3.1.1").close()
 
 
 @pytest.fixture
@@ -91,9 +96,12 @@ def private_run(private_broker: PrivateBroker) -> Iterator[Run]:
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Wait until ``predicate()`` is true (checked every 10 ms); fail the test after ``timeout`` seconds."""
+    """Wait until ``predicate()`` is true (checked every 10 ms); fail the test after ``timeout`` seconds.
+
+    For conditions on counters the code under test exposes no event for (PUBACKs sent, broker state).
+    """
     async with asyncio.timeout(timeout):
-        while not predicate():
+        while not predicate():  # noqa: ASYNC110 (no event to await for these counters)
             await asyncio.sleep(0.01)
     assert predicate(), what
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
 
 import pytest
 
@@ -52,7 +51,8 @@ async def test_mosquitto_pub_message_becomes_event_with_named_fields_and_is_ackn
         cmd += ["-t", f"{run.prefix}/stations/ict-7/results", "-m", '{"serial": "SN-1", "result": "pass"}']
         if protocol == "5":
             cmd += ["-D", "publish", "user-property", "line", "L1"]
-        subprocess.run(cmd, check=True, timeout=10)
+        proc = await asyncio.create_subprocess_exec(*cmd)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
         async with asyncio.timeout(10):
             await arrived.wait()
         await wait_for(lambda: t.acknowledged == 1, what="PUBACK after settlement")
@@ -99,7 +99,7 @@ async def test_unrouted_and_undecodable_messages_are_dead_lettered_acknowledged_
         assert got == []
 
         # The integrator adds the missing rule (same transport name) and replays the unrouted entry.
-        fixed = rules + [{"topic": f"{run.prefix}/sensors/{{oven}}", "type": "sensor.reading", "decoder": "text"}]
+        fixed = [*rules, {"topic": f"{run.prefix}/sensors/{{oven}}", "type": "sensor.reading", "decoder": "text"}]
         MQTTTransport("mqtt", host="127.0.0.1", port=run.port, rules=fixed)
         assert await bus.dead_letters.replay(unrouted.id)
         await wait_for(lambda: len(got) == 1, what="replayed event handled")
@@ -194,7 +194,12 @@ async def test_shared_subscription_group_members_split_the_messages(run: Run) ->
     for bus, _, _ in buses:
         await bus.start()
     try:
-        await asyncio.to_thread(lambda: [pub.publish(f"{run.prefix}/work/s{i % 5}", json.dumps({"seq": i})) for i in range(n)])
+
+        def publish_all() -> None:
+            for i in range(n):
+                pub.publish(f"{run.prefix}/work/s{i % 5}", json.dumps({"seq": i}))
+
+        await asyncio.to_thread(publish_all)
         await wait_for(lambda: sum(len(s) for _, _, s in buses) >= n, what="all messages handled by the group")
     finally:
         for bus, _, _ in buses:
