@@ -96,7 +96,7 @@ class FunctionHandler(BaseHandler):
 
     Args:
         func: ``async def f(event)`` or ``def f(event)``.
-        name: handler name (default: the function's qualified name).
+        name: handler name (default: the function's ``__name__``).
 
     Raises:
         TypeError: ``func`` is not callable.
@@ -105,7 +105,7 @@ class FunctionHandler(BaseHandler):
     def __init__(self, func: HandlerFunc, name: str | None = None) -> None:
         if not callable(func):
             raise TypeError(f"handler must be callable, got {type(func).__name__}")
-        self.name = name or getattr(func, "__qualname__", None) or repr(func)
+        self.name = name or getattr(func, "__name__", None) or repr(func)
         super().__init__()
         self.func = func
         self.is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(

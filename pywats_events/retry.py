@@ -67,7 +67,7 @@ class RetryPolicy:
 
     def _wait(self) -> wait_exponential_jitter:
         return wait_exponential_jitter(
-            initial=self.initial_delay, max=self.max_delay, exp_base=self.exponential_base, jitter=self.jitter
+            multiplier=self.initial_delay, max=self.max_delay, exp_base=self.exponential_base, jitter=self.jitter
         )
 
     def delay_after(self, failed_attempts: int) -> float:

@@ -564,6 +564,11 @@ class SQLStore(Store):
             assert self._engine is not None
             conn = await self._engine.connect()
             setattr(self, which, conn)
+            if self._is_sqlite and which == "_wconn":
+                # Random-UUID keys touch pages all over the indexes; a larger cache for the one
+                # connection that writes keeps them in memory as the tables grow (about 32 MB).
+                drv: Any = (await conn.get_raw_connection()).driver_connection
+                await drv.execute("PRAGMA cache_size=-32768")
         raw = await conn.get_raw_connection()
         return raw.driver_connection
 

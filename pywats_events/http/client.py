@@ -224,6 +224,7 @@ class ForwarderSettings(BaseModel):
         min_severity: lowest severity forwarded (``None``: all).
         token / hmac_secret: the target's credentials (secrets).
         timeout: seconds per post.
+        include_system: also forward ``system.*`` events.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -234,6 +235,7 @@ class ForwarderSettings(BaseModel):
     token: SecretStr | None = None
     hmac_secret: SecretStr | None = None
     timeout: float = Field(default=10.0, gt=0)
+    include_system: bool = False
 
 
 class HttpForwarder(BaseHandler):
@@ -245,6 +247,8 @@ class HttpForwarder(BaseHandler):
         name: handler name (default ``http-forwarder``); keep it stable, dead letters are keyed by it.
         token / hmac_secret / timeout: as ``EventServiceClient``.
         min_severity: lowest severity forwarded.
+        include_system: also forward ``system.*`` events (bus internals: transport states, dead-letter
+            notices); off by default, so a failing target cannot feed on its own failure notices.
 
     Raises (from ``handle``, so the bus retries or dead-letters):
         EventServiceError: network failure, or 408/425/429/5xx answers (retried).
@@ -264,12 +268,14 @@ class HttpForwarder(BaseHandler):
         hmac_secret: str | SecretStr | None = None,
         timeout: float = 10.0,
         min_severity: str | None = None,
+        include_system: bool = False,
     ) -> None:
         if name:
             self.name = name
         super().__init__()
         self.event_types = tuple(event_types)  # type: ignore[misc]
         self.min_severity = min_severity
+        self.include_system = include_system
         self.client = EventServiceClient(base_url, token=token, hmac_secret=hmac_secret, timeout=timeout)
 
     @classmethod
@@ -293,7 +299,11 @@ class HttpForwarder(BaseHandler):
             hmac_secret=s.hmac_secret,
             timeout=s.timeout,
             min_severity=s.min_severity,
+            include_system=s.include_system,
         )
+
+    def matches(self, event: Event) -> bool:
+        return self.include_system or event.category != "system"
 
     async def handle(self, event: Event) -> None:
         try:
