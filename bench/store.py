@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -24,34 +25,41 @@ from pywats_events.event import Event
 from pywats_events.sql_store import open_store
 from pywats_events.store import Store
 
+Rate = tuple[float, float]  # (per wall second, CPU microseconds of this process per item, all threads)
 
-async def bench_mark_completed(store: Store, rows: int, workers: int = 50, per_call: int = 1) -> float:
+
+async def timed(n: int, work: Awaitable[object]) -> Rate:
+    w0, c0 = time.perf_counter(), time.process_time()
+    await work
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    return n / wall, cpu / n * 1e6
+
+
+def fmt(rate: Rate, unit: str) -> str:
+    return f"{rate[0]:10,.0f} {unit}/s   ({rate[1]:5.0f} us CPU each)"
+
+
+async def bench_mark_completed(store: Store, rows: int, workers: int = 50, per_call: int = 1) -> Rate:
     ids = [str(uuid.uuid4()) for _ in range(rows)]
 
     async def worker(part: list[str]) -> None:
         for i in range(0, len(part), per_call):
             await store.mark_completed([(e, "h") for e in part[i : i + per_call]])
 
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker(ids[w::workers]) for w in range(workers)))
-    return rows / (time.perf_counter() - t0)
+    return await timed(rows, asyncio.gather(*(worker(ids[w::workers]) for w in range(workers))))
 
 
-async def bench_append(store: Store, rows: int, workers: int = 50) -> float:
-    events = [
-        Event(type="test.result", source=f"st{i % 7}", payload={"n": i, "ok": True}) for i in range(rows)
-    ]
+async def bench_append(store: Store, rows: int, workers: int = 50, per_call: int = 1) -> Rate:
+    events = [Event(type="test.result", source=f"st{i % 7}", payload={"n": i, "ok": True}) for i in range(rows)]
 
     async def worker(part: list[Event]) -> None:
-        for ev in part:
-            await store.append_events([ev])
+        for i in range(0, len(part), per_call):
+            await store.append_events(part[i : i + per_call])
 
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker(events[w::workers]) for w in range(workers)))
-    return rows / (time.perf_counter() - t0)
+    return await timed(rows, asyncio.gather(*(worker(events[w::workers]) for w in range(workers))))
 
 
-async def bench_bus_like(store: Store, rows: int, workers: int = 50) -> float:
+async def bench_bus_like(store: Store, rows: int, workers: int = 50) -> Rate:
     """Per message: lookup completed handlers, then one event insert plus one idempotency record."""
     events = [Event(type="asset.fault", source=f"st{i % 7}") for i in range(rows)]
 
@@ -61,12 +69,10 @@ async def bench_bus_like(store: Store, rows: int, workers: int = 50) -> float:
             await store.append_events([ev])
             await store.mark_completed([(ev.id, "event-store")])
 
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker(events[w::workers]) for w in range(workers)))
-    return rows / (time.perf_counter() - t0)
+    return await timed(rows, asyncio.gather(*(worker(events[w::workers]) for w in range(workers))))
 
 
-async def bench_bus_batches(store: Store, rows: int, workers: int = 50, batch: int = 10) -> float:
+async def bench_bus_batches(store: Store, rows: int, workers: int = 50, batch: int = 10) -> Rate:
     """Bus-like with prefetch: each worker takes ``batch`` messages, one lookup for the batch, then per
     message the event-store insert and, after it, the idempotency record, all messages concurrently."""
     events = [Event(type="asset.fault", source=f"st{i % 7}") for i in range(rows)]
@@ -81,9 +87,7 @@ async def bench_bus_batches(store: Store, rows: int, workers: int = 50, batch: i
             await store.completed_handlers([e.id for e in chunk])
             await asyncio.gather(*(one(e) for e in chunk))
 
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker(events[w::workers]) for w in range(workers)))
-    return rows / (time.perf_counter() - t0)
+    return await timed(rows, asyncio.gather(*(worker(events[w::workers]) for w in range(workers))))
 
 
 async def bench_lookup(store: Store, n_ids: int, repeat: int = 300) -> tuple[float, float]:
@@ -98,7 +102,7 @@ async def bench_lookup(store: Store, n_ids: int, repeat: int = 300) -> tuple[flo
     return statistics.median(times) * 1e6, times[int(len(times) * 0.99)] * 1e6
 
 
-async def bench_lookup_concurrent(store: Store, calls: int = 5000, workers: int = 50) -> float:
+async def bench_lookup_concurrent(store: Store, calls: int = 5000, workers: int = 50) -> Rate:
     ids = [str(uuid.uuid4()) for _ in range(calls)]
     await store.mark_completed([(e, "h") for e in ids])
 
@@ -106,9 +110,7 @@ async def bench_lookup_concurrent(store: Store, calls: int = 5000, workers: int 
         for e in part:
             await store.completed_handlers([e])
 
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker(ids[w::workers]) for w in range(workers)))
-    return calls / (time.perf_counter() - t0)
+    return await timed(calls, asyncio.gather(*(worker(ids[w::workers]) for w in range(workers))))
 
 
 async def run(name: str, url: str, rows: int) -> None:
@@ -116,20 +118,22 @@ async def run(name: str, url: str, rows: int) -> None:
         mc = await bench_mark_completed(store, rows)
         mc10 = await bench_mark_completed(store, rows, per_call=10)
         ap = await bench_append(store, rows)
+        ap10 = await bench_append(store, rows, per_call=10)
         bus = await bench_bus_like(store, rows // 2)
         bus10 = await bench_bus_batches(store, rows)
         l1 = await bench_lookup(store, 1)
         l100 = await bench_lookup(store, 100)
         lc = await bench_lookup_concurrent(store)
     print(f"{name}:")
-    print(f"  mark_completed, 50 coroutines, 1 record/call : {mc:10,.0f} rows/s")
-    print(f"  mark_completed, 50 coroutines, 10 records/call: {mc10:10,.0f} rows/s")
-    print(f"  append_events, 50 coroutines, 1 event/call   : {ap:10,.0f} rows/s")
-    print(f"  bus-like, 1 msg at a time (50 in flight)      : {bus:10,.0f} msgs/s")
-    print(f"  bus-like, batches of 10 (500 msgs in flight)  : {bus10:10,.0f} msgs/s")
+    print(f"  mark_completed, 50 coroutines, 1 record/call : {fmt(mc, 'rows')}")
+    print(f"  mark_completed, 50 coroutines, 10 records/call: {fmt(mc10, 'rows')}")
+    print(f"  append_events, 50 coroutines, 1 event/call   : {fmt(ap, 'rows')}")
+    print(f"  append_events, 50 coroutines, 10 events/call : {fmt(ap10, 'rows')}")
+    print(f"  bus-like, 1 msg at a time (50 in flight)      : {fmt(bus, 'msgs')}")
+    print(f"  bus-like, batches of 10 (500 msgs in flight)  : {fmt(bus10, 'msgs')}")
     print(f"  completed_handlers 1 id   : median {l1[0]:7.0f} us, p99 {l1[1]:7.0f} us")
     print(f"  completed_handlers 100 ids: median {l100[0]:7.0f} us, p99 {l100[1]:7.0f} us")
-    print(f"  completed_handlers, 50 concurrent callers, 1 id: {lc:10,.0f} calls/s")
+    print(f"  completed_handlers, 50 concurrent callers, 1 id: {fmt(lc, 'calls')}")
 
 
 async def main() -> None:
