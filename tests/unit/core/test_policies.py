@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
@@ -63,7 +64,7 @@ async def test_retries_with_backoff_timing_then_success() -> None:
         result = await bus.publish(ev())
     assert result.handled == 1 and result.dead_lettered == 0
     assert len(times) == 3
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps[0] >= 0.05 - 0.005 and gaps[1] >= 0.10 - 0.005  # 0.05 s, then 0.1 s
     assert gaps[1] > gaps[0]
 
