@@ -1,6 +1,8 @@
 """pyWATS events: an asyncio event bus for factory and lab integration.
 
-Public API (everything else may change without notice):
+The public API is what ``__all__`` lists below; everything else may change without notice. Transport
+packages: ``pywats_cfx`` (IPC-CFX codec and AMQP), ``pywats_mqtt`` (MQTT); the HTTP app is
+``pywats_events.http``.
 """
 
 from .breaker import BreakerPolicy, BreakerState, CircuitBreaker
@@ -23,16 +25,20 @@ from .errors import (
     UnrecoverableError,
 )
 from .event import Event, EventType, Severity, derive_event_id
+from .admin import Admin
 from .handlers import BaseHandler, EventStoreHandler, FunctionHandler
 from .registry import HandlerRegistry, Subscription
 from .retry import RetryPolicy
+from .sql_store import SQLStore, open_store
 from .store import DeadLetterEntry, DeadLetterReason, EventQuery, MemoryStore, Store, StoredEvent
 from .transports.base import IngestSink, RawRecord, SettleResult, Transport, TransportState
+from .transports.file import FileSettings, FileTransport
 from .transports.mock import MockTransport
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Admin",
     "BaseHandler",
     "BreakerPolicy",
     "BreakerState",
@@ -53,6 +59,8 @@ __all__ = [
     "EventQuery",
     "EventStoreHandler",
     "EventType",
+    "FileSettings",
+    "FileTransport",
     "FunctionHandler",
     "HandlerError",
     "HandlerRegistrationError",
@@ -64,6 +72,7 @@ __all__ = [
     "RawRecord",
     "ReplayReport",
     "RetryPolicy",
+    "SQLStore",
     "SettleResult",
     "Severity",
     "Store",
@@ -77,5 +86,6 @@ __all__ = [
     "UnrecoverableError",
     "derive_event_id",
     "get_decoder",
+    "open_store",
     "register_decoder",
 ]
