@@ -5,6 +5,7 @@ packages: ``pywats_cfx`` (IPC-CFX codec and AMQP), ``pywats_mqtt`` (MQTT); the H
 ``pywats_events.http``.
 """
 
+from .admin import Admin
 from .breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from .bus import EventBus
 from .codec import DecodeContext, Decoder, get_decoder, register_decoder
@@ -25,7 +26,6 @@ from .errors import (
     UnrecoverableError,
 )
 from .event import Event, EventType, Severity, derive_event_id
-from .admin import Admin
 from .handlers import BaseHandler, EventStoreHandler, FunctionHandler
 from .registry import HandlerRegistry, Subscription
 from .retry import RetryPolicy
