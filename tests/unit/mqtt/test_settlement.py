@@ -12,7 +12,7 @@ import json
 import paho.mqtt.client as paho
 
 from pywats_events import Event, EventBus
-from pywats_mqtt import MQTTConnectError, MQTTTransport
+from pywats_mqtt import MQTTTransport
 
 
 class RecordingConnection:
@@ -29,9 +29,6 @@ class RecordingConnection:
 
     def resume_reading(self) -> None:
         self.paused = False
-
-    async def connect(self, limit: float) -> bool:
-        raise MQTTConnectError("no broker in unit tests")
 
     async def publish(self, topic: str, payload: object, qos: int, retain: bool, properties: object = None) -> None:
         pass
@@ -58,6 +55,8 @@ async def setup(**options: object) -> tuple[MQTTTransport, RecordingConnection, 
 
     bus.add_transport(t)
     await bus.start()  # the transport's start fails to connect (no broker on this port) and keeps trying
+    assert t._supervisor is not None
+    t._supervisor.cancel()  # no reconnection attempts: the stand-in below plays the connection
     conn = RecordingConnection()
     t._conn = conn  # type: ignore[assignment]
     return t, conn, bus, release
