@@ -624,6 +624,9 @@ class SQLStore(Store):
                 self._in_flight = True
                 try:
                     await self._commit(batch)
+                except asyncio.CancelledError:
+                    self._pending.extendleft(reversed(batch))
+                    raise
                 finally:
                     self._in_flight = False
         except asyncio.CancelledError:
@@ -637,9 +640,15 @@ class SQLStore(Store):
     async def _commit(self, batch: list[_Write]) -> None:
         try:
             if any(w.rows for w in batch):
-                await self._write_batch(batch)
+                try:
+                    await self._write_batch(batch)
+                except Exception as exc:
+                    if self._is_integrity_error(exc):
+                        raise
+                    # The held connection may have gone stale (server restart): one retry on a new one.
+                    await self._write_batch(batch)
         except Exception as exc:
-            if len(batch) == 1:
+            if len(batch) == 1 or not self._is_integrity_error(exc):
                 self._fail(batch, exc)
                 return
             # Isolate the write that broke the transaction; the others still commit, in order.
@@ -696,8 +705,16 @@ class SQLStore(Store):
 
     @staticmethod
     def _is_integrity_error(exc: BaseException) -> bool:
-        name = type(exc).__name__
-        return "Integrity" in name or "Violation" in name or "DataError" in name
+        """The data broke the transaction (constraint, bad value), not the connection or the server."""
+        import sqlite3
+
+        if isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError | sqlite3.InterfaceError):
+            return True
+        try:
+            import asyncpg
+        except ImportError:
+            return False
+        return isinstance(exc, asyncpg.IntegrityConstraintViolationError | asyncpg.DataError)
 
     # -- idempotency -----------------------------------------------------------------------------
     async def completed_handlers(self, event_ids: Sequence[str]) -> dict[str, set[str]]:
@@ -732,7 +749,12 @@ class SQLStore(Store):
                 self._lookups.clear()
                 wanted = [i for lk in batch for i in lk.ids]
                 try:
-                    found = await self._lookup(wanted)
+                    try:
+                        found = await self._lookup(wanted)
+                    except Exception:
+                        # The held connection may have gone stale (server restart): one retry on a new one.
+                        await self._discard("_rconn")
+                        found = await self._lookup(wanted)
                 except Exception as exc:
                     await self._discard("_rconn")
                     for lk in batch:

@@ -365,3 +365,24 @@ async def test_a_dead_writer_task_makes_writes_fail_instead_of_hang(sqlite_store
         await sqlite_store._writer
     with pytest.raises(StoreError, match="broken"):
         sqlite_store.mark_completed([("e", "h")])
+
+
+async def test_writer_and_lookup_recover_after_postgresql_drops_their_connections(pg_url: str) -> None:
+    import asyncpg
+
+    async with open_store(pg_url) as store:
+        await store.mark_completed([("before", "h")])
+        assert await store.completed_handlers(["before"]) == {"before": {"h"}}
+        dbname = pg_url.rsplit("/", 1)[1]
+        admin = await asyncpg.connect(pg_url.replace("postgresql://", "postgres://"))
+        try:
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                dbname,
+            )
+        finally:
+            await admin.close()
+        assert killed >= 2
+        await store.mark_completed([("after", "h")])  # both retry once on a new connection
+        assert await store.completed_handlers(["before", "after"]) == {"before": {"h"}, "after": {"h"}}
