@@ -40,13 +40,15 @@ __all__ = ["admin_routes"]
 #: Largest admin request body, in bytes (id lists; 1 MiB holds ~25 000 UUIDs).
 _MAX_ADMIN_BODY = 1024 * 1024
 
+#: Largest ``older_than_days`` accepted, in days, and largest ``keep_at_most``, in events.
+_MAX_DAYS = 36_500
+_MAX_COUNT = 2**62
+
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def _json(data: Any, status: int = 200) -> Response:
-    return Response(
-        json.dumps(data, default=str, separators=(",", ":")), status, media_type="application/json"
-    )
+    return Response(json.dumps(data, default=str, separators=(",", ":")), status, media_type="application/json")
 
 
 def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -130,9 +132,7 @@ def _guarded(admin: Admin, func: Callable[[Admin, Request], Awaitable[Any]]) -> 
         token = ctx.settings.admin_token
         denied = check_bearer(request, [token] if token is not None else [])
         if denied is not None:
-            ctx.metrics.rejected.labels(
-                "/admin", "unauthorized" if denied.status_code == 401 else "forbidden"
-            ).inc()
+            ctx.metrics.rejected.labels("/admin", "unauthorized" if denied.status_code == 401 else "forbidden").inc()
             return denied
         try:
             return _json(await func(admin, request))
@@ -207,11 +207,14 @@ async def _ack_events(admin: Admin, r: Request) -> Any:
 
 async def _purge_events(admin: Admin, r: Request) -> Any:
     data = await _body(r)
-    n = await admin.purge_events(
-        older_than_days=_opt(data, "older_than_days", (int, float)),
-        keep_at_most=_opt(data, "keep_at_most", (int,)),
-    )
-    return {"purged": n}
+    days = _opt(data, "older_than_days", (int, float))
+    keep = _opt(data, "keep_at_most", (int,))
+    # Bounds keep the date arithmetic and SQL integers in range (a century; a signed 63-bit count).
+    if days is not None and not 0 <= days <= _MAX_DAYS:
+        raise InvalidRequestError(f"field 'older_than_days' must be 0..{_MAX_DAYS}", "older_than_days")
+    if keep is not None and not 0 <= keep <= _MAX_COUNT:
+        raise InvalidRequestError(f"field 'keep_at_most' must be 0..{_MAX_COUNT}", "keep_at_most")
+    return {"purged": await admin.purge_events(older_than_days=days, keep_at_most=keep)}
 
 
 async def _breakers(admin: Admin, r: Request) -> Any:

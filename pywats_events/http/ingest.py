@@ -157,9 +157,7 @@ async def post_cfx(request: Request) -> Response:
     return await _hand_over(ctx, route, events)
 
 
-async def _dead_letter(
-    ctx: HTTPContext, route: str, body: bytes, exc: DecodeError, meta: dict[str, str]
-) -> Response:
+async def _dead_letter(ctx: HTTPContext, route: str, body: bytes, exc: DecodeError, meta: dict[str, str]) -> Response:
     try:
         entry_id = await ctx.transport.dead_letter_body(body, exc, route=route, headers=meta, decoder="cfx")
     except Exception as store_exc:

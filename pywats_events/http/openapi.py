@@ -87,8 +87,7 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["events", "handled", "skipped", "dead_lettered", "unrouted"],
         "properties": {
-            k: {"type": "integer", "minimum": 0}
-            for k in ("events", "handled", "skipped", "dead_lettered", "unrouted")
+            k: {"type": "integer", "minimum": 0} for k in ("events", "handled", "skipped", "dead_lettered", "unrouted")
         },
     },
     "IngestResult": {
@@ -237,9 +236,7 @@ def _signature(settings: HTTPSettings, group: str) -> list[dict[str, Any]]:
     ]
 
 
-def _ingest(
-    settings: HTTPSettings, group: str, summary: str, body: dict[str, Any], extra: dict[str, Any]
-) -> Any:
+def _ingest(settings: HTTPSettings, group: str, summary: str, body: dict[str, Any], extra: dict[str, Any]) -> Any:
     return {
         "post": {
             "summary": summary,
@@ -260,9 +257,7 @@ def _ingest(
     }
 
 
-def _admin_op(
-    summary: str, ok: dict[str, Any], *, body: dict[str, Any] | None = None, params: Any = ()
-) -> Any:
+def _admin_op(summary: str, ok: dict[str, Any], *, body: dict[str, Any] | None = None, params: Any = ()) -> Any:
     op: dict[str, Any] = {
         "summary": summary,
         "security": [{"bearer": []}],
@@ -362,8 +357,8 @@ def _admin_paths() -> dict[str, Any]:
                 body={
                     "type": "object",
                     "properties": {
-                        "older_than_days": {"type": "number", "minimum": 0},
-                        "keep_at_most": {"type": "integer", "minimum": 0},
+                        "older_than_days": {"type": "number", "minimum": 0, "maximum": 36500},
+                        "keep_at_most": {"type": "integer", "minimum": 0, "maximum": 2**62},
                     },
                 },
             )

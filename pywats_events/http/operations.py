@@ -23,9 +23,7 @@ __all__ = ["get_available", "get_healthz", "get_metrics", "get_openapi", "get_re
 
 
 def _json(data: Any, status: int = 200) -> Response:
-    return Response(
-        json.dumps(data, default=str, separators=(",", ":")), status, media_type="application/json"
-    )
+    return Response(json.dumps(data, default=str, separators=(",", ":")), status, media_type="application/json")
 
 
 def _ctx(request: Request) -> HTTPContext:

@@ -143,9 +143,7 @@ class Server:
             await asyncio.shield(self._task)
 
 
-async def serve(
-    bus: EventBus, settings: HTTPSettings | None = None, *, ready: asyncio.Event | None = None
-) -> None:
+async def serve(bus: EventBus, settings: HTTPSettings | None = None, *, ready: asyncio.Event | None = None) -> None:
     """Serve ``bus`` over HTTP until cancelled (or until the server fails).
 
     Args:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -49,3 +50,37 @@ async def start_service() -> AsyncIterator[ServiceFactory]:
 
     async with stack:
         yield start
+
+
+@pytest.fixture
+async def start_app() -> AsyncIterator[Callable[[Any], Any]]:
+    """``url = await start_app(asgi_app)``: serve any ASGI app with uvicorn on a free loopback port (a
+    stand-in remote service for client tests)."""
+    import socket
+
+    import uvicorn
+
+    class Quiet(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):  # type: ignore[no-untyped-def]
+            yield
+
+    servers: list[tuple[Any, Any, socket.socket]] = []
+
+    async def start(app: Any) -> str:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        sock.setblocking(False)
+        server = Quiet(uvicorn.Config(app, log_level="error", lifespan="off"))
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no startup event
+            await asyncio.sleep(0.01)
+        servers.append((server, task, sock))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    yield start
+    for server, task, sock in servers:
+        server.should_exit = True
+        await task
+        sock.close()
