@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -116,3 +121,74 @@ async def queue_depth(queue: str) -> int:
         ch = await conn.channel()
         q = await ch.declare_queue(queue, passive=True)
         return int(q.declaration_result.message_count or 0)
+
+
+class Worker:
+    """A real bus process (``tests.integration.amqp.worker``) consuming the test's queue."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, out: Path) -> None:
+        self.proc = proc
+        self.out = out
+
+    @classmethod
+    async def start(cls, store_url: str, out: Path, options: dict[str, Any], within: float = 30) -> Worker:
+        """Start a worker and wait until its transport is CONNECTED.
+
+        Raises:
+            AssertionError: it exited or did not get ready within ``within`` seconds.
+        """
+        repo = Path(__file__).resolve().parents[3]
+        env = {**os.environ, "PYTHONPATH": str(repo)}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.integration.amqp.worker",
+            "--store",
+            store_url,
+            "--out",
+            str(out),
+            "--options",
+            json.dumps(options),
+            cwd=repo,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), within)
+        except TimeoutError:
+            proc.kill()
+            raise AssertionError("worker did not get ready") from None
+        if line.strip() != b"READY":
+            err = (await proc.stderr.read()).decode(errors="replace") if proc.stderr else ""
+            raise AssertionError(f"worker failed to start: {line!r} {err[-3000:]}")
+        return cls(proc, out)
+
+    async def kill9(self) -> None:
+        """``kill -9``: no cleanup, no acks, no flush."""
+        self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
+
+    async def stop(self, within: float = 30) -> None:
+        """SIGTERM and wait for a clean exit."""
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(self.proc.wait(), within)
+
+
+def handled_lines(path: Path) -> list[tuple[str, str]]:
+    """``(handler, event id)`` per complete line of a worker's output file."""
+    if not path.exists():
+        return []
+    text = path.read_text()
+    lines = text.split("\n")[:-1]  # the last item is '' or a line still being written
+    return [(h, e) for h, _, e in (line.partition(" ") for line in lines)]
+
+
+def expected_event_ids(handle: str, count: int) -> set[str]:
+    """Event ids of envelopes ``0..count-1`` (``envelope_bytes``), as the CFX decoder derives them."""
+    from pywats_cfx.decoder import decode_cfx
+    from pywats_events.codec import DecodeContext
+
+    return {e.id for i in range(count) for e in decode_cfx(envelope_bytes(i, source=handle), DecodeContext())}
