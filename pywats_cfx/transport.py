@@ -452,6 +452,7 @@ class CFXTransport(Transport):
         self._schedule_reconnect(detail)
 
     def _schedule_reconnect(self, detail: str) -> None:
+        self.last_error = detail
         self._set_state(TransportState.RECONNECTING, detail)
         if self._reconnect_task is None or self._reconnect_task.done():
             self._reconnect_task = asyncio.create_task(self._reconnect(), name=f"cfx-reconnect-{self.name}")

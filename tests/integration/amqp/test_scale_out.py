@@ -8,6 +8,7 @@ idempotency record was not committed), and there are at most ``prefetch`` of tho
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import Counter
 from pathlib import Path
@@ -52,12 +53,15 @@ async def test_three_workers_share_one_queue_and_a_postgres_store_with_one_kille
             pass
         for i in range(3):
             workers.append(await Worker.start(store_url, tmp_path / f"w{i}.log", options))
-        await publisher.publish_many(
-            (envelope_bytes(i, source=amqp.handle), f"{amqp.handle}.{ROUTING}") for i in range(N)
+        publishing = asyncio.create_task(
+            publisher.publish_many(
+                (envelope_bytes(i, source=amqp.handle), f"{amqp.handle}.{ROUTING}") for i in range(N)
+            )
         )
         victim = workers[1]
         await wait_for(lambda: len(handled_lines(victim.out)) >= 1000, 120, "worker 1 to handle 500 events", 0.1)
-        await victim.kill9()
+        await victim.kill9()  # while messages are still being published and consumed
+        await publishing
 
         def all_lines() -> list[tuple[str, str]]:
             return [line for w in workers for line in handled_lines(w.out)]
