@@ -82,8 +82,7 @@ class _RequestMetrics:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self.metrics.requests.labels(route, str(status[0])).inc()
-            self.metrics.duration.labels(route).observe(time.perf_counter() - t0)
+            self.metrics.observe(route, status[0], time.perf_counter() - t0)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

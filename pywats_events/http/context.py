@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -49,6 +50,20 @@ class HTTPMetrics:
             ["route", "reason"],
             registry=registry,
         )
+
+        # Label lookups cost more than the increments; the label sets are few and bounded.
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        """Count one answer on ``route`` with ``status`` that took ``seconds``."""
+        pair = self._children.get((route, status))
+        if pair is None:
+            pair = self._children[(route, status)] = (
+                self.requests.labels(route, str(status)),
+                self.duration.labels(route),
+            )
+        pair[0].inc()
+        pair[1].observe(seconds)
 
     @classmethod
     def for_registry(cls, registry: CollectorRegistry) -> HTTPMetrics:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -85,7 +84,14 @@ async def _hand_over(ctx: HTTPContext, route: str, events: list[Event]) -> Respo
             "the events could not be stored; nothing was acknowledged, retry later",
             headers={"Retry-After": str(ctx.settings.retry_after)},
         )
-    body = {"accepted": len(events), "event_ids": [e.id for e in events], "settlement": asdict(result)}
+    settlement = {
+        "events": result.events,
+        "handled": result.handled,
+        "skipped": result.skipped,
+        "dead_lettered": result.dead_lettered,
+        "unrouted": result.unrouted,
+    }
+    body = {"accepted": len(events), "event_ids": [e.id for e in events], "settlement": settlement}
     return Response(json.dumps(body, separators=(",", ":")), status_code=200, media_type="application/json")
 
 

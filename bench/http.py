@@ -1,0 +1,208 @@
+"""HTTP ingest throughput: ``POST /events`` on the bus against a bare Starlette endpoint, same run.
+
+Run: ``python bench/http.py [--seconds 5] [--connections 32] [--loadgen auto|wrk|httpx]``.
+
+Both servers run in their own process on uvicorn with identical settings (h11, no access log, loopback):
+
+- bare: a Starlette route that reads the body, parses the JSON and answers 202 (no bus).
+- bus: ``pywats_events.http.Server`` over an ``EventBus`` (default in-memory store, idempotency on) with one
+  no-op handler for ``test.result``; each request is answered 200 only after its event settled.
+
+The same load generator hits both, one after the other: ``wrk`` when installed (Debian package ``wrk``),
+else an httpx loop in a separate process with ``--connections`` concurrent keep-alive requests. Each server
+gets a warm-up, then a measured run of ``--seconds``; the servers alternate for ``--rounds`` rounds and each
+one's best run counts (other load on the machine comes and goes). Only 2xx answers count. Prints one line per figure
+and, last, one JSON object: ``{"bare_rps": ..., "bus_rps": ..., "ratio": bus_rps / bare_rps}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# This file is named like the standard library's ``http`` package; run as a script, its folder comes
+# first on sys.path and would shadow ``http.client`` for the third-party imports below (none above it
+# imports ``http``).
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+ROOT = _HERE.parent
+sys.path.insert(0, str(ROOT))
+
+BODY = json.dumps(
+    {
+        "type": "test.result",
+        "source": "Vendor.Tester.SN0001",
+        "payload": {"unit_id": "PANEL34543535", "result": "pass", "tests": [{"name": "v1", "value": 3.3}]},
+    }
+)
+
+
+# -- the servers (run in a child process) ---------------------------------------------------------
+async def _serve(kind: str) -> None:
+    import socket
+
+    import uvicorn
+
+    class Quiet(uvicorn.Server):
+        def capture_signals(self):  # type: ignore[no-untyped-def]
+            import contextlib
+
+            return contextlib.nullcontext()
+
+    if kind == "bare":
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import Response
+        from starlette.routing import Route
+
+        async def events(request: Request) -> Response:
+            data = json.loads(await request.body())
+            return Response(json.dumps({"accepted": 1 if isinstance(data, dict) else len(data)}), 202,
+                            media_type="application/json")  # fmt: skip
+
+        app = Starlette(routes=[Route("/events", events, methods=["POST"])])
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1024)
+        server = Quiet(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+        print(f"PORT {sock.getsockname()[1]}", flush=True)
+        await server.serve(sockets=[sock])
+        return
+
+    from pywats_events import Event, EventBus
+    from pywats_events.http import HTTPSettings, Server
+
+    bus = EventBus()
+
+    @bus.subscribe("test.result", name="noop")
+    async def noop(event: Event) -> None:
+        return None
+
+    http = Server(bus, HTTPSettings(port=0, log_level="warning"))
+    await bus.start()
+    await http.start()
+    print(f"PORT {http.port}", flush=True)
+    await http.wait()
+
+
+# -- load generators ------------------------------------------------------------------------------
+_LUA = """wrk.method = "POST"
+wrk.body = [[%s]]
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def _wrk(url: str, seconds: float, connections: int) -> float:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(_LUA % BODY)
+        script = f.name
+    try:
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", script, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(script)
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    duration = float(re.search(r"requests in ([\d.]+)s", out).group(1))  # type: ignore[union-attr]
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    bad = int(m.group(1)) if m else 0
+    return (total - bad) / duration
+
+
+async def _httpx_load(url: str, seconds: float, connections: int) -> None:
+    import httpx
+
+    ok = 0
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    body = BODY.encode()
+    headers = {"Content-Type": "application/json"}
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        deadline = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal ok
+            while time.perf_counter() < deadline:
+                r = await client.post(url, content=body, headers=headers)
+                if r.status_code // 100 == 2:
+                    ok += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        elapsed = time.perf_counter() - t0
+    print(json.dumps({"rps": ok / elapsed}), flush=True)
+
+
+def _httpx(url: str, seconds: float, connections: int) -> float:
+    out = subprocess.run(
+        [sys.executable, __file__, "--loadgen-child", url, str(seconds), str(connections)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return float(json.loads(out.strip().splitlines()[-1])["rps"])
+
+
+# -- driver ---------------------------------------------------------------------------------------
+def measure(kind: str, loadgen: str, seconds: float, connections: int) -> float:
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"{kind} server did not start: {line!r}")
+        url = f"http://127.0.0.1:{int(line.split()[1])}/events"
+        run = _wrk if loadgen == "wrk" else _httpx
+        run(url, 1.0, connections)  # warm-up
+        return run(url, seconds, connections)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--loadgen", choices=("auto", "wrk", "httpx"), default="auto")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating runs per server; the best counts")
+    parser.add_argument("--serve", choices=("bare", "bus"), help=argparse.SUPPRESS)
+    parser.add_argument("--loadgen-child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        asyncio.run(_serve(args.serve))
+        return
+    if args.loadgen_child:
+        url, seconds, connections = args.loadgen_child
+        asyncio.run(_httpx_load(url, float(seconds), int(connections)))
+        return
+    loadgen = args.loadgen
+    if loadgen == "auto":
+        loadgen = "wrk" if shutil.which("wrk") else "httpx"
+    print(f"load generator: {loadgen}, {args.connections} connections, {args.seconds:g}s per run")
+    # Alternate the servers and keep each one's best run, so a burst of load from other processes on the
+    # machine does not decide the ratio.
+    bare = bus = 0.0
+    for n in range(1, args.rounds + 1):
+        b = measure("bare", loadgen, args.seconds, args.connections)
+        print(f"round {n}: bare Starlette endpoint: {b:,.0f} requests/s")
+        e = measure("bus", loadgen, args.seconds, args.connections)
+        print(f"round {n}: POST /events on the bus (answered after settlement): {e:,.0f} requests/s")
+        bare, bus = max(bare, b), max(bus, e)
+    print(json.dumps({"bare_rps": round(bare, 1), "bus_rps": round(bus, 1), "ratio": round(bus / bare, 3)}))
+
+
+if __name__ == "__main__":
+    main()
