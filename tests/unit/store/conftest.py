@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-# ``tests.pg`` is shared with other test packages; the repo root is not on sys.path by default.
-_ROOT = str(Path(__file__).resolve().parents[3])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from pywats_events.sql_store import open_store  # noqa: E402
-from pywats_events.store import Store  # noqa: E402
-from tests.pg import PostgresUnavailable, fresh_database, require_postgres  # noqa: E402
+from pywats_events.sql_store import open_store
+from pywats_events.store import Store
+from tests.pg import PostgresUnavailable, fresh_database, require_postgres
 
 
 @pytest.fixture

@@ -34,20 +34,6 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLStore]:
         await store.close()
 
 
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    try:
-        cm = fresh_database()
-        url = await cm.__aenter__()
-    except PostgresUnavailable as exc:
-        require_postgres(str(exc))
-        raise AssertionError("unreachable") from None
-    try:
-        yield url
-    finally:
-        await cm.__aexit__(None, None, None)
-
-
 # -- URLs ------------------------------------------------------------------------------------------
 
 
