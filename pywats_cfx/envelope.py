@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from pywats_events.codec import maybe_gunzip
+from pywats_events.codec import json_error_text, maybe_gunzip
 from pywats_events.errors import DecodeError
 
 from .errors import (
@@ -286,7 +286,7 @@ def _loads(text: str, origin: str, max_depth: int) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidJSONError(
-            f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", origin
+            f"invalid JSON: {json_error_text(exc)}", origin
         ) from None
     except RecursionError:
         raise NestingTooDeepError(f"JSON nested deeper than {max_depth} levels", origin) from None

@@ -28,6 +28,7 @@ __all__ = [
     "decode_auto",
     "decode_event_json",
     "get_decoder",
+    "json_error_text",
     "maybe_gunzip",
     "register_decoder",
 ]
@@ -102,6 +103,12 @@ def maybe_gunzip(body: bytes, origin: str = "") -> bytes:
     return out
 
 
+def json_error_text(exc: json.JSONDecodeError) -> str:
+    """``exc`` as "<what> at line L column C" (json's own message may already end in "at")."""
+    msg = exc.msg.removesuffix(" at").rstrip(":")
+    return f"{msg} at line {exc.lineno} column {exc.colno}"
+
+
 def _event_from(obj: Any, ctx: DecodeContext, where: str) -> Event:
     if not isinstance(obj, dict):
         raise InvalidEventError(f"expected a JSON object for an event, got {type(obj).__name__}", where)
@@ -134,14 +141,14 @@ def decode_event_json(body: bytes, ctx: DecodeContext) -> list[Event]:
         lines = [ln for ln in text.splitlines() if ln.strip()]
         if len(lines) < 2 or not _is_json_object(lines[0]):
             raise InvalidEventError(
-                f"invalid JSON: {first_exc.msg} at line {first_exc.lineno} column {first_exc.colno}", ctx.origin
+                f"invalid JSON: {json_error_text(first_exc)}", ctx.origin
             ) from None
         out = []
         for n, line in enumerate(lines, 1):
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise InvalidEventError(f"invalid JSON on line {n}: {exc.msg}", ctx.origin) from None
+                raise InvalidEventError(f"invalid JSON on line {n}: {json_error_text(exc)}", ctx.origin) from None
             out.append(_event_from(obj, ctx, f"{ctx.origin}:line {n}"))
         return out
     except RecursionError:
