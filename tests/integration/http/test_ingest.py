@@ -13,6 +13,7 @@ from pywats_cfx import envelope_to_bytes
 from pywats_cfx.explorer import generate_envelope
 from pywats_events import Event, EventBus, MemoryStore, RetryPolicy, UnrecoverableError
 from pywats_events.store import DeadLetterReason
+from pywats_events.transports.webhook import WebhookSettings, WebhookTransport
 
 from .conftest import ServiceFactory
 
@@ -329,3 +330,63 @@ async def test_stopped_transport_refuses_with_503(start_service: ServiceFactory,
     response = await svc.client.post(path, json={"type": "x.y"})
     assert response.status_code == 503
     assert "retry-after" in response.headers
+
+
+async def test_full_lane_answers_503_after_submit_wait_and_still_delivers(start_service: ServiceFactory) -> None:
+    # 2 lanes of 4: one source fills its lane while the bus as a whole is not yet saturated.
+    bus = EventBus(concurrency=2, queue_size=8)
+    bus.add_transport(WebhookTransport("http", WebhookSettings(submit_wait=0.1)))
+    release = asyncio.Event()
+    handled: list[str] = []
+
+    @bus.subscribe("load.*")
+    async def stuck(event: Event) -> None:
+        await release.wait()
+        handled.append(event.id)
+
+    svc = await start_service(bus)
+    first = [
+        asyncio.create_task(svc.client.post("/events", json={"id": f"e{i}", "type": "load.x", "source": "one"}))
+        for i in range(5)
+    ]
+    async with asyncio.timeout(10):
+        # The bus signals no event when a lane fills, so poll the condition (bounded above).
+        while svc.bus.queue_depth() < 4:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    assert not svc.bus.saturated
+    refused = await svc.client.post("/events", json={"id": "late", "type": "load.x", "source": "one"})
+    assert refused.status_code == 503
+    assert "retry-after" in refused.headers
+    release.set()
+    assert all(r.status_code == 200 for r in await asyncio.gather(*first))
+    # The refused request's event was already on its way into the bus: it is delivered, not half-lost,
+    # and a retry with the same id would be skipped.
+    async with asyncio.timeout(10):
+        while svc.server.transport.in_flight:  # noqa: ASYNC110 - settles in the background
+            await asyncio.sleep(0.01)
+    assert "late" in handled
+    retry = await svc.client.post("/events", json={"id": "late", "type": "load.x", "source": "one"})
+    assert retry.json()["settlement"]["skipped"] == 1
+
+
+async def test_settlement_slower_than_settle_timeout_is_503(start_service: ServiceFactory) -> None:
+    bus = EventBus()
+    bus.add_transport(WebhookTransport("http", WebhookSettings(settle_timeout=0.2)))
+    release = asyncio.Event()
+
+    @bus.subscribe("slow.*")
+    async def slow(event: Event) -> None:
+        await release.wait()
+
+    svc = await start_service(bus)
+    response = await svc.client.post("/events", json={"id": "s1", "type": "slow.x"})
+    assert response.status_code == 503
+    assert "not settled" in response.json()["detail"]
+    assert svc.server.transport.in_flight == 1, "still counted until it settles"
+    release.set()
+    async with asyncio.timeout(10):
+        while svc.server.transport.in_flight:  # noqa: ASYNC110 - settles in the background
+            await asyncio.sleep(0.01)
+    retry = await svc.client.post("/events", json={"id": "s1", "type": "slow.x"})
+    assert retry.status_code == 200
+    assert retry.json()["settlement"]["skipped"] == 1
