@@ -5,6 +5,8 @@ packages: ``pywats_cfx`` (IPC-CFX codec and AMQP), ``pywats_mqtt`` (MQTT); the H
 ``pywats_events.http``.
 """
 
+from typing import TYPE_CHECKING
+
 from .admin import Admin
 from .breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from .bus import EventBus
@@ -29,13 +31,24 @@ from .event import Event, EventType, Severity, derive_event_id
 from .handlers import BaseHandler, EventStoreHandler, FunctionHandler
 from .registry import HandlerRegistry, Subscription
 from .retry import RetryPolicy
-from .sql_store import SQLStore, open_store
 from .store import DeadLetterEntry, DeadLetterReason, EventQuery, MemoryStore, Store, StoredEvent
 from .transports.base import IngestSink, RawRecord, SettleResult, Transport, TransportState
 from .transports.file import FileSettings, FileTransport
 from .transports.mock import MockTransport
 
+if TYPE_CHECKING:
+    from .sql_store import SQLStore, open_store
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # SQLAlchemy is imported only when the SQL store is used: `import pywats_events` stays light.
+    if name in ("SQLStore", "open_store"):
+        from . import sql_store
+
+        return getattr(sql_store, name)
+    raise AttributeError(f"module 'pywats_events' has no attribute {name!r}")
 
 __all__ = [
     "Admin",
