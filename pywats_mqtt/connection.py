@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -156,6 +157,11 @@ class MQTTConnection:
 
     # -- socket events -----------------------------------------------------------------------
     def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        # paho leaves Nagle's algorithm on: each 4-byte PUBACK then waits for the broker's delayed TCP
+        # ACK of the previous one (up to 40 ms on Linux), which caps intake at a few thousand messages
+        # per second. Our writes are already coalesced per loop iteration (``_schedule_flush``).
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._in_loop(self._attach, sock, sock.fileno())
 
     def _attach(self, sock: Any, fd: int) -> None:

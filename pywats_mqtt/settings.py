@@ -6,6 +6,7 @@ naming the bad key. The password and the TLS key password are ``SecretStr``: nev
 
 from __future__ import annotations
 
+import os
 import ssl
 from pathlib import Path
 from typing import Any, Literal
@@ -130,6 +131,8 @@ class MQTTSettings(BaseModel):
             brokers apply their own expiry, Mosquitto's ``persistent_client_expiration``).
         keepalive: seconds between keepalive pings; a broker silent for 1.5x this is taken as lost.
         username / password: broker credentials (the password is secret: never logged or shown).
+        password_env: name of an environment variable holding the password, read when the settings are
+            validated (keeps the password out of configuration files); used when ``password`` is unset.
         tls: TLS settings; ``None`` means plain TCP.
         subscriptions: explicit subscriptions; when empty the filters of ``rules`` are subscribed at ``qos``.
         qos: QoS of the subscriptions derived from ``rules`` (0 or 1; default 1).
@@ -167,6 +170,7 @@ class MQTTSettings(BaseModel):
     keepalive: int = Field(default=30, ge=5, le=65_535)
     username: str | None = None
     password: SecretStr | None = None
+    password_env: str | None = Field(default=None, min_length=1)
     tls: MQTTTLSSettings | None = None
     subscriptions: list[MQTTSubscriptionSettings] = Field(default_factory=list)
     qos: Literal[0, 1] = 1
@@ -205,6 +209,11 @@ class MQTTSettings(BaseModel):
     def _consistent(self) -> MQTTSettings:
         if self.reconnect_max < self.reconnect_initial:
             raise ValueError("reconnect_max must be >= reconnect_initial")
+        if self.password is None and self.password_env is not None:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise ValueError(f"password_env: environment variable {self.password_env} is not set")
+            object.__setattr__(self, "password", SecretStr(value))
         if not self.rules:
             raise ValueError("rules: give at least one mapping rule (unmatched messages are dead-lettered)")
         return self

@@ -76,3 +76,12 @@ def test_tls_key_without_certificate_is_refused(tmp_path: Path) -> None:
 def test_tls_settings_build_a_verifying_context() -> None:
     ctx = MQTTSettings.from_options({"rules": RULES, "tls": {}}).tls.ssl_context()  # type: ignore[union-attr]
     assert ctx.check_hostname
+
+
+def test_password_can_come_from_an_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYWATS_TEST_MQTT_PW", "from-env")
+    s = MQTTSettings.from_options({"rules": RULES, "password_env": "PYWATS_TEST_MQTT_PW"})
+    assert s.password is not None and s.password.get_secret_value() == "from-env"
+    monkeypatch.delenv("PYWATS_TEST_MQTT_PW")
+    with pytest.raises(MQTTConfigError, match="PYWATS_TEST_MQTT_PW is not set"):
+        MQTTSettings.from_options({"rules": RULES, "password_env": "PYWATS_TEST_MQTT_PW"})

@@ -1,0 +1,323 @@
+"""MQTT consume benchmark: a plain aiomqtt subscriber against MQTTTransport -> EventBus -> no-op handler.
+
+Run: ``python bench/mqtt.py [--count 20000] [--size 1000] [--max-inflight 100] [--broker host:port]``.
+
+Method (the same for both consumers, one after the other in this run):
+
+1. The consumer's persistent session is created (client id fixed, MQTT 5, session expiry 10 min, QoS 1
+   subscription) and disconnected.
+2. ``--count`` JSON messages of about ``--size`` bytes are published at QoS 1 by a separate paho client
+   and queued by the broker for that session (not timed).
+3. The consumer connects again and drains its session; the rate is messages / seconds from the start of
+   the connect to the last message handled (for the bus: the no-op handler returned for the last one).
+
+So the figure is what the consumer side can take, not what a publisher can push. (a) acknowledges each
+message as paho parses it; (b) maps the topic, builds an Event, routes it through the bus (idempotency
+lookup, lane, handler, idempotency record) and sends the PUBACK only after settlement.
+
+By default a private Mosquitto is started on a random port with ``max_queued_messages 0`` (unlimited),
+because Mosquitto's default of 1000 queued messages per client would drop most of the preloaded ones.
+``--broker`` uses an existing broker instead (its queue limit must exceed ``--count``).
+
+The last output line is one JSON object: ``{"raw_eps": ..., "bus_eps": ..., "ratio": ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+# Run as a script, this folder is sys.path[0]; its bench/http.py would shadow the standard library's http.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+import aiomqtt  # noqa: E402
+import paho.mqtt.client as paho  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: E402
+from paho.mqtt.packettypes import PacketTypes  # noqa: E402
+from paho.mqtt.properties import Properties  # noqa: E402
+
+from pywats_events import Event, EventBus  # noqa: E402
+from pywats_mqtt import MQTTTransport  # noqa: E402
+
+SESSION_EXPIRY = 600
+#: Share of one core this process used while consuming (CPU seconds / wall seconds), per consumer.
+CPU: dict[str, float] = {}
+
+
+def body(seq: int, size: int) -> bytes:
+    doc = {"seq": seq, "station": "ict-1", "serial": f"SN{seq:08d}", "result": "pass", "pad": ""}
+    raw = json.dumps(doc)
+    doc["pad"] = "x" * max(0, size - len(raw))
+    return json.dumps(doc).encode()
+
+
+def preload(host: str, port: int, topic: str, count: int, size: int) -> None:
+    """Publish ``count`` QoS 1 messages and wait until the broker acknowledged them all."""
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    client.max_inflight_messages_set(1000)
+    done = threading.Semaphore(0)
+    client.on_publish = lambda c, u, mid, rc, p: done.release()
+    client.connect(host, port)
+    client.loop_start()
+    payloads = [body(i, size) for i in range(count)]
+    for p in payloads:
+        client.publish(topic, p, qos=1)
+    for _ in range(count):
+        if not done.acquire(timeout=60):
+            raise RuntimeError("broker did not acknowledge the preload")
+    client.disconnect()
+    client.loop_stop()
+
+
+def session_props() -> Properties:
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = SESSION_EXPIRY
+    return props
+
+
+async def raw_consumer(host: str, port: int, topic: str, count: int, size: int) -> float:
+    cid = f"bench-raw-{uuid.uuid4().hex[:8]}"
+    kwargs = {
+        "identifier": cid,
+        "protocol": aiomqtt.ProtocolVersion.V5,
+        "clean_start": False,
+        "properties": session_props(),
+    }
+    async with aiomqtt.Client(host, port, **kwargs) as c:  # type: ignore[arg-type]
+        await c.subscribe(topic, qos=1)
+    await asyncio.to_thread(preload, host, port, topic, count, size)
+    n = 0
+    t0, c0 = time.perf_counter(), time.process_time()
+    async with aiomqtt.Client(host, port, **kwargs) as c:  # type: ignore[arg-type]
+        async for _ in c.messages:
+            n += 1
+            if n == count:
+                break
+        elapsed = time.perf_counter() - t0
+    CPU["raw"] = (time.process_time() - c0) / elapsed
+    async with aiomqtt.Client(host, port, identifier=cid, protocol=aiomqtt.ProtocolVersion.V5, clean_start=True):
+        pass  # discard the session
+    return count / elapsed
+
+
+async def bus_consumer(host: str, port: int, prefix: str, count: int, size: int, max_inflight: int) -> float:
+    cid = f"bench-bus-{uuid.uuid4().hex[:8]}"
+    topic = f"{prefix}/ict-1"
+
+    def transport() -> MQTTTransport:
+        return MQTTTransport(
+            "mqtt",
+            host=host,
+            port=port,
+            client_id=cid,
+            session_expiry=SESSION_EXPIRY,
+            max_inflight=max_inflight,
+            status_topic=None,
+            rules=[{"topic": f"{prefix}/{{station}}", "type": "sensor.reading", "source": "{station}"}],
+        )
+
+    first = transport()
+    bus = EventBus()
+    bus.add_transport(first)
+    async with bus:
+        pass  # session and subscription exist now
+    await asyncio.to_thread(preload, host, port, topic, count, size)
+
+    bus = EventBus()
+    t = transport()
+    handled = 0
+    finished = asyncio.Event()
+
+    @bus.subscribe("sensor.reading")
+    async def noop(event: Event) -> None:
+        nonlocal handled
+        handled += 1
+        if handled == count:
+            finished.set()
+
+    bus.add_transport(t)
+    t0, c0 = time.perf_counter(), time.process_time()
+    await bus.start()
+    await finished.wait()
+    elapsed = time.perf_counter() - t0
+    CPU["bus"] = (time.process_time() - c0) / elapsed
+    await bus.stop()
+    print(f"    bus consumer: pending high water {t.pending_high_water}, acknowledged {t.acknowledged}")
+    cleanup = MQTTTransport(
+        "cleanup", host=host, port=port, client_id=cid, persistent_session=False, status_topic=None,
+        rules=[{"topic": f"{prefix}/none", "type": "x.y"}],
+    )
+    cleanup_bus = EventBus()
+    cleanup_bus.add_transport(cleanup)
+    async with cleanup_bus:
+        pass
+    return count / elapsed
+
+
+async def spawn_publisher(host: str, port: int, topic: str, count: int, size: int) -> asyncio.subprocess.Process:
+    """Start a publisher process (paho, QoS 1, 1000 in flight) so that it does not share our CPU time."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--publish-only", f"{host}:{port}", topic, str(count), str(size)
+    )
+
+
+async def raw_live(host: str, port: int, topic: str, count: int, size: int) -> float:
+    n = 0
+    async with aiomqtt.Client(host, port, protocol=aiomqtt.ProtocolVersion.V5) as c:
+        await c.subscribe(topic, qos=1)
+        pub = await spawn_publisher(host, port, topic, count, size)
+        c0 = time.process_time()
+        async for _ in c.messages:
+            n += 1
+            if n == 1:
+                t0 = time.perf_counter()
+            if n == count:
+                break
+        elapsed = time.perf_counter() - t0
+        CPU["raw"] = (time.process_time() - c0) / elapsed
+    await pub.wait()
+    return (count - 1) / elapsed
+
+
+async def bus_live(host: str, port: int, prefix: str, count: int, size: int, max_inflight: int) -> float:
+    t = MQTTTransport(
+        "mqtt",
+        host=host,
+        port=port,
+        client_id=f"bench-bus-{uuid.uuid4().hex[:8]}",
+        persistent_session=False,
+        max_inflight=max_inflight,
+        status_topic=None,
+        rules=[{"topic": f"{prefix}/{{station}}", "type": "sensor.reading", "source": "{station}"}],
+    )
+    bus = EventBus()
+    handled = 0
+    finished = asyncio.Event()
+    t0 = 0.0
+
+    @bus.subscribe("sensor.reading")
+    async def noop(event: Event) -> None:
+        nonlocal handled, t0
+        handled += 1
+        if handled == 1:
+            t0 = time.perf_counter()
+        if handled == count:
+            finished.set()
+
+    bus.add_transport(t)
+    async with bus:
+        pub = await spawn_publisher(host, port, f"{prefix}/ict-1", count, size)
+        c0 = time.process_time()
+        await finished.wait()
+        elapsed = time.perf_counter() - t0
+        CPU["bus"] = (time.process_time() - c0) / elapsed
+        await pub.wait()
+    print(f"    bus consumer: pending high water {t.pending_high_water}, acknowledged {t.acknowledged}")
+    return (count - 1) / elapsed
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Broker:
+    """A private Mosquitto with unlimited per-client queues, started for this run."""
+
+    def __init__(self, extra: list[str]) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="pywats-bench-mosquitto-"))
+        self.dir.chmod(0o777)
+        conf = self.dir / "mosquitto.conf"
+        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", "max_queued_messages 0"]
+        lines += [f"log_dest file {self.dir}/mosquitto.log", *extra]
+        conf.write_text("\n".join(lines) + "\n")
+        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("private mosquitto did not start")
+
+    def close(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+async def main() -> None:
+    if len(sys.argv) == 6 and sys.argv[1] == "--publish-only":
+        host, port_text = sys.argv[2].rsplit(":", 1)
+        preload(host, int(port_text), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--count", type=int, default=20_000)
+    ap.add_argument("--size", type=int, default=1000, help="payload bytes (about)")
+    ap.add_argument("--max-inflight", type=int, default=100, help="MQTTTransport max_inflight (Receive Maximum)")
+    ap.add_argument(
+        "--mode",
+        choices=["live", "drain"],
+        default="live",
+        help="live: a publisher process runs while the consumer consumes; drain: the consumer empties a "
+        "preloaded persistent session",
+    )
+    ap.add_argument("--broker", help="host:port of an existing broker instead of a private Mosquitto")
+    ap.add_argument(
+        "--broker-conf",
+        action="append",
+        default=[],
+        help="extra mosquitto.conf line for the private broker (repeatable), e.g. 'set_tcp_nodelay true'",
+    )
+    args = ap.parse_args()
+    broker = None
+    if args.broker:
+        host, port_text = args.broker.rsplit(":", 1)
+        port = int(port_text)
+    else:
+        broker = Broker(args.broker_conf)
+        host, port = "127.0.0.1", broker.port
+    run = uuid.uuid4().hex[:8]
+    try:
+        print(
+            f"{args.count} QoS 1 messages of {len(body(0, args.size))} bytes via Mosquitto at {host}:{port}, "
+            f"mode {args.mode}"
+        )
+        if args.mode == "live":
+            raw = await raw_live(host, port, f"bench/{run}/raw", args.count, args.size)
+        else:
+            raw = await raw_consumer(host, port, f"bench/{run}/raw", args.count, args.size)
+        print(f"  (a) plain aiomqtt subscriber:              {raw:10,.0f} msg/s  (CPU {CPU['raw']:.0%} of a core)")
+        if args.mode == "live":
+            bus = await bus_live(host, port, f"bench/{run}/bus", args.count, args.size, args.max_inflight)
+        else:
+            bus = await bus_consumer(host, port, f"bench/{run}/bus", args.count, args.size, args.max_inflight)
+        print(
+            f"  (b) MQTTTransport -> bus -> no-op handler: {bus:10,.0f} msg/s  (CPU {CPU['bus']:.0%} of a core, "
+            f"max_inflight {args.max_inflight})"
+        )
+        print(f"  ratio (b)/(a): {bus / raw:.2f}")
+        print(json.dumps({"raw_eps": round(raw, 1), "bus_eps": round(bus, 1), "ratio": round(bus / raw, 3)}))
+    finally:
+        if broker is not None:
+            broker.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
