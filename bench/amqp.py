@@ -3,8 +3,9 @@
 Run: ``python bench/amqp.py [--messages 20000] [--backlog 100000] [--store memory|sqlite] [--prefetch 512]``
 against the RabbitMQ at ``PYWATS_TEST_AMQP_URL`` (default ``amqp://guest:guest@127.0.0.1:5672/``).
 
-1. The same ``--messages`` CFX ``UnitsTested`` envelopes (~1 KB each) are published once to an exchange
-   that feeds two queues.
+1. The same ``--messages`` CFX ``UnitsTested`` envelopes (~1.5 KB each) are published to an exchange
+   that feeds two queues; steps 1-3 run ``--rounds`` times (order of (a) and (b) alternating) and the
+   medians are reported, as other work on the machine makes single runs noisy.
 2. (a) a plain aio-pika consumer drains queue A: ``json.loads`` the body, ``ack`` each message.
 3. (b) ``CFXTransport`` drains queue B into an ``EventBus`` (``--store``: in-memory, or SQLite on a temp
    file) with one no-op async handler; done when every message is settled and acknowledged.
@@ -23,6 +24,7 @@ import asyncio
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,7 +33,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# bench/ holds http.py, which would shadow the standard library's http package: run from the repo root.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
 
 import aio_pika
 
@@ -54,19 +59,14 @@ def bodies(n: int) -> list[bytes]:
 
 
 async def publish(exchange_name: str, payloads: list[bytes]) -> float:
-    """Publish persistent messages with confirms (500 outstanding); returns messages/s."""
+    """Publish persistent messages without confirms (``wait_queue_filled`` checks arrival); returns msg/s."""
     conn = await aio_pika.connect(AMQP_URL)
     async with conn:
-        ch = await conn.channel(publisher_confirms=True)
+        ch = await conn.channel(publisher_confirms=False)
         ex = await ch.get_exchange(exchange_name)
         t0 = time.perf_counter()
-        for i in range(0, len(payloads), 500):
-            await asyncio.gather(
-                *(
-                    ex.publish(aio_pika.Message(b, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), ROUTING_KEY)
-                    for b in payloads[i : i + 500]
-                )
-            )
+        for body in payloads:
+            await ex.publish(aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), ROUTING_KEY)
         return len(payloads) / (time.perf_counter() - t0)
 
 
@@ -99,10 +99,11 @@ async def drain_raw(queue: str, n: int, prefetch: int) -> float:
             if count == n:
                 done.set()
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         tag = await q.consume(on_message)
         await done.wait()
         rate = n / (time.perf_counter() - t0)
+        print(f"    (a) client CPU {(time.process_time() - c0) / n * 1e6:.0f} us/message")
         await q.cancel(tag)
         return rate
 
@@ -125,7 +126,7 @@ async def drain_bus(options: dict[str, Any], n: int, store_kind: str) -> float:
             return None
 
         await bus.start()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             while transport.stats["settled"] < n:
                 await asyncio.sleep(0.005)
@@ -133,6 +134,7 @@ async def drain_bus(options: dict[str, Any], n: int, store_kind: str) -> float:
             while session is not None and len(session.window):
                 await asyncio.sleep(0.001)
             rate = n / (time.perf_counter() - t0)
+            print(f"    (b) client CPU {(time.process_time() - c0) / n * 1e6:.0f} us/message")
         finally:
             await bus.stop()
         return rate
@@ -174,15 +176,23 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         opts = await setup(exchange, [qa, qb], args.prefetch)
         payloads = bodies(args.messages)
         size = sum(map(len, payloads)) / len(payloads)
-        print(f"publishing {args.messages} UnitsTested envelopes ({size:.0f} bytes avg) to 2 queues ...")
-        print(f"  publish: {await publish(exchange, payloads):,.0f} msg/s")
-        await wait_queue_filled(qa, args.messages)
-        await wait_queue_filled(qb, args.messages)
-        raw = await drain_raw(qa, args.messages, args.prefetch)
-        print(f"(a) plain aio-pika, json.loads + ack each: {raw:,.0f} msg/s")
-        bus = await drain_bus(opts[1], args.messages, args.store)
-        print(f"(b) CFXTransport -> bus ({args.store} store) -> no-op handler: {bus:,.0f} msg/s")
-        print(f"ratio (b)/(a): {bus / raw:.2f}")
+        raws: list[float] = []
+        buses: list[float] = []
+        for r in range(args.rounds):
+            print(f"round {r + 1}: publishing {args.messages} UnitsTested envelopes ({size:.0f} B avg) to 2 queues")
+            await publish(exchange, payloads)
+            await wait_queue_filled(qa, args.messages)
+            await wait_queue_filled(qb, args.messages)
+            # Alternate the order so that neither side always runs on a warmer (or busier) machine.
+            for side in ("raw", "bus") if r % 2 == 0 else ("bus", "raw"):
+                if side == "raw":
+                    raws.append(await drain_raw(qa, args.messages, args.prefetch))
+                    print(f"  (a) plain aio-pika, json.loads + ack each: {raws[-1]:,.0f} msg/s")
+                else:
+                    buses.append(await drain_bus(opts[1], args.messages, args.store))
+                    print(f"  (b) CFXTransport -> bus ({args.store} store) -> no-op handler: {buses[-1]:,.0f} msg/s")
+        raw, bus = statistics.median(raws), statistics.median(buses)
+        print(f"median of {args.rounds}: (a) {raw:,.0f} msg/s, (b) {bus:,.0f} msg/s, ratio (b)/(a) {bus / raw:.2f}")
         peak = None
         if args.backlog:
             await cleanup(exchange, [qa, qb])
@@ -192,9 +202,19 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 await publish(exchange, payloads[: min(len(payloads), args.backlog - i)])
             await wait_queue_filled(qc, args.backlog)
             out = subprocess.run(
-                [sys.executable, __file__, "--child", json.dumps(opts_c), "--backlog", str(args.backlog),
-                 "--store", args.store],
-                check=True, capture_output=True, text=True,
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    json.dumps(opts_c),
+                    "--backlog",
+                    str(args.backlog),
+                    "--store",
+                    args.store,
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
             )
             child = json.loads(out.stdout.strip().splitlines()[-1])
             peak = round(child["peak_rss_mb"], 1)
@@ -209,6 +229,7 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--backlog", type=int, default=100_000)
     parser.add_argument("--prefetch", type=int, default=512)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--store", choices=["memory", "sqlite"], default="memory")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     ns = parser.parse_args()
