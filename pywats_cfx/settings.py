@@ -6,6 +6,7 @@ One pydantic model, validated from the configuration file's options table. The b
 
 from __future__ import annotations
 
+import os
 import ssl
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -31,7 +32,9 @@ class CFXSettings(BaseModel):
 
     Attributes:
         url: broker URL, ``amqp://user:password@host:5672/vhost`` or ``amqps://...`` for TLS (secret).
-        password: overrides the URL's password (handy from an environment variable); secret.
+        password: overrides the URL's password; secret.
+        password_env: name of an environment variable holding the password (read at validation), so the
+            configuration file need not contain it.
         ca_file / cert_file / key_file: PEM files for TLS: the CA that signed the broker's certificate, and
             this client's certificate and private key (mutual TLS). Any of them switches TLS on.
         key_password: password of an encrypted ``key_file`` (secret).
@@ -76,6 +79,7 @@ class CFXSettings(BaseModel):
 
     url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
     password: SecretStr | None = None
+    password_env: str | None = None
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
@@ -117,6 +121,11 @@ class CFXSettings(BaseModel):
 
     @model_validator(mode="after")
     def _check_backoff(self) -> Self:
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise ValueError(f"environment variable {self.password_env!r} (password_env) is not set")
+            object.__setattr__(self, "password", SecretStr(value))
         if self.reconnect_max_delay < self.reconnect_initial_delay:
             raise ValueError("reconnect_max_delay must be >= reconnect_initial_delay")
         if (self.cert_file is None) != (self.key_file is None):
@@ -180,7 +189,8 @@ class CFXSettings(BaseModel):
             host = f"[{host}]"
         netloc = host + (f":{parts.port}" if parts.port else "")
         if parts.username:
-            netloc = f"{unquote(parts.username)}:***@{netloc}"
+            secret = ":***" if parts.password is not None or self.password is not None else ""
+            netloc = f"{unquote(parts.username)}{secret}@{netloc}"
         return urlunsplit(parts._replace(netloc=netloc, query=""))
 
     def ssl_context(self) -> ssl.SSLContext | None:
