@@ -107,7 +107,8 @@ async def test_events_round_trip_whole_and_with_aware_utc_times(store: Store) ->
     e = ev(
         "asset.fault",
         severity="error",
-        payload={"code": 42, "nested": {"a": [1, 2.5, None, "ü"]}},
+        source='st "7" \\ 🏭',
+        payload={"code": 42, "nested": {"a": [1, 2.5, None, "ü", "😀", 'q"\\\n\u0000']}},
         correlation_id="c1",
         causation_id="c0",
         subjects=("u1", "u2"),
