@@ -372,3 +372,40 @@ async def test_writer_and_lookup_recover_after_postgresql_drops_their_connection
         assert killed >= 2
         await store.mark_completed([("after", "h")])  # both retry once on a new connection
         assert await store.completed_handlers(["before", "after"]) == {"before": {"h"}, "after": {"h"}}
+
+
+SQLITE_WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pywats_events.sql_store import open_store
+
+    async def main():
+        async with open_store(sys.argv[1]) as store:
+            for i in range(40):
+                await asyncio.gather(*(store.mark_completed([(f"{sys.argv[2]}-{i}-{j}", "h")]) for j in range(50)))
+                await store.purge_events(keep_at_most=10)  # an administrative write in between
+        print("ok", flush=True)
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_two_processes_write_the_same_sqlite_file_at_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.db")
+    async with open_store(path):
+        pass  # create the tables first, so the test is about concurrent writes
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", SQLITE_WRITER, path, name, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
+        for name in ("a", "b")
+    ]
+    outs = await asyncio.gather(*(asyncio.wait_for(p.communicate(), 120) for p in procs))
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err.decode()
+        assert out.strip() == b"ok"
+    async with open_store(path) as store:
+        wanted = [f"{n}-{i}-{j}" for n in "ab" for i in range(40) for j in range(50)]
+        assert len(await store.completed_handlers(wanted)) == 4000
