@@ -37,16 +37,37 @@ class RecordingConnection:
         self.connected = False
 
 
+LANES = 16
+
+
+def _sources_on_distinct_lanes(n: int) -> list[str]:
+    # The bus picks a lane by hash(source) % lanes, and str hashes differ per process: choose sources
+    # that land on different lanes, so that one blocked message never queues behind another.
+    chosen: list[str] = []
+    used: set[int] = set()
+    k = 0
+    while len(chosen) < n:
+        name = f"s{k}"
+        k += 1
+        if hash(name) % LANES not in used:
+            used.add(hash(name) % LANES)
+            chosen.append(name)
+    return chosen
+
+
+SOURCES = _sources_on_distinct_lanes(10)
+
+
 def message(mid: int, qos: int = 1) -> paho.MQTTMessage:
     m = paho.MQTTMessage(mid, b"t/st")
     m.qos = qos
-    m.payload = json.dumps({"seq": mid}).encode()
+    m.payload = json.dumps({"seq": mid, "src": SOURCES[mid]}).encode()
     return m
 
 
 async def setup(**options: object) -> tuple[MQTTTransport, RecordingConnection, EventBus, dict[int, asyncio.Event]]:
-    t = MQTTTransport("m", rules=[{"topic": "t/{station}", "type": "x.y", "source": "{payload.seq}"}], **options)
-    bus = EventBus(concurrency=4, queue_size=16, emit_system_events=False)
+    t = MQTTTransport("m", rules=[{"topic": "t/{station}", "type": "x.y", "source": "{payload.src}"}], **options)
+    bus = EventBus(concurrency=LANES, queue_size=64, emit_system_events=False)
     release: dict[int, asyncio.Event] = {i: asyncio.Event() for i in range(1, 10)}
 
     @bus.subscribe("x.y")
