@@ -731,7 +731,7 @@ class CFXTransport(Transport):
         try:
             ex = await self._exchange(session, exchange or s.exchange)
             confirm = await ex.publish(message, out.routing_key, timeout=s.publish_timeout)
-        except (TimeoutError, aiormq.exceptions.AMQPError, ConnectionError) as exc:
+        except Exception as exc:  # aiormq raises many kinds when the channel or connection goes away
             raise CFXPublishError(f"publish to {exchange or s.exchange!r} failed: {self._describe_error(exc)}") from exc
         if confirm is not None and not isinstance(confirm, aiormq.spec.Basic.Ack):
             raise CFXPublishError(f"broker refused the message for {out.routing_key!r}: {type(confirm).__name__}")
