@@ -6,13 +6,16 @@ PostgreSQL (asyncpg), ``memory://`` gives a ``MemoryStore``.
 
 Writes that sit on the bus's hot path (``mark_completed``, ``append_events``, ``add_dead_letters``) use
 group commit: each call only queues its rows and returns a future; one background writer task takes
-everything queued, writes it in one transaction with one ``executemany`` per table, commits, and resolves
-the futures. The queue is FIFO, so a resolved future implies every write queued before it is committed.
-The writer runs SQL compiled once from the Core statements below on its own driver connection
-(aiosqlite / asyncpg), with parameter tuples built here: on aiosqlite every await is a hop to the
-connection's thread, and SQLAlchemy's per-statement cursor, per-row bind processing and reset-on-return
-cost several of them per transaction. Concurrent ``completed_handlers`` calls are likewise merged into one
-query on a second dedicated connection.
+everything queued, writes it in one transaction, commits, and resolves the futures. The queue is FIFO, so a
+resolved future implies every write queued before it is committed. The writer runs SQL compiled once from
+the Core statements below on its own driver connection (aiosqlite / asyncpg) with parameter tuples built
+here, skipping SQLAlchemy's per-statement cursor, per-row bind processing and reset-on-return (on aiosqlite
+each of those is a hop to the connection's thread). PostgreSQL gets one ``executemany`` per table (asyncpg
+pipelines it); SQLite gets one ``INSERT ... SELECT FROM json_each(?) ON CONFLICT DO NOTHING`` per table,
+so the whole batch runs in C with the GIL released instead of re-taking the GIL for every row while the
+event loop competes for it. Concurrent ``completed_handlers`` calls are merged into one query on a second
+dedicated connection.
+
 Administrative calls (queries, acknowledge, purge, dead-letter reads and edits) first wait for writes
 queued before them, so they see the caller's own writes; ``completed_handlers`` does not wait (it is on
 the hot path, and a record whose future has not resolved is not durable yet anyway).
