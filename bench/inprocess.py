@@ -22,7 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Running a script puts its folder first on sys.path, where bench/http.py would shadow the standard
+# library's http package: drop it, and make the repository importable without installation.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 from pywats_events import Event, EventBus, MockTransport, SettleResult  # noqa: E402
 from pywats_events.sql_store import open_store  # noqa: E402
