@@ -83,6 +83,8 @@ class MQTTTransport(Transport):
         MQTTConfigError: invalid settings, topic filter or template, unreadable TLS files.
 
     Attributes:
+        state_detail: why the transport is in its current state (broker, client id and session when
+            connected; the last connection failure while reconnecting).
         received: PUBLISH packets received (count). acknowledged: PUBACKs sent (count).
         queue_high_water: the most messages ever waiting in the internal queue at once (count).
         pending_high_water: the most messages ever received but unsettled at once (count).
@@ -148,6 +150,7 @@ class MQTTTransport(Transport):
         self._started = False
         self._pump_task: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        self.state_detail: str | None = None
         self.received = 0
         self.acknowledged = 0
         self.queue_high_water = 0
@@ -180,6 +183,7 @@ class MQTTTransport(Transport):
             "broker": f"{self.settings.host}:{self.settings.port}",
             "client_id": self.client_id,
             "protocol": self.settings.protocol,
+            "detail": self.state_detail,
             "subscriptions": [f"{t} (qos {q})" for t, q in self.subscriptions],
             "pending": self._pending,
             "queue_length": self.queue_length,
@@ -191,6 +195,10 @@ class MQTTTransport(Transport):
     def __repr__(self) -> str:
         s = self.settings
         return f"MQTTTransport(name={self.name!r}, broker={s.host}:{s.port}, client_id={self.client_id!r})"
+
+    def _set_state(self, new: TransportState, detail: str | None = None) -> None:
+        self.state_detail = detail
+        super()._set_state(new, detail)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:

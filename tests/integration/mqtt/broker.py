@@ -37,6 +37,11 @@ def need_binary(name: str, path: str | None) -> str:
     pytest.skip(message)
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on now (18830..28830)."""
+    return _free_port()
+
+
 def _free_port() -> int:
     for _ in range(50):
         port = random.randint(18830, 28830)
@@ -59,9 +64,13 @@ def _answers(port: int) -> bool:
 
 class PrivateBroker:
     """A Mosquitto of our own on a random port, with persistence in a temporary folder, so that tests may
-    stop and restart it without disturbing the shared broker other engineers' tests use."""
+    stop and restart it without disturbing the shared broker other engineers' tests use.
 
-    def __init__(self) -> None:
+    Args:
+        extra: more ``mosquitto.conf`` lines (a TLS listener, ``allow_anonymous false``...).
+    """
+
+    def __init__(self, extra: tuple[str, ...] = ()) -> None:
         self.binary = need_binary("mosquitto", MOSQUITTO_BIN)
         self.port = _free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="pywats-mosquitto-"))
@@ -74,7 +83,7 @@ class PrivateBroker:
             "persistence true\n"
             f"persistence_location {self.dir}/\n"
             f"log_dest file {self.dir}/mosquitto.log\n"
-            "max_queued_messages 100000\n"
+            "max_queued_messages 100000\n" + "".join(line + "\n" for line in extra)
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -158,3 +167,28 @@ class Client:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def make_tls_files(folder: Path) -> dict[str, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1 (EC P-256, one day), made with ``openssl``.
+
+    Returns paths ``ca``, ``cert``, ``key``. Skips (or fails under PYWATS_REQUIRE_SERVICES=1) without openssl.
+    """
+    openssl = need_binary("openssl", shutil.which("openssl"))
+    ca, ca_key = folder / "ca.pem", folder / "ca.key"
+    cert, key, csr, ext = folder / "server.pem", folder / "server.key", folder / "server.csr", folder / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run = [
+        [openssl, "req", "-x509", *ec, "-keyout", str(ca_key), "-out", str(ca), "-days", "1", "-subj", "/CN=test-ca"],
+        [openssl, "req", *ec, "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1"],
+        [
+            openssl, "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+            "-out", str(cert), "-days", "1", "-extfile", str(ext),
+        ],
+    ]
+    for cmd in run:
+        subprocess.run(cmd, check=True, capture_output=True, timeout=30)
+    for p in (ca, cert, key):
+        p.chmod(0o644)  # readable by the 'mosquitto' user the broker drops to
+    return {"ca": ca, "cert": cert, "key": key}

@@ -7,11 +7,13 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from tests.integration.mqtt.conftest import Run
+from pywats_events import Event, EventBus, MemoryStore, StoreError, TransportState
+from tests.integration.mqtt.conftest import Run, wait_for
 
 pytestmark = [pytest.mark.services]
 
@@ -108,3 +110,45 @@ async def test_message_unsettled_when_consumer_is_killed_is_redelivered_from_its
     finally:
         third.kill()
         await third.wait()
+
+
+class FlakyStore(MemoryStore):
+    """Fails the first idempotency write, as a database that drops out for a moment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    async def mark_completed(self, pairs: Sequence[tuple[str, str]]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("database unavailable (test)")
+        await super().mark_completed(pairs)
+
+
+async def test_message_whose_settlement_fails_is_not_acknowledged_and_comes_back(run: Run) -> None:
+    t = run.transport(rules=[{"topic": f"{run.prefix}/results/{{station}}", "type": "test.result"}])
+    bus = EventBus(store=FlakyStore())
+    calls: list[bool] = []
+
+    @bus.subscribe("test.result")
+    async def handle(event: Event) -> None:
+        calls.append(event.headers["mqtt_dup"])
+
+    states: list[TransportState] = []
+    original = t._set_state
+
+    def record(new: TransportState, detail: str | None = None) -> None:
+        states.append(new)
+        original(new, detail)
+
+    t._set_state = record  # type: ignore[method-assign]
+    bus.add_transport(t)
+    pub = run.client()
+    async with bus:
+        pub.publish(f"{run.prefix}/results/ict-1", b'{"seq": 1}')
+        await wait_for(lambda: t.acknowledged == 1, timeout=15, what="acknowledged after the redelivery")
+    # First delivery: handled, but the settlement failed, so no PUBACK; the transport reconnected and the
+    # broker sent the same message again (DUP), which settled and was acknowledged.
+    assert calls == [False, True]
+    assert TransportState.RECONNECTING in states
