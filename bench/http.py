@@ -71,9 +71,12 @@ async def _serve(kind: str) -> None:
                             media_type="application/json")  # fmt: skip
 
         app = Starlette(routes=[Route("/events", events, methods=["POST"])])
-        sock = socket.socket()
+        # proto IPPROTO_TCP as getaddrinfo gives (and the bus server uses): asyncio sets TCP_NODELAY only on
+        # such sockets, and without it the two writes of a response wait for delayed ACKs (~40 ms).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         sock.listen(1024)
+        sock.setblocking(False)
         server = Quiet(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
         print(f"PORT {sock.getsockname()[1]}", flush=True)
         await server.serve(sockets=[sock])

@@ -56,6 +56,9 @@ class RouteSecurity(BaseModel):
         return not self.tokens and self.hmac_secret is None
 
 
+_OPEN = RouteSecurity()
+
+
 class HTTPSettings(BaseSettings):
     """The HTTP server's settings.
 
@@ -132,7 +135,7 @@ class HTTPSettings(BaseSettings):
 
     def security(self, route: str) -> RouteSecurity:
         """Credentials of route group ``route`` (an open ``RouteSecurity`` when none are configured)."""
-        return self.routes.get(route) or RouteSecurity()
+        return self.routes.get(route) or _OPEN
 
     def describe(self) -> dict[str, Any]:
         """Summary without secrets: which groups are protected and how."""

@@ -257,33 +257,49 @@ class WebhookTransport(Transport):
             StoreError (or another exception from the bus): a store write failed; not settled.
         """
         s = self.settings
-        self.admit()
+        if not self.accepting:
+            raise IngestRefusedError(f"transport {self.name!r} is not accepting requests", s.retry_after)
+        if self._in_flight >= s.max_in_flight:
+            raise SaturatedError("too many requests wait for settlement; retry later", s.retry_after)
+        # The bus's saturation was checked by admit() before the body was read; a queue that filled up
+        # since is caught by submit_wait below.
         self._in_flight += 1
         self._idle.clear()
         released = False
+        future: asyncio.Future[SettleResult] | None = None
         try:
-            submit = asyncio.ensure_future(self.sink.submit(events, transport=self.name))
-            done, _ = await asyncio.wait((submit,), timeout=s.submit_wait)
-            if not done:
-                # The events may already be partly queued: let the submission finish and count it in
-                # flight until it settles, rather than cancel and lose track of half a request.
-                submit.add_done_callback(self._release_when_settled)
-                released = True
-                raise SaturatedError("the event bus queue is full; retry later", s.retry_after)
-            try:
-                future = submit.result()
-            except BusClosedError:
-                raise IngestRefusedError("the event bus is not running", s.retry_after) from None
-            try:
-                return await asyncio.wait_for(asyncio.shield(future), s.settle_timeout)
-            except TimeoutError:
-                future.add_done_callback(self._release)
-                released = True
-                raise NotSettledError(
-                    f"events queued but not settled within {s.settle_timeout:g}s; they may still be "
-                    "delivered: resend with the same event ids or Idempotency-Key",
-                    s.retry_after,
-                ) from None
+            # One timer per request: submit_wait while queueing, then rescheduled to settle_timeout.
+            async with asyncio.timeout(s.submit_wait) as deadline:
+                if len(events) == 1:
+                    # Cancelling bus.submit of a single event leaves nothing queued, so the timeout may
+                    # interrupt it directly (no task needed on the hot path).
+                    future = await self.sink.submit(events, transport=self.name)
+                else:
+                    # Several events go in a task of their own: if the wait for room times out, the
+                    # submission goes on (some events may be queued already) and stays counted in flight
+                    # until it settles, rather than being cancelled halfway.
+                    task = asyncio.ensure_future(self.sink.submit(events, transport=self.name))
+                    try:
+                        future = await asyncio.shield(task)
+                    except asyncio.CancelledError:
+                        if not task.done():
+                            task.add_done_callback(self._release_when_settled)
+                            released = True
+                        raise
+                deadline.reschedule(asyncio.get_running_loop().time() + s.settle_timeout)
+                return await asyncio.shield(future)
+        except BusClosedError:
+            raise IngestRefusedError("the event bus is not running", s.retry_after) from None
+        except TimeoutError:
+            if future is None:
+                raise SaturatedError("the event bus queue is full; retry later", s.retry_after) from None
+            future.add_done_callback(self._release)
+            released = True
+            raise NotSettledError(
+                f"events queued but not settled within {s.settle_timeout:g}s; they may still be "
+                "delivered: resend with the same event ids or Idempotency-Key",
+                s.retry_after,
+            ) from None
         finally:
             if not released:
                 self._release()
