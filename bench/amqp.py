@@ -38,15 +38,15 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-import aio_pika
+import aio_pika  # noqa: E402
 
-from pywats_cfx.envelope import envelope_to_bytes
-from pywats_cfx.explorer import generate_envelope
-from pywats_cfx.transport import CFXTransport
-from pywats_events.bus import EventBus
-from pywats_events.event import Event
-from pywats_events.sql_store import open_store
-from pywats_events.store import Store
+from pywats_cfx.envelope import envelope_to_bytes  # noqa: E402
+from pywats_cfx.explorer import generate_envelope  # noqa: E402
+from pywats_cfx.transport import CFXTransport  # noqa: E402
+from pywats_events.bus import EventBus  # noqa: E402
+from pywats_events.event import Event  # noqa: E402
+from pywats_events.sql_store import open_store  # noqa: E402
+from pywats_events.store import Store  # noqa: E402
 
 AMQP_URL = os.environ.get("PYWATS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 HANDLE = "Bench.Tester.1"
@@ -125,14 +125,21 @@ async def drain_bus(options: dict[str, Any], n: int, store_kind: str) -> float:
         async def noop(event: Event) -> None:
             return None
 
+        settled = asyncio.Event()
         await bus.start()
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            while transport.stats["settled"] < n:
-                await asyncio.sleep(0.005)
-            session = transport._session  # the last acks are in flight; wait until they are written
-            while session is not None and len(session.window):
-                await asyncio.sleep(0.001)
+            session = transport._session  # the acks are the finish line: every message settled and acked
+            assert session is not None
+            acker = session.send
+
+            async def counting_send(ops: list[tuple[str, int]]) -> None:
+                await acker(ops)
+                if transport.stats["settled"] >= n and not len(session.window):
+                    settled.set()
+
+            session.send = counting_send  # type: ignore[method-assign]
+            await settled.wait()
             rate = n / (time.perf_counter() - t0)
             print(f"    (b) client CPU {(time.process_time() - c0) / n * 1e6:.0f} us/message")
         finally:
@@ -201,7 +208,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             for i in range(0, args.backlog, len(payloads)):
                 await publish(exchange, payloads[: min(len(payloads), args.backlog - i)])
             await wait_queue_filled(qc, args.backlog)
-            out = subprocess.run(
+            out = await asyncio.to_thread(
+                subprocess.run,
                 [
                     sys.executable,
                     __file__,
