@@ -393,6 +393,11 @@ class CFXTransport(Transport):
             session = _Session(conn, channel, raw, publish, s.prefetch)
             conn.close_callbacks.add(functools.partial(self._on_lost, session))
             channel.close_callbacks.add(functools.partial(self._on_lost, session))
+            # The broker cancels the consumer when the queue is deleted (or a quorum queue loses its
+            # leader): start over with a fresh session, which declares the queue and consumes again.
+            raw.on_consumer_cancel_callbacks.add(
+                lambda frame: self._on_lost(session, None, CFXTransportError("the broker cancelled the consumer"))
+            )
             # Deliveries that arrive before the tasks below exist wait in the session's inbox.
             ok = await raw.basic_consume(s.queue, session.on_deliver, no_ack=False)
             session.consumer_tag = ok.consumer_tag

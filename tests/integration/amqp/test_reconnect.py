@@ -115,3 +115,22 @@ def handled_ids(names: AmqpNames, seqs: range) -> list[Event]:
     from pywats_events.codec import DecodeContext
 
     return [ev for i in seqs for ev in decode_cfx(envelope_bytes(i, source=names.handle), DecodeContext())]
+
+
+async def test_consumer_cancelled_by_the_broker_is_restored(amqp: AmqpNames) -> None:
+    """Deleting the queue under a running consumer (the broker sends basic.cancel): the transport starts
+    over, declares the queue again and consumes from it."""
+    transport = CFXTransport("cfx", **amqp.transport_options())
+    bus = EventBus()
+    bus.add_transport(transport)
+    handled: list[str] = []
+    bus.subscribe("test.result")(lambda e: handled.append(e.id))  # type: ignore[func-returns-value]
+    async with bus:
+        conn = await aio_pika.connect(AMQP_URL)
+        async with conn:
+            ch = await conn.channel()
+            await ch.queue_delete(amqp.queue)
+        await wait_for(lambda: transport.stats["sessions"] == 2, 20, "a new session after the cancel")
+        assert transport.state is TransportState.CONNECTED
+        await publish_until_confirmed(amqp, range(1))
+        await wait_for(lambda: len(handled) == 1, 20, "the message published to the re-declared queue")
