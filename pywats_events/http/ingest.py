@@ -70,9 +70,9 @@ def _invalid(ctx: HTTPContext, route: str, exc: InvalidRequestError) -> Response
     return problem(400, exc.reason, field=exc.field or None)
 
 
-async def _hand_over(ctx: HTTPContext, route: str, events: list[Event]) -> Response:
+async def _hand_over(ctx: HTTPContext, route: str, events: list[Event], first_delivery: bool = False) -> Response:
     try:
-        result = await ctx.transport.ingest(events)
+        result = await ctx.transport.ingest(events, first_delivery=first_delivery)
     except IngestRefusedError as exc:
         return _refused(ctx, route, exc)
     except Exception as exc:
@@ -96,27 +96,24 @@ async def _hand_over(ctx: HTTPContext, route: str, events: list[Event]) -> Respo
 
 
 async def _decode_and_ingest(
-    request: Request, group: str, route: str, decode: Callable[[bytes, str | None], list[Event]]
+    request: Request, group: str, route: str, decode: Callable[[bytes, str | None], tuple[list[Event], bool]]
 ) -> Response:
     ctx = _ctx(request)
     body = await _admit_and_read(request, ctx, group, route)
     if isinstance(body, Response):
         return body
     try:
-        events = decode(body, request.headers.get(IDEMPOTENCY_HEADER) or None)
+        events, first_delivery = decode(body, request.headers.get(IDEMPOTENCY_HEADER) or None)
     except InvalidRequestError as exc:
         return _invalid(ctx, route, exc)
-    return await _hand_over(ctx, route, events)
+    return await _hand_over(ctx, route, events, first_delivery)
 
 
 async def post_events(request: Request) -> Response:
     """``POST /events``: one event or a list in the normalized JSON form (``Event.to_json_dict``)."""
     transport = _ctx(request).transport
     return await _decode_and_ingest(
-        request,
-        "events",
-        "/events",
-        lambda b, seed: transport.decode_events(b, route="/events", id_seed=seed),
+        request, "events", "/events", lambda b, seed: transport.decode_events(b, route="/events", id_seed=seed)
     )
 
 
@@ -124,9 +121,12 @@ async def post_event_service(request: Request) -> Response:
     """``POST /api/v2.0/EventService``: lab event messages (one, a list, or a bare module status update)."""
     route = "/api/v2.0/EventService"
     transport = _ctx(request).transport
-    return await _decode_and_ingest(
-        request, "event_service", route, lambda b, seed: transport.decode_lab(b, route=route, id_seed=seed)
-    )
+
+    def decode(body: bytes, seed: str | None) -> tuple[list[Event], bool]:
+        # Lab messages carry no event ids: without an Idempotency-Key every event id is new.
+        return transport.decode_lab(body, route=route, id_seed=seed), seed is None
+
+    return await _decode_and_ingest(request, "event_service", route, decode)
 
 
 async def post_cfx(request: Request) -> Response:

@@ -147,13 +147,18 @@ class WebhookTransport(Transport):
 
     def decode_events(
         self, body: bytes, *, route: str = "/events", id_seed: str | None = None
-    ) -> list[Event]:
+    ) -> tuple[list[Event], bool]:
         """Decode the normalized event JSON form: one object or a list of objects.
 
         Args:
             body: the request body (UTF-8 JSON).
             route: the URL path, for headers and messages.
             id_seed: an ``Idempotency-Key``; events without an ``id`` get ``derive_event_id(seed, i)``.
+
+        Returns:
+            ``(events, fresh)``: ``fresh`` is True when no object named an ``id`` and no ``id_seed`` was
+            given, so every event got a new random id and cannot be a redelivery (``ingest`` may then spare
+            the bus its idempotency lookup).
 
         Raises:
             InvalidRequestError: invalid JSON or event; ``field`` names the field (``[1].type``).
@@ -164,13 +169,14 @@ class WebhookTransport(Transport):
         self._check_count(len(items))
         meta = self._meta(route)
         events: list[Event] = []
+        fresh = id_seed is None
         for i, item in enumerate(items):
             prefix = f"[{i}]" if many else ""
             if not isinstance(item, dict):
-                raise InvalidRequestError(
-                    f"expected a JSON object (event), got {type(item).__name__}", prefix
-                )
-            if id_seed and "id" not in item:
+                raise InvalidRequestError(f"expected a JSON object (event), got {type(item).__name__}", prefix)
+            if "id" in item:
+                fresh = False
+            elif id_seed:
                 item = {**item, "id": derive_event_id(id_seed, i)}
             headers = item.get("headers")
             if isinstance(headers, dict):
@@ -184,7 +190,7 @@ class WebhookTransport(Transport):
                 loc = ".".join(str(p) for p in err["loc"])
                 field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
                 raise InvalidRequestError(f"field {field!r}: {err['msg']}", field) from None
-        return events
+        return events, fresh
 
     def decode_lab(self, body: bytes, *, route: str, id_seed: str | None = None) -> list[Event]:
         """Decode lab event messages (one, a list, or a bare ``ModuleStatusUpdateEvent``).
@@ -243,8 +249,13 @@ class WebhookTransport(Transport):
         if self._in_flight >= s.max_in_flight or getattr(self.sink, "saturated", False):
             raise SaturatedError("the event bus is saturated; retry later", s.retry_after)
 
-    async def ingest(self, events: Sequence[Event]) -> SettleResult:
+    async def ingest(self, events: Sequence[Event], *, first_delivery: bool = False) -> SettleResult:
         """Hand ``events`` (one request) to the bus and wait for their settlement.
+
+        Args:
+            events: the request's events.
+            first_delivery: the events have new random ids, so the bus may skip its idempotency lookup
+                (``redelivered=False``); otherwise it consults the records (a retried request).
 
         Returns:
             The settlement: every delivery succeeded or is durably dead-lettered. Only now may the caller
@@ -266,6 +277,7 @@ class WebhookTransport(Transport):
         self._in_flight += 1
         self._idle.clear()
         released = False
+        hint = False if first_delivery else None
         future: asyncio.Future[SettleResult] | None = None
         try:
             # One timer per request: submit_wait while queueing, then rescheduled to settle_timeout.
@@ -273,12 +285,12 @@ class WebhookTransport(Transport):
                 if len(events) == 1:
                     # Cancelling bus.submit of a single event leaves nothing queued, so the timeout may
                     # interrupt it directly (no task needed on the hot path).
-                    future = await self.sink.submit(events, transport=self.name)
+                    future = await self.sink.submit(events, transport=self.name, redelivered=hint)
                 else:
                     # Several events go in a task of their own: if the wait for room times out, the
                     # submission goes on (some events may be queued already) and stays counted in flight
                     # until it settles, rather than being cancelled halfway.
-                    task = asyncio.ensure_future(self.sink.submit(events, transport=self.name))
+                    task = asyncio.ensure_future(self.sink.submit(events, transport=self.name, redelivered=hint))
                     try:
                         future = await asyncio.shield(task)
                     except asyncio.CancelledError:
@@ -317,8 +329,6 @@ def _parse_json(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise InvalidRequestError(f"body is not UTF-8 (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
-        raise InvalidRequestError(
-            f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+        raise InvalidRequestError(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise InvalidRequestError("JSON nested too deeply") from None

@@ -397,3 +397,28 @@ async def test_settlement_slower_than_settle_timeout_is_503(start_service: Servi
     retry = await svc.client.post("/events", json={"id": "s1", "type": "slow.x"})
     assert retry.status_code == 200
     assert retry.json()["settlement"]["skipped"] == 1
+
+
+async def test_idempotency_lookup_only_when_an_event_could_be_a_repeat(start_service: ServiceFactory) -> None:
+    class CountingStore(MemoryStore):
+        lookups = 0
+
+        async def completed_handlers(self, event_ids):  # type: ignore[no-untyped-def]
+            CountingStore.lookups += 1
+            return await super().completed_handlers(event_ids)
+
+    bus = EventBus(CountingStore())
+
+    @bus.subscribe("x.*")
+    async def sink(event: Event) -> None:
+        pass
+
+    svc = await start_service(bus)
+    before = CountingStore.lookups
+    await svc.client.post("/events", json={"type": "x.y"})  # new random id: cannot be a repeat
+    await svc.client.post("/api/v2.0/EventService", json={"topic": "x.lab"})
+    assert CountingStore.lookups == before
+    await svc.client.post("/events", json={"id": "given", "type": "x.y"})
+    await svc.client.post("/events", json={"type": "x.y"}, headers={"Idempotency-Key": "k"})
+    await svc.client.post("/api/v2.0/EventService", json={"topic": "x.lab"}, headers={"Idempotency-Key": "k2"})
+    assert CountingStore.lookups == before + 3
