@@ -30,7 +30,7 @@ from .handlers import BaseHandler, EventStoreHandler, FunctionHandler, HandlerFu
 from .metrics import BusMetrics
 from .registry import HandlerRegistry, Subscription
 from .retry import RetryPolicy
-from .store import COMPLETED, DeadLetterEntry, DeadLetterReason, MemoryStore, Store
+from .store import COMPLETED, DeadLetterEntry, DeadLetterReason, MemoryStore, Store, StoreWrite
 from .transports.base import RawRecord, SettleResult, Transport, TransportState
 
 __all__ = ["EventBus"]
@@ -546,6 +546,8 @@ class EventBus:
 
     async def _process(self, event: Event, subs: Sequence[Subscription], tracker: _Tracker) -> None:
         succeeded: list[tuple[str, str]] = []
+        dead: list[DeadLetterEntry] = []
+        to_store: list[Event] = []
         result = tracker.result
         breakers = self.breakers
         for sub in subs:
@@ -568,20 +570,25 @@ class EventBus:
             if outcome is None:
                 result.handled += 1
                 succeeded.append((event.id, sub.name))
+            elif type(outcome) is StoreWrite:
+                result.handled += 1
+                succeeded.append((event.id, sub.name))
+                to_store.extend(outcome.events)
             elif isinstance(outcome, _Failure):
                 entry = entry_for_failure(
                     event, sub.name, outcome.reason, outcome.exc, outcome.attempts, outcome.first_failure_at
                 )
-                written = self.store.add_dead_letters((entry,))
-                if written is not COMPLETED:
-                    tracker.pending.append(written)
+                dead.append(entry)
                 result.dead_lettered += 1
                 self._record_dead_letter(entry)
             else:
                 result.handled += 1
                 tracker.pending.append(self._after_deferred(outcome, event.id, sub.name))
-        if succeeded and self.idempotency:
-            written = self.store.mark_completed(succeeded)
+        if succeeded or dead or to_store:
+            # One write per event: its idempotency records, dead letters and stored rows commit together.
+            written = self.store.write(
+                completed=succeeded if self.idempotency else (), events=to_store, dead_letters=dead
+            )
             if written is not COMPLETED:
                 tracker.pending.append(written)
         tracker.event_done()
@@ -823,12 +830,15 @@ class EventBus:
             await self.store.delete_dead_letters([entry.id])
             return True
         failure = await self._attempt(entry.event, sub)
-        if failure is not None and not isinstance(failure, _Failure):
+        stored: Sequence[Event] = ()
+        if type(failure) is StoreWrite:
+            stored, failure = failure.events, None
+        elif failure is not None and not isinstance(failure, _Failure):
             await failure  # a deferred completion: durable before the entry goes
             failure = None
         if failure is None:
-            if self.idempotency:
-                await self.store.mark_completed([(entry.event.id, name)])
+            completed = [(entry.event.id, name)] if self.idempotency else []
+            await self.store.write(completed=completed, events=stored)
             await self.store.delete_dead_letters([entry.id])
             log.info("replayed dead letter %s to handler %s", entry.id, name)
             return True

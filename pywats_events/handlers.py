@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .event import Event
-from .store import Store
+from .store import Store, StoreWrite
 
 if TYPE_CHECKING:
     from .breaker import BreakerPolicy
@@ -68,12 +68,13 @@ class BaseHandler:
         """Extra filter after type, severity, category and source matched (default: accept)."""
         return True
 
-    async def handle(self, event: Event) -> Awaitable[None] | None:
+    async def handle(self, event: Event) -> Awaitable[None] | StoreWrite | None:
         """Process one event. Raise to fail the attempt (``UnrecoverableError`` to skip retries).
 
         May return an awaitable instead of awaiting it (a group-commit future, for instance): the delivery
         then counts as handled, and the transport message is settled only once the awaitable resolves; if it
-        fails, the message is left unsettled so the broker redelivers it.
+        fails, the message is left unsettled so the broker redelivers it. May return a ``StoreWrite``: the
+        bus writes those rows to its store together with the delivery's idempotency record.
         """
         raise NotImplementedError(f"{type(self).__name__}.handle is not implemented")
 
@@ -129,7 +130,8 @@ class FunctionHandler(BaseHandler):
 class EventStoreHandler(BaseHandler):
     """Keeps every event it receives in the store's event table (queryable with ``pywats-events events``).
 
-    The write is durable before the delivery counts as done (group-committed with other writes).
+    The write is group-committed with the delivery's idempotency record, and the transport message is
+    settled only after that commit (see ``StoreWrite``).
 
     Args:
         store: where to write; default the bus's store (given at registration).
@@ -144,13 +146,19 @@ class EventStoreHandler(BaseHandler):
         self.store = store
         self.event_types = tuple(event_types)  # type: ignore[misc]
 
+    _bus_store: Store | None = None
+
     def attach(self, store: Store) -> None:
+        self._bus_store = store
         if self.store is None:
             self.store = store
 
-    async def handle(self, event: Event) -> Awaitable[None]:
+    async def handle(self, event: Event) -> Awaitable[None] | StoreWrite:
         if self.store is None:
             raise RuntimeError("EventStoreHandler has no store; register it on a bus or pass one")
-        # Returned, not awaited: the lane moves on while the write is group-committed, and the message
-        # is settled only after the commit (see BaseHandler.handle).
+        if self.store is self._bus_store:
+            # The bus writes the event in the transaction that records this delivery as done.
+            return StoreWrite(events=(event,))
+        # Another store: returned, not awaited, so the lane moves on while the write is group-committed;
+        # the message is settled only after the commit (see BaseHandler.handle).
         return self.store.append_events((event,))

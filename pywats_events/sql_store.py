@@ -244,6 +244,12 @@ class _Write:
     kind: int
     rows: list[tuple[Any, ...]]
     future: asyncio.Future[None]
+    #: Rows for other tables that must commit in the same transaction (``SQLStore.write``).
+    more: tuple[tuple[int, list[tuple[Any, ...]]], ...] = ()
+
+    @property
+    def size(self) -> int:
+        return len(self.rows) + sum(len(rows) for _, rows in self.more)
 
 
 @dataclass(slots=True)
@@ -643,10 +649,10 @@ class SQLStore(Store):
                 batch: list[_Write] = []
                 rows = 0
                 limit = self._max_batch_rows
-                while self._pending and (not batch or rows + len(self._pending[0].rows) <= limit):
+                while self._pending and (not batch or rows + self._pending[0].size <= limit):
                     w = self._pending.popleft()
                     batch.append(w)
-                    rows += len(w.rows)
+                    rows += w.size
                 self._in_flight = True
                 try:
                     await self._commit(batch)
@@ -665,7 +671,7 @@ class SQLStore(Store):
 
     async def _commit(self, batch: list[_Write]) -> None:
         try:
-            if any(w.rows for w in batch):
+            if any(w.size for w in batch):
                 try:
                     await self._write_batch(batch)
                 except Exception as exc:
@@ -680,7 +686,7 @@ class SQLStore(Store):
             # Isolate the write that broke the transaction; the others still commit, in order.
             for w in batch:
                 try:
-                    if w.rows:
+                    if w.size:
                         await self._write_batch([w])
                 except Exception as one_exc:
                     self._fail([w], one_exc)
@@ -705,6 +711,8 @@ class SQLStore(Store):
         for w in batch:
             if w.rows:
                 groups[w.kind].extend(w.rows)
+            for kind, rows in w.more:
+                groups[kind].extend(rows)
         stamp = self._rows.ts(datetime.now(UTC))
         try:
             drv = await self._driver("_wconn")
@@ -827,6 +835,35 @@ class SQLStore(Store):
             StoreError: the store is not open.
         """
         return self._enqueue(_IDEM, list(records))
+
+    def write(
+        self,
+        *,
+        completed: Sequence[tuple[str, str]] = (),
+        events: Sequence[Event] = (),
+        dead_letters: Sequence[DeadLetterEntry] = (),
+    ) -> Awaitable[None]:
+        """Queue idempotency records, events and dead-letter entries as one write: they commit in the same
+        transaction (all or none), so a record never vouches for an event row that was not written.
+
+        Returns:
+            A future resolved when committed; set with ``StoreError`` if the transaction failed.
+
+        Raises:
+            StoreError: the store is not open.
+        """
+        if not self._accepting:
+            self._require_engine()
+        parts: list[tuple[int, list[tuple[Any, ...]]]] = []
+        if events:
+            event_row = self._rows.event
+            parts.append((_EVENT, [event_row(ev) for ev in events]))
+        if dead_letters:
+            parts.append((_DEAD, [self._rows.dead_letter(e) for e in dead_letters]))
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Write(_IDEM, list(completed), fut, tuple(parts)))
+        self._wake.set()
+        return fut
 
     # -- event store -----------------------------------------------------------------------------
     def append_events(self, events: Sequence[Event]) -> Awaitable[None]:

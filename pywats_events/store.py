@@ -4,10 +4,10 @@
 PostgreSQL when several bus processes share work. ``MemoryStore`` keeps everything in dicts: for tests
 and for a bus that needs no durability. ``open_store(url)`` picks one from a URL or file path.
 
-Write methods (``mark_completed``, ``append_events``, ``add_dead_letters``) return an awaitable that
-resolves once the write is durable (committed). Durable implementations group concurrent writes into one
-transaction (group commit), so callers that do not need to wait at once may collect the awaitable and
-await it later.
+Write methods (``mark_completed``, ``append_events``, ``add_dead_letters``, ``write``) return an awaitable
+that resolves once the write is durable (committed), in the order the writes were queued. Durable
+implementations group concurrent writes into one transaction (group commit), so callers that do not need
+to wait at once may collect the awaitable and await it later.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ __all__ = [
     "EventQuery",
     "MemoryStore",
     "Store",
+    "StoreWrite",
     "StoredEvent",
 ]
 
@@ -110,6 +111,21 @@ class DeadLetterEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreWrite:
+    """Rows a handler asks the bus to write to the bus's store for it (returned from ``handle``).
+
+    The bus commits them in the same transaction as the delivery's idempotency record, and settles the
+    transport message only after that commit: the handler's effect and the record that vouches for it
+    are durable together or not at all. Used by ``EventStoreHandler``.
+
+    Attributes:
+        events: events for the event store.
+    """
+
+    events: Sequence[Event] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class EventQuery:
     """Filter for ``Store.query_events``.
 
@@ -170,6 +186,31 @@ class Store(abc.ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    def write(
+        self,
+        *,
+        completed: Sequence[tuple[str, str]] = (),
+        events: Sequence[Event] = (),
+        dead_letters: Sequence[DeadLetterEntry] = (),
+    ) -> Awaitable[None]:
+        """Queue idempotency records, events and dead-letter entries that must be durable together; the
+        awaitable resolves once all are committed. The bus makes one such call per event it handled.
+
+        The default queues the three writes one after the other and relies on their awaitables resolving in
+        queue order (as this interface requires of ``mark_completed``, ``append_events`` and
+        ``add_dead_letters``); durable stores write them in one transaction.
+        """
+        writes = (
+            self.append_events(events) if events else COMPLETED,
+            self.add_dead_letters(dead_letters) if dead_letters else COMPLETED,
+            self.mark_completed(completed) if completed else COMPLETED,
+        )
+        last: Awaitable[None] = COMPLETED
+        for written in writes:
+            if written is not COMPLETED:
+                last = written
+        return last
 
     # -- idempotency ---------------------------------------------------------------------------
     @abc.abstractmethod

@@ -325,3 +325,18 @@ async def test_adding_an_entry_with_an_existing_id_replaces_it(store: Store) -> 
     await store.add_dead_letters([dataclasses.replace(entry, attempts=2)])
     assert (await store.get_dead_letter(entry.id)).attempts == 2
     assert await store.count_dead_letters() == 1
+
+
+async def test_combined_write_commits_records_events_and_dead_letters_together(store: Store) -> None:
+    ev = Event(type="test.result", source="st-1", payload={"unit_id": "U1"})
+    entry = DeadLetterEntry(id="dl-1", reason="failed", event=ev, handler="mes", error_type="RuntimeError")
+    await store.write(completed=[(ev.id, "event-store")], events=[ev], dead_letters=[entry])
+    assert (await store.completed_handlers([ev.id]))[ev.id] == {"event-store"}
+    stored = await store.query_events(EventQuery())
+    assert [s.event for s in stored] == [ev]
+    assert (await store.get_dead_letter("dl-1")).handler == "mes"
+    # a write with only records still works, and writing the same rows again is not an error
+    await store.write(completed=[(ev.id, "other")])
+    await store.write(completed=[(ev.id, "event-store")], events=[ev])
+    assert (await store.completed_handlers([ev.id]))[ev.id] == {"event-store", "other"}
+    assert await store.count_events() == 1
