@@ -48,9 +48,6 @@ async def test_three_workers_share_one_queue_and_a_postgres_store_with_one_kille
         except PostgresUnavailable as exc:
             require_postgres(str(exc))
         stack.push_async_callback(_kill_all, workers)
-        # Open the schema once before three processes race to create it.
-        async with open_store(store_url):
-            pass
         for i in range(3):
             workers.append(await Worker.start(store_url, tmp_path / f"w{i}.log", options))
         publishing = asyncio.create_task(

@@ -7,6 +7,10 @@ password stays out of logs, state details and ``describe()``.
 from __future__ import annotations
 
 import logging
+import shutil
+import ssl
+import subprocess
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -50,7 +54,7 @@ def test_password_never_shown() -> None:
     assert over.connection_url() == "amqp://line1:p%40ss%2Fword@broker.local/"
 
 
-def test_tls_files_switch_tls_on_and_unreadable_files_are_a_config_error(tmp_path: object) -> None:
+def test_tls_files_switch_tls_on_and_unreadable_files_are_a_config_error() -> None:
     s = CFXSettings(url="amqp://u:p@h/", ca_file="/nonexistent/ca.pem")  # type: ignore[arg-type]
     assert s.uses_tls and s.connection_url().startswith("amqps://")
     with pytest.raises(ConfigError, match="TLS files"):
@@ -158,3 +162,38 @@ def test_event_message_for_a_domain_event_is_normalized_json() -> None:
     assert m.routing_key == "Me.Here.1.pyWATS.test.result"
     assert m.content_type == "application/vnd.pywats.event+json"
     assert Event.from_json_dict(__import__("json").loads(m.body)).id == ev.id
+
+
+def test_tls_context_loads_ca_and_client_certificate(tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    key, cert = tmp_path / "client.key", tmp_path / "client.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=pywats-test",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    s = CFXSettings.from_options(
+        {"url": "amqps://u:p@broker.local/", "ca_file": str(cert), "cert_file": str(cert), "key_file": str(key)}
+    )
+    ctx = s.ssl_context()
+    assert ctx is not None and ctx.check_hostname and ctx.verify_mode == ssl.CERT_REQUIRED
+    assert any(c.get("subject") == ((("commonName", "pywats-test"),),) for c in ctx.get_ca_certs())
+    wrong = CFXSettings.from_options({"url": "amqps://u:p@h/", "cert_file": str(cert), "key_file": str(cert)})
+    with pytest.raises(ConfigError, match="TLS files"):
+        wrong.ssl_context()  # the certificate is not a private key
