@@ -34,6 +34,8 @@ __all__ = [
     "CFXDecodeError",
     "CFXEnvelope",
     "CFXMessage",
+    "CFXSettings",
+    "CFXTransport",
     "InvalidFieldError",
     "InvalidGzipError",
     "InvalidJSONError",
@@ -67,4 +69,13 @@ def __getattr__(name: str) -> Any:
         from . import explorer
 
         return getattr(explorer, name)
+    # The AMQP transport needs aio-pika (the ``amqp`` extra); the codec alone does not.
+    if name == "CFXTransport":
+        from .transport import CFXTransport
+
+        return CFXTransport
+    if name == "CFXSettings":
+        from .settings import CFXSettings
+
+        return CFXSettings
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
