@@ -30,6 +30,7 @@ import json
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,6 +56,8 @@ from pywats_mqtt import MQTTTransport  # noqa: E402
 SESSION_EXPIRY = 600
 #: Share of one core this process used while consuming (CPU seconds / wall seconds), per consumer.
 CPU: dict[str, float] = {}
+#: Rates at which the publisher got its PUBACKs (messages per second), one per publish.
+PUBLISHED: list[float] = []
 
 
 def body(seq: int, size: int) -> bytes:
@@ -73,11 +76,13 @@ def preload(host: str, port: int, topic: str, count: int, size: int) -> None:
     client.connect(host, port)
     client.loop_start()
     payloads = [body(i, size) for i in range(count)]
+    t0 = time.perf_counter()
     for p in payloads:
         client.publish(topic, p, qos=1)
     for _ in range(count):
         if not done.acquire(timeout=60):
             raise RuntimeError("broker did not acknowledge the preload")
+    PUBLISHED.append(count / (time.perf_counter() - t0))
     client.disconnect()
     client.loop_stop()
 
@@ -174,9 +179,10 @@ async def spawn_publisher(host: str, port: int, topic: str, count: int, size: in
     )
 
 
-async def raw_live(host: str, port: int, topic: str, count: int, size: int) -> float:
+async def raw_live(host: str, port: int, topic: str, count: int, size: int, nodelay: bool = False) -> float:
     n = 0
-    async with aiomqtt.Client(host, port, protocol=aiomqtt.ProtocolVersion.V5) as c:
+    options = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)] if nodelay else None
+    async with aiomqtt.Client(host, port, protocol=aiomqtt.ProtocolVersion.V5, socket_options=options) as c:
         await c.subscribe(topic, qos=1)
         pub = await spawn_publisher(host, port, topic, count, size)
         c0 = time.process_time()
@@ -187,7 +193,7 @@ async def raw_live(host: str, port: int, topic: str, count: int, size: int) -> f
             if n == count:
                 break
         elapsed = time.perf_counter() - t0
-        CPU["raw"] = (time.process_time() - c0) / elapsed
+        CPU["raw-nodelay" if nodelay else "raw"] = (time.process_time() - c0) / elapsed
     await pub.wait()
     return (count - 1) / elapsed
 
@@ -266,6 +272,7 @@ async def main() -> None:
     if len(sys.argv) == 6 and sys.argv[1] == "--publish-only":
         host, port_text = sys.argv[2].rsplit(":", 1)
         preload(host, int(port_text), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+        print(f"      publisher: {PUBLISHED[-1]:10,.0f} msg/s acknowledged by the broker", flush=True)
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=20_000)
@@ -278,6 +285,8 @@ async def main() -> None:
         help="live: a publisher process runs while the consumer consumes; drain: the consumer empties a "
         "preloaded persistent session",
     )
+    ap.add_argument("--rounds", type=int, default=3, help="(a) then (b), this many times; medians reported")
+    ap.add_argument("--tuned", action="store_true", help="also run aiomqtt with TCP_NODELAY each round")
     ap.add_argument("--broker", help="host:port of an existing broker instead of a private Mosquitto")
     ap.add_argument(
         "--broker-conf",
@@ -294,25 +303,49 @@ async def main() -> None:
         broker = Broker(args.broker_conf)
         host, port = "127.0.0.1", broker.port
     run = uuid.uuid4().hex[:8]
+    raws: list[float] = []
+    buses: list[float] = []
+    raw_us: list[float] = []
+    bus_us: list[float] = []
     try:
         print(
             f"{args.count} QoS 1 messages of {len(body(0, args.size))} bytes via Mosquitto at {host}:{port}, "
-            f"mode {args.mode}"
+            f"mode {args.mode}, {args.rounds} round(s)"
         )
-        if args.mode == "live":
-            raw = await raw_live(host, port, f"bench/{run}/raw", args.count, args.size)
-        else:
-            raw = await raw_consumer(host, port, f"bench/{run}/raw", args.count, args.size)
-        print(f"  (a) plain aiomqtt subscriber:              {raw:10,.0f} msg/s  (CPU {CPU['raw']:.0%} of a core)")
-        if args.mode == "live":
-            bus = await bus_live(host, port, f"bench/{run}/bus", args.count, args.size, args.max_inflight)
-        else:
-            bus = await bus_consumer(host, port, f"bench/{run}/bus", args.count, args.size, args.max_inflight)
+        for r in range(args.rounds):
+            topic = f"bench/{run}/{r}"
+            if args.tuned and args.mode == "live":
+                tuned = await raw_live(host, port, f"{topic}/tuned", args.count, args.size, nodelay=True)
+                print(
+                    f"  (a') aiomqtt with TCP_NODELAY:              {tuned:10,.0f} msg/s  "
+                    f"(CPU {CPU['raw-nodelay']:.0%} of a core, {CPU['raw-nodelay'] / tuned * 1e6:.0f} us/msg)"
+                )
+            if args.mode == "live":
+                raw = await raw_live(host, port, f"{topic}/raw", args.count, args.size)
+            else:
+                raw = await raw_consumer(host, port, f"{topic}/raw", args.count, args.size)
+            print(
+                f"  (a) plain aiomqtt subscriber:              {raw:10,.0f} msg/s  "
+                f"(CPU {CPU['raw']:.0%} of a core, {CPU['raw'] / raw * 1e6:.0f} us/msg)"
+            )
+            if args.mode == "live":
+                bus = await bus_live(host, port, f"{topic}/bus", args.count, args.size, args.max_inflight)
+            else:
+                bus = await bus_consumer(host, port, f"{topic}/bus", args.count, args.size, args.max_inflight)
+            print(
+                f"  (b) MQTTTransport -> bus -> no-op handler: {bus:10,.0f} msg/s  "
+                f"(CPU {CPU['bus']:.0%} of a core, {CPU['bus'] / bus * 1e6:.0f} us/msg, "
+                f"max_inflight {args.max_inflight})"
+            )
+            raws.append(raw)
+            buses.append(bus)
+            raw_us.append(CPU["raw"] / raw * 1e6)
+            bus_us.append(CPU["bus"] / bus * 1e6)
+        raw, bus = statistics.median(raws), statistics.median(buses)
         print(
-            f"  (b) MQTTTransport -> bus -> no-op handler: {bus:10,.0f} msg/s  (CPU {CPU['bus']:.0%} of a core, "
-            f"max_inflight {args.max_inflight})"
+            f"median: (a) {raw:,.0f} msg/s, (b) {bus:,.0f} msg/s, ratio {bus / raw:.2f}; "
+            f"CPU per message (a) {statistics.median(raw_us):.0f} us, (b) {statistics.median(bus_us):.0f} us"
         )
-        print(f"  ratio (b)/(a): {bus / raw:.2f}")
         print(json.dumps({"raw_eps": round(raw, 1), "bus_eps": round(bus, 1), "ratio": round(bus / raw, 3)}))
     finally:
         if broker is not None:
