@@ -568,7 +568,11 @@ class CFXTransport(Transport):
                 source = rk[:cut] if cut > 0 else None
             try:
                 events = decoder(self._body(message, origin), DecodeContext(origin, source, headers))
-            except DecodeError as exc:
+            except Exception as exc:
+                if not isinstance(exc, DecodeError):
+                    # A decoder bug must not stop the consumer: keep the bytes like any undecodable input.
+                    log.exception("transport %s: decoder %r failed on %s", self.name, self.settings.decoder, origin)
+                    exc = DecodeError(f"decoder failed: {type(exc).__name__}: {exc}", origin)
                 window.add(tag)
                 session.idle.clear()
                 self._spawn(self._dead_letter_raw(session, tag, message, origin, headers, exc))
@@ -580,6 +584,13 @@ class CFXTransport(Transport):
                 future = await sink.submit(events, transport=self.name, redelivered=redelivered)
             except BusClosedError:
                 return  # left unacked: the broker redelivers it
+            except Exception as exc:
+                # The bus could not even queue the events (its idempotency lookup failed): same as a
+                # failed settlement, so the message is requeued with our counter, not lost or stuck.
+                window.add(tag)
+                session.idle.clear()
+                self._spawn(self._settlement_failed(session, tag, message, exc))
+                continue
             window.add(tag)
             session.idle.clear()
             if future.done():

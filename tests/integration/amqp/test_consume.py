@@ -11,9 +11,11 @@ from collections.abc import Awaitable, Sequence
 import aio_pika
 import pytest
 
+from pywats_cfx.decoder import decode_cfx
 from pywats_cfx.transport import DELIVERY_COUNT_HEADER, CFXTransport
 from pywats_events.breaker import BreakerPolicy
 from pywats_events.bus import EventBus
+from pywats_events.codec import DecodeContext, register_decoder
 from pywats_events.event import Event
 from pywats_events.retry import RetryPolicy
 from pywats_events.store import MemoryStore
@@ -280,3 +282,61 @@ async def test_send_republishes_a_cfx_event_as_its_envelope(amqp: AmqpNames) -> 
     assert got[0].id == event.id
     assert got[0].payload == {"Value": 42}
     assert got[0].headers["amqp.routing_key"] == f"{amqp.handle}.CFX.Vendor.CustomThing"
+
+
+class _FlakyLookups(MemoryStore):
+    """A store whose idempotency lookups fail the first ``n`` times (a database failover)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.failures_left = n
+
+    async def completed_handlers(self, event_ids: Sequence[str]) -> dict[str, set[str]]:
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            raise OSError("connection to the database lost")
+        return await super().completed_handlers(event_ids)
+
+
+async def test_failed_idempotency_lookup_requeues_with_our_counter_then_succeeds(
+    amqp: AmqpNames, publisher: Publisher
+) -> None:
+    transport = CFXTransport("cfx", **amqp.transport_options(requeue_delay=0.05))
+    bus = EventBus(store=_FlakyLookups(2))
+    bus.add_transport(transport)
+    calls: list[str] = []
+    bus.subscribe("test.result")(lambda e: calls.append(e.id))  # type: ignore[func-returns-value]
+    async with bus:
+        # Marked as a redelivery, so the bus consults the (failing) idempotency records first.
+        await publisher.publish(envelope_bytes(8, source=amqp.handle), rk(amqp), headers={DELIVERY_COUNT_HEADER: 0})
+        await wait_for(lambda: len(calls) == 1, 20, "the message to be handled once the store is back")
+        await wait_for(lambda: transport.stats["settled"] == 1, 20, "its settlement")
+    assert transport.stats["requeued"] == 2
+    assert len(calls) == 1
+    assert await queue_depth(amqp.queue) == 0
+
+
+def _buggy_decoder(body: bytes, ctx: DecodeContext) -> list[Event]:
+    if body.startswith(b"boom"):
+        raise KeyError("MessageBody")  # a decoder bug, not a DecodeError
+    return decode_cfx(body, ctx)
+
+
+async def test_a_decoder_bug_dead_letters_the_message_and_consuming_goes_on(
+    amqp: AmqpNames, publisher: Publisher
+) -> None:
+    register_decoder("test-buggy", _buggy_decoder)
+    store = MemoryStore()
+    transport = CFXTransport("cfx", **amqp.transport_options(decoder="test-buggy"))
+    bus = EventBus(store=store)
+    bus.add_transport(transport)
+    got: list[Event] = []
+    bus.subscribe("test.result")(lambda e: got.append(e))  # type: ignore[func-returns-value]
+    async with bus:
+        await publisher.publish(b"boom", rk(amqp))
+        await publisher.publish(envelope_bytes(9, source=amqp.handle), rk(amqp))
+        await wait_for(lambda: len(got) == 1 and transport.stats["raw_dead_lettered"] == 1, 20, "both messages")
+        (entry,) = await store.list_dead_letters()
+    assert "decoder failed: KeyError" in entry.error_message
+    assert entry.raw_body == b"boom" and entry.headers["pywats-decoder"] == "test-buggy"
+    assert await queue_depth(amqp.queue) == 0
