@@ -63,6 +63,7 @@ class MQTTConnection:
         session_expiry: seconds the broker keeps the session after a disconnect (MQTT 5).
         receive_maximum: MQTT 5 Receive Maximum: QoS 1 messages the broker may have unacknowledged at us.
         keepalive: seconds between keepalive pings.
+        connect_timeout: seconds paho's blocking TCP/TLS connect may take.
         username / password: credentials (the password is only handed to paho).
         ssl_context: TLS context, or ``None`` for plain TCP.
         will: ``(topic, payload)`` of the last-will message (QoS 1, retained), or ``None``.
@@ -81,6 +82,7 @@ class MQTTConnection:
         session_expiry: int,
         receive_maximum: int,
         keepalive: int,
+        connect_timeout: float,
         username: str | None,
         password: str | None,
         ssl_context: ssl.SSLContext | None,
@@ -106,6 +108,7 @@ class MQTTConnection:
             manual_ack=True,
         )
         self._client = client
+        client.connect_timeout = connect_timeout
         self._connect_props: Properties | None = None
         if self.v5:
             props = Properties(PacketTypes.CONNECT)
@@ -144,6 +147,7 @@ class MQTTConnection:
         self._flush_scheduled = False
         self._paused = False
         self._misc_task: asyncio.Task[None] | None = None
+        self._blocking: asyncio.Future[None] | None = None
         self._received = 0
 
     # -- thread bridging ---------------------------------------------------------------------
@@ -357,11 +361,13 @@ class MQTTConnection:
             self._misc_task.cancel()
             self._misc_task = None
         self.connected = False
+        await self._settle_blocking_connect()
         self._connack = self._loop.create_future()
         try:
             async with asyncio.timeout(limit):
+                self._blocking = self._loop.run_in_executor(None, self._connect_blocking)
                 try:
-                    await self._loop.run_in_executor(None, self._connect_blocking)
+                    await asyncio.shield(self._blocking)
                 except (OSError, ssl.SSLError, ValueError) as exc:
                     raise MQTTConnectError(f"cannot connect to {self.host}:{self.port}: {exc}") from None
                 return await self._connack
@@ -372,6 +378,15 @@ class MQTTConnection:
                 self._connack.cancel()
             elif not self._connack.cancelled():
                 self._connack.exception()  # retrieved either way: no "never retrieved" warnings
+
+    async def _settle_blocking_connect(self) -> None:
+        # A connect abandoned by a timeout still runs in its worker thread (bounded by paho's connect
+        # timeout); a second one on the same paho client must not start until it is over.
+        pending = self._blocking
+        if pending is not None and not pending.done():
+            with contextlib.suppress(Exception):
+                await pending
+        self._blocking = None
 
     async def subscribe(self, subscriptions: list[tuple[str, int]], limit: float) -> list[ReasonCode]:
         """Subscribe to ``(filter, qos)`` pairs in one SUBSCRIBE and return the SUBACK reason codes.
@@ -428,6 +443,7 @@ class MQTTConnection:
     async def disconnect(self, limit: float = 2.0) -> None:
         """Send DISCONNECT (the broker then does not publish the will) and close the socket."""
         self._closing = True
+        await self._settle_blocking_connect()
         if self._client.socket() is not None:
             self._closed = self._loop.create_future()
             self._client.disconnect()

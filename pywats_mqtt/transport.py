@@ -42,7 +42,14 @@ from pywats_events.event import Event
 from pywats_events.transports.base import RawRecord, SettleResult, Transport, TransportState
 
 from .connection import MQTTConnection
-from .errors import MQTTConnectError, MQTTError, MQTTPublishError, MQTTSubscribeError, UnroutedTopicError
+from .errors import (
+    MQTTConnectError,
+    MQTTError,
+    MQTTPublishError,
+    MQTTSubscribeError,
+    PayloadDecodeError,
+    UnroutedTopicError,
+)
 from .mapping import MappingRule, Template, TopicMapper
 from .settings import MQTTSettings
 
@@ -218,6 +225,7 @@ class MQTTTransport(Transport):
             session_expiry=s.session_expiry,
             receive_maximum=s.max_inflight,
             keepalive=s.keepalive,
+            connect_timeout=s.connect_timeout,
             username=s.username,
             password=s.password.get_secret_value() if s.password else None,
             ssl_context=self._ssl,
@@ -232,7 +240,7 @@ class MQTTTransport(Transport):
         self._set_state(TransportState.CONNECTING, f"{s.host}:{s.port} as {self.client_id}")
         try:
             await self._connect_once()
-        except (MQTTError, OSError) as exc:
+        except Exception as exc:
             self._report_failure(exc)
             self._lost.set()
         self._supervisor = asyncio.create_task(self._supervise(), name=f"pywats-mqtt-{self.name}-supervisor")
@@ -323,7 +331,9 @@ class MQTTTransport(Transport):
                 wait=wait_exponential_jitter(
                     multiplier=s.reconnect_initial, max=s.reconnect_max, jitter=s.reconnect_initial
                 ),
-                retry=retry_if_exception_type((MQTTError, OSError)),
+                # Any failure is retried (a paho error we did not foresee included): giving up would leave
+                # the line without its input; the state and the log say what is wrong.
+                retry=retry_if_exception_type(Exception),
                 before_sleep=self._before_retry,
                 reraise=True,
             )
@@ -398,6 +408,11 @@ class MQTTTransport(Transport):
                 events = mapper.map(msg.topic, msg.payload, self._headers(msg), origin)
             except DecodeError as exc:
                 await self._dead_letter(msg, exc, origin)
+                continue
+            except Exception as exc:
+                # A mapping bug must not stop intake: keep the message whole, like undecodable input.
+                log.exception("transport %s: mapping a message from %r failed", self.name, msg.topic)
+                await self._dead_letter(msg, PayloadDecodeError(f"{type(exc).__name__}: {exc}", origin), origin)
                 continue
             try:
                 fut = await sink.submit(events, transport=self.name, redelivered=True if msg.dup else None)
