@@ -159,7 +159,17 @@ def _httpx(url: str, seconds: float, connections: int) -> float:
 
 
 # -- driver ---------------------------------------------------------------------------------------
-def measure(kind: str, loadgen: str, seconds: float, connections: int) -> float:
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` (Linux ``/proc``), or ``None`` elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(kind: str, loadgen: str, seconds: float, connections: int) -> tuple[float, float | None]:
+    """``(requests per second, server CPU microseconds per request)`` of one measured run."""
     proc = subprocess.Popen([sys.executable, __file__, "--serve", kind], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -169,7 +179,11 @@ def measure(kind: str, loadgen: str, seconds: float, connections: int) -> float:
         url = f"http://127.0.0.1:{int(line.split()[1])}/events"
         run = _wrk if loadgen == "wrk" else _httpx
         run(url, 1.0, connections)  # warm-up
-        return run(url, seconds, connections)
+        cpu0 = _cpu_seconds(proc.pid)
+        rps = run(url, seconds, connections)
+        cpu1 = _cpu_seconds(proc.pid)
+        cpu_us = None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / (rps * seconds) * 1e6
+        return rps, cpu_us
     finally:
         proc.terminate()
         proc.wait(10)
@@ -198,12 +212,23 @@ def main() -> None:
     # Alternate the servers and keep each one's best run, so a burst of load from other processes on the
     # machine does not decide the ratio.
     bare = bus = 0.0
+    cpu: dict[str, list[float]] = {"bare": [], "bus": []}
     for n in range(1, args.rounds + 1):
-        b = measure("bare", loadgen, args.seconds, args.connections)
-        print(f"round {n}: bare Starlette endpoint: {b:,.0f} requests/s")
-        e = measure("bus", loadgen, args.seconds, args.connections)
-        print(f"round {n}: POST /events on the bus (answered after settlement): {e:,.0f} requests/s")
-        bare, bus = max(bare, b), max(bus, e)
+        for kind, label in (("bare", "bare Starlette endpoint"), ("bus", "POST /events on the bus (settled)")):
+            rps, cpu_us = measure(kind, loadgen, args.seconds, args.connections)
+            shown = f", {cpu_us:,.0f} server CPU-us/request" if cpu_us is not None else ""
+            print(f"round {n}: {label}: {rps:,.0f} requests/s{shown}")
+            if cpu_us is not None:
+                cpu[kind].append(cpu_us)
+            if kind == "bare":
+                bare = max(bare, rps)
+            else:
+                bus = max(bus, rps)
+    if cpu["bare"] and cpu["bus"]:
+        # Server CPU per request does not depend on what else runs on the machine; its ratio is the
+        # throughput ratio a dedicated core would show.
+        b, e = min(cpu["bare"]), min(cpu["bus"])
+        print(f"server CPU per request: bare {b:,.0f} us, bus {e:,.0f} us; CPU-bound ratio {b / e:.3f}")
     print(json.dumps({"bare_rps": round(bare, 1), "bus_rps": round(bus, 1), "ratio": round(bus / bare, 3)}))
 
 

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 #: of their own), so the bus skips the copies a retry would otherwise deliver twice.
 IDEMPOTENCY_HEADER = "idempotency-key"
 
+# One encoder: json.dumps with non-default separators builds a new encoder per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
 
 def _ctx(request: Request) -> HTTPContext:
     ctx: HTTPContext = request.app.state.ctx
@@ -92,7 +95,7 @@ async def _hand_over(ctx: HTTPContext, route: str, events: list[Event], first_de
         "unrouted": result.unrouted,
     }
     body = {"accepted": len(events), "event_ids": [e.id for e in events], "settlement": settlement}
-    return Response(json.dumps(body, separators=(",", ":")), status_code=200, media_type="application/json")
+    return Response(_ENCODER.encode(body), status_code=200, media_type="application/json")
 
 
 async def _decode_and_ingest(

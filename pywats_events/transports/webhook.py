@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -36,6 +37,19 @@ from .base import RawRecord, SettleResult, Transport, TransportState
 __all__ = ["WebhookSettings", "WebhookTransport"]
 
 log = logging.getLogger(__name__)
+
+
+#: Seconds between checks of request deadlines (``submit_wait``, ``settle_timeout`` hold to within this).
+_DEADLINE_TICK = 0.05
+
+
+@dataclass(eq=False, slots=True)
+class _Deadline:
+    """When the request running in ``task`` gives up waiting (loop time, seconds)."""
+
+    task: asyncio.Task[Any]
+    at: float
+    expired: bool = False
 
 
 class WebhookSettings(BaseModel):
@@ -78,6 +92,8 @@ class WebhookTransport(Transport):
         self._serving = False
         self._stopping = False
         self._in_flight = 0
+        self._deadlines: set[_Deadline] = set()
+        self._watchdog: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -110,6 +126,11 @@ class WebhookTransport(Transport):
         self._stopping = True
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), self.settings.settle_timeout)
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
         self._set_state(TransportState.DISCONNECTED)
 
     def set_serving(self, serving: bool) -> None:
@@ -274,35 +295,42 @@ class WebhookTransport(Transport):
             raise SaturatedError("too many requests wait for settlement; retry later", s.retry_after)
         # The bus's saturation was checked by admit() before the body was read; a queue that filled up
         # since is caught by submit_wait below.
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        deadline = _Deadline(task, loop.time() + s.submit_wait)
+        self._deadlines.add(deadline)
+        self._ensure_watchdog()
         self._in_flight += 1
         self._idle.clear()
         released = False
         hint = False if first_delivery else None
         future: asyncio.Future[SettleResult] | None = None
         try:
-            # One timer per request: submit_wait while queueing, then rescheduled to settle_timeout.
-            async with asyncio.timeout(s.submit_wait) as deadline:
-                if len(events) == 1:
-                    # Cancelling bus.submit of a single event leaves nothing queued, so the timeout may
-                    # interrupt it directly (no task needed on the hot path).
-                    future = await self.sink.submit(events, transport=self.name, redelivered=hint)
-                else:
-                    # Several events go in a task of their own: if the wait for room times out, the
-                    # submission goes on (some events may be queued already) and stays counted in flight
-                    # until it settles, rather than being cancelled halfway.
-                    task = asyncio.ensure_future(self.sink.submit(events, transport=self.name, redelivered=hint))
-                    try:
-                        future = await asyncio.shield(task)
-                    except asyncio.CancelledError:
-                        if not task.done():
-                            task.add_done_callback(self._release_when_settled)
-                            released = True
-                        raise
-                deadline.reschedule(asyncio.get_running_loop().time() + s.settle_timeout)
-                return await asyncio.shield(future)
+            if len(events) == 1:
+                # Cancelling bus.submit of a single event leaves nothing queued, so the deadline may
+                # interrupt it directly (no task needed on the hot path).
+                future = await self.sink.submit(events, transport=self.name, redelivered=hint)
+            else:
+                # Several events go in a task of their own: if the wait for room runs out, the submission
+                # goes on (some events may be queued already) and stays counted in flight until it
+                # settles, rather than being cancelled halfway.
+                submitting = asyncio.ensure_future(self.sink.submit(events, transport=self.name, redelivered=hint))
+                try:
+                    future = await asyncio.shield(submitting)
+                except asyncio.CancelledError:
+                    if not submitting.done():
+                        submitting.add_done_callback(self._release_when_settled)
+                        released = True
+                    raise
+            deadline.at = loop.time() + s.settle_timeout
+            return await asyncio.shield(future)
         except BusClosedError:
             raise IngestRefusedError("the event bus is not running", s.retry_after) from None
-        except TimeoutError:
+        except asyncio.CancelledError:
+            if not deadline.expired:
+                raise  # a real cancellation (server shutdown), not our deadline
+            task.uncancel()
             if future is None:
                 raise SaturatedError("the event bus queue is full; retry later", s.retry_after) from None
             future.add_done_callback(self._release)
@@ -313,8 +341,29 @@ class WebhookTransport(Transport):
                 s.retry_after,
             ) from None
         finally:
+            self._deadlines.discard(deadline)
             if not released:
                 self._release()
+
+    def _ensure_watchdog(self) -> None:
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.get_running_loop().create_task(
+                self._watch_deadlines(), name=f"pywats-{self.name}-deadlines"
+            )
+
+    async def _watch_deadlines(self) -> None:
+        """Cancel requests past their deadline, checked every ``_DEADLINE_TICK`` seconds.
+
+        One watcher for all requests instead of a timer each: per-request timers cost more than the rest
+        of the hand-over. Deadlines are therefore kept to within one tick.
+        """
+        loop = asyncio.get_running_loop()
+        while self._deadlines:
+            await asyncio.sleep(_DEADLINE_TICK)
+            now = loop.time()
+            for d in [d for d in self._deadlines if d.at <= now and not d.expired]:
+                d.expired = True
+                d.task.cancel()
 
     def _release_when_settled(self, submit: asyncio.Future[asyncio.Future[SettleResult]]) -> None:
         if submit.cancelled() or submit.exception() is not None:
