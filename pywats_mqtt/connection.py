@@ -395,10 +395,20 @@ class MQTTConnection:
             MQTTSubscribeError: not connected, connection lost, or no SUBACK within ``limit`` seconds.
         """
         # MQTT 5 "No Local": never receive our own publications (birth message, send()) back, so a bus
-        # that publishes into a topic it also consumes cannot loop. Not allowed on shared subscriptions
-        # (MQTT 5 section 3.8.3.1).
+        # that publishes into a topic it also consumes cannot loop; not allowed on shared subscriptions
+        # (MQTT 5 section 3.8.3.1). Retain Handling 1: retained messages only for a new subscription, so
+        # subscribing again after a reconnect does not replay them.
         topics: list[tuple[str, Any]] = [
-            (t, SubscribeOptions(qos=q, noLocal=not t.startswith("$share/")) if self.v5 else q)
+            (
+                t,
+                SubscribeOptions(
+                    qos=q,
+                    noLocal=not t.startswith("$share/"),
+                    retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB,
+                )
+                if self.v5
+                else q,
+            )
             for t, q in subscriptions
         ]
         rc, mid = self._client.subscribe(topics)

@@ -281,19 +281,20 @@ class MQTTTransport(Transport):
         assert conn is not None
         s = self.settings
         session_present = await conn.connect(s.connect_timeout)
-        if not (session_present and s.persistent_session):
-            reasons = await conn.subscribe(self.subscriptions, s.connect_timeout)
-            pairs = zip(self.subscriptions, reasons, strict=False)
-            refused = [f"{t}: {r}" for (t, _), r in pairs if r.is_failure]
-            if refused:
-                raise MQTTSubscribeError(f"broker refused subscriptions: {'; '.join(refused)}")
+        # Subscribe even when the broker resumed the session: the rules may have changed since it was
+        # made, and a repeated SUBSCRIBE just replaces the subscription (MQTT 5: without resending
+        # retained messages, see MQTTConnection.subscribe).
+        reasons = await conn.subscribe(self.subscriptions, s.connect_timeout)
+        pairs = zip(self.subscriptions, reasons, strict=False)
+        refused = [f"{t}: {r}" for (t, _), r in pairs if r.is_failure]
+        if refused:
+            raise MQTTSubscribeError(f"broker refused subscriptions: {'; '.join(refused)}")
         if self.status_topic:
             try:
                 async with asyncio.timeout(s.connect_timeout):
                     await conn.publish(self.status_topic, s.status_online, 1, True)
             except (MQTTError, TimeoutError) as exc:
                 log.warning("transport %s: birth message on %s failed: %s", self.name, self.status_topic, exc)
-        self._settle_failures = 0
         self._connected.set()
         self._set_state(
             TransportState.CONNECTED,
@@ -469,6 +470,7 @@ class MQTTTransport(Transport):
                 f"settling a message from {msg.topic!r} failed: {type(exc).__name__}: {exc}"
             )
             return
+        self._settle_failures = 0
         self._ack(msg)
 
     def _ack(self, msg: _Inbound) -> None:

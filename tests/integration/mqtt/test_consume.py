@@ -207,3 +207,30 @@ async def test_shared_subscription_group_members_split_the_messages(run: Run) ->
     a, b = buses[0][2], buses[1][2]
     assert sorted(a + b) == list(range(n)), "together the members got every message exactly once"
     assert a and b, "both members took a share"
+
+
+async def test_rule_added_between_runs_is_subscribed_although_the_session_is_resumed(run: Run) -> None:
+    first = run.transport(rules=[{"topic": f"{run.prefix}/old/{{s}}", "type": "x.old"}])
+    bus = EventBus()
+    bus.add_transport(first)
+    async with bus:
+        pass
+    rules = [
+        {"topic": f"{run.prefix}/old/{{s}}", "type": "x.old"},
+        {"topic": f"{run.prefix}/new/{{s}}", "type": "x.new"},
+    ]
+    second = run.transport(rules=rules)  # same name, so the same client id and session
+    bus = EventBus()
+    got: list[Event] = []
+
+    @bus.subscribe("x.*")
+    async def handle(event: Event) -> None:
+        got.append(event)
+
+    bus.add_transport(second)
+    pub = run.client()
+    async with bus:
+        assert "session resumed" in (second.state_detail or "")
+        pub.publish(f"{run.prefix}/new/a", b"{}")
+        await wait_for(lambda: len(got) == 1, what="message on the filter added since the session was made")
+    assert got[0].type == "x.new"
