@@ -15,8 +15,8 @@ Flow control: at most ``max_inflight`` messages are received but unsettled. That
 Receive Maximum, so the broker keeps the rest; if a broker sends more anyway (or QoS 0 floods in), the
 transport stops reading the socket until the bus catches up.
 
-Connection: reconnects with exponential backoff and jitter (tenacity), resubscribes when the broker lost
-the session, and reports CONNECTING / CONNECTED / RECONNECTING / ERROR / DISCONNECTED to the bus. A birth
+Connection: reconnects with exponential backoff and jitter (tenacity), subscribes again on every
+connection, and reports CONNECTING / CONNECTED / RECONNECTING / ERROR / DISCONNECTED to the bus. A birth
 message (``online``) and a last will (``offline``) are kept retained on ``status_topic``.
 """
 
