@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from pywats_events import Event, EventBus, MockTransport, RetryPolicy, TransportState
+from tests.services import services_required
 
 from .conftest import ServiceFactory
 
@@ -158,8 +159,11 @@ async def test_admin_breakers_force_open_and_close(start_service: ServiceFactory
     assert (await c.post("/admin/breakers/sink", json={"state": "ajar"}, headers=ADMIN)).status_code == 400
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 async def test_curl_posts_an_event(start_service: ServiceFactory) -> None:
+    if shutil.which("curl") is None:
+        if services_required():
+            pytest.fail("curl is not installed (PYWATS_REQUIRE_SERVICES=1)")
+        pytest.skip("curl is not installed")
     bus = EventBus()
     got: list[Event] = []
 
