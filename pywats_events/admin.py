@@ -17,6 +17,9 @@ from .store import EventQuery
 
 __all__ = ["Admin"]
 
+#: Largest age accepted by ``purge_events``, in days (100 years; larger values overflow date arithmetic).
+MAX_AGE_DAYS = 36_500
+
 
 class Admin:
     """Operator actions on ``bus`` (and its store).
@@ -130,8 +133,10 @@ class Admin:
         """
         if older_than_days is None and keep_at_most is None:
             raise ValueError("give older_than_days and/or keep_at_most")
-        if (older_than_days is not None and older_than_days < 0) or (keep_at_most is not None and keep_at_most < 0):
-            raise ValueError("older_than_days and keep_at_most must be >= 0")
+        if older_than_days is not None and not 0 <= older_than_days <= MAX_AGE_DAYS:
+            raise ValueError(f"older_than_days must be between 0 and {MAX_AGE_DAYS}")
+        if keep_at_most is not None and keep_at_most < 0:
+            raise ValueError("keep_at_most must be >= 0")
         return await self.bus.store.purge_events(older_than_days=older_than_days, keep_at_most=keep_at_most)
 
     # -- breakers ----------------------------------------------------------------------------

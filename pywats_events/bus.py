@@ -447,8 +447,11 @@ class EventBus:
 
     @property
     def saturated(self) -> bool:
-        """True when the queue is full, so new work would wait (HTTP answers 503 then)."""
-        return bool(self._lanes) and self.queue_depth() >= self.queue_size - self.concurrency
+        """True when a lane is full or the queue nearly is, so new work could wait (HTTP answers 503)."""
+        lanes = self._lanes
+        if not lanes:
+            return False
+        return any(len(q.jobs) >= q.capacity for q in lanes) or self.queue_depth() >= self.queue_size - self.concurrency
 
     async def submit(
         self, events: Sequence[Event], *, transport: str = "", redelivered: bool | None = None
@@ -469,6 +472,19 @@ class EventBus:
         done: dict[str, set[str]] = {}
         if self.idempotency and redelivered is not False:
             done = await self.store.completed_handlers([e.id for e in events])
+        try:
+            await self._enqueue(events, transport, done, tracker)
+        except BaseException as exc:
+            # Interrupted part-way (cancelled while waiting for room): some events may be queued, others
+            # not. The message must not be settled as a whole, so its future fails; queued events still run.
+            if not future.done():
+                future.set_exception(BusError(f"submit interrupted before every event was queued: {exc!r}"))
+            raise
+        return future
+
+    async def _enqueue(
+        self, events: Sequence[Event], transport: str, done: dict[str, set[str]], tracker: _Tracker
+    ) -> None:
         metrics = self.metrics
         lanes = self._lanes
         n = len(lanes)
@@ -500,7 +516,6 @@ class EventBus:
                     q.waiter.set_result(None)
             else:
                 await q.put((ev, subs, tracker))
-        return future
 
     async def publish(self, *events: Event) -> SettleResult:
         """Route events and wait until every delivery is settled; returns what became of them.

@@ -11,6 +11,7 @@ array whose first object has ``MessageName`` is CFX, otherwise the normalized ev
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,6 +62,9 @@ Decoder = Callable[[bytes, DecodeContext], list[Event]]
 
 _DECODERS: dict[str, Decoder] = {}
 
+#: Decoders that live in other packages, imported on first use.
+_LAZY_DECODERS = {"cfx": "pywats_cfx", "lab-event": "pywats_events.lab"}
+
 
 def register_decoder(name: str, decoder: Decoder) -> None:
     """Make ``decoder`` available to transports under ``name`` (replaces an earlier one of that name)."""
@@ -73,8 +77,8 @@ def get_decoder(name: str) -> Decoder:
     Raises:
         KeyError: no such decoder (the message lists the known names).
     """
-    if name == "cfx" and "cfx" not in _DECODERS:
-        import pywats_cfx  # noqa: F401  (registers the "cfx" decoder on import)
+    if name not in _DECODERS and name in _LAZY_DECODERS:
+        importlib.import_module(_LAZY_DECODERS[name])  # the module registers its decoder on import
     try:
         return _DECODERS[name]
     except KeyError:

@@ -73,6 +73,7 @@ TRANSPORT_KINDS: dict[str, str] = {
     "cfx": "pywats_cfx.transport:CFXTransport",
     "amqp": "pywats_cfx.transport:CFXTransport",
     "mqtt": "pywats_mqtt.transport:MQTTTransport",
+    "webhook": "pywats_events.transports.webhook:WebhookTransport",
 }
 
 #: Handler kinds that ship with the project.
@@ -83,7 +84,7 @@ HANDLER_KINDS: dict[str, str] = {
 }
 
 #: Which pip extra brings the library a kind needs.
-EXTRAS = {"cfx": "amqp", "amqp": "amqp", "mqtt": "mqtt", "http-forwarder": "http"}
+EXTRAS = {"cfx": "amqp", "amqp": "amqp", "mqtt": "mqtt", "http-forwarder": "http", "webhook": "http"}
 
 
 class RetrySettings(BaseModel):

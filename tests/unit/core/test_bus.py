@@ -374,3 +374,41 @@ async def test_metrics_count_what_happened() -> None:
     assert 'pywats_handler_duration_seconds_count{handler="h"}' in text
     assert 'pywats_breaker_state{handler="h"} 0.0' in text
     assert "pywats_queue_capacity 4096.0" in text
+
+
+async def test_a_submit_cancelled_half_way_never_settles_its_message() -> None:
+    bus = EventBus(concurrency=1, queue_size=2)
+    release = asyncio.Event()
+
+    @bus.subscribe("test.*")
+    async def blocked(e: Event) -> None:
+        await release.wait()
+
+    async with bus:
+        first = await bus.submit([ev(), ev()])  # fills the only lane (one running, one queued... then full)
+        second = await bus.submit([ev()])
+        assert bus.saturated
+        task = asyncio.create_task(bus.submit([ev(), ev(), ev()]))
+        await asyncio.sleep(0.05)
+        assert not task.done()  # waiting for room: backpressure
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+        assert (await first).handled == 2 and (await second).handled == 1
+    assert not bus.saturated
+
+
+async def test_saturated_reports_one_full_lane() -> None:
+    bus = EventBus(concurrency=4, queue_size=8)  # two slots per lane
+    release = asyncio.Event()
+
+    @bus.subscribe("test.*")
+    async def blocked(e: Event) -> None:
+        await release.wait()
+
+    async with bus:
+        futures = [await bus.submit([ev(source="one-station")]) for _ in range(3)]
+        assert bus.queue_depth() == 2 and bus.saturated  # the other lanes are empty, this one is full
+        release.set()
+        await asyncio.gather(*futures)
