@@ -29,12 +29,15 @@ from .errors import (
 )
 from .event import Event, EventType, Severity, derive_event_id
 from .handlers import BaseHandler, EventStoreHandler, FunctionHandler
+from .lab import LabEventMessage, ModuleStatus, ModuleStatusUpdateEvent
 from .registry import HandlerRegistry, Subscription
 from .retry import RetryPolicy
-from .store import DeadLetterEntry, DeadLetterReason, EventQuery, MemoryStore, Store, StoredEvent
+from .status_board import AssetStatus, StatusBoard
+from .store import DeadLetterEntry, DeadLetterReason, EventQuery, MemoryStore, Store, StoredEvent, StoreWrite
 from .transports.base import IngestSink, RawRecord, SettleResult, Transport, TransportState
 from .transports.file import FileSettings, FileTransport
 from .transports.mock import MockTransport
+from .transports.webhook import WebhookSettings, WebhookTransport
 
 if TYPE_CHECKING:
     from .sql_store import SQLStore, open_store
@@ -52,6 +55,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "Admin",
+    "AssetStatus",
     "BaseHandler",
     "BreakerPolicy",
     "BreakerState",
@@ -79,8 +83,11 @@ __all__ = [
     "HandlerRegistrationError",
     "HandlerRegistry",
     "IngestSink",
+    "LabEventMessage",
     "MemoryStore",
     "MockTransport",
+    "ModuleStatus",
+    "ModuleStatusUpdateEvent",
     "PyWatsEventsError",
     "RawRecord",
     "ReplayReport",
@@ -88,8 +95,10 @@ __all__ = [
     "SQLStore",
     "SettleResult",
     "Severity",
+    "StatusBoard",
     "Store",
     "StoreError",
+    "StoreWrite",
     "StoredEvent",
     "Subscription",
     "Transport",
@@ -97,6 +106,8 @@ __all__ = [
     "TransportSendNotSupported",
     "TransportState",
     "UnrecoverableError",
+    "WebhookSettings",
+    "WebhookTransport",
     "derive_event_id",
     "get_decoder",
     "open_store",
