@@ -1,25 +1,27 @@
 """MQTT consume benchmark: a plain aiomqtt subscriber against MQTTTransport -> EventBus -> no-op handler.
 
-Run: ``python bench/mqtt.py [--count 20000] [--size 1000] [--max-inflight 100] [--broker host:port]``.
+Run: ``python bench/mqtt.py [--count 20000] [--size 1000] [--rounds 3] [--mode live|drain] [--tuned]
+[--max-inflight 100] [--broker host:port] [--broker-conf 'set_tcp_nodelay true']``.
 
-Method (the same for both consumers, one after the other in this run):
+Each round runs (a) then (b) with the same broker and the same publisher; the medians are reported.
 
-1. The consumer's persistent session is created (client id fixed, MQTT 5, session expiry 10 min, QoS 1
-   subscription) and disconnected.
-2. ``--count`` JSON messages of about ``--size`` bytes are published at QoS 1 by a separate paho client
-   and queued by the broker for that session (not timed).
-3. The consumer connects again and drains its session; the rate is messages / seconds from the start of
-   the connect to the last message handled (for the bus: the no-op handler returned for the last one).
+- ``live`` (default): the consumer is connected and subscribed (QoS 1); a separate publisher process (paho,
+  QoS 1, 1000 in flight) sends ``--count`` JSON messages of about ``--size`` bytes; the rate is messages /
+  seconds from the first to the last message consumed. The publisher's own rate (PUBACKs from the broker)
+  is printed too: when a consumer matches it, the publisher is the limit, not the consumer.
+- ``drain``: the messages are first queued by the broker for the consumer's persistent session (MQTT 5,
+  session expiry 10 min); the consumer then connects and empties it. The rate runs from the connect to the
+  last message handled.
 
-So the figure is what the consumer side can take, not what a publisher can push. (a) acknowledges each
-message as paho parses it; (b) maps the topic, builds an Event, routes it through the bus (idempotency
-lookup, lane, handler, idempotency record) and sends the PUBACK only after settlement.
+(a) acknowledges each message as paho parses it; (b) maps the topic, builds an Event, routes it through the
+bus (idempotency lookup, lane, handler, idempotency record) and sends the PUBACK only after settlement.
+"CPU" is this process's CPU time over the wall time (share of one core), and per message.
 
-By default a private Mosquitto is started on a random port with ``max_queued_messages 0`` (unlimited),
-because Mosquitto's default of 1000 queued messages per client would drop most of the preloaded ones.
-``--broker`` uses an existing broker instead (its queue limit must exceed ``--count``).
+By default a private Mosquitto is started on a free port with ``max_queued_messages 0`` (unlimited): its
+default of 1000 queued messages per client would drop messages in ``drain`` mode (and whenever a consumer
+falls behind). ``--broker`` uses an existing broker instead.
 
-The last output line is one JSON object: ``{"raw_eps": ..., "bus_eps": ..., "ratio": ...}``.
+The last output line is one JSON object: ``{"raw_eps": ..., "bus_eps": ..., "ratio": ...}`` (medians).
 """
 
 from __future__ import annotations
