@@ -867,10 +867,16 @@ class EventBus:
         return False
 
     async def _replay_raw(self, entry: DeadLetterEntry) -> bool:
-        decoder = get_decoder(str(entry.headers.get("pywats-decoder", "auto")))
         ctx = DecodeContext(origin=entry.origin, headers={"replayed_from": entry.id})
         try:
+            decoder = get_decoder(str(entry.headers.get("pywats-decoder", "auto")))
             events = decoder(entry.raw_body or b"", ctx)
+        except KeyError as exc:  # the decoder's transport is not configured in this process
+            entry.last_failure_at = datetime.now(UTC)
+            entry.error_message = f"cannot replay: {exc.args[0]}"
+            entry.error_type = "UnknownDecoder"
+            await self.store.update_dead_letter(entry)
+            return False
         except DecodeError as exc:
             entry.last_failure_at = datetime.now(UTC)
             entry.error_message = exc.reason

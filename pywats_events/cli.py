@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .admin import Admin
-from .config import Settings, build_bus, load_settings
+from .config import Settings, build_bus, build_transport, load_settings
 from .errors import ConfigError, PyWatsEventsError
 from .transports.file import FileOutcome, FileSettings, FileTransport, find_inputs
 
@@ -103,6 +103,10 @@ async def _with_store(settings: Settings, action: Callable[[Admin], Awaitable[T]
 
 async def _with_bus(settings: Settings, action: Callable[[Admin], Awaitable[T]]) -> T:
     bus = build_bus(settings, with_transports=False)
+    # Transports are built (not started) for the decoders they register: replaying raw input from an MQTT
+    # topic decodes it through that transport's current mapping rules.
+    for i, cfg in enumerate(settings.transports):
+        build_transport(cfg, i)
     await bus.start()
     try:
         return await action(Admin(bus))
