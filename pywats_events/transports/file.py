@@ -50,6 +50,7 @@ class FileSettings(BaseModel):
         recursive: also watch sub-folders (``processed``/``failed`` are always skipped).
         move_files: move files after settlement (``False`` leaves them in place: one-shot ingest).
         force_polling: poll instead of OS notifications (network shares, some containers).
+        rescan_seconds: when no change is notified for this long, list the folder anyway (missed events).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -65,6 +66,7 @@ class FileSettings(BaseModel):
     recursive: bool = False
     move_files: bool = True
     force_polling: bool = False
+    rescan_seconds: float = Field(default=1.0, gt=0)
 
 
 @dataclass
@@ -186,13 +188,16 @@ class FileTransport(Transport):
                 step=50,
                 force_polling=self.settings.force_polling or None,
                 watch_filter=lambda change, p: change != Change.deleted and self.wanted(Path(p)),
+                rust_timeout=max(50, int(self.settings.rescan_seconds * 1000)),
+                yield_on_timeout=True,
             ):
                 for _change, p in sorted(changes, key=lambda c: c[1]):
                     path = Path(p)
                     if path.is_file():
                         await self._schedule(path)
-                # A file that was still growing when first seen is picked up here on its next event;
-                # a periodic rescan also catches files whose events were coalesced away.
+                # The rescan (after every batch of changes, and every rescan_seconds when idle) catches
+                # files dropped between the first scan and the watch starting, files whose events were
+                # coalesced away, and folders where notifications do not work.
                 for path in self._existing():
                     if path not in self._inflight:
                         await self._schedule(path)

@@ -13,6 +13,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
 from pywats_events import Event, EventBus, MemoryStore, RetryPolicy
 from pywats_events.store import DeadLetterReason, EventQuery, Store
 from pywats_events.transports.file import FileTransport
@@ -221,3 +223,22 @@ def _sqlite(tmp_path: Path) -> Store:
     from pywats_events.sql_store import open_store
 
     return open_store(str(tmp_path / "events.db"))
+
+
+async def test_a_file_whose_notification_was_missed_is_found_by_the_idle_rescan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = tmp_path / "inbox"
+    bus, _ = make_bus(inbox, rescan_seconds=0.3)
+    blind = True
+    real_wanted = FileTransport.wanted
+    # The watcher's filter and the first scan see nothing while blind: the drop below is "missed", as
+    # when a file lands between the first scan and the watch starting.
+    monkeypatch.setattr(FileTransport, "wanted", lambda self, p: not blind and real_wanted(self, p))
+    async with bus:
+        (inbox / "missed.json").write_bytes(event_body(1))
+        await asyncio.sleep(0.5)
+        assert names(inbox / "processed") == []
+        blind = False  # no new file event will come: only the rescan can find it
+        await wait_until(lambda: names(inbox / "processed") == ["missed.json"], timeout=5, what="the rescan")
+        assert [e.id for e in await stored(bus)] == ["00000000-0000-4000-8000-000000000001"]
