@@ -86,25 +86,32 @@ async def through_bus(n: int, *, store_url: str | None, event_store: bool) -> fl
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=100_000, help="events per measurement (default 100000)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each is kept")
     args = ap.parse_args()
     n = args.events
     await ceiling(min(n, 10_000))  # warm up pydantic and the allocator
-    ceiling_eps = await ceiling(n)
-    print(f"ceiling (build event + await no-op): {ceiling_eps:,.0f} events/s")
-    bus_eps = await through_bus(n, store_url=None, event_store=False)
-    print(f"bus, no store:                       {bus_eps:,.0f} events/s ({bus_eps / ceiling_eps:.0%} of ceiling)")
+    best: dict[str, float] = {"ceiling": 0.0, "bus": 0.0, "store": 0.0, "event_store": 0.0}
     with tempfile.TemporaryDirectory() as tmp:
-        store_eps = await through_bus(n, store_url=f"sqlite:///{tmp}/a.db", event_store=False)
-        print(f"bus + SQLite store (idempotency):    {store_eps:,.0f} events/s")
-        es_eps = await through_bus(n, store_url=f"sqlite:///{tmp}/b.db", event_store=True)
-        print(f"bus + SQLite store + event store:    {es_eps:,.0f} events/s")
+        for r in range(args.rounds):
+            # Alternating rounds, best of each: other load on the machine only ever lowers a figure.
+            best["ceiling"] = max(best["ceiling"], await ceiling(n))
+            best["bus"] = max(best["bus"], await through_bus(n, store_url=None, event_store=False))
+            store_eps = await through_bus(n, store_url=f"sqlite:///{tmp}/a{r}.db", event_store=False)
+            best["store"] = max(best["store"], store_eps)
+            es_eps = await through_bus(n, store_url=f"sqlite:///{tmp}/b{r}.db", event_store=True)
+            best["event_store"] = max(best["event_store"], es_eps)
+    ceiling_eps, bus_eps = best["ceiling"], best["bus"]
+    print(f"ceiling (build event + await no-op): {ceiling_eps:,.0f} events/s")
+    print(f"bus, no store:                       {bus_eps:,.0f} events/s ({bus_eps / ceiling_eps:.0%} of ceiling)")
+    print(f"bus + SQLite store (idempotency):    {best['store']:,.0f} events/s")
+    print(f"bus + SQLite store + event store:    {best['event_store']:,.0f} events/s")
     print(
         json.dumps(
             {
                 "ceiling_eps": round(ceiling_eps),
                 "bus_eps": round(bus_eps),
-                "bus_store_eps": round(store_eps),
-                "bus_store_event_store_eps": round(es_eps),
+                "bus_store_eps": round(best["store"]),
+                "bus_store_event_store_eps": round(best["event_store"]),
                 "ratio": round(bus_eps / ceiling_eps, 3),
             }
         )

@@ -37,7 +37,8 @@ __all__ = ["EventBus"]
 
 log = logging.getLogger(__name__)
 
-_STOP = object()
+#: Jobs a lane runs back to back before it lets the event loop run other callbacks.
+YIELD_EVERY = 32
 
 
 class _Tracker:
@@ -96,7 +97,7 @@ class _Lane:
     only when ``capacity`` jobs are queued.
     """
 
-    __slots__ = ("busy", "capacity", "idle", "jobs", "putters", "waiter")
+    __slots__ = ("busy", "capacity", "drained", "jobs", "putters", "waiter")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -104,8 +105,8 @@ class _Lane:
         self.waiter: asyncio.Future[None] | None = None
         self.putters: deque[asyncio.Future[None]] = deque()
         self.busy = False
-        self.idle = asyncio.Event()
-        self.idle.set()
+        #: Futures resolved the next time the lane runs dry (``EventBus.stop`` waits on them).
+        self.drained: list[asyncio.Future[None]] = []
 
     async def put(self, job: tuple[Event, Sequence[Subscription], _Tracker]) -> None:
         while len(self.jobs) >= self.capacity:
@@ -117,7 +118,6 @@ class _Lane:
                 if not fut.done():
                     fut.cancel()
         self.jobs.append(job)
-        self.idle.clear()
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -284,7 +284,14 @@ class EventBus:
     async def _stop_workers(self, timeout: float) -> None:
         if not self._workers:
             return
-        drained = asyncio.gather(*(q.idle.wait() for q in self._lanes))
+        loop = asyncio.get_running_loop()
+        waits: list[asyncio.Future[None]] = []
+        for lane in self._lanes:
+            if lane.jobs or lane.busy:
+                fut = loop.create_future()
+                lane.drained.append(fut)
+                waits.append(fut)
+        drained = asyncio.gather(*waits)
         try:
             await asyncio.wait_for(drained, timeout)
         except TimeoutError:
@@ -469,11 +476,48 @@ class EventBus:
         if not events:
             future.set_result(tracker.result)
             return future
-        done: dict[str, set[str]] = {}
+        done: dict[str, set[str]] | None = None
         if self.idempotency and redelivered is not False:
             done = await self.store.completed_handlers([e.id for e in events])
+        metrics = self.metrics
+        received = metrics.received
+        match = self.registry.match
+        lanes = self._lanes
+        n = len(lanes)
+        by_source = self._key_is_source
         try:
-            await self._enqueue(events, transport, done, tracker)
+            for ev in events:
+                key = (transport, ev.type)
+                if key in received:
+                    received[key] += 1
+                else:
+                    metrics.count_received(transport, ev.type)
+                subs = match(ev)
+                if not subs:
+                    tracker.result.unrouted += 1
+                    tracker.event_done()
+                    continue
+                if done:
+                    finished = done.get(ev.id)
+                    if finished:
+                        kept = [s for s in subs if s.name not in finished]
+                        tracker.result.skipped += len(subs) - len(kept)
+                        for s in subs:
+                            if s.name in finished:
+                                metrics.count_skipped(s.name)
+                        if not kept:
+                            tracker.event_done()
+                            continue
+                        subs = kept
+                q = lanes[hash(ev.source if by_source else self.ordering_key(ev)) % n]
+                jobs = q.jobs
+                if len(jobs) < q.capacity:
+                    jobs.append((ev, subs, tracker))
+                    waiter = q.waiter
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(None)
+                else:
+                    await q.put((ev, subs, tracker))
         except BaseException as exc:
             # Interrupted part-way (cancelled while waiting for room): some events may be queued, others
             # not. The message must not be settled as a whole, so its future fails; queued events still run.
@@ -481,41 +525,6 @@ class EventBus:
                 future.set_exception(BusError(f"submit interrupted before every event was queued: {exc!r}"))
             raise
         return future
-
-    async def _enqueue(
-        self, events: Sequence[Event], transport: str, done: dict[str, set[str]], tracker: _Tracker
-    ) -> None:
-        metrics = self.metrics
-        lanes = self._lanes
-        n = len(lanes)
-        by_source = self._key_is_source
-        for ev in events:
-            metrics.count_received(transport, ev.type)
-            subs = self.registry.match(ev)
-            if not subs:
-                tracker.result.unrouted += 1
-                tracker.event_done()
-                continue
-            finished = done.get(ev.id)
-            if finished:
-                kept = [s for s in subs if s.name not in finished]
-                tracker.result.skipped += len(subs) - len(kept)
-                for s in subs:
-                    if s.name in finished:
-                        metrics.count_skipped(s.name)
-                if not kept:
-                    tracker.event_done()
-                    continue
-                subs = kept
-            q = lanes[hash(ev.source if by_source else self.ordering_key(ev)) % n]
-            jobs = q.jobs
-            if len(jobs) < q.capacity:
-                jobs.append((ev, subs, tracker))
-                q.idle.clear()
-                if q.waiter is not None and not q.waiter.done():
-                    q.waiter.set_result(None)
-            else:
-                await q.put((ev, subs, tracker))
 
     async def publish(self, *events: Event) -> SettleResult:
         """Route events and wait until every delivery is settled; returns what became of them.
@@ -539,6 +548,7 @@ class EventBus:
     async def _worker(self, lane: _Lane) -> None:
         jobs = lane.jobs
         loop = asyncio.get_running_loop()
+        run = 0
         while True:
             while jobs:
                 lane.busy = True
@@ -551,8 +561,18 @@ class EventBus:
                     raise
                 except Exception:
                     log.exception("bus lane failed while processing an event (this is a bug)")
+                run += 1
+                if run >= YIELD_EVERY:
+                    # Handlers that never suspend would let this loop run the whole lane in one go: yield so
+                    # transports' I/O (acks, heartbeats) and settlement callbacks run in between.
+                    run = 0
+                    await asyncio.sleep(0)
             lane.busy = False
-            lane.idle.set()
+            if lane.drained:
+                for fut in lane.drained:
+                    if not fut.done():
+                        fut.set_result(None)
+                lane.drained.clear()
             lane.waiter = loop.create_future()
             try:
                 await lane.waiter
@@ -560,9 +580,9 @@ class EventBus:
                 lane.waiter = None
 
     async def _process(self, event: Event, subs: Sequence[Subscription], tracker: _Tracker) -> None:
-        succeeded: list[tuple[str, str]] = []
-        dead: list[DeadLetterEntry] = []
-        to_store: list[Event] = []
+        succeeded: list[tuple[str, str]] | None = None
+        dead: list[DeadLetterEntry] | None = None
+        to_store: list[Event] | None = None
         result = tracker.result
         breakers = self.breakers
         for sub in subs:
@@ -584,29 +604,43 @@ class EventBus:
                 outcome = await self._attempt(event, sub)
             if outcome is None:
                 result.handled += 1
-                succeeded.append((event.id, sub.name))
+                if succeeded is None:
+                    succeeded = [(event.id, sub.name)]
+                else:
+                    succeeded.append((event.id, sub.name))
             elif type(outcome) is StoreWrite:
                 result.handled += 1
-                succeeded.append((event.id, sub.name))
-                to_store.extend(outcome.events)
+                if succeeded is None:
+                    succeeded = [(event.id, sub.name)]
+                else:
+                    succeeded.append((event.id, sub.name))
+                if to_store is None:
+                    to_store = list(outcome.events)
+                else:
+                    to_store.extend(outcome.events)
             elif isinstance(outcome, _Failure):
                 entry = entry_for_failure(
                     event, sub.name, outcome.reason, outcome.exc, outcome.attempts, outcome.first_failure_at
                 )
-                dead.append(entry)
+                if dead is None:
+                    dead = [entry]
+                else:
+                    dead.append(entry)
                 result.dead_lettered += 1
                 self._record_dead_letter(entry)
             else:
                 result.handled += 1
                 tracker.pending.append(self._after_deferred(outcome, event.id, sub.name))
-        if succeeded or dead or to_store:
+        if not self.idempotency:
+            succeeded = None
+        if succeeded is not None or dead is not None or to_store is not None:
             # One write per event: its idempotency records, dead letters and stored rows commit together.
-            written = self.store.write(
-                completed=succeeded if self.idempotency else (), events=to_store, dead_letters=dead
-            )
+            written = self.store.write(completed=succeeded or (), events=to_store or (), dead_letters=dead or ())
             if written is not COMPLETED:
                 tracker.pending.append(written)
-        tracker.event_done()
+        tracker.remaining -= 1
+        if tracker.remaining == 0:
+            tracker._finish()
 
     def _after_deferred(self, deferred: Awaitable[Any], event_id: str, name: str) -> asyncio.Future[None]:
         """Chain a handler's deferred completion and then its idempotency record, so the record is never

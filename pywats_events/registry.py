@@ -41,7 +41,11 @@ class Subscription:
     #: What the bus awaits per delivery: the handler's ``handle`` or, for async functions, the function.
     call: Callable[[Event], Any] = field(default=None, repr=False)  # type: ignore[assignment]
 
+    #: The handler's name (copied at registration: read several times per delivery).
+    name: str = field(default="", repr=False)
+
     def __post_init__(self) -> None:
+        self.name = self.handler.name
         if self.call is None:
             self.call = self.handler.direct_call()
         # Most subscriptions filter by type only; skip the per-event checks for them.
@@ -52,11 +56,6 @@ class Subscription:
             or self.predicate is not None
             or type(self.handler).matches is not BaseHandler.matches
         )
-
-    @property
-    def name(self) -> str:
-        """The handler's name."""
-        return self.handler.name
 
     def matches_type(self, event_type: str) -> bool:
         """True if any of the type patterns matches ``event_type``."""

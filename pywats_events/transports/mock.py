@@ -87,8 +87,10 @@ class MockTransport(Transport):
         Raises:
             TransportError: the mock is not CONNECTED.
         """
-        self._check()
-        return self.sink.submit(events, transport=self.name, redelivered=redelivered)
+        if self._state is not TransportState.CONNECTED or self._sink is None:
+            self._check()
+            _ = self.sink  # raises: not bound to a bus
+        return self._sink.submit(events, transport=self.name, redelivered=redelivered)  # type: ignore[union-attr]
 
     async def inject_many(self, events: Iterable[Event]) -> SettleResult:
         """Deliver each event as its own message, keeping the bus busy; wait for all; summed settlement."""
