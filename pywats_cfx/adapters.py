@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from pywats_events.event import Event, EventType, Severity, derive_event_id
 
-from .envelope import CFXEnvelope
+from .envelope import CFXEnvelope, _kind
 from .errors import InvalidMessageBodyError
 from .states import state_category, state_code, state_name
 
@@ -200,22 +200,6 @@ class _Body:
                 raise InvalidMessageBodyError(where, f"expected an object, got {_kind(item)}", self.where)
             out.append(_Body(item, self.where, self, name, i))
         return out
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 def strip_type_members(value: Any) -> Any:

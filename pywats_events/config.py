@@ -240,9 +240,7 @@ def load_settings(path: str | Path | None = None, *, db: str | None = None) -> S
     try:
         settings = Settings(**data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(f"configuration{' ' + str(path) if path else ''}: {where}: {first['msg']}") from None
+        raise ConfigError.from_validation(exc, f"configuration{' ' + str(path) if path else ''}: ") from None
     if db:
         settings.db = db
     return settings

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Self
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 __all__ = [
     "BusClosedError",
     "BusError",
@@ -25,6 +30,13 @@ class PyWatsEventsError(Exception):
 
 class ConfigError(PyWatsEventsError):
     """The configuration (file, environment or arguments) is invalid; the message names the setting."""
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError, prefix: str = "") -> Self:
+        """The first problem pydantic found, as ``"<prefix><dotted.key>: <what is wrong>"``."""
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        return cls(f"{prefix}{key}: {first['msg']}")
 
 
 class BusError(PyWatsEventsError):

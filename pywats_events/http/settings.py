@@ -129,9 +129,7 @@ class HTTPSettings(BaseSettings):
         try:
             return cls(**(options or {}))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(f"http.{loc}: {err['msg']}") from None
+            raise ConfigError.from_validation(exc, "http.") from None
 
     def security(self, route: str) -> RouteSecurity:
         """Credentials of route group ``route`` (an open ``RouteSecurity`` when none are configured)."""

@@ -114,8 +114,7 @@ class FileTransport(Transport):
         try:
             return cls(FileSettings.model_validate(options), name=name)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            raise ConfigError(f"transport {name!r}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+            raise ConfigError.from_validation(exc, f"transport {name!r}: ") from None
 
     @property
     def folder(self) -> Path:
