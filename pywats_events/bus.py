@@ -267,8 +267,10 @@ class EventBus:
             except Exception:
                 log.exception("transport %s failed to stop cleanly", t.name)
         self._accepting = False
-        for task in list(self._replaying.values()):
+        replays = list(self._replaying.values())
+        for task in replays:
             task.cancel()
+        await asyncio.gather(*replays, return_exceptions=True)
         await self._stop_workers(timeout)
         for task in list(self._background):
             task.cancel()
@@ -511,7 +513,7 @@ class EventBus:
                         subs = kept
                 q = lanes[hash(ev.source if by_source else self.ordering_key(ev)) % n]
                 jobs = q.jobs
-                if len(jobs) < q.capacity:
+                if len(jobs) < q.capacity and not q.putters:  # never overtake a submit waiting for room
                     jobs.append((ev, subs, tracker))
                     waiter = q.waiter
                     if waiter is not None and not waiter.done():
