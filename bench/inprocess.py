@@ -50,7 +50,14 @@ async def ceiling(n: int) -> float:
 
 async def through_bus(n: int, *, store_url: str | None, event_store: bool) -> float:
     store = open_store(store_url) if store_url else None
-    bus = EventBus(store, idempotency=store is not None, emit_system_events=False, concurrency=16, queue_size=4096)
+    bus = EventBus(
+        store,
+        idempotency=store is not None,
+        emit_system_events=False,
+        concurrency=16,
+        queue_size=4096,
+        freeze_gc=True,  # as `pywats-events run` configures it
+    )
     mock = MockTransport()
     bus.add_transport(mock)
 
@@ -85,8 +92,8 @@ async def through_bus(n: int, *, store_url: str | None, event_store: bool) -> fl
 
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--events", type=int, default=100_000, help="events per measurement (default 100000)")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each is kept")
+    ap.add_argument("--events", type=int, default=50_000, help="events per measurement (default 50000)")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds; the best of each is kept")
     args = ap.parse_args()
     n = args.events
     await ceiling(min(n, 10_000))  # warm up pydantic and the allocator

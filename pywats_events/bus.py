@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections import deque
@@ -159,6 +160,10 @@ class EventBus:
         idempotency: consult and write idempotency records per (event id, handler).
         drain_timeout: default seconds ``stop`` waits for queued work.
         emit_system_events: publish ``system.transport_*`` and ``system.dead_letter`` events.
+        freeze_gc: at ``start``, collect garbage once and move every object then alive (modules, schemas,
+            configuration) to the interpreter's permanent generation (``gc.freeze``), so the cyclic
+            collector no longer walks them on every full collection while events flow. Process-wide: meant
+            for a process that runs the bus as its main job (``pywats-events run`` sets it).
 
     Raises:
         ValueError: ``concurrency`` < 1 or ``queue_size`` < ``concurrency``.
@@ -176,6 +181,7 @@ class EventBus:
         idempotency: bool = True,
         drain_timeout: float = 10.0,
         emit_system_events: bool = True,
+        freeze_gc: bool = False,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -191,6 +197,7 @@ class EventBus:
         self.idempotency = idempotency
         self.drain_timeout = drain_timeout
         self.emit_system_events = emit_system_events
+        self.freeze_gc = freeze_gc
         self.registry = HandlerRegistry()
         self.breakers: dict[str, CircuitBreaker] = {}
         self.transports: dict[str, Transport] = {}
@@ -234,6 +241,9 @@ class EventBus:
         ]
         for sub in self.registry:
             await sub.handler.on_start()
+        if self.freeze_gc:
+            gc.collect()
+            gc.freeze()
         self._running = True
         self._accepting = True
         self._started_at = datetime.now(UTC)

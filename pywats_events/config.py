@@ -118,13 +118,15 @@ class BreakerSettings(BaseModel):
 
 
 class BusSettings(BaseModel):
-    """``[bus]``: lanes, queue bound (events), drain timeout (seconds), default policies."""
+    """``[bus]``: lanes, queue bound (events), drain timeout (seconds), default policies; ``freeze_gc``
+    (see ``EventBus``) is on for the service."""
 
     model_config = ConfigDict(extra="forbid")
     concurrency: int = Field(default=16, ge=1, le=4096)
     queue_size: int = Field(default=4096, ge=1)
     drain_timeout: float = Field(default=10.0, ge=0)
     idempotency: bool = True
+    freeze_gc: bool = True
     retry: RetrySettings = Field(default_factory=RetrySettings)
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
 
@@ -325,6 +327,7 @@ def build_bus(settings: Settings, *, with_transports: bool = True) -> EventBus:
         queue_size=max(b.queue_size, b.concurrency),
         idempotency=b.idempotency,
         drain_timeout=b.drain_timeout,
+        freeze_gc=b.freeze_gc,
     )
     for cfg in settings.handlers:
         handler = build_handler(cfg)
