@@ -85,7 +85,7 @@ async def _serve(kind: str) -> None:
     from pywats_events import Event, EventBus
     from pywats_events.http import HTTPSettings, Server
 
-    bus = EventBus()
+    bus = EventBus(freeze_gc=True)  # as `pywats-events run` configures it
 
     @bus.subscribe("test.result", name="noop")
     async def noop(event: Event) -> None:
