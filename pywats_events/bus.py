@@ -466,11 +466,11 @@ class EventBus:
 
     @property
     def saturated(self) -> bool:
-        """True when a lane is full or the queue nearly is, so new work could wait (HTTP answers 503)."""
-        lanes = self._lanes
-        if not lanes:
-            return False
-        return any(len(q.jobs) >= q.capacity for q in lanes) or self.queue_depth() >= self.queue_size - self.concurrency
+        """True when a lane is full, so a submit for its ordering keys would wait (HTTP answers 503)."""
+        for q in self._lanes:
+            if len(q.jobs) >= q.capacity:
+                return True
+        return False
 
     async def submit(
         self, events: Sequence[Event], *, transport: str = "", redelivered: bool | None = None

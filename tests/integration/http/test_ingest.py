@@ -146,8 +146,8 @@ async def test_saturated_bus_answers_503_with_retry_after(start_service: Service
         await release.wait()
 
     svc = await start_service(bus)
-    # Another transport fills the bus: one event in the handler, one queued.
-    queued = [await line.inject_nowait([Event(type="load.x", source="s")]) for _ in range(2)]
+    # Another transport fills the bus: one event in the handler, two queued (the lane's capacity).
+    queued = [await line.inject_nowait([Event(type="load.x", source="s")]) for _ in range(3)]
     await asyncio.wait_for(entered.wait(), 10)
     assert svc.bus.saturated
     depth = svc.bus.queue_depth()
