@@ -23,7 +23,8 @@ import pytest
 
 from pywats_events.sql_store import open_store
 from pywats_events.store import EventQuery
-from tests.integration.core.test_samples_end_to_end import INVALID, SAMPLES, VALID, expected_events
+from tests.cfx_samples import INVALID, SAMPLES, VALID
+from tests.integration.core.test_samples_end_to_end import expected_events
 
 pytestmark = pytest.mark.slow
 

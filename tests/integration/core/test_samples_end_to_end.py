@@ -16,31 +16,7 @@ from pywats_events import Event, EventBus, RetryPolicy
 from pywats_events.sql_store import open_store
 from pywats_events.store import DeadLetterReason, EventQuery
 from pywats_events.transports.mock import MockTransport
-
-REPO = Path(__file__).resolve().parents[3]
-SAMPLES = REPO / "samples" / "cfx"
-VALID = sorted(SAMPLES.glob("*.json"))
-INVALID = sorted((SAMPLES / "invalid").glob("*.json"))
-
-#: The issue's mapping table: CFX message name → event type (any other name is its own type).
-MAPPED_TYPES = {
-    "CFX.Production.TestAndInspection.UnitsTested": "test.result",
-    "CFX.Production.TestAndInspection.UnitsInspected": "inspection.result",
-    "CFX.Production.WorkStarted": "production.work_started",
-    "CFX.Production.WorkCompleted": "production.work_completed",
-    "CFX.Production.UnitsArrived": "production.unit_arrived",
-    "CFX.Production.UnitsDeparted": "production.unit_departed",
-    "CFX.Production.UnitsDisqualified": "production.unit_disqualified",
-    "CFX.Production.Assembly.MaterialsInstalled": "material.installed",
-    "CFX.Materials.Storage.MaterialsLoaded": "material.loaded",
-    "CFX.ResourcePerformance.FaultOccurred": "asset.fault",
-    "CFX.ResourcePerformance.FaultCleared": "asset.fault_cleared",
-    "CFX.ResourcePerformance.FaultAcknowledged": "asset.fault_acknowledged",
-    "CFX.ResourcePerformance.StationStateChanged": "asset.state_changed",
-    "CFX.EndpointConnected": "system.endpoint_connected",
-    "CFX.EndpointShuttingDown": "system.endpoint_shutting_down",
-    "CFX.Heartbeat": "system.heartbeat",
-}
+from tests.cfx_samples import INVALID, MAPPED_TYPES, VALID
 
 #: Messages that give one event per item of a list (the rest give one event per message).
 PER_ITEM = {

@@ -13,30 +13,8 @@ import pytest
 from pywats_cfx import CFXDecodeError, decode_cfx, parse_envelopes
 from pywats_cfx.adapters import ADAPTED_MESSAGES
 from pywats_events.codec import DecodeContext, get_decoder
-
-REPO = Path(__file__).resolve().parents[3]
-SAMPLES = REPO / "samples" / "cfx"
-VALID = sorted(SAMPLES.glob("*.json"))
-INVALID = sorted((SAMPLES / "invalid").glob("*.json"))
-
-EXPECTED_TYPE = {
-    "CFX.Production.TestAndInspection.UnitsTested": "test.result",
-    "CFX.Production.TestAndInspection.UnitsInspected": "inspection.result",
-    "CFX.Production.WorkStarted": "production.work_started",
-    "CFX.Production.WorkCompleted": "production.work_completed",
-    "CFX.Production.UnitsArrived": "production.unit_arrived",
-    "CFX.Production.UnitsDeparted": "production.unit_departed",
-    "CFX.Production.UnitsDisqualified": "production.unit_disqualified",
-    "CFX.Production.Assembly.MaterialsInstalled": "material.installed",
-    "CFX.Materials.Storage.MaterialsLoaded": "material.loaded",
-    "CFX.ResourcePerformance.FaultOccurred": "asset.fault",
-    "CFX.ResourcePerformance.FaultCleared": "asset.fault_cleared",
-    "CFX.ResourcePerformance.FaultAcknowledged": "asset.fault_acknowledged",
-    "CFX.ResourcePerformance.StationStateChanged": "asset.state_changed",
-    "CFX.EndpointConnected": "system.endpoint_connected",
-    "CFX.EndpointShuttingDown": "system.endpoint_shutting_down",
-    "CFX.Heartbeat": "system.heartbeat",
-}
+from tests.cfx_samples import INVALID, REPO, SAMPLES, VALID
+from tests.cfx_samples import MAPPED_TYPES as EXPECTED_TYPE
 
 
 def test_samples_folder_holds_every_sdk_example() -> None:

@@ -18,14 +18,7 @@ from pywats_events import (
     Severity,
     TransportState,
 )
-
-
-async def wait_for(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
+from tests.waiting import wait_for
 
 
 def ev(type_: str = "test.result", source: str = "st-1", **kw: object) -> Event:

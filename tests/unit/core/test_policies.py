@@ -21,14 +21,7 @@ from pywats_events import (
     UnrecoverableError,
 )
 from pywats_events.sql_store import open_store
-
-
-async def wait_for(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
+from tests.waiting import wait_for
 
 
 def ev(n: int = 0, source: str = "st-1") -> Event:
