@@ -1,13 +1,12 @@
 """IPC-CFX for pyWATS events: the envelope codec, typed message models, and CFX -> event adapters.
 
-Importing this package registers the ``cfx`` decoder with ``pywats_events.codec``.
+The ``cfx`` decoder is registered by entry point (group ``pywats_events.decoders``); nothing is
+registered by importing this package.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from pywats_events.codec import register_decoder
 
 from .adapters import ADAPTED_MESSAGES, envelope_to_events, strip_type_members
 from .decoder import decode_cfx
@@ -58,8 +57,6 @@ __all__ = [
     "state_name",
     "strip_type_members",
 ]
-
-register_decoder("cfx", decode_cfx)
 
 
 def __getattr__(name: str) -> Any:

@@ -8,33 +8,52 @@ from pywats_events.event import Event
 from .adapters import envelope_to_events
 from .envelope import parse_envelopes
 
-__all__ = ["decode_cfx"]
+__all__ = ["CFXDecoder", "decode_cfx"]
 
 
-def decode_cfx(body: bytes, ctx: DecodeContext) -> list[Event]:
-    """Decode one CFX envelope or a batch (JSON array), raw or gzip, into events.
+class CFXDecoder:
+    """The ``cfx`` decoder as a plug-in: decoding plus the content test that the ``auto`` decoder asks.
 
-    Registered with ``pywats_events.codec`` as ``cfx`` when ``pywats_cfx`` is imported.
-
-    Args:
-        body: the message bytes (UTF-8 JSON, optionally gzip-compressed, detected by content).
-        ctx: ``origin`` names the input in errors; ``source`` is used when an envelope's ``Source`` is
-            null; ``headers`` are copied into every event.
-
-    Returns:
-        The events of all envelopes, in input order.
-
-    Raises:
-        CFXDecodeError: a subclass naming the problem and where it is (see ``pywats_cfx.errors``).
+    Registered as the decoder ``cfx`` by entry point (group ``pywats_events.decoders``), as the instance
+    ``decode_cfx``.
     """
-    envelopes = parse_envelopes(body, origin=ctx.origin)
-    if len(envelopes) == 1:
-        return envelope_to_events(
-            envelopes[0], source_hint=ctx.source, headers=ctx.headers, origin=ctx.origin
-        )
-    events: list[Event] = []
-    for i, env in enumerate(envelopes):
-        events.extend(
-            envelope_to_events(env, source_hint=ctx.source, headers=ctx.headers, origin=f"{ctx.origin}[{i}]")
-        )
-    return events
+
+    def __call__(self, body: bytes, ctx: DecodeContext) -> list[Event]:
+        """Decode one CFX envelope or a batch (JSON array), raw or gzip, into events.
+
+        Args:
+            body: the message bytes (UTF-8 JSON, optionally gzip-compressed, detected by content).
+            ctx: ``origin`` names the input in errors; ``source`` is used when an envelope's ``Source`` is
+                null; ``headers`` are copied into every event.
+
+        Returns:
+            The events of all envelopes, in input order.
+
+        Raises:
+            CFXDecodeError: a subclass naming the problem and where it is (see ``pywats_cfx.errors``).
+        """
+        envelopes = parse_envelopes(body, origin=ctx.origin)
+        if len(envelopes) == 1:
+            return envelope_to_events(
+                envelopes[0], source_hint=ctx.source, headers=ctx.headers, origin=ctx.origin
+            )
+        events: list[Event] = []
+        for i, env in enumerate(envelopes):
+            events.extend(
+                envelope_to_events(env, source_hint=ctx.source, headers=ctx.headers, origin=f"{ctx.origin}[{i}]")
+            )
+        return events
+
+    @staticmethod
+    def recognizes(head: bytes) -> bool:
+        """True when ``head`` (the body's first bytes, leading ``[`` and whitespace removed) starts a CFX
+        envelope: an object naming ``MessageName`` or ``MessageBody`` in any case, the members every
+        envelope carries (SDK ``CFX/CFXEnvelope.cs``)."""
+        if not head.startswith(b"{"):
+            return False
+        low = head.lower()
+        return b'"messagename"' in low or b'"messagebody"' in low
+
+
+#: Decode CFX envelopes: ``decode_cfx(body, ctx) -> list[Event]`` (see ``CFXDecoder.__call__``).
+decode_cfx = CFXDecoder()

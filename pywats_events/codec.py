@@ -4,28 +4,32 @@ A decoder is ``decode(body, ctx) -> list[Event]``. It raises ``DecodeError`` (or
 the problem and ``ctx.origin`` when the bytes cannot become events; the transport then stores the bytes
 with ``IngestSink.dead_letter_raw`` and settles the message: nothing is lost, nothing is retried forever.
 
+Decoders are plug-ins: a distribution registers one under the entry-point group
+``pywats_events.decoders`` (see ``pywats_events.plugins``); ``register_decoder`` adds one at run time.
 Built in: ``event-json`` (the normalized JSON form: one object, a list of objects, or JSON Lines).
-``pywats_cfx`` registers ``cfx`` (IPC-CFX envelopes). ``auto`` looks at the content: a JSON object or
-array whose first object has ``MessageName`` is CFX, otherwise the normalized event form.
+``auto`` asks every registered decoder that has a ``recognizes(head: bytes) -> bool`` method whether it
+knows the first bytes of the (un-gzipped) body, and falls back to ``event-json``.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
-from .errors import DecodeError
+from .errors import DecodeError, PluginError
 from .event import Event
+from .plugins import DECODER_GROUP, available, load_plugin
 
 __all__ = [
     "DecodeContext",
     "Decoder",
     "InvalidEventError",
+    "RecognizingDecoder",
     "decode_auto",
     "decode_event_json",
     "get_decoder",
@@ -60,29 +64,69 @@ class DecodeContext:
 
 Decoder = Callable[[bytes, DecodeContext], list[Event]]
 
-_DECODERS: dict[str, Decoder] = {}
 
-#: Decoders that live in other packages, imported on first use.
-_LAZY_DECODERS = {"cfx": "pywats_cfx", "lab-event": "pywats_events.lab"}
+@runtime_checkable
+class RecognizingDecoder(Protocol):
+    """A decoder that can tell its own format from the first bytes, so ``auto`` can pick it.
+
+    ``recognizes`` gets at most the first 4,096 bytes of the un-gzipped body, with a UTF-8 BOM, leading
+    whitespace and ``[`` removed; it must be cheap and never raise.
+    """
+
+    def __call__(self, body: bytes, ctx: DecodeContext) -> list[Event]: ...
+
+    def recognizes(self, head: bytes) -> bool: ...
+
+
+_DECODERS: dict[str, Decoder] = {}
+_recognizers: list[RecognizingDecoder] | None = None
+log = logging.getLogger(__name__)
 
 
 def register_decoder(name: str, decoder: Decoder) -> None:
-    """Make ``decoder`` available to transports under ``name`` (replaces an earlier one of that name)."""
+    """Make ``decoder`` available to transports under ``name`` (replaces an earlier one of that name).
+
+    Decoders that a distribution ships are better registered by entry point (group
+    ``pywats_events.decoders``): then a configuration can name them without importing anything first.
+    """
+    global _recognizers
     _DECODERS[name] = decoder
+    _recognizers = None
 
 
 def get_decoder(name: str) -> Decoder:
-    """The decoder registered as ``name``.
+    """The decoder registered as ``name`` (at run time or by entry point; the latter imported on first use).
 
     Raises:
-        KeyError: no such decoder (the message lists the known names).
+        KeyError: no such decoder, or its plug-in cannot be imported (the message lists the known names or
+            the pip extra to install).
     """
-    if name not in _DECODERS and name in _LAZY_DECODERS:
-        importlib.import_module(_LAZY_DECODERS[name])  # the module registers its decoder on import
-    try:
-        return _DECODERS[name]
-    except KeyError:
-        raise KeyError(f"unknown decoder {name!r}; known: {sorted(_DECODERS)}") from None
+    found = _DECODERS.get(name)
+    if found is not None:
+        return found
+    if name in available(DECODER_GROUP):
+        try:
+            decoder = load_plugin(DECODER_GROUP, name)
+        except PluginError as exc:
+            raise KeyError(str(exc)) from None
+        register_decoder(name, decoder)
+        return decoder
+    known = sorted(set(_DECODERS) | set(available(DECODER_GROUP)))
+    raise KeyError(f"unknown decoder {name!r}; known: {known}")
+
+
+def _recognizing_decoders() -> list[RecognizingDecoder]:
+    """Every known decoder with a ``recognizes`` method (entry points imported once, on first ``auto``)."""
+    global _recognizers
+    if _recognizers is None:
+        for name in available(DECODER_GROUP):
+            if name not in _DECODERS:
+                try:
+                    get_decoder(name)
+                except KeyError as exc:  # a plug-in whose extra is not installed cannot be recognized
+                    log.debug("decoder %r not available for auto-detection: %s", name, exc)
+        _recognizers = [d for d in _DECODERS.values() if isinstance(d, RecognizingDecoder)]
+    return _recognizers
 
 
 def maybe_gunzip(body: bytes, origin: str = "") -> bytes:
@@ -170,21 +214,17 @@ def _is_json_object(line: str) -> bool:
 
 
 def decode_auto(body: bytes, ctx: DecodeContext) -> list[Event]:
-    """Pick CFX or normalized-event decoding by content (see module docstring).
+    """Pick a decoder by content: the first registered one that recognizes it, else ``event-json``.
 
     Raises:
         DecodeError: as the chosen decoder raises.
     """
     raw = maybe_gunzip(body, ctx.origin)
     head = raw[:4096].lstrip(b"\xef\xbb\xbf \t\r\n[")
-    if head.startswith(b"{") and _looks_cfx(head):
-        return get_decoder("cfx")(raw, ctx)
+    for decoder in _recognizing_decoders():
+        if decoder.recognizes(head):
+            return decoder(raw, ctx)
     return decode_event_json(raw, ctx)
-
-
-def _looks_cfx(head: bytes) -> bool:
-    low = head.lower()
-    return b'"messagename"' in low or b'"messagebody"' in low
 
 
 register_decoder("event-json", decode_event_json)

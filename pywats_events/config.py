@@ -15,12 +15,12 @@ max_attempts = 5
 initial_delay = 0.5
 
 [[transports]]
-kind = "file"                           # file | cfx | mqtt
+kind = "file"                           # any registered transport kind: pywats-events plugins
 name = "inbox"
 path = "./inbox"
 
 [[handlers]]
-kind = "event-store"                    # event-store | status-board | http-forwarder | python
+kind = "event-store"                    # a registered handler kind, or python
 
 [[handlers]]
 kind = "python"
@@ -49,6 +49,7 @@ from .breaker import BreakerPolicy
 from .bus import EventBus
 from .errors import ConfigError
 from .handlers import BaseHandler, EventStoreHandler
+from .plugins import HANDLER_GROUP, TRANSPORT_GROUP, load_plugin
 from .retry import RetryPolicy
 from .transports.base import Transport
 
@@ -66,26 +67,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_DB = "./pywats-events.db"
-
-#: Transport kinds and where their classes live (imported only when used, so broker libraries stay optional).
-TRANSPORT_KINDS: dict[str, str] = {
-    "file": "pywats_events.transports.file:FileTransport",
-    "cfx": "pywats_cfx.transport:CFXTransport",
-    "amqp": "pywats_cfx.transport:CFXTransport",
-    "mqtt": "pywats_mqtt.transport:MQTTTransport",
-    "webhook": "pywats_events.transports.webhook:WebhookTransport",
-}
-
-#: Handler kinds that ship with the project.
-HANDLER_KINDS: dict[str, str] = {
-    "event-store": "pywats_events.handlers:EventStoreHandler",
-    "status-board": "pywats_events.status_board:StatusBoard",
-    "http-forwarder": "pywats_events.http.client:HttpForwarder",
-}
-
-#: Which pip extra brings the library a kind needs.
-EXTRAS = {"cfx": "amqp", "amqp": "amqp", "mqtt": "mqtt", "http-forwarder": "http", "webhook": "http"}
-
 
 class RetrySettings(BaseModel):
     """``[bus.retry]``: see ``RetryPolicy`` (seconds for delays)."""
@@ -262,21 +243,10 @@ def _import(target: str, what: str) -> Any:
         raise ConfigError(f"{what}: module {module_name!r} has no {attr!r}") from None
 
 
-def _kind_class(kinds: dict[str, str], kind: str, what: str) -> Any:
-    if kind not in kinds:
-        raise ConfigError(f"{what}: unknown kind {kind!r}; known: {', '.join(sorted(kinds))}")
-    try:
-        return _import(kinds[kind], what)
-    except ConfigError as exc:
-        extra = EXTRAS.get(kind)
-        hint = f" (install it with: pip install 'pywats-events[{extra}]')" if extra else ""
-        raise ConfigError(f"{exc}{hint}") from None
-
-
 def build_transport(cfg: TransportConfig, index: int = 0) -> Transport:
     """Create the transport a ``[[transports]]`` table describes. Raises ``ConfigError``."""
     name = cfg.name or f"{cfg.kind}{index or ''}"
-    cls = _kind_class(TRANSPORT_KINDS, cfg.kind, f"transport {name!r}")
+    cls = load_plugin(TRANSPORT_GROUP, cfg.kind, f"transport {name!r}")
     transport: Transport = cls.from_config(name, cfg.options())
     return transport
 
@@ -290,7 +260,7 @@ def build_handler(cfg: HandlerConfig) -> BaseHandler | Any:
             raise ConfigError(f"{what}: kind 'python' needs target = 'package.module:Name'")
         obj = _import(cfg.target, what)
     else:
-        obj = _kind_class(HANDLER_KINDS, cfg.kind, what)
+        obj = load_plugin(HANDLER_GROUP, cfg.kind, what)
     options = cfg.options()
     if inspect.isclass(obj):
         try:

@@ -16,6 +16,7 @@ __all__ = [
     "DecodeError",
     "HandlerError",
     "HandlerRegistrationError",
+    "PluginError",
     "PyWatsEventsError",
     "StoreError",
     "TransportError",
@@ -37,6 +38,11 @@ class ConfigError(PyWatsEventsError):
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"]) or "(top level)"
         return cls(f"{prefix}{key}: {first['msg']}")
+
+
+class PluginError(ConfigError):
+    """A plug-in (transport, decoder or handler kind) is not registered or cannot be imported; the message
+    lists the known names or the pip extra that brings what is missing."""
 
 
 class BusError(PyWatsEventsError):

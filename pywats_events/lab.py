@@ -15,8 +15,8 @@ is its ``correlation_id`` and ``data`` its payload.
 A ``ModuleStatusUpdateEvent`` (a module reporting Ready / Busy / Error / Offline), inside a message's
 ``data`` or posted on its own, becomes an ``asset.state_changed`` event shaped like the ones the CFX
 adapters make from ``StationStateChanged``, so the status board treats lab modules and line stations
-alike. Importing this module registers the decoder ``lab-event`` (bytes of one message, a list of
-messages, or a bare module status update).
+alike. The decoder ``lab-event`` (registered by entry point) takes the bytes of one message, a list of
+messages, or a bare module status update.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from pydantic import (
     field_validator,
 )
 
-from .codec import DecodeContext, register_decoder
+from .codec import DecodeContext
 from .event import Event, EventType, Severity, derive_event_id
 from .http.errors import InvalidLabMessageError
 
@@ -533,5 +533,3 @@ def _without_none(value: Any) -> Any:
         return [_without_none(v) for v in value]
     return value
 
-
-register_decoder("lab-event", decode_lab_event)

@@ -1,9 +1,17 @@
 """The one contract every transport fills in, and what the bus offers transports in return.
 
-Data flows one way: a transport decodes protocol bytes into events, hands them to an ``IngestSink`` (the
-bus) with ``submit``, and settles the protocol message (ack, PUBACK, file move, HTTP 2xx) only when the
-future ``submit`` returned has resolved. Bytes that cannot be decoded at all go to
-``IngestSink.dead_letter_raw`` and are settled once that returns (they are durably stored then).
+Data flows one way. A transport wraps each protocol message in an ``InboundMessage`` (body bytes, origin,
+headers, redelivered flag, the decoder to use, and the message's own ``ack`` / ``settle_failed``) and hands
+it to ``Transport.intake``, the one intake path every transport shares: decode; bytes that cannot be
+decoded go whole to the dead-letter queue (``IngestSink.dead_letter_raw``) and the message is acked once
+they are durably stored; decoded events are submitted to the bus (waiting while it is full:
+backpressure), and the message is acked only when every delivery they produced has succeeded or is
+durably in the dead-letter queue. When even that cannot be recorded, ``settle_failed`` is called and the
+protocol takes the message back (nack/requeue, no PUBACK, HTTP 503, the file stays).
+
+The transport keeps only its protocol's part: what ``ack`` and ``settle_failed`` mean (basic.ack window,
+ordered PUBACK, status code, file move), connecting and reconnecting, and ``send``. This is the habit of
+aio-pika's ``AbstractIncomingMessage``: the message carries its settlement; the framework decides when.
 """
 
 from __future__ import annotations
@@ -11,16 +19,17 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
-from ..errors import TransportSendNotSupported
+from ..codec import DecodeContext, Decoder, get_decoder
+from ..errors import DecodeError, TransportSendNotSupported
 from ..event import Event
 
-__all__ = ["IngestSink", "RawRecord", "SettleResult", "Transport", "TransportState"]
+__all__ = ["InboundMessage", "IngestSink", "RawRecord", "SettleResult", "Transport", "TransportState"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +56,8 @@ class RawRecord:
         error_type: the exception class name (``InvalidJSONError``...).
         headers: transport metadata (AMQP properties, MQTT properties, HTTP headers).
         received_at: when the transport received them (UTC).
+        decoder: name of the decoder that failed, used again when the entry is replayed (``None``: the
+            transport did not say; replay uses ``auto``).
     """
 
     body: bytes
@@ -56,6 +67,7 @@ class RawRecord:
     error_type: str = "DecodeError"
     headers: dict[str, Any] = field(default_factory=dict)
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    decoder: str | None = None
 
 
 @dataclass(slots=True)
@@ -84,6 +96,60 @@ class SettleResult:
         self.skipped += other.skipped
         self.dead_lettered += other.dead_lettered
         self.unrouted += other.unrouted
+
+
+class InboundMessage(abc.ABC):
+    """One protocol message as a transport hands it to the core (``Transport.intake``).
+
+    Subclasses say what settling means for their protocol by implementing ``ack`` and ``settle_failed``;
+    the core calls exactly one of them, exactly once, and only after the bus is done with the message.
+
+    Args:
+        body: the bytes exactly as received (before gunzip; decoders undo gzip by content).
+        origin: where they came from, for errors and dead-letter records (file path,
+            ``amqp://host/queue#routing.key``, MQTT topic, URL path).
+        decoder: name of the registered decoder to use (``auto``, ``event-json``, ``cfx``...).
+        source: a source name the transport knows (MQTT topic segment, AMQP ``cfx-handle``), used when
+            the content names none.
+        headers: transport metadata copied into every event's ``headers`` and into raw dead letters.
+        redelivered: ``False`` when the protocol guarantees a first delivery, ``True`` for a redelivery,
+            ``None`` when it cannot tell (then idempotency records are consulted).
+    """
+
+    __slots__ = ("body", "decoder", "headers", "origin", "received_at", "redelivered", "source")
+
+    def __init__(
+        self,
+        body: bytes,
+        *,
+        origin: str,
+        decoder: str = "auto",
+        source: str | None = None,
+        headers: dict[str, Any] | None = None,
+        redelivered: bool | None = None,
+    ) -> None:
+        self.body = body
+        self.origin = origin
+        self.decoder = decoder
+        self.source = source
+        self.headers: dict[str, Any] = headers if headers is not None else {}
+        self.redelivered = redelivered
+        self.received_at = datetime.now(UTC)
+
+    @abc.abstractmethod
+    async def ack(self, result: SettleResult) -> None:
+        """Settle the message as done: every delivery it produced succeeded or is durably in the
+        dead-letter queue (``result`` says which; for undecodable input ``dead_lettered`` is 1 and
+        ``events`` 0). Broker acknowledgement, PUBACK, file move, HTTP 2xx."""
+
+    @abc.abstractmethod
+    async def settle_failed(self, exc: BaseException) -> None:
+        """The core could not record the outcome durably (``exc``: the store error, the bus stopping):
+        give the message back so it is delivered again (nack with requeue, no PUBACK, HTTP 503, the file
+        stays). Must not raise."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.origin!r} {len(self.body)} bytes>"
 
 
 class IngestSink(Protocol):
@@ -132,12 +198,16 @@ class Transport(abc.ABC):
 
     #: Short kind name shown in metrics and readiness (``mock``, ``file``, ``cfx``, ``mqtt``, ``webhook``).
     kind: str = "transport"
+    #: The pydantic model of this transport's options (shown by ``pywats-events plugins``), if it has one.
+    settings_model: ClassVar[type[Any] | None] = None
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._state = TransportState.DISCONNECTED
         self._sink: IngestSink | None = None
         self.last_error: str | None = None
+        self._decoders: dict[str, Decoder] = {}
+        self._intake_settling: set[asyncio.Task[None]] = set()
 
     @property
     def state(self) -> TransportState:
@@ -170,6 +240,97 @@ class Transport(abc.ABC):
         if self._sink is not None:
             self._sink.transport_state_changed(self, old, new, detail)
 
+    def decoder(self, name: str) -> Decoder:
+        """The registered decoder ``name``, looked up once per transport.
+
+        Raises:
+            KeyError: no decoder of that name (the message lists the known ones).
+        """
+        found = self._decoders.get(name)
+        if found is None:
+            found = self._decoders[name] = get_decoder(name)
+        return found
+
+    async def intake(self, message: InboundMessage) -> asyncio.Future[SettleResult]:
+        """The one intake path: decode ``message``, submit its events, settle it when the bus is done.
+
+        Waits only while the bus is full (backpressure), so a transport calls it once per message in
+        arrival order and takes the next message as soon as it returns. The returned future resolves after
+        ``message.ack`` was called, with the settlement (raw dead letter: ``dead_lettered`` 1, ``events``
+        0); or raises the cause after ``message.settle_failed`` was called. A transport that needs the
+        outcome (HTTP status code) awaits it; others may ignore it: it never goes unretrieved.
+
+        Bytes the decoder refuses (``DecodeError``) and decoder bugs (any other exception) both go whole
+        to the dead-letter queue with the decoder's name, so nothing is lost and the consumer never stops.
+
+        Raises:
+            BusClosedError: the bus is not running (nothing was settled; the caller gives the message back).
+        """
+        loop = asyncio.get_running_loop()
+        out: asyncio.Future[SettleResult] = loop.create_future()
+        out.add_done_callback(_retrieve)
+        ctx = DecodeContext(origin=message.origin, source=message.source, headers=message.headers)
+        try:
+            events = self.decoder(message.decoder)(message.body, ctx)
+        except Exception as exc:  # a decoder bug must not stop the consumer either
+            self._spawn_settle(message, self._dead_letter_undecodable(message, exc), out)
+            return out
+        submitted = await self.sink.submit(events, transport=self.name, redelivered=message.redelivered)
+        submitted.add_done_callback(lambda f: self._spawn_settle(message, f, out))
+        return out
+
+    async def _dead_letter_undecodable(self, message: InboundMessage, exc: Exception) -> SettleResult:
+        if isinstance(exc, DecodeError):
+            reason, error_type = exc.reason, type(exc).__name__
+        else:
+            log.exception("transport %s: decoder %r failed on %s", self.name, message.decoder, message.origin)
+            reason, error_type = f"decoder {message.decoder!r} failed: {type(exc).__name__}: {exc}", "DecoderBug"
+        record = RawRecord(
+            body=message.body,
+            origin=message.origin,
+            transport=self.name,
+            reason=reason,
+            error_type=error_type,
+            headers={**message.headers, "pywats-decoder": message.decoder},
+            received_at=message.received_at,
+            decoder=message.decoder,
+        )
+        await self.sink.dead_letter_raw(record)
+        return SettleResult(dead_lettered=1)
+
+    def _spawn_settle(
+        self, message: InboundMessage, outcome: Awaitable[SettleResult], out: asyncio.Future[SettleResult]
+    ) -> None:
+        task = asyncio.ensure_future(self._settle(message, outcome, out))
+        self._intake_settling.add(task)
+        task.add_done_callback(self._intake_settling.discard)
+
+    async def _settle(
+        self, message: InboundMessage, outcome: Awaitable[SettleResult], out: asyncio.Future[SettleResult]
+    ) -> None:
+        try:
+            result = await outcome
+        except BaseException as exc:
+            log.warning("transport %s: cannot settle %s: %s: %s", self.name, message.origin, type(exc).__name__, exc)
+            await message.settle_failed(exc)
+            if not out.done():
+                out.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        await message.ack(result)
+        if not out.done():
+            out.set_result(result)
+
+    async def drain_settlements(self, timeout: float | None = None) -> int:
+        """Wait up to ``timeout`` seconds (``None``: no bound) for settlements in progress; returns how
+        many are still running. Call from ``stop`` before closing the connection."""
+        pending = set(self._intake_settling)
+        if not pending:
+            return 0
+        _done, still = await asyncio.wait(pending, timeout=timeout)
+        return len(still)
+
     @abc.abstractmethod
     async def start(self) -> None:
         """Connect and begin consuming. Returns once consuming has begun (or reconnection is scheduled).
@@ -195,3 +356,10 @@ class Transport(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """State summary for readiness and the admin API (no secrets)."""
         return {"name": self.name, "kind": self.kind, "state": self._state.value, "last_error": self.last_error}
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a settlement future's exception as retrieved: a transport that does not wait for the outcome
+    has already given the message back through ``settle_failed``, so there is nothing more to report."""
+    if not future.cancelled():
+        future.exception()

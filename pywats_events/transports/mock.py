@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Iterable, Sequence
+from typing import Any
 
-from ..codec import DecodeContext, Decoder, get_decoder
-from ..errors import DecodeError, TransportError
+from ..codec import Decoder, get_decoder
+from ..errors import TransportError
 from ..event import Event
-from .base import RawRecord, SettleResult, Transport, TransportState
+from .base import InboundMessage, SettleResult, Transport, TransportState
 
 __all__ = ["MockTransport"]
 
@@ -41,9 +42,12 @@ class MockTransport(Transport):
         super().__init__(name)
         self._decoder = get_decoder(decoder) if isinstance(decoder, str) else decoder
         self.decoder_name = decoder if isinstance(decoder, str) else getattr(decoder, "__name__", "custom")
+        self._decoders[self.decoder_name] = self._decoder
         self.sent: list[Event] = []
         self.fail_send = fail_send
         self.settled: list[SettleResult] = []
+        #: Why a message could not be settled (the store refused to record its outcome), in order.
+        self.settle_failures: list[BaseException] = []
 
     async def start(self) -> None:
         self._set_state(TransportState.CONNECTING)
@@ -110,21 +114,11 @@ class MockTransport(Transport):
             TransportError: the mock is not CONNECTED.
         """
         self._check()
-        try:
-            events = self._decoder(body, DecodeContext(origin=origin, source=source, headers={"transport": self.name}))
-        except DecodeError as exc:
-            await self.sink.dead_letter_raw(
-                RawRecord(
-                    body=body,
-                    origin=origin,
-                    transport=self.name,
-                    reason=exc.reason,
-                    error_type=type(exc).__name__,
-                    headers={"pywats-decoder": self.decoder_name},
-                )
-            )
-            return SettleResult(dead_lettered=1)
-        return await self.inject(*events, redelivered=redelivered)
+        message = _MockMessage(
+            self, body, origin=origin, decoder=self.decoder_name, source=source,
+            headers={"transport": self.name}, redelivered=redelivered,
+        )
+        return await (await self.intake(message))
 
     async def simulate_disconnect(self, detail: str = "simulated disconnect") -> None:
         """Go RECONNECTING as a real transport does when its broker drops (``inject`` then fails)."""
@@ -137,3 +131,19 @@ class MockTransport(Transport):
     async def simulate_error(self, detail: str = "simulated error") -> None:
         """Go to ERROR with ``detail`` as the reason."""
         self._set_state(TransportState.ERROR, detail)
+
+
+class _MockMessage(InboundMessage):
+    """A raw message of ``MockTransport.inject_raw``: acking records the settlement in ``settled``."""
+
+    __slots__ = ("_transport",)
+
+    def __init__(self, transport: MockTransport, body: bytes, **kw: Any) -> None:
+        super().__init__(body, **kw)
+        self._transport = transport
+
+    async def ack(self, result: SettleResult) -> None:
+        self._transport.settled.append(result)
+
+    async def settle_failed(self, exc: BaseException) -> None:
+        self._transport.settle_failures.append(exc)
