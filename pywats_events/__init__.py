@@ -1,7 +1,8 @@
 """pyWATS events: an asyncio event bus for factory and lab integration.
 
-The public API is what ``__all__`` lists below; everything else may change without notice. Transport
-packages: ``pywats_cfx`` (IPC-CFX codec and AMQP), ``pywats_mqtt`` (MQTT); the HTTP app is
+The public API is what ``__all__`` lists below; everything else may change without notice. Transports,
+decoders and handlers are plug-ins found by entry point (``pywats_events.plugins``); this distribution
+ships ``pywats_cfx`` (IPC-CFX codec and AMQP) and ``pywats_mqtt`` (MQTT); the HTTP app is
 ``pywats_events.http``.
 """
 
@@ -21,6 +22,7 @@ from .errors import (
     DecodeError,
     HandlerError,
     HandlerRegistrationError,
+    PluginError,
     PyWatsEventsError,
     StoreError,
     TransportError,
@@ -30,11 +32,12 @@ from .errors import (
 from .event import Event, EventType, Severity, derive_event_id
 from .handlers import BaseHandler, EventStoreHandler, FunctionHandler
 from .lab import LabEventMessage, ModuleStatus, ModuleStatusUpdateEvent
+from .plugins import PluginSpec, describe_plugins
 from .registry import HandlerRegistry, Subscription
 from .retry import RetryPolicy
 from .status_board import AssetStatus, StatusBoard
 from .store import DeadLetterEntry, DeadLetterReason, EventQuery, MemoryStore, Store, StoredEvent, StoreWrite
-from .transports.base import IngestSink, RawRecord, SettleResult, Transport, TransportState
+from .transports.base import InboundMessage, IngestSink, RawRecord, SettleResult, Transport, TransportState
 from .transports.file import FileSettings, FileTransport
 from .transports.mock import MockTransport
 from .transports.webhook import WebhookSettings, WebhookTransport
@@ -82,12 +85,15 @@ __all__ = [
     "HandlerError",
     "HandlerRegistrationError",
     "HandlerRegistry",
+    "InboundMessage",
     "IngestSink",
     "LabEventMessage",
     "MemoryStore",
     "MockTransport",
     "ModuleStatus",
     "ModuleStatusUpdateEvent",
+    "PluginError",
+    "PluginSpec",
     "PyWatsEventsError",
     "RawRecord",
     "ReplayReport",
@@ -109,6 +115,7 @@ __all__ = [
     "WebhookSettings",
     "WebhookTransport",
     "derive_event_id",
+    "describe_plugins",
     "get_decoder",
     "open_store",
     "register_decoder",

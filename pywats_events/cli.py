@@ -432,6 +432,27 @@ def dlq_purge(
     _print_json({"deleted": n}) if as_json else out.print(f"deleted {n} entr{'y' if n == 1 else 'ies'}")
 
 
+# -- plugins --------------------------------------------------------------------------------------
+@app.command("plugins")
+def plugins(as_json: JsonOpt = False) -> None:
+    """List the installed transports, decoders and handlers (entry points), with the extra each needs and
+    whether it can be imported here."""
+    from .plugins import describe_plugins
+
+    found = describe_plugins()
+    if as_json:
+        _print_json(found)
+        return
+    for what, rows in found.items():
+        table = Table(title=what)
+        for col in ("kind", "from", "extra", "status"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            status = r.get("error") or ("ok, settings: " + ", ".join(r["settings"]) if r.get("settings") else "ok")
+            table.add_row(r["name"], f"{r['value']} ({r['distribution']})", ",".join(r["extras"]) or "-", status)
+        out.print(table)
+
+
 def main() -> None:
     """Entry point of the ``pywats-events`` console script."""
     app()
