@@ -31,7 +31,8 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``samples/plugin`` installed by pip into a folder of its own; returns that folder."""
     site = tmp_path_factory.mktemp("site")
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(REPO / "samples/plugin")],
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site),
+         str(REPO / "samples/plugin")],
         capture_output=True, text=True, timeout=300, check=False,
     )
     assert proc.returncode == 0, f"pip could not install the sample plug-in:\n{proc.stdout}\n{proc.stderr}"
