@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..bus import EventBus
@@ -70,7 +70,12 @@ class _RequestMetrics:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        route = path if path in _KNOWN_PATHS else "/admin" if path.startswith("/admin/") else "other"
+        route = (
+            path if path in _KNOWN_PATHS
+            else "/admin" if path.startswith("/admin/")
+            else "/console" if path == "/" or path.startswith("/console/")
+            else "other"
+        )
         status = [500]
         t0 = time.perf_counter()
 
@@ -90,6 +95,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return problem(
         exc.status_code, exc.detail if isinstance(exc.detail, str) else None, headers=dict(exc.headers or {})
     )
+
+
+async def _console_off(request: Request) -> Response:
+    return problem(404, "the operator console is off; set [http.console] enabled = true and give it tokens")
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
@@ -122,7 +131,7 @@ def create_app(bus: EventBus, settings: HTTPSettings | None = None) -> Starlette
         board = StatusBoard()
         bus.register(board)
     metrics = HTTPMetrics.for_registry(bus.metrics.registry)
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/events", post_events, methods=["POST"]),
         Route("/cfx", post_cfx, methods=["POST"]),
         Route("/api/v2.0/EventService", post_event_service, methods=["POST"]),
@@ -138,6 +147,12 @@ def create_app(bus: EventBus, settings: HTTPSettings | None = None) -> Starlette
         from .admin import admin_routes
 
         routes.extend(admin_routes(Admin(bus)))
+    if settings.console.enabled:
+        from .console.views import console_routes
+
+        routes.extend(console_routes(settings.console))
+    else:
+        routes.append(Route("/", _console_off, methods=["GET"]))
     handlers: dict[Any, Any] = {HTTPException: _http_error, Exception: _internal_error}
     app = Starlette(routes=routes, exception_handlers=handlers)
     app.state.ctx = HTTPContext(bus=bus, settings=settings, transport=transport, board=board, metrics=metrics)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..errors import ConfigError
+from .console.settings import ConsoleSettings
 
 __all__ = ["ROUTE_NAMES", "HTTPSettings", "RouteSecurity"]
 
@@ -72,6 +73,7 @@ class HTTPSettings(BaseSettings):
         routes: credentials per route group (keys from ``ROUTE_NAMES``); a group not listed is open.
         admin_token: bearer token of the admin API; when unset the admin API is not served (404).
         graceful_timeout: seconds a shutdown waits for open requests before cancelling them.
+        console: the operator console (``[http.console]``, see ``ConsoleSettings``; off by default).
         log_level: uvicorn log level (``warning`` keeps request lines out of the log).
         access_log: log one line per request.
 
@@ -93,6 +95,7 @@ class HTTPSettings(BaseSettings):
     routes: dict[str, RouteSecurity] = Field(default_factory=dict)
     admin_token: SecretStr | None = None
     graceful_timeout: int = Field(default=10, ge=1)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     log_level: str = "warning"
     access_log: bool = False
 

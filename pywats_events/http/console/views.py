@@ -1,0 +1,387 @@
+"""The console's pages and actions (server-rendered with Jinja2) and its live stream (server-sent events).
+
+Pages read through the same ``Admin`` the command line and the admin API use, so a replay from the page
+is the replay the CLI does. Listings are paged on the server (``page_size`` rows, newest first), so a
+page with 10,000 dead letters or a million stored events costs one count and one page query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ...admin import Admin
+from ...errors import DeadLetterNotFoundError
+from ...event import Severity
+from ..context import HTTPContext
+from .auth import Session, SessionSigner
+from .settings import ConsoleSettings
+
+__all__ = ["E10_COLOURS", "console_routes"]
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+
+#: Colour class per SEMI E10 category (SEMI E10-0304 §5: productive, standby, engineering, scheduled
+#: downtime, unscheduled downtime, non-scheduled) and per Biosero module status.
+E10_COLOURS = {
+    "PRD": "prd", "SBY": "sby", "ENG": "eng", "SDT": "sdt", "USD": "usd", "NST": "nst",
+    "ready": "prd", "busy": "eng", "error": "usd", "offline": "nst",
+}
+E10_NAMES = {
+    "PRD": "productive", "SBY": "standby", "ENG": "engineering", "SDT": "scheduled downtime",
+    "USD": "unscheduled downtime", "NST": "non-scheduled",
+}
+PARKED_REASONS = ("circuit_open",)
+FAILED_REASONS = ("failed", "unrecoverable", "decode_error", "timeout", "unrouted", "too_large")
+
+_env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+_env.filters["pretty"] = lambda value: json.dumps(value, indent=2, default=str, ensure_ascii=False)
+
+
+def _colour(asset: dict[str, Any]) -> str:
+    if asset.get("faults"):
+        return "usd"
+    if asset.get("kind") == "lab_module":
+        return E10_COLOURS.get(str(asset.get("state", "")).lower(), "nst")
+    return E10_COLOURS.get(str(asset.get("category") or ""), "nst")
+
+
+_env.filters["colour"] = _colour
+_env.globals["e10_names"] = E10_NAMES
+
+
+class Console:
+    """The console of one app: settings, session signer, and the page and action endpoints."""
+
+    def __init__(self, settings: ConsoleSettings) -> None:
+        self.settings = settings
+        self.signer = SessionSigner(settings)
+
+    # -- plumbing -------------------------------------------------------------------------------
+    @staticmethod
+    def _ctx(request: Request) -> HTTPContext:
+        ctx: HTTPContext = request.app.state.ctx
+        return ctx
+
+    def _render(self, request: Request, template: str, session: Session | None, status: int = 200,
+                **data: Any) -> HTMLResponse:
+        html = _env.get_template(template).render(request=request, session=session, **data)
+        return HTMLResponse(html, status, headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",
+        })
+
+    def page(
+        self, render: Callable[[Request, Session], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """Wrap a page: redirect to the login form without a valid session."""
+
+        async def endpoint(request: Request) -> Response:
+            session = self.signer.session(request)
+            if session is None:
+                return RedirectResponse("/console/login?" + urlencode({"next": request.url.path}), 303)
+            return await render(request, session)
+
+        return endpoint
+
+    def action(self, run: Callable[[Request, Session, dict[str, list[str]]], Awaitable[Response]]
+               ) -> Callable[[Request], Awaitable[Response]]:
+        """Wrap a state-changing POST: session, admin role, same origin and CSRF token required."""
+
+        async def endpoint(request: Request) -> Response:
+            session = self.signer.session(request)
+            if session is None:
+                return RedirectResponse("/console/login", 303)
+            form = parse_qs((await request.body()).decode("utf-8", "replace"))
+            if not self.signer.same_origin(request) or not self.signer.csrf_ok(session, _one(form, "csrf")):
+                return self._render(request, "message.html", session, 403, title="Refused",
+                                    message="This action did not come from a console page (CSRF check failed).")
+            if not session.admin:
+                return self._render(request, "message.html", session, 403, title="Admin role needed",
+                                    message="You are logged in read-only; this action needs an admin token.")
+            return await run(request, session, form)
+
+        return endpoint
+
+    # -- login ----------------------------------------------------------------------------------
+    async def login_form(self, request: Request) -> Response:
+        return self._render(request, "login.html", None, next=request.query_params.get("next", "/"), error=None)
+
+    async def login(self, request: Request) -> Response:
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        target = _one(form, "next") or "/"
+        if not target.startswith("/") or target.startswith("//"):
+            target = "/"
+        role = self.signer.role_for(_one(form, "token") or "")
+        if role is None:
+            log.warning("console: failed login from %s", request.client.host if request.client else "?")
+            return self._render(request, "login.html", None, 401, next=target, error="Unknown token.")
+        response = RedirectResponse(target, 303)
+        self.signer.login(response, role, request)
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        response = RedirectResponse("/console/login", 303)
+        self.signer.logout(response)
+        return response
+
+    # -- pages ----------------------------------------------------------------------------------
+    async def snapshot(self, request: Request) -> dict[str, Any]:
+        """What the overview and the board show, as plain data (also pushed over the live stream)."""
+        ctx = self._ctx(request)
+        admin = Admin(ctx.bus)
+        ready, details = ctx.bus.readiness()
+        board = ctx.board.overview()
+        parked = sum([await admin.count_dead_letters(reason=r) for r in PARKED_REASONS])
+        total = await admin.count_dead_letters()
+        transports = details["transports"]
+        breakers = details["breakers"]
+        attention = []
+        attention += [f"transport {t['name']} is {t['state']}" + (f": {t['last_error']}" if t.get("last_error") else "")
+                      for t in transports if t["state"] != "connected"]
+        attention += [f"circuit of {b['handler']} is {b['state']}" for b in breakers if b["state"] != "closed"]
+        if total - parked:
+            attention.append(f"{total - parked} dead letter(s) failed")
+        attention += [f"fault on {f['asset_id']}: {f.get('description') or f.get('code') or f['fault_id']}"
+                      for f in board["active_faults"]]
+        if not details["running"]:
+            attention.insert(0, "the bus is not running")
+        return {
+            "ready": ready,
+            "running": details["running"],
+            "queue_depth": details["queue_depth"],
+            "queue_capacity": details["queue_capacity"],
+            "transports": transports,
+            "breakers": breakers,
+            "dead_letters": {"total": total, "parked": parked, "failed": total - parked},
+            "board": board,
+            "attention": attention,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+    async def overview(self, request: Request, session: Session) -> Response:
+        return self._render(request, "overview.html", session, snap=await self.snapshot(request), page="overview")
+
+    async def board(self, request: Request, session: Session) -> Response:
+        return self._render(request, "board.html", session, snap=await self.snapshot(request), page="board")
+
+    def _page_number(self, request: Request) -> int:
+        try:
+            return max(1, int(request.query_params.get("page", "1")))
+        except ValueError:
+            return 1
+
+    async def events(self, request: Request, session: Session) -> Response:
+        ctx = self._ctx(request)
+        q = request.query_params
+        filters = {k: q.get(k) or None for k in ("type", "min_severity", "source", "since", "until")}
+        ack = q.get("acknowledged") or None
+        error = None
+        rows: list[dict[str, Any]] = []
+        total = 0
+        page = self._page_number(request)
+        size = self.settings.page_size
+        try:
+            since, until = _when(filters["since"], "since"), _when(filters["until"], "until")
+            if filters["min_severity"] and filters["min_severity"] not in {s.value for s in Severity}:
+                raise ValueError(f"unknown severity {filters['min_severity']!r}")
+            acknowledged = {"yes": True, "no": False}.get(ack or "")
+            from ...pattern import validate_type_pattern
+            from ...store import EventQuery
+
+            if filters["type"]:
+                validate_type_pattern(filters["type"])
+            base = dict(type_pattern=filters["type"], min_severity=filters["min_severity"], source=filters["source"],
+                        since=since, until=until, acknowledged=acknowledged)
+            total = await ctx.bus.store.count_events(EventQuery(**base))  # type: ignore[arg-type]
+            offset = max(0, total - page * size)  # newest first: the last page of the oldest-first order
+            limit = min(size, total - (page - 1) * size)
+            if limit > 0:
+                found = await ctx.bus.store.query_events(EventQuery(**base, limit=limit, offset=offset))  # type: ignore[arg-type]
+                rows = [s.to_json_dict() for s in reversed(found)]
+        except ValueError as exc:
+            error = str(exc)
+        return self._render(request, "events.html", session, rows=rows, total=total, page=page,
+                            pages=max(1, math.ceil(total / size)), filters=filters, ack=ack, error=error,
+                            query=_query_without_page(request), page_name="events")
+
+    async def dead_letters(self, request: Request, session: Session) -> Response:
+        ctx = self._ctx(request)
+        admin = Admin(ctx.bus)
+        q = request.query_params
+        handler = q.get("handler") or None
+        reason = q.get("reason") or None
+        view = q.get("view", "failed")
+        page = self._page_number(request)
+        size = self.settings.page_size
+        reasons = [reason] if reason else list(PARKED_REASONS if view == "parked" else FAILED_REASONS)
+        if view == "all" and not reason:
+            reasons = [None]  # type: ignore[list-item]
+        counts = {r: await admin.count_dead_letters(handler=handler, reason=r) for r in reasons}
+        total = sum(counts.values())
+        # newest first over the selected reasons: gather the page from each reason's newest rows
+        rows: list[dict[str, Any]] = []
+        want = page * size
+        for r, n in counts.items():
+            if n:
+                offset = max(0, n - want)
+                rows += await admin.list_dead_letters(handler=handler, reason=r, limit=min(want, n), offset=offset)
+        rows.sort(key=lambda e: e["last_failure_at"] or "", reverse=True)
+        rows = rows[(page - 1) * size: page * size]
+        handlers = sorted(ctx.bus.breakers)
+        return self._render(request, "dead_letters.html", session, rows=rows, total=total, page=page,
+                            pages=max(1, math.ceil(total / size)), handler=handler, reason=reason, view=view,
+                            handlers=handlers, reasons=PARKED_REASONS + FAILED_REASONS,
+                            query=_query_without_page(request), page_name="dead_letters")
+
+    async def dead_letter(self, request: Request, session: Session) -> Response:
+        admin = Admin(self._ctx(request).bus)
+        try:
+            entry = await admin.show_dead_letter(request.path_params["entry_id"])
+        except DeadLetterNotFoundError:
+            return self._render(request, "message.html", session, 404, title="Not found",
+                                message=f"No dead letter {request.path_params['entry_id']!r}.")
+        return self._render(request, "dead_letter.html", session, entry=entry, page_name="dead_letters")
+
+    async def breakers(self, request: Request, session: Session) -> Response:
+        snap = await self.snapshot(request)
+        return self._render(request, "breakers.html", session, snap=snap, page_name="breakers")
+
+    # -- actions --------------------------------------------------------------------------------
+    async def ack_events(self, request: Request, session: Session, form: dict[str, list[str]]) -> Response:
+        ids = form.get("id", [])
+        if not ids:
+            return self._render(request, "message.html", session, 400, title="Nothing selected",
+                                message="Select the events to acknowledge.")
+        n = await Admin(self._ctx(request).bus).acknowledge_events(ids, by="console")
+        return self._done(request, session, f"Acknowledged {n} of {len(ids)} event(s).", _one(form, "back"))
+
+    async def replay(self, request: Request, session: Session, form: dict[str, list[str]]) -> Response:
+        admin = Admin(self._ctx(request).bus)
+        ids = form.get("id", [])
+        handler = _one(form, "handler")
+        if not ids and not handler:
+            return self._render(request, "message.html", session, 400, title="Nothing selected",
+                                message="Select dead letters, or a handler to replay all of its entries.")
+        try:
+            report = await admin.replay_dead_letters(ids or None, handler=None if ids else handler)
+        except DeadLetterNotFoundError as exc:
+            return self._render(request, "message.html", session, 404, title="Not found", message=str(exc))
+        text = f"Replayed {report['replayed']}: {report['succeeded']} succeeded, {report['failed']} failed again."
+        return self._done(request, session, text, _one(form, "back"))
+
+    async def purge(self, request: Request, session: Session, form: dict[str, list[str]]) -> Response:
+        if _one(form, "confirm") != "yes":
+            return self._render(request, "message.html", session, 400, title="Not confirmed",
+                                message="Purging deletes dead letters for good; confirm it.")
+        ids = form.get("id", [])
+        handler = _one(form, "handler")
+        if not ids and not handler:
+            return self._render(request, "message.html", session, 400, title="Nothing selected",
+                                message="Select dead letters, or a handler.")
+        n = await Admin(self._ctx(request).bus).purge_dead_letters(ids or None, handler=None if ids else handler)
+        return self._done(request, session, f"Deleted {n} dead letter(s).", _one(form, "back"))
+
+    async def force_breaker(self, request: Request, session: Session, form: dict[str, list[str]]) -> Response:
+        name, state = _one(form, "handler") or "", _one(form, "state") or ""
+        try:
+            await Admin(self._ctx(request).bus).force_breaker(name, state)
+        except (KeyError, ValueError) as exc:
+            return self._render(request, "message.html", session, 400, title="Refused", message=str(exc))
+        return self._done(request, session, f"Circuit of {name} forced {state}.", "/console/breakers")
+
+    def _done(self, request: Request, session: Session, text: str, back: str | None) -> Response:
+        target = back if back and back.startswith("/") and not back.startswith("//") else "/"
+        return self._render(request, "message.html", session, title="Done", message=text, back=target)
+
+    # -- live -----------------------------------------------------------------------------------
+    async def stream(self, request: Request) -> Response:
+        session = self.signer.session(request)
+        if session is None:
+            return Response("log in first", 401)
+
+        async def events() -> AsyncIterator[bytes]:
+            last = ""
+            yield b"retry: 2000\n\n"
+            while not await request.is_disconnected():
+                snap = await self.snapshot(request)
+                fragments = {
+                    "board": _env.get_template("_board.html").render(snap=snap),
+                    "overview": _env.get_template("_overview.html").render(snap=snap),
+                    "attention": _env.get_template("_attention.html").render(snap=snap),
+                }
+                digest = hashlib.sha256(json.dumps(fragments, sort_keys=True).encode()).hexdigest()
+                if digest != last:
+                    last = digest
+                    yield f"event: snapshot\ndata: {json.dumps(fragments)}\n\n".encode()
+                await asyncio.sleep(self.settings.live_interval)
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+def _one(form: dict[str, list[str]], key: str) -> str | None:
+    values = form.get(key)
+    return values[0] if values else None
+
+
+def _when(text: str | None, name: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{name}: {text!r} is not an ISO 8601 date-time") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _query_without_page(request: Request) -> str:
+    return urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "page"])
+
+
+def console_routes(settings: ConsoleSettings) -> list[BaseRoute]:
+    """The console's routes: ``/`` (overview), ``/console/board``, ``/console/events``,
+    ``/console/dead-letters[/{id}]``, ``/console/breakers``, the login form, the actions (POST) and the
+    live stream ``/console/stream``; static assets under ``/console/static``.
+
+    Raises:
+        ValueError: ``settings.enabled`` is False (the app serves no console then).
+    """
+    if not settings.enabled:
+        raise ValueError("the console is not enabled ([http.console] enabled = true)")
+    c = Console(settings)
+    return [
+        Route("/", c.page(c.overview), methods=["GET"]),
+        Route("/console/login", c.login_form, methods=["GET"]),
+        Route("/console/login", c.login, methods=["POST"]),
+        Route("/console/logout", c.logout, methods=["POST"]),
+        Route("/console/board", c.page(c.board), methods=["GET"]),
+        Route("/console/events", c.page(c.events), methods=["GET"]),
+        Route("/console/events/ack", c.action(c.ack_events), methods=["POST"]),
+        Route("/console/dead-letters", c.page(c.dead_letters), methods=["GET"]),
+        Route("/console/dead-letters/replay", c.action(c.replay), methods=["POST"]),
+        Route("/console/dead-letters/purge", c.action(c.purge), methods=["POST"]),
+        Route("/console/dead-letters/{entry_id}", c.page(c.dead_letter), methods=["GET"]),
+        Route("/console/breakers", c.page(c.breakers), methods=["GET"]),
+        Route("/console/breakers/force", c.action(c.force_breaker), methods=["POST"]),
+        Route("/console/stream", c.stream, methods=["GET"]),
+        Mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static"),
+    ]
