@@ -1,0 +1,88 @@
+"""The deployment files hold what they promise. No container daemon runs here, so the Dockerfile and
+compose file are parsed and checked; the systemd unit goes through the real ``systemd-analyze verify``."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def test_dockerfile_is_slim_installs_the_all_extra_and_runs_unprivileged() -> None:
+    ins = dockerfile_instructions()
+    assert ins[0][0] == "FROM" and re.fullmatch(r"python:3\.1[1-9]-slim", ins[0][1])
+    runs = " ".join(rest for word, rest in ins if word == "RUN")
+    assert '[all]"' in runs
+    users = [rest for word, rest in ins if word == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    last_user_at = max(i for i, (word, _) in enumerate(ins) if word == "USER")
+    assert all(word != "RUN" for word, _ in ins[last_user_at:]), "nothing runs as root after USER"
+    assert ("ENTRYPOINT", '["pywats-events", "run"]') in ins
+    assert any(word == "HEALTHCHECK" and "/healthz" in rest for word, rest in ins)
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert ".venv" in ignored and ".git" in ignored
+
+
+def test_compose_runs_the_brokers_the_store_and_the_service_with_secrets_from_the_environment() -> None:
+    doc = yaml.safe_load((REPO / "compose.yaml").read_text())
+    services = doc["services"]
+    assert {"rabbitmq", "mosquitto", "postgres", "pywats-events"} <= set(services)
+    app = services["pywats-events"]
+    assert {name: dep["condition"] for name, dep in app["depends_on"].items()} == {
+        "rabbitmq": "service_healthy", "mosquitto": "service_healthy", "postgres": "service_healthy",
+    }
+    for name in ("rabbitmq", "mosquitto", "postgres"):
+        assert "healthcheck" in services[name], name
+    text = (REPO / "compose.yaml").read_text()
+    for line in text.splitlines():
+        if re.search(r"PASS(WORD)?:", line):
+            assert "${" in line, f"a password written into compose.yaml: {line.strip()}"
+    mounted = [v.split(":")[0] for v in app["volumes"]]
+    for path in mounted + [v.split(":")[0] for v in services["mosquitto"]["volumes"]]:
+        assert (REPO / path).exists(), path
+    cfg = tomllib.loads((REPO / "deploy/compose/pywats-events.toml").read_text())
+    assert {t["kind"] for t in cfg["transports"]} == {"cfx", "mqtt"}
+
+
+def test_compose_configuration_is_accepted_by_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pywats_events.config import build_bus, load_settings
+
+    monkeypatch.setenv("CFX_AMQP_PASSWORD", "from-the-compose-environment")
+
+    settings = load_settings(REPO / "deploy/compose/pywats-events.toml")
+    bus = build_bus(settings)  # builds every transport and handler the file names, without connecting
+    assert {t.kind for t in bus.transports.values()} == {"cfx", "mqtt"}
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    unit = (REPO / "deploy/systemd/pywats-events@.service").read_text()
+    assert "Restart=on-failure" in unit and "KillSignal=SIGTERM" in unit and "NoNewPrivileges=yes" in unit
+    stop = int(re.search(r"TimeoutStopSec=(\d+)s", unit).group(1))  # type: ignore[union-attr]
+    assert stop > 10, "the stop timeout must exceed the default drain timeout (10 s)"
+    # verify needs the ExecStart binary to exist: point it at this venv's console script
+    cli = Path(sys.executable).parent / "pywats-events"
+    instance = tmp_path / "pywats-events@line1.service"
+    instance.write_text(unit.replace("/opt/pywats-events/bin/pywats-events", str(cli)))
+    proc = subprocess.run(["systemd-analyze", "verify", str(instance)], capture_output=True, text=True, check=False)
+    problems = [ln for ln in (proc.stdout + proc.stderr).splitlines() if str(instance) in ln or "Unknown" in ln]
+    assert proc.returncode == 0 and not problems, proc.stdout + proc.stderr
