@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import inspect
 import logging
 import time
 from collections import deque
@@ -206,6 +207,7 @@ class EventBus:
         self._workers: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._replaying: dict[str, asyncio.Task[None]] = {}
+        self._warned_returns: set[str] = set()
         self._running = False
         self._accepting = False
         self._started_at: datetime | None = None
@@ -640,9 +642,16 @@ class EventBus:
                     dead.append(entry)
                 result.dead_lettered += 1
                 self._record_dead_letter(entry)
-            else:
+            elif inspect.isawaitable(outcome):
                 result.handled += 1
                 tracker.pending.append(self._after_deferred(outcome, event.id, sub.name))
+            else:
+                self._ignored_return(sub.name, outcome)
+                result.handled += 1
+                if succeeded is None:
+                    succeeded = [(event.id, sub.name)]
+                else:
+                    succeeded.append((event.id, sub.name))
         if not self.idempotency:
             succeeded = None
         if succeeded is not None or dead is not None or to_store is not None:
@@ -653,6 +662,17 @@ class EventBus:
         tracker.remaining -= 1
         if tracker.remaining == 0:
             tracker._finish()
+
+    def _ignored_return(self, name: str, value: object) -> None:
+        if name not in self._warned_returns:
+            self._warned_returns.add(name)
+            log.warning(
+                "handler %s returned %s (%r); only None, an awaitable (deferred completion) or a StoreWrite "
+                "mean something: the value is ignored and the delivery counts as handled (warned once)",
+                name,
+                type(value).__name__,
+                value,
+            )
 
     def _after_deferred(self, deferred: Awaitable[Any], event_id: str, name: str) -> asyncio.Future[None]:
         """Chain a handler's deferred completion and then its idempotency record, so the record is never
@@ -895,7 +915,10 @@ class EventBus:
         if type(failure) is StoreWrite:
             stored, failure = failure.events, None
         elif failure is not None and not isinstance(failure, _Failure):
-            await failure  # a deferred completion: durable before the entry goes
+            if inspect.isawaitable(failure):
+                await failure  # a deferred completion: durable before the entry goes
+            else:
+                self._ignored_return(name, failure)
             failure = None
         if failure is None:
             completed = [(entry.event.id, name)] if self.idempotency else []
