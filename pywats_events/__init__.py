@@ -56,6 +56,7 @@ def __getattr__(name: str) -> object:
         return getattr(sql_store, name)
     raise AttributeError(f"module 'pywats_events' has no attribute {name!r}")
 
+
 __all__ = [
     "Admin",
     "AssetStatus",

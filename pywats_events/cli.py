@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .admin import Admin
+from .bus import STOP_GRACE
 from .config import Settings, build_bus, build_transport, load_settings
 from .errors import ConfigError, PyWatsEventsError
 from .transports.file import FileOutcome, FileSettings, FileTransport, find_inputs
@@ -147,9 +149,27 @@ async def _serve(settings: Settings) -> None:
         server = Server(bus, HTTPSettings.from_config(settings.http))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stop.is_set():
+            # Nothing is acknowledged before it is settled, so leaving now loses nothing.
+            log.warning(
+                "%s again: exiting now without draining; unsettled messages are redelivered by their brokers, "
+                "files stay in the drop folder",
+                sig.name,
+            )
+            logging.shutdown()
+            os._exit(128 + sig.value)
+        log.info(
+            "stopping (%s received): draining for up to %.1fs; send it again to exit at once",
+            sig.name,
+            settings.bus.drain_timeout,
+        )
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
     await bus.start()
     try:
         if server is not None:
@@ -162,11 +182,18 @@ async def _serve(settings: Settings) -> None:
             ", ".join(s.name for s in bus.registry) or "none",
         )
         await stop.wait()
-        log.info("stopping (signal received)")
     finally:
+        # The HTTP server and the bus stop together: open requests wait for the bus, which honours its
+        # drain timeout; the bound below holds even if a part ignores its own.
+        stopping = [asyncio.ensure_future(bus.stop())]
         if server is not None:
-            await server.stop()
-        await bus.stop()
+            stopping.append(asyncio.ensure_future(server.stop()))
+        limit = settings.bus.drain_timeout + 3 * STOP_GRACE
+        _, pending = await asyncio.wait(stopping, timeout=limit + STOP_GRACE)
+        if pending:
+            log.warning("stop: not finished within %.1fs; exiting anyway", limit + STOP_GRACE)
+            for task in pending:
+                task.cancel()
     log.info("stopped")
 
 

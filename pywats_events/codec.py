@@ -188,9 +188,7 @@ def decode_event_json(body: bytes, ctx: DecodeContext) -> list[Event]:
     except json.JSONDecodeError as first_exc:
         lines = [ln for ln in text.splitlines() if ln.strip()]
         if len(lines) < 2 or not _is_json_object(lines[0]):
-            raise InvalidEventError(
-                f"invalid JSON: {json_error_text(first_exc)}", ctx.origin
-            ) from None
+            raise InvalidEventError(f"invalid JSON: {json_error_text(first_exc)}", ctx.origin) from None
         out = []
         for n, line in enumerate(lines, 1):
             try:

@@ -26,6 +26,8 @@ kind = "event-store"                    # a registered handler kind, or python
 kind = "python"
 target = "my_plant.handlers:FaultPager" # a BaseHandler subclass or a function
 event_types = ["asset.fault"]
+timeout = 30                            # seconds per call, then a failed attempt (default [bus] handler_timeout)
+concurrency = 4                         # sync functions: calls at once, on the handler's own threads
 
 [http]
 enabled = true
@@ -48,7 +50,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from .breaker import BreakerPolicy
 from .bus import EventBus
 from .errors import ConfigError
-from .handlers import BaseHandler, EventStoreHandler
+from .handlers import BaseHandler, EventStoreHandler, FunctionHandler
 from .plugins import HANDLER_GROUP, TRANSPORT_GROUP, load_plugin
 from .retry import RetryPolicy
 from .transports.base import Transport
@@ -67,6 +69,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_DB = "./pywats-events.db"
+
 
 class RetrySettings(BaseModel):
     """``[bus.retry]``: see ``RetryPolicy`` (seconds for delays)."""
@@ -106,6 +109,8 @@ class BusSettings(BaseModel):
     concurrency: int = Field(default=16, ge=1, le=4096)
     queue_size: int = Field(default=4096, ge=1)
     drain_timeout: float = Field(default=10.0, ge=0)
+    handler_timeout: float | None = Field(default=None, gt=0)
+    stuck_after: float = Field(default=120.0, gt=0)
     idempotency: bool = True
     freeze_gc: bool = True
     retry: RetrySettings = Field(default_factory=RetrySettings)
@@ -138,6 +143,10 @@ class HandlerConfig(BaseModel):
     categories: list[str] | None = None
     sources: list[str] | None = None
     priority: int | None = None
+    #: Seconds one call may take before it counts as a failed attempt (default: ``[bus] handler_timeout``).
+    timeout: float | None = Field(default=None, gt=0)
+    #: Sync function handlers: most calls at once, each on a thread of the handler's own (default 4).
+    concurrency: int | None = Field(default=None, ge=1, le=1024)
 
     def options(self) -> dict[str, Any]:
         """Options for the handler's constructor (or ``from_config``)."""
@@ -298,11 +307,20 @@ def build_bus(settings: Settings, *, with_transports: bool = True) -> EventBus:
         idempotency=b.idempotency,
         drain_timeout=b.drain_timeout,
         freeze_gc=b.freeze_gc,
+        handler_timeout=b.handler_timeout,
+        stuck_after=b.stuck_after,
     )
     for cfg in settings.handlers:
         handler = build_handler(cfg)
         if isinstance(handler, EventStoreHandler) and cfg.event_types:
             handler.event_types = tuple(cfg.event_types)  # type: ignore[misc]
+        if cfg.timeout is not None or cfg.concurrency is not None:
+            if not isinstance(handler, BaseHandler):
+                handler = FunctionHandler(handler, cfg.name)
+            if cfg.timeout is not None:
+                handler.timeout = cfg.timeout
+            if cfg.concurrency is not None:
+                handler.concurrency = cfg.concurrency
         try:
             bus.register(
                 handler,

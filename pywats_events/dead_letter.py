@@ -1,23 +1,33 @@
-"""The dead-letter queue: failed deliveries and undecodable input, listable, replayable and purgeable.
+"""The dead-letter queue: failed deliveries, parked deliveries and undecodable input; listable,
+replayable and purgeable.
 
 Entries live in the bus's store (durable with ``SQLStore``). Replaying a delivery entry calls only the
-handler that failed; on success the entry is deleted and the idempotency record written. Replaying a raw
-entry decodes its bytes again (after a fix to a decoder or a mapping) and routes the events.
+handler that failed, through the delivery layer (``Redelivery``); on success the entry is deleted and the
+idempotency record written. Replaying a raw entry decodes its bytes again (after a fix to a decoder or a
+mapping) and submits the events through the ingest interface, as a transport would. Parked entries
+(``circuit_open``) are replayed automatically, oldest first, whenever their handler can run again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import traceback as tb
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
+from .codec import DecodeContext, get_decoder
+from .errors import BusError, DecodeError
 from .event import Event
 from .store import DeadLetterEntry, DeadLetterReason, Store
-from .transports.base import RawRecord
+from .transports.base import IngestSink, RawRecord
 
-__all__ = ["DeadLetterEntry", "DeadLetterQueue", "DeadLetterReason", "ReplayReport"]
+__all__ = ["DeadLetterEntry", "DeadLetterQueue", "DeadLetterReason", "Redelivery", "ReplayReport"]
+
+log = logging.getLogger(__name__)
 
 #: Longest traceback text kept per entry, in characters (the tail is kept: it names the failing line).
 MAX_TRACEBACK_CHARS = 16_000
@@ -68,6 +78,42 @@ def entry_for_raw(record: RawRecord) -> DeadLetterEntry:
     )
 
 
+def entry_for_refused(event: Event, error: BaseException) -> DeadLetterEntry:
+    """Build the raw entry for an event the store refused to hold (reason ``store_refused``): the body is
+    the event's JSON (``Event.to_json``, UTF-8 with escapes), so replaying it decodes the same event."""
+    now = datetime.now(UTC)
+    body = event.to_json().encode("utf-8", "backslashreplace")
+    return DeadLetterEntry(
+        id=str(uuid.uuid4()),
+        reason=DeadLetterReason.STORE_REFUSED,
+        error_type=type(error).__name__,
+        error_message=str(error),
+        first_failure_at=now,
+        last_failure_at=now,
+        raw_body=body,
+        origin=f"event:{event.id}",
+        transport=str(event.headers.get("transport", "")),
+        headers={"pywats-decoder": "event-json", "event_type": event.type, "source": event.source},
+    )
+
+
+class Redelivery(Protocol):
+    """What replay needs from the delivery layer (``DeliveryLayer`` implements it)."""
+
+    def can_deliver(self, handler: str) -> bool:
+        """True when ``handler`` is registered and its circuit lets calls through now."""
+        ...
+
+    def is_registered(self, handler: str) -> bool:
+        """True when a handler of that name is registered."""
+        ...
+
+    async def redeliver(self, event: Event, handler: str) -> Any:
+        """Run one delivery of ``event`` to ``handler`` and make it durable; returns a ``DeliveryResult``
+        (``outcome``, ``reason``, ``error``, ``attempts``)."""
+        ...
+
+
 @dataclass
 class ReplayReport:
     """Outcome of a bulk replay: how many entries were tried, succeeded (and deleted) and failed again."""
@@ -79,16 +125,23 @@ class ReplayReport:
 
 
 class DeadLetterQueue:
-    """List, replay and purge dead letters (``bus.dead_letters``).
+    """List, replay and purge dead letters (``bus.dead_letters``); replays parked deliveries automatically.
 
     Args:
         store: where entries live.
-        replayer: the bus's replay of one entry; returns True when it succeeded (entry deleted).
+        sink: where replayed raw input is submitted (the bus's ingest interface).
+        redelivery: runs one delivery to one named handler (the bus's delivery layer).
+        idempotency: consult idempotency records before replaying a delivery entry.
     """
 
-    def __init__(self, store: Store, replayer: Callable[[DeadLetterEntry], Awaitable[bool]]) -> None:
+    def __init__(self, store: Store, sink: IngestSink, redelivery: Redelivery, *, idempotency: bool = True) -> None:
         self.store = store
-        self._replayer = replayer
+        self._sink = sink
+        self._redelivery = redelivery
+        self._idempotency = idempotency
+        self._replaying: dict[str, asyncio.Task[None]] = {}
+        #: Automatic replay of parked deliveries runs only while True (set by the bus while it runs).
+        self.active = False
 
     async def list(
         self, *, handler: str | None = None, reason: str | None = None, limit: int = 100, offset: int = 0
@@ -111,7 +164,7 @@ class DeadLetterQueue:
             DeadLetterNotFoundError: no such entry.
             BusError: the entry's handler is not registered on this bus.
         """
-        return await self._replayer(await self.store.get_dead_letter(entry_id))
+        return await self.replay_entry(await self.store.get_dead_letter(entry_id))
 
     async def replay_all(
         self, *, handler: str | None = None, reason: str | None = None, limit: int = 10_000
@@ -120,12 +173,104 @@ class DeadLetterQueue:
         report = ReplayReport()
         for entry in await self.store.list_dead_letters(handler=handler, reason=reason, limit=limit):
             report.replayed += 1
-            if await self._replayer(entry):
+            if await self.replay_entry(entry):
                 report.succeeded += 1
             else:
                 report.failed += 1
                 report.failed_ids.append(entry.id)
         return report
+
+    async def replay_entry(self, entry: DeadLetterEntry) -> bool:
+        """Replay ``entry`` (delivery or raw); True if it succeeded and the entry was deleted, False if it
+        failed again (the entry is updated with the new attempt count and error).
+
+        Raises:
+            BusError: the entry's handler is not registered on this bus.
+        """
+        if entry.event is None:
+            return await self._replay_raw(entry)
+        name = entry.handler or ""
+        if not self._redelivery.is_registered(name):
+            raise BusError(f"cannot replay entry {entry.id}: handler {name!r} is not registered on this bus")
+        if self._idempotency and name in (await self.store.completed_handlers([entry.event.id])).get(
+            entry.event.id, ()
+        ):
+            await self.store.delete_dead_letters([entry.id])
+            return True
+        res = await self._redelivery.redeliver(entry.event, name)
+        if res.outcome in ("handled", "deferred"):
+            await self.store.delete_dead_letters([entry.id])
+            log.info("replayed dead letter %s to handler %s", entry.id, name)
+            return True
+        entry.attempts += res.attempts
+        entry.last_failure_at = datetime.now(UTC)
+        entry.reason = res.reason
+        if res.error is not None:
+            entry.error_type = type(res.error).__name__
+            entry.error_message = str(res.error)
+        await self.store.update_dead_letter(entry)
+        return False
+
+    async def _replay_raw(self, entry: DeadLetterEntry) -> bool:
+        ctx = DecodeContext(origin=entry.origin, headers={"replayed_from": entry.id})
+        try:
+            decoder = get_decoder(str(entry.headers.get("pywats-decoder", "auto")))
+            events = decoder(entry.raw_body or b"", ctx)
+        except KeyError as exc:  # the decoder's transport is not configured in this process
+            entry.last_failure_at = datetime.now(UTC)
+            entry.error_message = f"cannot replay: {exc.args[0]}"
+            entry.error_type = "UnknownDecoder"
+            await self.store.update_dead_letter(entry)
+            return False
+        except DecodeError as exc:
+            entry.last_failure_at = datetime.now(UTC)
+            entry.error_message = exc.reason
+            entry.error_type = type(exc).__name__
+            await self.store.update_dead_letter(entry)
+            return False
+        future = await self._sink.submit(events, transport=entry.transport or "replay")
+        await future
+        await self.store.delete_dead_letters([entry.id])
+        return True
+
+    # -- parked deliveries -------------------------------------------------------------------------
+    def schedule_parked(self, handler: str) -> None:
+        """Start replaying ``handler``'s parked deliveries in the background (once at a time)."""
+        if not self.active:
+            return
+        task = self._replaying.get(handler)
+        if task is not None and not task.done():
+            return
+        self._replaying[handler] = asyncio.ensure_future(self._replay_parked(handler))
+
+    async def stop_replays(self) -> None:
+        """Stop automatic replay (at bus stop); an interrupted replay leaves its entry parked."""
+        self.active = False
+        tasks = list(self._replaying.values())
+        self._replaying.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _replay_parked(self, name: str) -> None:
+        """Replay deliveries parked while the circuit was open, oldest first, until none are left or the
+        breaker stops letting calls through."""
+        try:
+            while self.active:
+                entries = await self.store.list_dead_letters(
+                    handler=name, reason=DeadLetterReason.CIRCUIT_OPEN, limit=100
+                )
+                if not entries:
+                    return
+                for entry in entries:
+                    if not self.active or not self._redelivery.can_deliver(name):
+                        return
+                    if not await self.replay_entry(entry) and entry.reason == DeadLetterReason.CIRCUIT_OPEN:
+                        return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("replay of parked deliveries for handler %s failed", name)
 
     async def purge(
         self,

@@ -19,6 +19,7 @@ __all__ = [
     "PluginError",
     "PyWatsEventsError",
     "StoreError",
+    "StoreRefusedError",
     "TransportError",
     "TransportSendNotSupported",
     "UnrecoverableError",
@@ -89,6 +90,12 @@ class DecodeError(PyWatsEventsError):
 
 class StoreError(PyWatsEventsError):
     """The durable store failed (cannot open the database, a write failed)."""
+
+
+class StoreRefusedError(StoreError):
+    """The database refused the data itself (a constraint or a value it cannot hold), not the connection:
+    writing the same rows again would fail the same way, so the bus does not retry them (the input goes to
+    the dead-letter queue with reason ``store_refused``)."""
 
 
 class DeadLetterNotFoundError(StoreError):

@@ -17,7 +17,11 @@ def log_failure(event: Event) -> None:          # sync functions run in a worker
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
+import logging
+import queue
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -28,9 +32,107 @@ if TYPE_CHECKING:
     from .breaker import BreakerPolicy
     from .retry import RetryPolicy
 
-__all__ = ["BaseHandler", "EventStoreHandler", "FunctionHandler", "HandlerFunc"]
+__all__ = ["BaseHandler", "EventStoreHandler", "FunctionHandler", "HandlerFunc", "SyncWorkers"]
+
+log = logging.getLogger(__name__)
 
 HandlerFunc = Callable[[Event], Awaitable[None] | None]
+
+#: Threads a sync function handler gets when it sets no ``concurrency`` (count).
+DEFAULT_SYNC_CONCURRENCY = 4
+
+
+class SyncWorkers:
+    """The threads of one sync handler: at most ``size`` calls run at once, more wait their turn.
+
+    Each sync handler has its own, so a handler whose calls hang takes only its own threads, never the
+    event loop's default executor that other handlers and libraries share. The threads are daemon threads:
+    a call hung for good cannot keep the process from exiting after the bus stopped. A call still waiting
+    for a thread when its caller gave up (time limit, shutdown) is dropped, never run late.
+
+    Args:
+        name: handler name (thread names are ``pywats-sync-<name>-<n>``).
+        size: most threads, >= 1.
+
+    Raises:
+        ValueError: ``size`` < 1.
+    """
+
+    def __init__(self, name: str, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"handler {name!r}: concurrency must be >= 1, got {size}")
+        self.name = name
+        self.size = size
+        self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._backlog = 0
+        self._lock = threading.Lock()
+        #: Calls running on a thread now (count).
+        self.running = 0
+
+    async def run(self, func: Callable[[Event], Any], event: Event) -> Any:
+        """Call ``func(event)`` on one of the threads and return its result (or raise its exception).
+        Cancelling the await abandons the call: the thread finishes it, its result is discarded."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        ctx = contextvars.copy_context()
+        with self._lock:
+            # Exact bookkeeping: a call claims an idle thread, or starts one, or joins the backlog that
+            # the next thread to finish takes over.
+            start = False
+            if self._idle:
+                self._idle -= 1
+            elif len(self._threads) < self.size:
+                start = True
+                self._threads.append(
+                    threading.Thread(
+                        target=self._serve, name=f"pywats-sync-{self.name}-{len(self._threads)}", daemon=True
+                    )
+                )
+            else:
+                self._backlog += 1
+        if start:
+            self._threads[-1].start()
+        self._queue.put((func, event, ctx, loop, future))
+        return await future
+
+    def _serve(self) -> None:
+        while True:
+            func, event, ctx, loop, future = self._queue.get()
+            if future.cancelled():  # the caller gave up while the call waited for a thread
+                self._release()
+                continue
+            self.running += 1
+            try:
+                result = ctx.run(func, event)
+            except BaseException as exc:  # even SystemExit: it fails this attempt, not the thread
+                outcome: tuple[bool, Any] = (False, exc)
+            else:
+                outcome = (True, result)
+            finally:
+                self.running -= 1
+            try:
+                loop.call_soon_threadsafe(_settle, future, outcome)
+            except RuntimeError:  # the loop is closed: nobody waits for the result any more
+                pass
+            self._release()
+
+    def _release(self) -> None:
+        with self._lock:
+            if self._backlog:
+                self._backlog -= 1  # this thread takes the oldest waiting call next
+            else:
+                self._idle += 1
+
+
+def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+    if future.done():
+        return
+    if outcome[0]:
+        future.set_result(outcome[1])
+    else:
+        future.set_exception(outcome[1])
 
 
 class BaseHandler:
@@ -47,7 +149,10 @@ class BaseHandler:
         priority: higher runs first among handlers of the same event (default 0).
         retry: this handler's ``RetryPolicy`` (``None``: the bus default).
         breaker: this handler's ``BreakerPolicy`` (``None``: the bus default).
-        timeout: seconds one call may take before it counts as failed (``None``: no limit).
+        timeout: seconds one call may take before it counts as a failed attempt (retried, then
+            dead-lettered with reason ``timeout``; ``None``: the bus's ``handler_timeout``).
+        concurrency: for sync function handlers, the most calls running at once, each on a thread of the
+            handler's own (count, >= 1; ``None``: 4).
     """
 
     name: str = ""
@@ -59,6 +164,7 @@ class BaseHandler:
     retry: RetryPolicy | None = None
     breaker: BreakerPolicy | None = None
     timeout: float | None = None
+    concurrency: int | None = None
 
     def __init__(self) -> None:
         if not self.name:
@@ -74,7 +180,8 @@ class BaseHandler:
         May return an awaitable instead of awaiting it (a group-commit future, for instance): the delivery
         then counts as handled, and the transport message is settled only once the awaitable resolves; if it
         fails, the message is left unsettled so the broker redelivers it. May return a ``StoreWrite``: the
-        bus writes those rows to its store together with the delivery's idempotency record.
+        bus writes those rows to its store together with the delivery's idempotency record. Any other
+        value (``True``, a dict) means nothing: it is ignored, with one WARNING per handler.
         """
         raise NotImplementedError(f"{type(self).__name__}.handle is not implemented")
 
@@ -112,6 +219,7 @@ class FunctionHandler(BaseHandler):
         self.is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
             getattr(func, "__call__", None)  # noqa: B004 - async callable objects
         )
+        self._workers: SyncWorkers | None = None
 
     def direct_call(self) -> Callable[[Event], Awaitable[Any]]:
         # Awaiting an async function directly saves one coroutine frame per delivery.
@@ -120,11 +228,13 @@ class FunctionHandler(BaseHandler):
     async def handle(self, event: Event) -> Awaitable[None] | None:
         if self.is_async:
             return await self.func(event)  # type: ignore[misc,no-any-return]
-        else:
-            result: Any = await asyncio.to_thread(self.func, event)
-            if inspect.isawaitable(result):
-                await result
-            return None
+        workers = self._workers
+        if workers is None:
+            workers = self._workers = SyncWorkers(self.name, self.concurrency or DEFAULT_SYNC_CONCURRENCY)
+        result: Any = await workers.run(self.func, event)
+        if inspect.isawaitable(result):
+            await result
+        return None
 
 
 class EventStoreHandler(BaseHandler):

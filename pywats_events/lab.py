@@ -255,16 +255,12 @@ class LabEventMessage(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    topic: str = Field(
-        min_length=1, max_length=200, validation_alias=_aliases("Topic"), serialization_alias="topic"
-    )
+    topic: str = Field(min_length=1, max_length=200, validation_alias=_aliases("Topic"), serialization_alias="topic")
     subjects: list[str] = Field(
         default_factory=list, validation_alias=_aliases("Subjects"), serialization_alias="subjects"
     )
     data: Any = Field(default=None, validation_alias=_aliases("Data"), serialization_alias="data")
-    tags: list[str] = Field(
-        default_factory=list, validation_alias=_aliases("Tags"), serialization_alias="tags"
-    )
+    tags: list[str] = Field(default_factory=list, validation_alias=_aliases("Tags"), serialization_alias="tags")
     created_date_utc: datetime | None = Field(
         default=None, validation_alias=_aliases("CreatedDateUtc"), serialization_alias="createdDateUtc"
     )
@@ -276,9 +272,7 @@ class LabEventMessage(BaseModel):
     organization_id: str | None = Field(
         default=None, validation_alias=_aliases("OrganizationId"), serialization_alias="organizationId"
     )
-    user_id: str | None = Field(
-        default=None, validation_alias=_aliases("UserId"), serialization_alias="userId"
-    )
+    user_id: str | None = Field(default=None, validation_alias=_aliases("UserId"), serialization_alias="userId")
 
     @field_validator("topic")
     @classmethod
@@ -500,9 +494,7 @@ def decode_lab_event(body: bytes, ctx: DecodeContext) -> list[Event]:
     except UnicodeDecodeError as exc:
         raise InvalidLabMessageError(f"invalid UTF-8 at byte {exc.start}", "", ctx.origin) from None
     except json.JSONDecodeError as exc:
-        raise InvalidLabMessageError(
-            f"invalid JSON: {exc.msg} at line {exc.lineno}", "", ctx.origin
-        ) from None
+        raise InvalidLabMessageError(f"invalid JSON: {exc.msg} at line {exc.lineno}", "", ctx.origin) from None
     except RecursionError:
         raise InvalidLabMessageError("JSON nested too deeply", "", ctx.origin) from None
     return parse_lab_body(data, source=ctx.source or "lab", headers=dict(ctx.headers))

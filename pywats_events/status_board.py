@@ -240,8 +240,6 @@ class StatusBoard(BaseHandler):
         ``None``: any), sorted by asset id."""
         want = capability.lower() if capability else None
         out = [
-            a
-            for a in self.assets.values()
-            if a.ready and (want is None or want in (c.lower() for c in a.capabilities))
+            a for a in self.assets.values() if a.ready and (want is None or want in (c.lower() for c in a.capabilities))
         ]
         return sorted(out, key=lambda a: a.asset_id)

@@ -43,6 +43,7 @@ class DeadLetterReason:
     DECODE_ERROR = "decode_error"  #: raw input that could not be decoded into events
     UNROUTED = "unrouted"  #: an input mapping rule matched nothing (e.g. MQTT topic without a rule)
     TIMEOUT = "timeout"  #: the handler exceeded its time limit on every attempt
+    STORE_REFUSED = "store_refused"  #: the database refused to store the event (kept raw, as JSON bytes)
 
 
 @dataclass(slots=True)

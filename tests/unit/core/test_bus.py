@@ -275,6 +275,7 @@ async def test_idempotency_records_make_a_redelivered_message_a_no_op_for_finish
     async with bus:
         first = await mock.inject(event)
         again = await mock.inject(event, redelivered=True)
+
         # a handler registered later still gets the redelivered copy
         @bus.subscribe("test.*", name="c")
         async def c(e: Event) -> None:

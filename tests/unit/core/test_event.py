@@ -11,8 +11,18 @@ from pydantic import ValidationError
 from pywats_events import Event, EventType, Severity, derive_event_id
 
 JSON_KEYS = {
-    "id", "type", "source", "timestamp", "category", "severity", "payload",
-    "correlation_id", "causation_id", "subjects", "tags", "headers",
+    "id",
+    "type",
+    "source",
+    "timestamp",
+    "category",
+    "severity",
+    "payload",
+    "correlation_id",
+    "causation_id",
+    "subjects",
+    "tags",
+    "headers",
 }
 
 
