@@ -17,9 +17,9 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from .breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from .dead_letter import DeadLetterQueue, entry_for_raw
@@ -28,6 +28,8 @@ from .errors import BusClosedError, BusError, HandlerRegistrationError
 from .event import Event, EventType, Severity
 from .handlers import BaseHandler, EventStoreHandler, FunctionHandler, HandlerFunc
 from .lanes import Lanes, Tracker
+from .loop_thread import Done, LoopThread
+from .loop_thread import running_loop as _running_loop
 from .metrics import BusMetrics
 from .registry import HandlerRegistry
 from .retry import RetryPolicy
@@ -37,6 +39,8 @@ from .transports.base import RawRecord, SettleResult, Transport, TransportState
 __all__ = ["STOP_GRACE", "EventBus"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Seconds ``stop`` gives, after the drain timeout, to transports that have not stopped yet, to
 #: interrupted deliveries and to ``on_stop``/store close (each bounded by it): ``stop`` returns within
@@ -117,6 +121,8 @@ class EventBus:
         self._running = False
         self._accepting = False
         self._started_at: datetime | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: LoopThread | None = None
         self.metrics = BusMetrics(self.queue_depth, queue_size)
         #: The delivery layer: one (event, handler) delivery through idempotency, breaker, timeout, retry.
         self.delivery = DeliveryLayer(
@@ -158,15 +164,30 @@ class EventBus:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def start(self) -> None:
+    def start(self) -> Awaitable[None]:
         """Open the store, start handlers (``on_start``), the lanes, then every transport.
+
+        Inside a running event loop, await it (``await bus.start()``). Called from plain synchronous code
+        with no running loop (a script, a test function written as the pyWATS document writes it), it
+        starts the bus on an event loop of its own on a background thread and returns once started;
+        ``publish``, ``stop`` and ``MockTransport.inject_event`` then work from any thread.
 
         Raises:
             StoreError: the store cannot be opened.
             TransportError: a transport's settings are unusable (the others are stopped again).
         """
+        if _running_loop() is not None:
+            return self._start()
+        if self._thread is None:
+            self._thread = LoopThread(f"pywats-events-bus-{id(self):x}")
+            self._thread.at_stop(self._stop)
+        self._thread.run(self._start())
+        return Done(None)
+
+    async def _start(self) -> None:
         if self._running:
             return
+        self._loop = asyncio.get_running_loop()
         await self.store.open()
         self._lanes = Lanes(self.concurrency, self.queue_size)
         self._lanes.start(self.delivery.run)
@@ -194,14 +215,25 @@ class EventBus:
         for sub in self.registry:
             self.dead_letters.schedule_parked(sub.name)
 
-    async def stop(self, drain_timeout: float | None = None) -> None:
+    def stop(self, drain_timeout: float | None = None) -> Awaitable[None]:
         """Stop within ``drain_timeout`` seconds (default the bus's) plus a bounded grace.
+
+        Await it inside the bus's event loop; from synchronous code (a bus started without a loop) it
+        stops the bus and its background loop and returns when done.
 
         Transports stop taking new messages and wait for those in the bus to settle while the lanes keep
         running; at the drain deadline, running deliveries are interrupted and their messages stay
         unsettled (brokers redeliver them, files stay in the drop folder), which is logged with the count
         per transport. Then handlers' ``on_stop`` run and the store closes, each bounded by ``STOP_GRACE``.
         """
+        if self._thread is not None and _running_loop() is not self._loop:
+            thread, self._thread = self._thread, None
+            thread.run(self._stop(drain_timeout))
+            thread.stop()
+            return Done(None)
+        return self._stop(drain_timeout)
+
+    async def _stop(self, drain_timeout: float | None = None) -> None:
         if not self._running:
             return
         timeout = self.drain_timeout if drain_timeout is None else drain_timeout
@@ -299,7 +331,7 @@ class EventBus:
 
     def subscribe(
         self,
-        *event_types: str,
+        *event_types: Any,
         name: str | None = None,
         severity: str | None = None,
         min_severity: str | None = None,
@@ -311,11 +343,16 @@ class EventBus:
         breaker: BreakerPolicy | None = None,
         timeout: float | None = None,
         concurrency: int | None = None,
-    ) -> Callable[[HandlerFunc], HandlerFunc]:
-        """Decorator registering a function: ``@bus.subscribe("asset.*", severity="warning")``.
+    ) -> Any:
+        """Register a handler; three forms, none of them ever a silent no-op:
+
+        - ``@bus.subscribe("asset.*", severity="warning")`` decorates a function (returns the decorator);
+        - ``bus.subscribe(MyHandler())`` registers a ``BaseHandler`` instance, as the pyWATS document
+          does (returns it; type patterns after it override its ``event_types``);
+        - ``bus.subscribe(func)`` or bare ``@bus.subscribe`` registers a function for every type.
 
         Args:
-            event_types: type patterns (none given: ``*``).
+            event_types: type patterns (none given: ``*``), optionally preceded by the handler.
             severity / min_severity: lowest severity delivered (same meaning; ``severity`` reads better).
             category / source: one value or several.
             predicate: extra filter ``f(event) -> bool``.
@@ -324,24 +361,47 @@ class EventBus:
             concurrency: for a sync function, the most calls running at once on its own threads.
 
         Raises:
-            HandlerRegistrationError: as ``register``.
+            HandlerRegistrationError: as ``register``; or an argument that is neither a type pattern, a
+                ``BaseHandler`` nor a callable.
         """
+        target: Any = None
+        if event_types and not isinstance(event_types[0], str):
+            target, event_types = event_types[0], event_types[1:]
+        bad = [t for t in event_types if not isinstance(t, str)]
+        if bad:
+            raise HandlerRegistrationError(f"subscribe: event types must be strings, got {bad!r}")
+        patterns: tuple[str, ...] = tuple(event_types)
+        options: dict[str, Any] = {
+            "min_severity": min_severity or severity,
+            "categories": [category] if isinstance(category, str) else category,
+            "sources": [source] if isinstance(source, str) else source,
+            "predicate": predicate,
+        }
 
         def decorate(func: HandlerFunc) -> HandlerFunc:
             h = FunctionHandler(func, name)
             h.retry, h.breaker, h.timeout, h.concurrency = retry, breaker, timeout, concurrency
-            self.register(
-                h,
-                event_types=event_types or ("*",),
-                min_severity=min_severity or severity,
-                categories=[category] if isinstance(category, str) else category,
-                sources=[source] if isinstance(source, str) else source,
-                predicate=predicate,
-                priority=priority,
-            )
+            self.register(h, event_types=patterns or ("*",), priority=priority, **options)
             return func
 
-        return decorate
+        if target is None:
+            return decorate
+        if isinstance(target, BaseHandler):
+            for attr, value in (("retry", retry), ("breaker", breaker), ("timeout", timeout),
+                                ("concurrency", concurrency)):
+                if value is not None:
+                    setattr(target, attr, value)
+            return self.register(target, name=name, event_types=patterns or None,
+                                 priority=priority or None, **options)
+        if isinstance(target, type) and issubclass(target, BaseHandler):
+            raise HandlerRegistrationError(
+                f"subscribe: got the class {target.__name__}, not an instance; use bus.subscribe({target.__name__}())"
+            )
+        if callable(target):
+            return decorate(target)
+        raise HandlerRegistrationError(
+            f"subscribe: {target!r} is neither an event type pattern, a BaseHandler nor a function"
+        )
 
     def unregister(self, name: str) -> None:
         """Remove the handler called ``name`` (its dead letters stay). Raises ``KeyError`` if unknown."""
@@ -357,6 +417,10 @@ class EventBus:
         return h
 
     # -- transports --------------------------------------------------------------------------
+    def register_transport(self, transport: Transport) -> Transport:
+        """``add_transport`` under the name the pyWATS event architecture document uses."""
+        return self.add_transport(transport)
+
     def add_transport(self, transport: Transport) -> Transport:
         """Attach a transport; the bus starts and stops it. Raises ``BusError`` on a duplicate name."""
         if transport.name in self.transports:
@@ -473,14 +537,41 @@ class EventBus:
             raise
         return future
 
-    async def publish(self, *events: Event) -> SettleResult:
+    def publish(self, *events: Event) -> Awaitable[SettleResult]:
         """Route events and wait until every delivery is settled; returns what became of them.
+
+        Await it in the bus's event loop. From any other thread, or from synchronous code with no running
+        loop, it runs on the bus's loop and returns a ``Done`` holding the ``SettleResult`` once settled
+        (``bus.publish(event).result()``; awaiting it works too).
 
         Raises:
             BusClosedError: the bus is not running.
         """
+        return self.run_on_loop(self._publish(events))
+
+    async def _publish(self, events: Sequence[Event]) -> SettleResult:
         future = await self.submit(events, transport="publish")
         return await future
+
+    def run_on_loop(self, coro: Coroutine[Any, Any, T]) -> Awaitable[T]:
+        """Run ``coro`` where the bus runs: returned as is inside the bus's loop (await it); from another
+        loop, as an awaitable that waits without blocking that loop; from plain synchronous code, run to
+        completion first and returned as a ``Done``.
+
+        Raises:
+            BusClosedError: called from outside the bus's loop before the bus was started.
+        """
+        running = _running_loop()
+        loop = self._loop
+        if loop is None or running is loop or loop.is_closed():
+            if running is None:
+                coro.close()
+                raise BusClosedError("the bus is not running; call bus.start() first")
+            return coro
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        if running is not None:
+            return asyncio.wrap_future(future)
+        return Done(future.result())
 
     async def dead_letter_raw(self, record: RawRecord) -> str:
         """Durably store undecodable input (see ``IngestSink.dead_letter_raw``); returns the entry id."""

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, computed_field, field_validator
 
 __all__ = ["Event", "EventType", "Severity", "derive_event_id", "severity_rank"]
 
@@ -102,6 +102,7 @@ class Event(BaseModel):
         id: unique id (a UUID string); taken from the source's own id when it has one (CFX ``UniqueID``),
             so a redelivered copy keeps its id. At most 200 characters.
         type: dotted type such as ``test.result`` (see ``EventType``); any non-empty dotted string is valid.
+            ``event_type`` is accepted for it (the name in the pyWATS event architecture document).
         source: who produced it (a CFX handle, a station name); ``unknown`` when nobody says.
         timestamp: when it happened, timezone-aware UTC (an aware input is converted to UTC; a naive one
             is taken to be UTC already).
@@ -122,7 +123,9 @@ class Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str = Field(default_factory=_new_id, min_length=1, max_length=200)
-    type: str = Field(min_length=1, max_length=200, pattern=r"^[^.\s][^\s]*$")
+    type: str = Field(
+        min_length=1, max_length=200, pattern=r"^[^.\s][^\s]*$", validation_alias=AliasChoices("type", "event_type")
+    )
     source: str = Field(default="unknown", min_length=1, max_length=500)
     timestamp: datetime = Field(default_factory=_now)
     payload: dict[str, Any] = Field(default_factory=dict)
@@ -132,6 +135,12 @@ class Event(BaseModel):
     subjects: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     headers: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def event_type(self) -> str:
+        """``type`` under the name the pyWATS event architecture document uses (``Event(event_type=...)``
+        is accepted on construction too)."""
+        return self.type
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -186,8 +186,20 @@ class BaseHandler:
         raise NotImplementedError(f"{type(self).__name__}.handle is not implemented")
 
     def direct_call(self) -> Callable[[Event], Awaitable[Any]]:
-        """The coroutine function the bus awaits per delivery (default: ``handle``)."""
-        return self.handle
+        """The coroutine function the bus awaits per delivery: ``handle``, or for a subclass whose
+        ``handle`` is a plain ``def``, a wrapper running it on the handler's own threads (never on the
+        event loop; at most ``concurrency`` at once)."""
+        if inspect.iscoroutinefunction(self.handle):
+            return self.handle
+        return self._handle_on_thread
+
+    async def _handle_on_thread(self, event: Event) -> Any:
+        workers: SyncWorkers | None = getattr(self, "_sync_workers", None)
+        if workers is None:
+            workers = SyncWorkers(self.name, self.concurrency or DEFAULT_SYNC_CONCURRENCY)
+            self._sync_workers = workers
+        result: Any = await workers.run(self.handle, event)
+        return await result if inspect.isawaitable(result) else result
 
     async def on_start(self) -> None:
         """Called once when the bus starts (open connections, load state)."""

@@ -13,14 +13,43 @@ import atexit
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any, Generic, TypeVar
 
-__all__ = ["LoopThread"]
+__all__ = ["Done", "LoopThread", "running_loop"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, or ``None``."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class Done(Generic[T]):
+    """A value that is already there, usable both ways: ``x.result()`` in synchronous code, ``await x``
+    in a coroutine. What the bus's sync-or-async methods return once they ran to completion."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: T) -> None:
+        self._value = value
+
+    def result(self) -> T:
+        """The value."""
+        return self._value
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self._value
+        yield  # a generator that returns at once
+
+    def __repr__(self) -> str:
+        return f"Done({self._value!r})"
 
 
 class LoopThread:

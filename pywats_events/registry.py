@@ -103,9 +103,19 @@ class HandlerRegistry:
             raise HandlerRegistrationError("handler has no name")
         if name in self._subs:
             raise HandlerRegistrationError(f"a handler named {name!r} is already registered")
-        types = tuple(event_types if event_types is not None else handler.event_types)
-        if isinstance(event_types, str):
-            types = (event_types,)
+        declared: Any = event_types if event_types is not None else handler.event_types
+        if callable(declared):  # the pyWATS document declares ``def event_types(self): return [...]``
+            declared = declared()
+        if isinstance(declared, str):
+            declared = (declared,)
+        try:
+            types = tuple(declared)
+        except TypeError:
+            raise HandlerRegistrationError(
+                f"handler {name!r}: event_types must be a sequence of type patterns, got {declared!r}"
+            ) from None
+        if not all(isinstance(t, str) for t in types):
+            raise HandlerRegistrationError(f"handler {name!r}: event types must be strings, got {types!r}")
         if not types:
             raise HandlerRegistrationError(f"handler {name!r} subscribes to no event type")
         try:

@@ -82,6 +82,20 @@ class MockTransport(Transport):
         self.settled.append(result)
         return result
 
+    def inject_event(self, event: Event, *, redelivered: bool = False) -> Awaitable[SettleResult]:
+        """Deliver one event and wait until settled (the pyWATS document's name for ``inject``).
+
+        Await it inside the bus's loop; from synchronous code (a bus started with ``bus.start()`` outside
+        any loop, as the document's test does) it runs on the bus's loop and returns once the event is
+        settled, holding the ``SettleResult`` (``.result()``).
+
+        Raises:
+            TransportError: the mock is not CONNECTED. BusClosedError: the bus is not running.
+        """
+        run_on_loop = getattr(self.sink, "run_on_loop", None)
+        coro = self.inject(event, redelivered=redelivered)
+        return run_on_loop(coro) if run_on_loop is not None else coro
+
     def inject_nowait(
         self, events: Sequence[Event], *, redelivered: bool = False
     ) -> Awaitable[asyncio.Future[SettleResult]]:
