@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from .dead_letter import DeadLetterQueue, entry_for_raw
@@ -37,6 +37,9 @@ from .store import DeadLetterEntry, DeadLetterReason, MemoryStore, Store
 from .transports.base import RawRecord, SettleResult, Transport, TransportState
 
 __all__ = ["STOP_GRACE", "EventBus"]
+
+if TYPE_CHECKING:
+    from .policies import ErrorPolicy
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,10 @@ class EventBus:
     Args:
         store: dead-letter queue, idempotency records and event store; default a ``MemoryStore``
             (nothing survives the process: pass ``SQLStore``/``open_store(...)`` for durability).
-        retry: default retry policy for handlers that set none.
+        retry: default retry policy for handlers that set none (``pywats_events.policies.RetryPolicy``, the
+            pyWATS document's form, is accepted too).
+        error_policy: the document's ``ErrorPolicy`` (default breaker settings, a dead-letter queue
+            handle bound to this bus).
         breaker: default circuit-breaker policy for handlers that set none.
         concurrency: number of lanes (deliveries running at once), >= 1.
         queue_size: bound on queued events over all lanes (>= concurrency); ``submit`` waits when full.
@@ -85,6 +91,7 @@ class EventBus:
         store: Store | None = None,
         *,
         retry: RetryPolicy | None = None,
+        error_policy: ErrorPolicy | None = None,
         breaker: BreakerPolicy | None = None,
         concurrency: int = 16,
         queue_size: int = 4096,
@@ -136,6 +143,8 @@ class EventBus:
             on_dead_letter=self._emit_dead_letter_event,
         )
         self.dead_letters = DeadLetterQueue(self.store, self, self.delivery, idempotency=idempotency)
+        if error_policy is not None:
+            error_policy.apply(self)
 
     @property
     def retry(self) -> RetryPolicy:

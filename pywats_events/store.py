@@ -81,6 +81,11 @@ class DeadLetterEntry:
     transport: str = ""
     headers: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def error(self) -> str:
+        """``"<error_type>: <error_message>"`` (the pyWATS document reads ``entry.error``)."""
+        return f"{self.error_type}: {self.error_message}" if self.error_message else self.error_type
+
     def to_json_dict(self, *, include_body: bool = False) -> dict[str, Any]:
         """JSON form for ``--json`` output and the admin API; ``raw_body`` as text (or base64 when not UTF-8)
         only with ``include_body``, else its size in bytes."""
