@@ -73,6 +73,8 @@ class EventBus:
         idempotency: consult and write idempotency records per (event id, handler).
         drain_timeout: default seconds ``stop`` waits for queued and running work (>= 0).
         emit_system_events: publish ``system.transport_*`` and ``system.dead_letter`` events.
+        handler_error_events: publish a ``system.handler_error`` event per failed handler attempt (only
+            failures pay for it, the success path is unchanged; never for failures on such events).
         freeze_gc: at ``start``, collect garbage once and move every object then alive (modules, schemas,
             configuration) to the interpreter's permanent generation (``gc.freeze``), so the cyclic
             collector no longer walks them on every full collection while events flow. Process-wide: meant
@@ -99,6 +101,7 @@ class EventBus:
         idempotency: bool = True,
         drain_timeout: float = 10.0,
         emit_system_events: bool = True,
+        handler_error_events: bool = True,
         freeze_gc: bool = False,
         handler_timeout: float | None = None,
         stuck_after: float = 120.0,
@@ -141,6 +144,7 @@ class EventBus:
             idempotency=idempotency,
             handler_timeout=handler_timeout,
             on_dead_letter=self._emit_dead_letter_event,
+            on_attempt_failed=self._emit_handler_error if handler_error_events else None,
         )
         self.dead_letters = DeadLetterQueue(self.store, self, self.delivery, idempotency=idempotency)
         if error_policy is not None:
@@ -609,6 +613,27 @@ class EventBus:
             self._spawn(go())
         except RuntimeError:  # no running loop (state change during interpreter shutdown)
             pass
+
+    def _emit_handler_error(self, event: Event, handler: str, attempt: int, exc: BaseException) -> None:
+        if event.type in (EventType.SYSTEM_HANDLER_ERROR, EventType.SYSTEM_DEAD_LETTER):
+            return  # never report failures on failure reports (a failing catch-all handler would loop)
+        self._emit_system(
+            Event(
+                type=EventType.SYSTEM_HANDLER_ERROR,
+                source="pywats.bus",
+                severity=Severity.WARNING,
+                causation_id=event.id,
+                correlation_id=event.correlation_id,
+                payload={
+                    "handler": handler,
+                    "attempt": attempt,
+                    "event_id": event.id,
+                    "event_type": event.type,
+                    "error_type": type(exc).__name__,
+                    "error_message": str(exc),
+                },
+            )
+        )
 
     def _emit_dead_letter_event(self, entry: DeadLetterEntry) -> None:
         if entry.event is not None and entry.event.type == EventType.SYSTEM_DEAD_LETTER:

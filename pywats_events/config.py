@@ -112,6 +112,7 @@ class BusSettings(BaseModel):
     handler_timeout: float | None = Field(default=None, gt=0)
     stuck_after: float = Field(default=120.0, gt=0)
     idempotency: bool = True
+    handler_error_events: bool = True
     freeze_gc: bool = True
     retry: RetrySettings = Field(default_factory=RetrySettings)
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
@@ -305,6 +306,7 @@ def build_bus(settings: Settings, *, with_transports: bool = True) -> EventBus:
         concurrency=b.concurrency,
         queue_size=max(b.queue_size, b.concurrency),
         idempotency=b.idempotency,
+        handler_error_events=b.handler_error_events,
         drain_timeout=b.drain_timeout,
         freeze_gc=b.freeze_gc,
         handler_timeout=b.handler_timeout,

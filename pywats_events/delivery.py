@@ -112,6 +112,8 @@ class DeliveryLayer:
         handler_timeout: default seconds one call may take (``None``: no limit; a handler's own
             ``timeout`` wins).
         on_dead_letter: told of every entry written for a delivery (logging, ``system.dead_letter``).
+        on_attempt_failed: told of every failed attempt as ``(event, handler name, attempt number,
+            exception)`` (``system.handler_error``); only failures pay for it.
     """
 
     def __init__(
@@ -125,6 +127,7 @@ class DeliveryLayer:
         idempotency: bool = True,
         handler_timeout: float | None = None,
         on_dead_letter: Callable[[DeadLetterEntry], None] | None = None,
+        on_attempt_failed: Callable[[Event, str, int, BaseException], None] | None = None,
     ) -> None:
         if handler_timeout is not None and handler_timeout <= 0:
             raise ValueError(f"handler_timeout must be > 0 seconds or None, got {handler_timeout}")
@@ -136,6 +139,7 @@ class DeliveryLayer:
         self.idempotency = idempotency
         self.handler_timeout = handler_timeout
         self._on_dead_letter = on_dead_letter
+        self.on_attempt_failed = on_attempt_failed
         self._warned_returns: set[str] = set()
 
     # -- one delivery ----------------------------------------------------------------------------
@@ -169,6 +173,8 @@ class DeliveryLayer:
             raise
         except Exception as exc:
             breaker.record_failure()
+            if self.on_attempt_failed is not None:
+                self.on_attempt_failed(event, name, 1, exc)
             return await self._retry(event, sub, breaker, exc, timeout)
         breaker.record_success()
         self.metrics.observe_handled(name, time.perf_counter() - t0)
@@ -225,8 +231,10 @@ class DeliveryLayer:
                         out = await sub.call(event)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 breaker.record_failure()
+                if self.on_attempt_failed is not None:
+                    self.on_attempt_failed(event, name, attempts, exc)
                 raise
             breaker.record_success()
             self.metrics.observe_handled(name, time.perf_counter() - t0)

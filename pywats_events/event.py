@@ -68,6 +68,17 @@ class EventType(StrEnum):
     SYSTEM_TRANSPORT_DISCONNECTED = "system.transport_disconnected"
     SYSTEM_TRANSPORT_ERROR = "system.transport_error"
     SYSTEM_DEAD_LETTER = "system.dead_letter"
+    SYSTEM_HANDLER_ERROR = "system.handler_error"
+    TEST_STARTED = "test.started"
+    ASSET_MAINTENANCE = "asset.maintenance"
+    MATERIAL_CONSUMED = "material.consumed"
+    # The names of the pyWATS event architecture document (seed 004), same values as above.
+    WORK_STARTED = "production.work_started"
+    WORK_COMPLETED = "production.work_completed"
+    UNIT_DISQUALIFIED = "production.unit_disqualified"
+    TRANSPORT_CONNECTED = "system.transport_connected"
+    HANDLER_ERROR = "system.handler_error"
+    EVENT_DEAD_LETTER = "system.dead_letter"
 
 
 def derive_event_id(source_id: str, index: int) -> str:

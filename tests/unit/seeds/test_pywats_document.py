@@ -156,3 +156,33 @@ def test_every_registration_path_registers_or_raises() -> None:
 
     with pytest.raises(HandlerRegistrationError, match="event_types must be a sequence"):
         bus.register(Bad())
+
+
+async def test_each_failed_attempt_is_a_handler_error_event_and_a_failing_catch_all_does_not_loop() -> None:
+    from pywats_events import MemoryStore, RetryPolicy
+    from pywats_events.store import EventQuery
+
+    bus = EventBus(MemoryStore(), retry=RetryPolicy(max_attempts=2, initial_delay=0.01, jitter=0))
+    bus.add_event_store()
+
+    @bus.subscribe("*")
+    async def broken(event: Event) -> None:
+        raise RuntimeError("always")
+
+    async with bus:
+        ev = Event(type="test.result", source="ict-1", correlation_id="tx-9")
+        await bus.publish(ev)
+        for _ in range(200):
+            reports = await bus.store.query_events(EventQuery(type_pattern="system.handler_error"))
+            if len(reports) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # a loop would keep adding reports
+        reports = await bus.store.query_events(EventQuery(type_pattern="system.handler_error"))
+    about_ev = [r.event for r in reports if r.event.payload["event_id"] == ev.id]
+    assert [e.payload["attempt"] for e in about_ev] == [1, 2]
+    assert {e.payload["handler"] for e in about_ev} == {"broken"}
+    assert about_ev[0].causation_id == ev.id and about_ev[0].correlation_id == "tx-9"
+    assert about_ev[0].payload["error_message"] == "always"
+    # the catch-all handler failed on the reports too, but no report about a report was made
+    assert all(r.event.payload["event_type"] != "system.handler_error" for r in reports)
