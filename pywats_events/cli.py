@@ -106,7 +106,7 @@ async def _with_bus(settings: Settings, action: Callable[[Admin], Awaitable[T]])
     # Transports are built (not started) for the decoders they register: replaying raw input from an MQTT
     # topic decodes it through that transport's current mapping rules.
     for i, cfg in enumerate(settings.transports):
-        build_transport(cfg, i)
+        build_transport(cfg, i, base_dir=settings.config_dir)
     await bus.start()
     try:
         return await action(Admin(bus))
