@@ -38,6 +38,9 @@ __all__ = ["EventBus"]
 
 log = logging.getLogger(__name__)
 
+#: Name of the tasks that submit system events (``stop`` lets those emitted before it finish).
+_SYSTEM_EVENT_TASK = "pywats-system-event"
+
 #: Jobs a lane runs back to back before it lets the event loop run other callbacks.
 YIELD_EVERY = 32
 
@@ -270,12 +273,17 @@ class EventBus:
         if not self._running:
             return
         timeout = self.drain_timeout if drain_timeout is None else drain_timeout
+        # System events emitted before the stop (the notice of the last dead letter) are queued before
+        # intake closes, so the drain below still stores them.
+        emitted = [t for t in self._background if t.get_name() == _SYSTEM_EVENT_TASK]
         self._running = False
         for t in reversed(list(self.transports.values())):
             try:
                 await t.stop()
             except Exception:
                 log.exception("transport %s failed to stop cleanly", t.name)
+        if emitted:
+            await asyncio.wait(emitted, timeout=timeout or None)
         self._accepting = False
         replays = list(self._replaying.values())
         for task in replays:
@@ -776,8 +784,10 @@ class EventBus:
         self._emit_dead_letter_event(entry)
 
     # -- system events -----------------------------------------------------------------------
-    def _spawn(self, coro: Awaitable[Any]) -> None:
+    def _spawn(self, coro: Awaitable[Any], name: str | None = None) -> None:
         task = asyncio.ensure_future(coro)
+        if name is not None:
+            task.set_name(name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -790,7 +800,7 @@ class EventBus:
                 await self.submit((event,), transport="system", redelivered=False)
 
         try:
-            self._spawn(go())
+            self._spawn(go(), _SYSTEM_EVENT_TASK)
         except RuntimeError:  # no running loop (state change during interpreter shutdown)
             pass
 

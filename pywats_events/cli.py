@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import shlex
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -92,8 +93,23 @@ def _run(coro_factory: Callable[[], Awaitable[T]]) -> T:
         raise _fail(str(msg)) from None
 
 
+def _existing_store(url: str) -> None:
+    """Refuse to inspect a SQLite store that does not exist: opening it would create an empty one, and
+    the listing would say "nothing" about a store the user never meant (wrong folder, missing --config).
+
+    Raises:
+        ConfigError: the SQLite file is missing.
+    """
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise ConfigError(
+            f"no store at {url}: nothing was ingested there; give the --config or --db the service or "
+            "ingest used (or PYWATS_EVENTS_DB)"
+        )
+
+
 async def _with_store(settings: Settings, action: Callable[[Admin], Awaitable[T]]) -> T:
     bus = build_bus(settings, with_transports=False)
+    _existing_store(bus.store.url)
     await bus.store.open()
     try:
         return await action(Admin(bus))
@@ -107,6 +123,7 @@ async def _with_bus(settings: Settings, action: Callable[[Admin], Awaitable[T]])
     # topic decodes it through that transport's current mapping rules.
     for i, cfg in enumerate(settings.transports):
         build_transport(cfg, i, base_dir=settings.config_dir)
+    _existing_store(bus.store.url)
     await bus.start()
     try:
         return await action(Admin(bus))
@@ -207,10 +224,27 @@ def ingest(
             table.add_row(key.replace("_", " "), str(summary[key]))
         out.print(table)
         for f in summary["failures"]:
-            out.print(f"[yellow]dead-lettered[/] {f['file']}: {f['reason']}", highlight=False)
-        out.print(f"store: {summary['store']}  (see: pywats-events dlq list, pywats-events events list)")
+            where = f"{f['file']}:line {f['line']}" if "line" in f else f["file"]
+            out.print(f"[yellow]dead-lettered[/] {where}: {f['reason']}", highlight=False)
+        where = _store_options(config, db)
+        out.print(
+            f"store: {summary['store']}  (see: pywats-events dlq list{where}, pywats-events events list{where})",
+            highlight=False,
+            soft_wrap=True,
+        )
     if summary["not_settled"]:
         raise typer.Exit(1)
+
+
+def _store_options(config: Path | None, db: str | None) -> str:
+    """The ``--config``/``--db`` options that make a follow-up command read the same store (shell-quoted,
+    with a leading space; empty when the defaults apply)."""
+    parts = []
+    if config is not None:
+        parts += ["--config", shlex.quote(str(config))]
+    if db is not None:
+        parts += ["--db", shlex.quote(db)]
+    return "".join(" " + p for p in parts)
 
 
 async def _ingest(settings: Settings, files: list[Path], quiet: bool, decoder: str) -> dict[str, Any]:
@@ -219,7 +253,7 @@ async def _ingest(settings: Settings, files: list[Path], quiet: bool, decoder: s
     transport.bind(bus)
     totals = {"files": len(files), "events": 0, "handled": 0, "dead_lettered": 0, "failed_files": 0}
     totals.update(skipped=0, unrouted=0, not_settled=0)
-    failures: list[dict[str, str]] = []
+    failures: list[dict[str, Any]] = []
 
     def account(outcome: FileOutcome) -> None:
         r = outcome.result
@@ -230,9 +264,13 @@ async def _ingest(settings: Settings, files: list[Path], quiet: bool, decoder: s
         totals["unrouted"] += r.unrouted
         if outcome.status == "failed":
             totals["failed_files"] += 1
-            failures.append({"file": str(outcome.path), "reason": outcome.reason})
         elif outcome.status == "error":
             totals["not_settled"] += 1
+        if outcome.bad_lines:  # JSON Lines: one failure per dead-lettered line
+            failures.extend(
+                {"file": str(outcome.path), "line": b.number, "reason": b.reason} for b in outcome.bad_lines
+            )
+        elif outcome.status in ("failed", "error"):
             failures.append({"file": str(outcome.path), "reason": outcome.reason})
 
     async with bus:
