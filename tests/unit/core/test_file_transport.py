@@ -387,3 +387,11 @@ async def test_watcher_keeps_no_per_file_state_after_files_are_processed(tmp_pat
         await wait_until(lambda: transport.counts["processed"] == n, timeout=60, what="all files processed")
         assert len(transport.outcomes) == 50  # bounded history, not one record per file ever seen
         assert len(transport._inflight) == 0 and len(transport._tasks) == 0
+
+
+def test_event_json_decoder_reports_a_deeply_nested_later_line_as_invalid_not_recursion() -> None:
+    from pywats_events.codec import DecodeContext, InvalidEventError, decode_event_json
+
+    deep = b'{"type": "test.result", "source": "x", "payload": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(InvalidEventError, match="nested too deeply"):
+        decode_event_json(event_body(1) + b"\n" + deep + b"\n", DecodeContext(origin="a.json"))
