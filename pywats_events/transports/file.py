@@ -192,14 +192,17 @@ class FileTransport(Transport):
 
     def wanted(self, path: Path) -> bool:
         """True when ``path`` is a file this transport takes (pattern match, not hidden or temporary, not
-        in ``processed``/``failed``)."""
+        in ``processed``/``failed``, and in the folder itself: a sub-folder reached through a symbolic link
+        to somewhere else is never entered)."""
         name = path.name
         if name.startswith(".") or name.endswith((".tmp", ".part", ".partial", ".error.txt")):
             return False
         if not any(fnmatch.fnmatch(name, p) for p in self.settings.patterns):
             return False
         parent = path.parent.resolve()
-        return parent not in self._skip_dirs() and (self.settings.recursive or parent == self.folder.resolve())
+        if parent in self._skip_dirs():
+            return False
+        return parent.is_relative_to(self.folder) if self.settings.recursive else parent == self.folder
 
     async def start(self) -> None:
         """Create the folders, process the files already there, then watch for new ones.

@@ -395,3 +395,21 @@ def test_event_json_decoder_reports_a_deeply_nested_later_line_as_invalid_not_re
     deep = b'{"type": "test.result", "source": "x", "payload": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     with pytest.raises(InvalidEventError, match="nested too deeply"):
         decode_event_json(event_body(1) + b"\n" + deep + b"\n", DecodeContext(origin="a.json"))
+
+
+async def test_recursive_watch_never_enters_a_linked_folder_outside_the_inbox(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    (inbox / "line-1").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "private.json").write_bytes(event_body(7))
+    (inbox / "elsewhere").symlink_to(outside, target_is_directory=True)
+    (inbox / "line-1" / "ok.json").write_bytes(event_body(1))
+    bus, transport = make_bus(inbox, store=_sqlite(tmp_path), recursive=True)
+    assert not transport.wanted(inbox / "elsewhere" / "private.json")
+    async with bus:
+        await wait_until(lambda: len(transport.outcomes) == 1, what="the file in the real sub-folder")
+        await asyncio.sleep(1.2)  # one rescan: the linked folder's file must still not be taken
+        assert [e.id for e in await stored(bus)] == ["00000000-0000-4000-8000-000000000001"]
+        assert await bus.store.count_dead_letters() == 0
+    assert (outside / "private.json").exists()
