@@ -316,3 +316,15 @@ def test_run_without_configuration_handles_each_file_of_the_relative_inbox_once(
     assert "FileNotFoundError" not in text and "Traceback" not in text
     assert store_count(tmp_path / DB, "test.*") == 2  # one event per file, not two ids for one file
     assert dead_letter_count(tmp_path / DB) == 1
+
+
+def test_run_with_open_intake_on_every_interface_exits_2_saying_how_to_fix_it(tmp_path: Path) -> None:
+    env = {**cli_env(), "PYWATS_HTTP_HOST": "0.0.0.0", "PYWATS_HTTP_PORT": "0"}
+    proc = subprocess.run(
+        [str(CLI), "run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "refusing to serve open intake" in last
+    assert "[http.routes.<group>]" in last and "[http] allow_open_intake = true" in last  # not eaten as markup
+    assert "WARNING" in proc.stderr and "'events' is open" in proc.stderr
