@@ -154,16 +154,20 @@ async def _serve(settings: Settings) -> None:
     log = logging.getLogger("pywats_events")
     bus = build_bus(settings)
     server = None
-    if settings.http.get("enabled", True):
+    # The HTTP settings themselves decide (PYWATS_HTTP_ENABLED=false wins over the file, as every key);
+    # they need only pydantic, so the check works without the http extra installed.
+    from .http.settings import HTTPSettings
+
+    http_settings = HTTPSettings.from_config(settings.http)
+    if http_settings.enabled:
         try:
             from .http.server import Server
-            from .http.settings import HTTPSettings
         except ImportError as exc:
             raise ConfigError(
                 f"HTTP is enabled but its libraries are missing ({exc}); "
                 "pip install 'pywats-events[http]' or set [http] enabled = false"
             ) from None
-        server = Server(bus, HTTPSettings.from_config(settings.http))
+        server = Server(bus, http_settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
