@@ -11,6 +11,9 @@ Prints one line per checkpoint and, last, one JSON object: ``{"files": N, "rss_m
 "files_per_s": ...}``. Issue 10, deliverable 1: bounded means ``inflight``/``tasks`` end at 0,
 ``outcomes`` at ``outcome_history`` (1000), and RSS growth after the first batch stays flat (a few MB of
 allocator noise, not proportional to the file count).
+
+Measured (2 shared cores, 20,000 files): before the fix ``outcomes`` held all 20,000 records and RSS grew
+20.8 MB after the first batch (about 1 KB per file); after it, 1000 records and +1.7 MB.
 """
 
 from __future__ import annotations
