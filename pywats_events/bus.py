@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: Name of the tasks that submit system events (``stop`` lets those emitted before it finish).
+_SYSTEM_EVENT_TASK = "pywats-system-event"
+
 #: Seconds ``stop`` gives, after the drain timeout, to transports that have not stopped yet, to
 #: interrupted deliveries and to ``on_stop``/store close (each bounded by it): ``stop`` returns within
 #: ``drain_timeout + 3 * STOP_GRACE`` seconds even when handlers hang.
@@ -251,11 +254,16 @@ class EventBus:
             return
         timeout = self.drain_timeout if drain_timeout is None else drain_timeout
         deadline = time.monotonic() + timeout
+        # System events emitted before the stop (the notice of the last dead letter) are queued before
+        # intake closes, so the drain below still stores them.
+        emitted = [t for t in self._background if t.get_name() == _SYSTEM_EVENT_TASK]
         self._running = False
         await self.dead_letters.stop_replays()
         stopping = asyncio.ensure_future(self._stop_transports())
         # Transports drain their in-flight messages through the lanes, so both run until the deadline.
         await asyncio.wait([stopping], timeout=max(0.0, deadline - time.monotonic()))
+        if emitted:
+            await asyncio.wait(emitted, timeout=max(0.01, deadline - time.monotonic()))
         self._accepting = False
         drained = await self._lanes.drain(deadline - time.monotonic())
         if not drained:
@@ -596,8 +604,10 @@ class EventBus:
         return entry.id
 
     # -- system events -----------------------------------------------------------------------
-    def _spawn(self, coro: Awaitable[Any]) -> None:
+    def _spawn(self, coro: Awaitable[Any], name: str | None = None) -> None:
         task = asyncio.ensure_future(coro)
+        if name is not None:
+            task.set_name(name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -610,7 +620,7 @@ class EventBus:
                 await self.submit((event,), transport="system", redelivered=False)
 
         try:
-            self._spawn(go())
+            self._spawn(go(), _SYSTEM_EVENT_TASK)
         except RuntimeError:  # no running loop (state change during interpreter shutdown)
             pass
 

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -64,7 +66,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # The message may hold brackets ("[http.routes.events]"): print it as text, not as rich markup.
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 
@@ -94,8 +97,23 @@ def _run(coro_factory: Callable[[], Awaitable[T]]) -> T:
         raise _fail(str(msg)) from None
 
 
+def _existing_store(url: str) -> None:
+    """Refuse to inspect a SQLite store that does not exist: opening it would create an empty one, and
+    the listing would say "nothing" about a store the user never meant (wrong folder, missing --config).
+
+    Raises:
+        ConfigError: the SQLite file is missing.
+    """
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise ConfigError(
+            f"no store at {url}: nothing was ingested there; give the --config or --db the service or "
+            "ingest used (or PYWATS_EVENTS_DB)"
+        )
+
+
 async def _with_store(settings: Settings, action: Callable[[Admin], Awaitable[T]]) -> T:
     bus = build_bus(settings, with_transports=False)
+    _existing_store(bus.store.url)
     await bus.store.open()
     try:
         return await action(Admin(bus))
@@ -108,7 +126,8 @@ async def _with_bus(settings: Settings, action: Callable[[Admin], Awaitable[T]])
     # Transports are built (not started) for the decoders they register: replaying raw input from an MQTT
     # topic decodes it through that transport's current mapping rules.
     for i, cfg in enumerate(settings.transports):
-        build_transport(cfg, i)
+        build_transport(cfg, i, base_dir=settings.config_dir)
+    _existing_store(bus.store.url)
     await bus.start()
     try:
         return await action(Admin(bus))
@@ -137,16 +156,20 @@ async def _serve(settings: Settings) -> None:
     log = logging.getLogger("pywats_events")
     bus = build_bus(settings)
     server = None
-    if settings.http.get("enabled", True):
+    # The HTTP settings themselves decide (PYWATS_HTTP_ENABLED=false wins over the file, as every key);
+    # they need only pydantic, so the check works without the http extra installed.
+    from .http.settings import HTTPSettings
+
+    http_settings = HTTPSettings.from_config(settings.http)
+    if http_settings.enabled:
         try:
             from .http.server import Server
-            from .http.settings import HTTPSettings
         except ImportError as exc:
             raise ConfigError(
                 f"HTTP is enabled but its libraries are missing ({exc}); "
                 "pip install 'pywats-events[http]' or set [http] enabled = false"
             ) from None
-        server = Server(bus, HTTPSettings.from_config(settings.http))
+        server = Server(bus, http_settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -234,10 +257,27 @@ def ingest(
             table.add_row(key.replace("_", " "), str(summary[key]))
         out.print(table)
         for f in summary["failures"]:
-            out.print(f"[yellow]dead-lettered[/] {f['file']}: {f['reason']}", highlight=False)
-        out.print(f"store: {summary['store']}  (see: pywats-events dlq list, pywats-events events list)")
+            where = f"{f['file']}:line {f['line']}" if "line" in f else f["file"]
+            out.print(f"[yellow]dead-lettered[/] {where}: {f['reason']}", highlight=False)
+        where = _store_options(config, db)
+        out.print(
+            f"store: {summary['store']}  (see: pywats-events dlq list{where}, pywats-events events list{where})",
+            highlight=False,
+            soft_wrap=True,
+        )
     if summary["not_settled"]:
         raise typer.Exit(1)
+
+
+def _store_options(config: Path | None, db: str | None) -> str:
+    """The ``--config``/``--db`` options that make a follow-up command read the same store (shell-quoted,
+    with a leading space; empty when the defaults apply)."""
+    parts = []
+    if config is not None:
+        parts += ["--config", shlex.quote(str(config))]
+    if db is not None:
+        parts += ["--db", shlex.quote(db)]
+    return "".join(" " + p for p in parts)
 
 
 async def _ingest(settings: Settings, files: list[Path], quiet: bool, decoder: str) -> dict[str, Any]:
@@ -246,7 +286,7 @@ async def _ingest(settings: Settings, files: list[Path], quiet: bool, decoder: s
     transport.bind(bus)
     totals = {"files": len(files), "events": 0, "handled": 0, "dead_lettered": 0, "failed_files": 0}
     totals.update(skipped=0, unrouted=0, not_settled=0)
-    failures: list[dict[str, str]] = []
+    failures: list[dict[str, Any]] = []
 
     def account(outcome: FileOutcome) -> None:
         r = outcome.result
@@ -257,9 +297,13 @@ async def _ingest(settings: Settings, files: list[Path], quiet: bool, decoder: s
         totals["unrouted"] += r.unrouted
         if outcome.status == "failed":
             totals["failed_files"] += 1
-            failures.append({"file": str(outcome.path), "reason": outcome.reason})
         elif outcome.status == "error":
             totals["not_settled"] += 1
+        if outcome.bad_lines:  # JSON Lines: one failure per dead-lettered line
+            failures.extend(
+                {"file": str(outcome.path), "line": b.number, "reason": b.reason} for b in outcome.bad_lines
+            )
+        elif outcome.status in ("failed", "error"):
             failures.append({"file": str(outcome.path), "reason": outcome.reason})
 
     async with bus:

@@ -184,6 +184,14 @@ def decode_event_json(body: bytes, ctx: DecodeContext) -> list[Event]:
     except UnicodeDecodeError as exc:
         raise InvalidEventError(f"invalid UTF-8 at byte {exc.start}", ctx.origin) from None
     try:
+        return _decode_event_text(text, ctx)
+    except RecursionError:
+        # From json or from validating the event: either way the input, not the decoder, is at fault.
+        raise InvalidEventError("JSON nested too deeply", ctx.origin) from None
+
+
+def _decode_event_text(text: str, ctx: DecodeContext) -> list[Event]:
+    try:
         data = json.loads(text)
     except json.JSONDecodeError as first_exc:
         lines = [ln for ln in text.splitlines() if ln.strip()]
@@ -197,8 +205,6 @@ def decode_event_json(body: bytes, ctx: DecodeContext) -> list[Event]:
                 raise InvalidEventError(f"invalid JSON on line {n}: {json_error_text(exc)}", ctx.origin) from None
             out.append(_event_from(obj, ctx, f"{ctx.origin}:line {n}"))
         return out
-    except RecursionError:
-        raise InvalidEventError("JSON nested too deeply", ctx.origin) from None
     if isinstance(data, list):
         return [_event_from(o, ctx, f"{ctx.origin}[{i}]") for i, o in enumerate(data)]
     return [_event_from(data, ctx, ctx.origin)]

@@ -33,6 +33,12 @@ concurrency = 4                         # sync functions: calls at once, on the 
 enabled = true
 port = 8080
 ```
+
+Relative paths: a drop folder's ``path`` is taken relative to the configuration file's folder (with no
+file: to the current directory), so ``path = "./inbox"`` names the same folder whatever directory the
+service is started from. The configuration file's folder (with no file: the current directory) is put
+first on the import path, so ``kind = "python"`` handlers in modules beside the file import without
+``PYTHONPATH``.
 """
 
 from __future__ import annotations
@@ -40,11 +46,12 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .breaker import BreakerPolicy
@@ -69,6 +76,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_DB = "./pywats-events.db"
+
+#: Accepted ``log_level`` values (Python ``logging`` level names).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class RetrySettings(BaseModel):
@@ -167,7 +177,9 @@ class Settings(BaseSettings):
 
     Attributes:
         db: store location: file path, ``sqlite:///file.db``, ``postgresql://...`` or ``memory://``.
-        log_level: ``DEBUG``, ``INFO``, ``WARNING``, ``ERROR``.
+        log_level: ``DEBUG``, ``INFO``, ``WARNING``, ``ERROR`` or ``CRITICAL`` (any case; stored upper).
+        config_dir: the configuration file's folder (``None`` with no file): relative drop folders and
+            ``kind = "python"`` imports start there.
         bus: lanes, queue and policies.
         transports: inputs; default the ``./inbox`` drop folder.
         handlers: handlers; default the event store.
@@ -182,6 +194,20 @@ class Settings(BaseSettings):
     transports: list[TransportConfig] = Field(default_factory=_default_transports)
     handlers: list[HandlerConfig] = Field(default_factory=_default_handlers)
     http: dict[str, Any] = Field(default_factory=lambda: {"enabled": True})
+    _config_dir: Path | None = PrivateAttr(default=None)
+
+    @property
+    def config_dir(self) -> Path | None:
+        """The configuration file's folder, absolute (``None``: no file, the current directory applies)."""
+        return self._config_dir
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"unknown log level {value!r}; use one of {', '.join(LOG_LEVELS)}")
+        return level
 
     @classmethod
     def settings_customise_sources(
@@ -236,7 +262,16 @@ def load_settings(path: str | Path | None = None, *, db: str | None = None) -> S
         raise ConfigError.from_validation(exc, f"configuration{' ' + str(path) if path else ''}: ") from None
     if db:
         settings.db = db
+    if path is not None:
+        settings._config_dir = Path(path).expanduser().resolve().parent
     return settings
+
+
+def _on_import_path(folder: Path) -> None:
+    """Put ``folder`` first on ``sys.path`` (once): the user's handler modules live beside their file."""
+    entry = str(folder)
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
 
 
 def _import(target: str, what: str) -> Any:
@@ -253,11 +288,26 @@ def _import(target: str, what: str) -> Any:
         raise ConfigError(f"{what}: module {module_name!r} has no {attr!r}") from None
 
 
-def build_transport(cfg: TransportConfig, index: int = 0) -> Transport:
-    """Create the transport a ``[[transports]]`` table describes. Raises ``ConfigError``."""
+def build_transport(cfg: TransportConfig, index: int = 0, *, base_dir: Path | None = None) -> Transport:
+    """Create the transport a ``[[transports]]`` table describes.
+
+    Args:
+        cfg: the table.
+        index: its position among ``[[transports]]`` (names unnamed ones: ``file1``).
+        base_dir: folder a relative drop-folder ``path`` is taken from (``Settings.config_dir``); ``None``:
+            the current directory.
+
+    Raises:
+        ConfigError: unknown kind or invalid option.
+    """
     name = cfg.name or f"{cfg.kind}{index or ''}"
     cls = load_plugin(TRANSPORT_GROUP, cfg.kind, f"transport {name!r}")
-    transport: Transport = cls.from_config(name, cfg.options())
+    options = cfg.options()
+    folder = options.get("path")
+    if cfg.kind == "file" and isinstance(folder, str | Path):
+        folder = Path(folder).expanduser()
+        options["path"] = folder if folder.is_absolute() else (base_dir or Path.cwd()) / folder
+    transport: Transport = cls.from_config(name, options)
     return transport
 
 
@@ -298,6 +348,8 @@ def build_bus(settings: Settings, *, with_transports: bool = True) -> EventBus:
     """
     from .sql_store import open_store
 
+    if any(cfg.kind == "python" for cfg in settings.handlers):
+        _on_import_path(settings.config_dir or Path.cwd())
     b = settings.bus
     bus = EventBus(
         open_store(settings.db),
@@ -337,5 +389,5 @@ def build_bus(settings: Settings, *, with_transports: bool = True) -> EventBus:
             raise ConfigError(f"handler {cfg.name or cfg.kind!r}: {exc}") from None
     if with_transports:
         for i, tcfg in enumerate(settings.transports):
-            bus.add_transport(build_transport(tcfg, i))
+            bus.add_transport(build_transport(tcfg, i, base_dir=settings.config_dir))
     return bus

@@ -65,7 +65,9 @@ def entry_for_raw(record: RawRecord) -> DeadLetterEntry:
     """Build the entry for undecodable input (reason ``decode_error`` unless the record says otherwise)."""
     reason = record.headers.get("pywats-reason", DeadLetterReason.DECODE_ERROR)
     return DeadLetterEntry(
-        id=str(uuid.uuid4()),
+        # A transport that can name its input stably (a file's path and bytes) passes an id, so the same
+        # input dead-lettered again replaces its entry instead of adding a copy.
+        id=str(record.headers.get("pywats-entry-id") or uuid.uuid4()),
         reason=str(reason),
         error_type=record.error_type,
         error_message=record.reason,

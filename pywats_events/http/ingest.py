@@ -1,13 +1,21 @@
 """Ingest routes: ``POST /events``, ``POST /cfx``, ``POST /api/v2.0/EventService``.
 
 Each request goes: bearer token (401/403) → capacity (503) → body within the limit (413) → HMAC
-signature over the raw body (401/403) → decoding (400, problem naming the field) → the bus → 200 once
-settled. The answer body is ``{"accepted": n, "event_ids": [...], "settlement": {events, handled,
-skipped, dead_lettered, unrouted}}``.
+signature over the raw body (401/403) → ``Content-Encoding`` (``gzip`` decoded within
+``max_decompressed_bytes``, 413 beyond; unknown encodings 415) → decoding (400, problem naming the field)
+→ the bus → 200 once settled. The answer body is ``{"accepted": n, "event_ids": [...], "settlement":
+{events, handled, skipped, dead_lettered, unrouted}}``.
+
+``Idempotency-Key`` (events without an ``id`` of their own get ids derived from it) is honoured only on
+routes without an HMAC secret. The signature covers the body, not the headers, so on a signed route a
+client (or anyone replaying a captured request) could change the key and with it the ids, and have the
+handlers run again. There the key is ignored and the ids derive from the SHA-256 of the signed body as
+received: a retried or replayed request gets the same ids and the bus skips it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -98,22 +106,52 @@ async def _hand_over(ctx: HTTPContext, route: str, events: list[Event], first_de
     return Response(_ENCODER.encode(body), status_code=200, media_type="application/json")
 
 
+def _content_decoded(request: Request, ctx: HTTPContext, route: str, raw: bytes) -> bytes | Response:
+    """The body with its ``Content-Encoding`` undone (RFC 9110 section 8.4: ``gzip``, ``x-gzip``,
+    ``identity``); 415 for other encodings, 413 beyond ``max_decompressed_bytes``, 400 for corrupt gzip."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("identity", ""):
+        return raw
+    if encoding not in ("gzip", "x-gzip"):
+        ctx.metrics.rejected.labels(route, "invalid").inc()
+        return problem(415, f"Content-Encoding {encoding!r} is not supported; use gzip or none")
+    try:
+        return gunzip_limited(raw, ctx.settings.max_decompressed_bytes)
+    except BodyTooLargeError as exc:
+        ctx.metrics.rejected.labels(route, "too_large").inc()
+        return problem(413, str(exc), limit=exc.limit)
+    except ValueError as exc:
+        return _invalid(ctx, route, InvalidRequestError(f"body is not valid gzip: {exc}"))
+
+
+def _id_seed(request: Request, ctx: HTTPContext, group: str, raw: bytes) -> str | None:
+    """The seed of derived event ids: the ``Idempotency-Key`` on an unsigned route, the signed body's
+    SHA-256 on a signed one (see the module docstring: the key is not covered by the signature)."""
+    if ctx.settings.security(group).hmac_secret is not None:
+        return "sha256:" + hashlib.sha256(raw).hexdigest()
+    return request.headers.get(IDEMPOTENCY_HEADER) or None
+
+
 async def _decode_and_ingest(
     request: Request, group: str, route: str, decode: Callable[[bytes, str | None], tuple[list[Event], bool]]
 ) -> Response:
     ctx = _ctx(request)
-    body = await _admit_and_read(request, ctx, group, route)
+    raw = await _admit_and_read(request, ctx, group, route)
+    if isinstance(raw, Response):
+        return raw
+    body = _content_decoded(request, ctx, route, raw)
     if isinstance(body, Response):
         return body
     try:
-        events, first_delivery = decode(body, request.headers.get(IDEMPOTENCY_HEADER) or None)
+        events, first_delivery = decode(body, _id_seed(request, ctx, group, raw))
     except InvalidRequestError as exc:
         return _invalid(ctx, route, exc)
     return await _hand_over(ctx, route, events, first_delivery)
 
 
 async def post_events(request: Request) -> Response:
-    """``POST /events``: one event or a list in the normalized JSON form (``Event.to_json_dict``)."""
+    """``POST /events``: one event or a list in the normalized JSON form (``Event.to_json_dict``), plain or
+    ``Content-Encoding: gzip``."""
     transport = _ctx(request).transport
     return await _decode_and_ingest(
         request, "events", "/events", lambda b, seed: transport.decode_events(b, route="/events", id_seed=seed)
@@ -121,7 +159,8 @@ async def post_events(request: Request) -> Response:
 
 
 async def post_event_service(request: Request) -> Response:
-    """``POST /api/v2.0/EventService``: lab event messages (one, a list, or a bare module status update)."""
+    """``POST /api/v2.0/EventService``: lab event messages (one, a list, or a bare module status update),
+    plain or ``Content-Encoding: gzip``."""
     route = "/api/v2.0/EventService"
     transport = _ctx(request).transport
 

@@ -39,6 +39,7 @@ _INGEST_ERRORS = {
     "400": _problem("Invalid JSON or event; `field` names the offending field"),
     **_AUTH_ERRORS,
     "413": _problem("Body larger than the configured limit"),
+    "415": _problem("Content-Encoding other than gzip"),
     "503": _problem("Saturated, stopping, or not settled in time; retry after `Retry-After` seconds"),
 }
 
@@ -237,6 +238,13 @@ def _signature(settings: HTTPSettings, group: str) -> list[dict[str, Any]]:
 
 
 def _ingest(settings: HTTPSettings, group: str, summary: str, body: dict[str, Any], extra: dict[str, Any]) -> Any:
+    signed = settings.security(group).hmac_secret is not None
+    key_use = (
+        "ignored on this signed route (the signature does not cover it): events without an id get ids "
+        "derived from the signed body, so a retried or replayed request is a no-op"
+        if signed
+        else "events without an id get ids derived from this key (retries are no-ops)"
+    )
     return {
         "post": {
             "summary": summary,
@@ -247,7 +255,7 @@ def _ingest(settings: HTTPSettings, group: str, summary: str, body: dict[str, An
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": False,
-                    "description": "events without an id get ids derived from this key (retries are no-ops)",
+                    "description": key_use,
                     "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[!-~]+$"},
                 },
             ],
@@ -385,7 +393,7 @@ def build_openapi(settings: HTTPSettings) -> dict[str, Any]:
     """The document for an app built with ``settings`` (security and admin paths follow them)."""
     events_body = _json_body(
         {"oneOf": [_ref("Event"), {"type": "array", "items": _ref("Event"), "minItems": 1}]},
-        "one event or a list of events",
+        "one event or a list of events; send `Content-Encoding: gzip` for a gzip body",
     )
     lab_body = _json_body(
         {
@@ -395,7 +403,7 @@ def build_openapi(settings: HTTPSettings) -> dict[str, Any]:
                 {"type": "array", "items": _ref("LabEventMessage"), "minItems": 1},
             ]
         },
-        "a lab event message, a list of them, or a bare module status update",
+        "a lab event message, a list of them, or a bare module status update; `Content-Encoding: gzip` accepted",
     )
     cfx_body = _json_body(
         {"anyOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]},
@@ -409,7 +417,7 @@ def build_openapi(settings: HTTPSettings) -> dict[str, Any]:
             "cfx",
             "Ingest IPC-CFX envelopes; undecodable bodies are dead-lettered and answered 400",
             cfx_body,
-            {"415": _problem("Content-Encoding other than gzip")},
+            {},
         ),
         "/api/v2.0/EventService": _ingest(
             settings,

@@ -3,12 +3,16 @@
 The command line owns SIGINT/SIGTERM: uvicorn installs no signal handlers here. Stop the server with
 ``Server.stop()`` (or by cancelling ``serve``); either sets uvicorn's ``should_exit``, which stops
 accepting connections and lets open requests finish for up to ``graceful_timeout`` seconds.
+
+At start-up each open intake route group (no token, no HMAC secret) is logged at WARNING; bound to an
+address that is not loopback, open intake refuses to start unless ``allow_open_intake`` is set.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import socket
 from collections.abc import Iterator
@@ -96,6 +100,12 @@ class Server:
         s = self.settings
         self._sock = _bind(s.host, s.port)
         self.port = int(self._sock.getsockname()[1])
+        try:
+            self._check_open_intake(str(self._sock.getsockname()[0]))
+        except HTTPServerError:
+            self._sock.close()
+            self._sock = None
+            raise
         config = uvicorn.Config(
             self.app,
             log_level=s.log_level,
@@ -113,6 +123,36 @@ class Server:
             await asyncio.sleep(0.01)
         self.transport.set_serving(True)
         log.info("HTTP server listening on %s", self.url)
+
+    def _check_open_intake(self, bound: str) -> None:
+        """Warn about open intake routes; refuse them on a non-loopback address unless allowed.
+
+        Args:
+            bound: the IP address the socket is bound to (``0.0.0.0`` and ``::`` are not loopback).
+
+        Raises:
+            HTTPServerError: open intake on a non-loopback address without ``allow_open_intake``.
+        """
+        open_groups = self.settings.open_intake()
+        if not open_groups:
+            return
+        loopback = ipaddress.ip_address(bound.split("%", 1)[0]).is_loopback
+        for group in open_groups:
+            log.warning(
+                "HTTP intake %r is open: anyone who can reach %s may post events; set [http.routes.%s] tokens "
+                "or hmac_secret (or PYWATS_HTTP_ROUTES__%s__TOKENS)",
+                group,
+                self.url,
+                group,
+                group.upper(),
+            )
+        if not loopback and not self.settings.allow_open_intake:
+            raise HTTPServerError(
+                f"refusing to serve open intake route(s) {', '.join(open_groups)} on {self.settings.host} "
+                "(not a loopback address): give them tokens or an hmac_secret ([http.routes.<group>], "
+                'PYWATS_HTTP_ROUTES__<GROUP>__TOKENS), bind host = "127.0.0.1", or set '
+                "[http] allow_open_intake = true"
+            )
 
     async def _run(self, server: _Uvicorn, sock: socket.socket) -> None:
         try:

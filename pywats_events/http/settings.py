@@ -2,9 +2,14 @@
 
 Read from the configuration file's ``[http]`` table (``HTTPSettings.from_config``) and from environment
 variables ``PYWATS_HTTP_<FIELD>`` (nested with ``__``: ``PYWATS_HTTP_ADMIN_TOKEN``,
-``PYWATS_HTTP_ROUTES__EVENTS__TOKENS='["s3cret"]'``). A value in the file wins; the environment fills
-what the file leaves out, which is how secrets should arrive. Secrets are ``SecretStr``: never logged,
-shown as ``**********`` in ``repr`` and ``describe()``.
+``PYWATS_HTTP_ROUTES__EVENTS__TOKENS='["s3cret"]'``). The environment wins over the file, key by key
+(nested tables are merged), the same rule as the core settings (``PYWATS_EVENTS_*``): a secret exported
+as the sample says takes effect even where the file has a placeholder such as ``tokens = []``. Secrets are
+``SecretStr``: never logged, shown as ``**********`` in ``repr`` and ``describe()``.
+
+Open intake (a route group of ``INTAKE_ROUTES`` with neither tokens nor an HMAC secret) is logged at
+WARNING when the server starts; on an address other than loopback the server refuses to start with open
+intake unless ``allow_open_intake = true``.
 """
 
 from __future__ import annotations
@@ -12,18 +17,21 @@ from __future__ import annotations
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ..errors import ConfigError
 from .console.settings import ConsoleSettings
 
-__all__ = ["ROUTE_NAMES", "HTTPSettings", "RouteSecurity"]
+__all__ = ["INTAKE_ROUTES", "ROUTE_NAMES", "HTTPSettings", "RouteSecurity"]
 
 #: Route groups that take their own credentials: ``events`` (POST /events), ``cfx`` (POST /cfx),
 #: ``event_service`` (POST /api/v2.0/EventService), ``status`` (GET /status...), ``metrics``
 #: (GET /metrics). Health probes and the OpenAPI document are always open; the admin API uses
 #: ``admin_token``.
 ROUTE_NAMES = ("events", "cfx", "event_service", "status", "metrics")
+
+#: The route groups that take events in (an open one lets anyone who reaches the port post events).
+INTAKE_ROUTES = ("events", "cfx", "event_service")
 
 
 class RouteSecurity(BaseModel):
@@ -76,6 +84,9 @@ class HTTPSettings(BaseSettings):
         console: the operator console (``[http.console]``, see ``ConsoleSettings``; off by default).
         log_level: uvicorn log level (``warning`` keeps request lines out of the log).
         access_log: log one line per request.
+        allow_open_intake: start even though an intake route group is open (no token, no HMAC secret)
+            while ``host`` is not a loopback address. Off by default: an open intake reachable from the
+            network must be asked for.
 
     Raises:
         pydantic.ValidationError: on construction with invalid values (``from_config`` turns it into
@@ -98,6 +109,20 @@ class HTTPSettings(BaseSettings):
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     log_level: str = "warning"
     access_log: bool = False
+    allow_open_intake: bool = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init arguments; the environment must win over them, as in the core
+        # settings (first source wins; pydantic-settings merges nested tables key by key).
+        return env_settings, init_settings, file_secret_settings
 
     @field_validator("routes")
     @classmethod
@@ -124,7 +149,7 @@ class HTTPSettings(BaseSettings):
 
     @classmethod
     def from_config(cls, options: dict[str, Any] | None = None) -> Self:
-        """Build settings from the ``[http]`` table (environment fills missing keys).
+        """Build settings from the ``[http]`` table; ``PYWATS_HTTP_*`` environment variables win over it.
 
         Raises:
             ConfigError: a key is unknown or a value invalid; the message names it (``http.port``).
@@ -133,6 +158,10 @@ class HTTPSettings(BaseSettings):
             return cls(**(options or {}))
         except ValidationError as exc:
             raise ConfigError.from_validation(exc, "http.") from None
+
+    def open_intake(self) -> list[str]:
+        """The intake route groups (``INTAKE_ROUTES``) that need no credentials."""
+        return [name for name in INTAKE_ROUTES if self.security(name).open]
 
     def security(self, route: str) -> RouteSecurity:
         """Credentials of route group ``route`` (an open ``RouteSecurity`` when none are configured)."""

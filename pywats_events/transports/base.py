@@ -273,13 +273,13 @@ class Transport(abc.ABC):
         try:
             events = self.decoder(message.decoder)(message.body, ctx)
         except Exception as exc:  # a decoder bug must not stop the consumer either
-            self._spawn_settle(message, self._dead_letter_undecodable(message, exc), out)
+            self._intake_spawn(message, self._intake_dead_letter(message, exc), out)
             return out
         submitted = await self.sink.submit(events, transport=self.name, redelivered=message.redelivered)
-        submitted.add_done_callback(lambda f: self._spawn_settle(message, f, out))
+        submitted.add_done_callback(lambda f: self._intake_spawn(message, f, out))
         return out
 
-    async def _dead_letter_undecodable(self, message: InboundMessage, exc: Exception) -> SettleResult:
+    async def _intake_dead_letter(self, message: InboundMessage, exc: Exception) -> SettleResult:
         if isinstance(exc, DecodeError):
             reason, error_type = exc.reason, type(exc).__name__
         else:
@@ -298,14 +298,14 @@ class Transport(abc.ABC):
         await self.sink.dead_letter_raw(record)
         return SettleResult(dead_lettered=1)
 
-    def _spawn_settle(
+    def _intake_spawn(
         self, message: InboundMessage, outcome: Awaitable[SettleResult], out: asyncio.Future[SettleResult]
     ) -> None:
-        task = asyncio.ensure_future(self._settle(message, outcome, out))
+        task = asyncio.ensure_future(self._intake_settle(message, outcome, out))
         self._intake_settling.add(task)
         task.add_done_callback(self._intake_settling.discard)
 
-    async def _settle(
+    async def _intake_settle(
         self, message: InboundMessage, outcome: Awaitable[SettleResult], out: asyncio.Future[SettleResult]
     ) -> None:
         try:

@@ -6,16 +6,37 @@ cannot be decoded is stored whole in the dead-letter queue and moved to ``failed
 ``<name>.error.txt`` beside it giving the reason. Files already in the folder at start are processed
 first. A crash before the move leaves the file in place: it is read again on restart, and the
 idempotency records make that a no-op for handlers that had finished (event ids come from the content).
+
+JSON Lines (``*.jsonl``, ``*.jsonl.gz``, as ``pywats_cfx.explorer --generate --count`` writes them): every
+non-blank line is its own message, decoded on its own. A line that cannot be decoded (invalid JSON, nested
+too deeply, not an event) is its own raw dead letter with origin ``<file>:line <n>``; the other lines are
+routed, and the file settles (moved to ``processed/``, with a ``.error.txt`` naming the bad lines).
+
+A relative ``path`` is taken relative to the current directory when the transport is built (the
+configuration loader first makes it relative to the configuration file's folder), and the transport works
+with the absolute path from then on, so a file is never seen under two names.
+
+Symbolic links are not followed: a link dropped in the folder is dead-lettered (reason
+``symlink_not_followed``, empty body: the target's content is never read) and the link itself, not its
+target, moved to ``failed/``. Files are opened with ``O_NOFOLLOW`` where the system has it, so a file
+swapped for a link between the check and the read is refused too.
+
+Raw dead-letter entries of a file get an id derived from the file's path, its bytes and the reason, so
+ingesting the same folder again replaces its entries instead of piling up copies.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fnmatch
+import hashlib
 import logging
 import os
 import time
+import uuid
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,8 +45,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..codec import DecodeContext, get_decoder
+from ..codec import DecodeContext, get_decoder, maybe_gunzip
 from ..errors import ConfigError, DecodeError, TransportError
+from ..event import Event
 from .base import RawRecord, SettleResult, Transport, TransportState
 
 __all__ = ["FileOutcome", "FileSettings", "FileTransport"]
@@ -33,6 +55,20 @@ __all__ = ["FileOutcome", "FileSettings", "FileTransport"]
 log = logging.getLogger(__name__)
 
 DEFAULT_PATTERNS = ("*.json", "*.json.gz", "*.jsonl", "*.jsonl.gz")
+
+#: File names whose every line is one message (JSON Lines, https://jsonlines.org).
+LINES_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
+
+#: Dead-letter reason of a symbolic link found in the drop folder (not followed, content not read).
+SYMLINK_REASON = "symlink_not_followed"
+
+#: Namespace of the ids of a file's raw dead-letter entries (RFC 4122 version 5 UUIDs).
+_RAW_ENTRY_NAMESPACE = uuid.UUID("6f1c2a52-5d0e-4c47-9a57-3f0f2f4f7a11")
+
+#: Header ``entry_for_raw`` takes the entry id from (a stable id makes a re-ingest replace, not add).
+_ENTRY_ID_HEADER = "pywats-entry-id"
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class FileSettings(BaseModel):
@@ -51,6 +87,9 @@ class FileSettings(BaseModel):
         move_files: move files after settlement (``False`` leaves them in place: one-shot ingest).
         force_polling: poll instead of OS notifications (network shares, some containers).
         rescan_seconds: when no change is notified for this long, list the folder anyway (missed events).
+        outcome_history: how many recent ``FileOutcome`` records ``FileTransport.outcomes`` keeps (a
+            count; older ones are dropped so a long-running watcher does not grow with every file;
+            ``FileTransport.counts`` keeps the totals).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -67,18 +106,31 @@ class FileSettings(BaseModel):
     move_files: bool = True
     force_polling: bool = False
     rescan_seconds: float = Field(default=1.0, gt=0)
+    outcome_history: int = Field(default=1000, ge=0)
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    """One line of a JSON Lines file that could not be decoded: ``number`` (1-based), ``reason``, and the
+    id of its raw dead-letter entry."""
+
+    number: int
+    reason: str
+    entry_id: str
 
 
 @dataclass
 class FileOutcome:
     """What became of one file: ``status`` is ``processed``, ``failed`` (undecodable, dead-lettered),
-    ``error`` (not settled: left in place) or ``skipped``; ``result`` the settlement; ``reason`` for failures."""
+    ``error`` (not settled: left in place) or ``skipped``; ``result`` the settlement; ``reason`` for failures;
+    ``bad_lines`` the lines of a JSON Lines file that were dead-lettered one by one (the file itself settled)."""
 
     path: Path
     status: str
     result: SettleResult
     reason: str = ""
     moved_to: Path | None = None
+    bad_lines: tuple[BadLine, ...] = ()
 
 
 class FileTransport(Transport):
@@ -101,12 +153,20 @@ class FileTransport(Transport):
         except ValidationError as exc:
             raise ConfigError(f"file transport {name!r}: {exc}") from None
         self._decoder = get_decoder(self.settings.decoder)
+        # One absolute name per file: the first scan, the watcher and the rescan must agree on it, or a
+        # relative folder has each file scheduled twice (once as "inbox/x", once as "/cwd/inbox/x").
+        self._folder = self.settings.path.expanduser().resolve()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Only files being processed are kept here (removed when done): the set is bounded by
+        # ``concurrency`` plus the files waiting for a slot, never by how many files were ever seen.
         self._inflight: set[Path] = set()
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.outcomes: list[FileOutcome] = []
+        #: The most recent outcomes (at most ``settings.outcome_history``), newest last.
+        self.outcomes: deque[FileOutcome] = deque(maxlen=self.settings.outcome_history)
+        #: Files per outcome status since start (``processed``, ``failed``, ``error``).
+        self.counts: Counter[str] = Counter()
 
     @classmethod
     def from_config(cls, name: str, options: dict[str, Any]) -> FileTransport:
@@ -118,8 +178,8 @@ class FileTransport(Transport):
 
     @property
     def folder(self) -> Path:
-        """The watched folder."""
-        return self.settings.path
+        """The watched folder, absolute (symbolic links in the folder's own path resolved)."""
+        return self._folder
 
     def _skip_dirs(self) -> set[Path]:
         return {
@@ -127,16 +187,22 @@ class FileTransport(Transport):
             (self.folder / self.settings.failed_dir).resolve(),
         }
 
+    def _absolute(self, path: Path) -> Path:
+        return path if path.is_absolute() else Path.cwd() / path
+
     def wanted(self, path: Path) -> bool:
         """True when ``path`` is a file this transport takes (pattern match, not hidden or temporary, not
-        in ``processed``/``failed``)."""
+        in ``processed``/``failed``, and in the folder itself: a sub-folder reached through a symbolic link
+        to somewhere else is never entered)."""
         name = path.name
         if name.startswith(".") or name.endswith((".tmp", ".part", ".partial", ".error.txt")):
             return False
         if not any(fnmatch.fnmatch(name, p) for p in self.settings.patterns):
             return False
         parent = path.parent.resolve()
-        return parent not in self._skip_dirs() and (self.settings.recursive or parent == self.folder.resolve())
+        if parent in self._skip_dirs():
+            return False
+        return parent.is_relative_to(self.folder) if self.settings.recursive else parent == self.folder
 
     async def start(self) -> None:
         """Create the folders, process the files already there, then watch for new ones.
@@ -171,7 +237,9 @@ class FileTransport(Transport):
 
     def _existing(self) -> list[Path]:
         pattern = "**/*" if self.settings.recursive else "*"
-        return sorted((p for p in self.folder.glob(pattern) if p.is_file() and self.wanted(p)), key=_mtime)
+        return sorted(
+            (p for p in self.folder.glob(pattern) if (p.is_file() or p.is_symlink()) and self.wanted(p)), key=_mtime
+        )
 
     async def _run(self) -> None:
         from watchfiles import Change, awatch
@@ -192,7 +260,7 @@ class FileTransport(Transport):
             ):
                 for _change, p in sorted(changes, key=lambda c: c[1]):
                     path = Path(p)
-                    if path.is_file():
+                    if path.is_file() or path.is_symlink():
                         await self._schedule(path)
                 # The rescan (after every batch of changes, and every rescan_seconds when idle) catches
                 # files dropped between the first scan and the watch starting, files whose events were
@@ -207,6 +275,7 @@ class FileTransport(Transport):
             self._set_state(TransportState.ERROR, f"watcher failed: {exc}")
 
     async def _schedule(self, path: Path) -> None:
+        path = self._absolute(path)
         if path in self._inflight:
             return
         self._inflight.add(path)
@@ -215,7 +284,9 @@ class FileTransport(Transport):
         async def run() -> None:
             try:
                 if await self._wait_stable(path):
-                    self.outcomes.append(await self.process_file(path))
+                    outcome = await self.process_file(path)
+                    self.outcomes.append(outcome)
+                    self.counts[outcome.status] += 1
             except Exception:
                 log.exception("drop folder %s: processing %s failed", self.folder, path)
             finally:
@@ -232,7 +303,7 @@ class FileTransport(Transport):
         stable_since = time.monotonic()
         while not self._stop.is_set():
             try:
-                st = path.stat()
+                st = path.lstat()  # a link is judged as a link, never by its target
             except FileNotFoundError:
                 return False
             now = (st.st_size, st.st_mtime_ns)
@@ -246,55 +317,154 @@ class FileTransport(Transport):
     async def process_file(self, path: Path) -> FileOutcome:
         """Decode, route and settle one file now (no stability wait), then move it as configured.
 
-        Never raises for bad content: undecodable files are dead-lettered and reported as ``failed``.
-        A store failure leaves the file in place (``error``) so it is tried again later.
+        A ``.jsonl`` file is decoded line by line (see the module docstring). Never raises for bad
+        content: undecodable files are dead-lettered and reported as ``failed``, a symbolic link is
+        dead-lettered without reading its target. A store failure leaves the file in place (``error``) so
+        it is tried again later.
         """
         origin = str(path)
         try:
-            size = path.stat().st_size
-            if size > self.settings.max_file_bytes:
-                raise DecodeError(f"file is {size} bytes, over the {self.settings.max_file_bytes}-byte limit", origin)
-            body = await asyncio.to_thread(path.read_bytes)
+            st = path.lstat()
+            if path.is_symlink():
+                raise SymlinkNotFollowedError(f"{path.name} is a symbolic link; links are not followed", origin)
+            if st.st_size > self.settings.max_file_bytes:
+                raise DecodeError(
+                    f"file is {st.st_size} bytes, over the {self.settings.max_file_bytes}-byte limit", origin
+                )
+            body = await asyncio.to_thread(_read_no_follow, path)
+        except SymlinkNotFollowedError as exc:
+            return await self._failed(path, b"", exc, reason_code=SYMLINK_REASON)
         except DecodeError as exc:
             return await self._failed(path, b"", exc)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:  # swapped for a link after the check: O_NOFOLLOW refused it
+                link = SymlinkNotFollowedError(f"{path.name} is a symbolic link; links are not followed", origin)
+                return await self._failed(path, b"", link, reason_code=SYMLINK_REASON)
             return FileOutcome(path, "error", SettleResult(), f"cannot read: {exc}")
+        if path.name.endswith(LINES_SUFFIXES):
+            return await self._process_lines(path, body)
         try:
-            events = self._decoder(
-                body, DecodeContext(origin=origin, headers={"transport": self.name, "file": path.name})
-            )
+            events = self._decode(body, origin, path)
         except DecodeError as exc:
             return await self._failed(path, body, exc)
+        return await self._settle(path, events)
+
+    def _decode(self, body: bytes, origin: str, path: Path, line: int | None = None) -> list[Event]:
+        """Run the decoder; any failure of it is a ``DecodeError`` (a decoder bug or a pathological input
+        must end in the dead-letter queue, not in a file retried for ever)."""
+        headers: dict[str, Any] = {"transport": self.name, "file": path.name}
+        if line is not None:
+            headers["line"] = line
+        try:
+            return self._decoder(body, DecodeContext(origin=origin, headers=headers))
+        except DecodeError:
+            raise
+        except RecursionError:
+            raise DecodeError("JSON nested too deeply", origin) from None
+        except Exception as exc:
+            log.exception("drop folder %s: decoder %r failed on %s", self.folder, self.settings.decoder, origin)
+            raise DecodeError(
+                f"decoder {self.settings.decoder!r} failed: {type(exc).__name__}: {exc}", origin
+            ) from None
+
+    async def _settle(self, path: Path, events: list[Event], bad_lines: tuple[BadLine, ...] = ()) -> FileOutcome:
         try:
             future = await self.sink.submit(events, transport=self.name, redelivered=None)
             result = await future
         except Exception as exc:
             log.error("drop folder %s: %s not settled (%s); left in place for a retry", self.folder, path, exc)
-            return FileOutcome(path, "error", SettleResult(events=len(events)), str(exc))
+            return FileOutcome(path, "error", SettleResult(events=len(events)), str(exc), bad_lines=bad_lines)
+        result.dead_lettered += len(bad_lines)
         moved = self._move(path, self.settings.processed_dir)
-        return FileOutcome(path, "processed", result, moved_to=moved)
-
-    async def _failed(self, path: Path, body: bytes, exc: DecodeError) -> FileOutcome:
-        await self.sink.dead_letter_raw(
-            RawRecord(
-                body=body,
-                origin=str(path),
-                transport=self.name,
-                reason=exc.reason,
-                error_type=type(exc).__name__,
-                headers={"pywats-decoder": self.settings.decoder, "file": path.name},
+        reason = ""
+        if bad_lines:
+            reason = f"{len(bad_lines)} line(s) dead-lettered: " + "; ".join(
+                f"line {b.number}: {b.reason}" for b in bad_lines[:5]
             )
+            if moved is not None:
+                self._write_note(
+                    path, moved, "DecodeError", "\n".join(f"line {b.number}: {b.reason}" for b in bad_lines)
+                )
+        return FileOutcome(path, "processed", result, reason, moved_to=moved, bad_lines=bad_lines)
+
+    async def _process_lines(self, path: Path, body: bytes) -> FileOutcome:
+        """JSON Lines: each non-blank line is decoded on its own; bad lines are dead-lettered one by one."""
+        try:
+            text = maybe_gunzip(body, str(path))
+        except DecodeError as exc:
+            return await self._failed(path, body, exc)
+        events: list[Event] = []
+        bad: list[BadLine] = []
+        for number, line in enumerate(text.split(b"\n"), 1):
+            if not line.strip():
+                continue
+            origin = f"{path}:line {number}"
+            try:
+                events.extend(self._decode(line, origin, path, number))
+            except DecodeError as exc:
+                record = self._raw_record(path, line.rstrip(b"\r"), exc, origin=origin, line=number)
+                try:
+                    entry_id = await self.sink.dead_letter_raw(record)
+                except Exception as store_exc:
+                    log.error("drop folder %s: %s not settled (%s); left in place", self.folder, path, store_exc)
+                    return FileOutcome(path, "error", SettleResult(), str(store_exc))
+                bad.append(BadLine(number, exc.reason, entry_id))
+        if bad and not events:
+            # Nothing in the file was usable: it goes to failed/ like any undecodable file, but each line
+            # keeps its own entry (replayable one by one).
+            moved = self._move(path, self.settings.failed_dir)
+            lines = "\n".join(f"line {b.number}: {b.reason}" for b in bad)
+            if moved is not None:
+                self._write_note(path, moved, "DecodeError", lines)
+            return FileOutcome(
+                path, "failed", SettleResult(dead_lettered=len(bad)), f"every line failed; {lines}", moved, tuple(bad)
+            )
+        return await self._settle(path, events, tuple(bad))
+
+    def _raw_record(
+        self, path: Path, body: bytes, exc: DecodeError, *, origin: str, line: int | None = None, reason_code: str = ""
+    ) -> RawRecord:
+        digest = hashlib.sha256(body).hexdigest()
+        entry_id = uuid.uuid5(_RAW_ENTRY_NAMESPACE, f"{origin}\0{digest}\0{exc.reason}")
+        headers: dict[str, Any] = {
+            "pywats-decoder": self.settings.decoder,
+            "file": path.name,
+            _ENTRY_ID_HEADER: str(entry_id),
+        }
+        if line is not None:
+            headers["line"] = line
+        if reason_code:
+            headers["pywats-reason"] = reason_code
+        return RawRecord(
+            body=body,
+            origin=origin,
+            transport=self.name,
+            reason=exc.reason,
+            error_type=type(exc).__name__,
+            headers=headers,
         )
+
+    async def _failed(self, path: Path, body: bytes, exc: DecodeError, *, reason_code: str = "") -> FileOutcome:
+        record = self._raw_record(path, body, exc, origin=str(path), reason_code=reason_code)
+        try:
+            await self.sink.dead_letter_raw(record)
+        except Exception as store_exc:
+            log.error("drop folder %s: %s not settled (%s); left in place", self.folder, path, store_exc)
+            return FileOutcome(path, "error", SettleResult(), str(store_exc))
         moved = self._move(path, self.settings.failed_dir)
         if moved is not None:
-            note = moved.with_name(moved.name + ".error.txt")
-            note.write_text(
-                f"file: {path.name}\nerror: {type(exc).__name__}\nreason: {exc.reason}\n"
-                f"when: {datetime.now(UTC).isoformat()}\n"
-                "The whole file is also stored in the dead-letter queue (pywats-events dlq list).\n",
-                encoding="utf-8",
-            )
+            self._write_note(path, moved, type(exc).__name__, exc.reason)
         return FileOutcome(path, "failed", SettleResult(dead_lettered=1), exc.reason, moved)
+
+    @staticmethod
+    def _write_note(path: Path, moved: Path, error_type: str, reason: str) -> None:
+        note = moved.with_name(moved.name + ".error.txt")
+        note.write_text(
+            f"file: {path.name}\nerror: {error_type}\nreason: {reason}\n"
+            f"when: {datetime.now(UTC).isoformat()}\n"
+            "The input is also stored in the dead-letter queue (pywats-events dlq list).\n",
+            encoding="utf-8",
+        )
 
     def _move(self, path: Path, subdir: str) -> Path | None:
         if not self.settings.move_files:
@@ -319,7 +489,12 @@ class FileTransport(Transport):
         """
         outcomes = []
         for path in paths:
-            outcome = await self.process_file(path)
+            path = self._absolute(path)
+            try:
+                outcome = await self.process_file(path)
+            except Exception as exc:  # one file's trouble must not stop the files after it
+                log.exception("ingest: processing %s failed", path)
+                outcome = FileOutcome(path, "error", SettleResult(), f"{type(exc).__name__}: {exc}")
             outcomes.append(outcome)
             if on_file is not None:
                 on_file(outcome)
@@ -352,6 +527,17 @@ def find_inputs(paths: Sequence[Path], patterns: Sequence[str] = DEFAULT_PATTERN
 
 def _mtime(path: Path) -> float:
     try:
-        return path.stat().st_mtime
+        return path.lstat().st_mtime
     except OSError:
         return 0.0
+
+
+class SymlinkNotFollowedError(DecodeError):
+    """A symbolic link in the drop folder (refused, never followed)."""
+
+
+def _read_no_follow(path: Path) -> bytes:
+    """The file's bytes, refusing a symbolic link at the last path component (``OSError`` ``ELOOP``)."""
+    fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        return f.read()

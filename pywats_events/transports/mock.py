@@ -11,6 +11,10 @@ async with bus:
     await mock.inject_raw(b"not json")          # goes to the dead-letter queue, like real bad input
     await mock.simulate_disconnect()             # state events and readiness, as a real broker drop
 ```
+
+Under pytest the package's plugin (``pywats_events.pytest_plugin``, loaded through the ``pytest11`` entry
+point) offers the fixtures ``event_bus`` and ``mock_transport`` (already added to that bus), and runs the
+async tests that take them without any ``asyncio_mode`` setting.
 """
 
 from __future__ import annotations

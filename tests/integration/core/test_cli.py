@@ -238,3 +238,93 @@ def test_run_processes_a_dropped_file_and_stops_cleanly_on_sigterm(tmp_path: Pat
     assert not (inbox / "units.json").exists()
     assert list((inbox / "failed").iterdir()) == []
     assert "stopped" in (tmp_path / "service.log").read_text()
+
+
+# -- issue 9: defects 4, 5 and 14 as a user meets them ----------------------------------------------
+def _deep_line() -> bytes:
+    return b'{"type": "test.result", "source": "x", "payload": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+
+
+def test_ingest_of_json_lines_with_bad_lines_settles_every_file_and_names_each_line(tmp_path: Path) -> None:
+    from pywats_cfx.explorer import generate_envelope
+
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    good = b"".join(json.dumps(generate_envelope("heartbeat", seq=i)).encode() + b"\n" for i in range(3))
+    (folder / "a-generated.jsonl").write_bytes(good)  # what `explorer --generate --count 3` writes
+    (folder / "b-mixed.jsonl").write_bytes(good.splitlines()[0] + b"\n{oops\n" + _deep_line() + b"\n")
+    (folder / "c-after.json").write_bytes(SAMPLES.joinpath("CFX.Heartbeat__1.json").read_bytes())
+    summary = cli_json("ingest", "drop", cwd=tmp_path)
+    assert summary["files"] == 3 and summary["not_settled"] == 0
+    assert summary["events"] == 3 + 1 + 1  # the first line of b repeats seq 0: same event id, skipped
+    assert summary["dead_lettered"] == 2
+    bad = sorted((Path(f["file"]).name, f["line"]) for f in summary["failures"])
+    assert bad == [("b-mixed.jsonl", 2), ("b-mixed.jsonl", 3)]
+    rows = cli_json("dlq", "list", cwd=tmp_path)
+    assert sorted(r["origin"].rsplit(":", 1)[1] for r in rows) == ["line 2", "line 3"]
+    # every dead letter has its system.dead_letter notice stored, the last one included
+    notices = cli_json("events", "list", "--type", "system.dead_letter", cwd=tmp_path)
+    assert sorted(n["payload"]["entry_id"] for n in notices) == sorted(r["id"] for r in rows)
+    # ingesting the same folder again replaces the entries instead of adding copies
+    again = cli_json("ingest", "drop", cwd=tmp_path)
+    assert again["dead_lettered"] == 2
+    assert len(cli_json("dlq", "list", cwd=tmp_path)) == 2
+
+
+def test_ingest_hint_names_the_same_config_and_reading_a_missing_store_creates_nothing(tmp_path: Path) -> None:
+    conf = tmp_path / "plant"
+    conf.mkdir()
+    (conf / "svc.toml").write_text('db = "sqlite:///' + str(tmp_path / "plant.db") + '"\n')
+    (tmp_path / "bad.json").write_bytes(b"{broken")
+    proc = cli("ingest", "bad.json", "--config", "plant/svc.toml", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    hint = proc.stdout.split("see: ", 1)[1]
+    assert "pywats-events dlq list --config plant/svc.toml" in hint
+    # the hinted command, run where the user is, reads the store the ingest wrote
+    listed = cli_json("dlq", "list", "--config", "plant/svc.toml", cwd=tmp_path)
+    assert [Path(r["origin"]).name for r in listed] == ["bad.json"]
+    # without the hint's options: a clear error, and no empty store made next to the user
+    bare = cli("dlq", "list", cwd=tmp_path)
+    assert bare.returncode == 2
+    assert "no store at" in one_line_error(bare) and "--config" in one_line_error(bare)
+    assert not (tmp_path / DB).exists()
+
+
+def test_run_without_configuration_handles_each_file_of_the_relative_inbox_once(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    no_id = json.dumps({"type": "test.result", "source": "ict-1", "payload": {"unit_id": "SN1"}}).encode()
+    (inbox / "early.json").write_bytes(no_id)
+    (inbox / "bad.json").write_bytes(b"{broken")
+    log = (tmp_path / "service.log").open("wb")
+    env = {**cli_env(), "PYWATS_HTTP_PORT": "0"}  # the default HTTP port may be taken on a shared machine
+    proc = subprocess.Popen([str(CLI), "run"], cwd=tmp_path, env=env, stdout=log, stderr=log)
+    try:
+        wait_until(lambda: (inbox / "processed" / "early.json").is_file(), timeout=60, what="early.json", proc=proc)
+        (inbox / "late.json").write_bytes(no_id)
+        wait_until(lambda: (inbox / "processed" / "late.json").is_file(), timeout=30, what="late.json", proc=proc)
+        wait_until(lambda: (inbox / "failed" / "bad.json").is_file(), timeout=30, what="bad.json", proc=proc)
+        time.sleep(1.5)  # a second scheduling of a file would show within one rescan
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    text = (tmp_path / "service.log").read_text()
+    assert "FileNotFoundError" not in text and "Traceback" not in text
+    assert store_count(tmp_path / DB, "test.*") == 2  # one event per file, not two ids for one file
+    assert dead_letter_count(tmp_path / DB) == 1
+
+
+def test_run_with_open_intake_on_every_interface_exits_2_saying_how_to_fix_it(tmp_path: Path) -> None:
+    env = {**cli_env(), "PYWATS_HTTP_HOST": "0.0.0.0", "PYWATS_HTTP_PORT": "0"}
+    proc = subprocess.run(
+        [str(CLI), "run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "refusing to serve open intake" in last
+    assert "[http.routes.<group>]" in last and "[http] allow_open_intake = true" in last  # not eaten as markup
+    assert "WARNING" in proc.stderr and "'events' is open" in proc.stderr

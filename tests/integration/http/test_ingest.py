@@ -413,3 +413,45 @@ async def test_idempotency_lookup_only_when_an_event_could_be_a_repeat(start_ser
     await svc.client.post("/events", json={"type": "x.y"}, headers={"Idempotency-Key": "k"})
     await svc.client.post("/api/v2.0/EventService", json={"topic": "x.lab"}, headers={"Idempotency-Key": "k2"})
     assert CountingStore.lookups == before + 3
+
+
+# -- issue 9, defect 12: Content-Encoding on /events and the lab EventService -----------------------
+@pytest.mark.parametrize(
+    ("route", "body", "event_type"),
+    [
+        ("/events", json.dumps([{"type": "test.result", "source": "ict-1"}] * 2).encode(), "test.result"),
+        ("/api/v2.0/EventService", json.dumps([{"topic": "order.completed"}] * 2).encode(), None),
+    ],
+)
+async def test_gzip_body_is_decoded_on_events_and_event_service(
+    start_service: ServiceFactory, route: str, body: bytes, event_type: str | None
+) -> None:
+    bus = EventBus()
+    got: list[Event] = []
+
+    @bus.subscribe("*")
+    async def record(event: Event) -> None:
+        if not event.type.startswith("system."):
+            got.append(event)
+
+    svc = await start_service(bus)
+    for encoding in ("gzip", "x-gzip", "GZIP"):
+        response = await svc.client.post(route, content=gzip.compress(body), headers={"content-encoding": encoding})
+        assert response.status_code == 200, response.text
+        assert response.json()["accepted"] == 2
+    assert len(got) == 6
+    if event_type:
+        assert {e.type for e in got} == {event_type}
+
+
+@pytest.mark.parametrize("route", ["/events", "/api/v2.0/EventService"])
+async def test_unknown_encoding_is_415_corrupt_gzip_400_and_a_bomb_413(
+    start_service: ServiceFactory, route: str
+) -> None:
+    svc = await start_service(max_decompressed_bytes=64 * 1024)
+    unknown = await svc.client.post(route, content=b"{}", headers={"content-encoding": "br"})
+    assert unknown.status_code == 415
+    corrupt = await svc.client.post(route, content=b"\x1f\x8b\x08\x00garbage", headers={"content-encoding": "gzip"})
+    assert corrupt.status_code == 400 and "gzip" in corrupt.json()["detail"]
+    bomb = gzip.compress(b"[" + b" " * (10 * 1024 * 1024) + b"]")
+    assert (await svc.client.post(route, content=bomb, headers={"content-encoding": "gzip"})).status_code == 413

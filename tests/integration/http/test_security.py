@@ -94,3 +94,47 @@ async def test_secrets_never_reach_the_log_or_describe(
     for secret in ("adm-secret", "tok-secret", "hm-secret", "wrong-secret"):
         assert secret not in caplog.text
         assert secret not in shown
+
+
+# -- issue 9, defect 11: Idempotency-Key on signed routes -------------------------------------------
+@pytest.mark.parametrize(
+    ("route", "group", "body"),
+    [
+        ("/events", "events", EVENT),
+        ("/api/v2.0/EventService", "event_service", json.dumps({"topic": "order.completed"}).encode()),
+    ],
+)
+async def test_forged_idempotency_key_on_a_captured_signed_request_does_not_rerun_handlers(
+    start_service: ServiceFactory, route: str, group: str, body: bytes
+) -> None:
+    from pywats_events import Event, EventBus
+
+    bus = EventBus()
+    calls: list[str] = []
+
+    @bus.subscribe("*")
+    async def count(event: Event) -> None:
+        if not event.type.startswith("system."):
+            calls.append(event.id)
+
+    svc = await start_service(bus, routes={group: {"hmac_secret": "k3y"}})
+    captured = {"X-Signature": sign_body(body, "k3y"), "Idempotency-Key": "order-1"}
+    first = await svc.client.post(route, content=body, headers=captured)
+    assert first.status_code == 200, first.text
+    assert len(calls) == 1
+    for forged in ("order-2", "anything-else"):
+        replay = await svc.client.post(route, content=body, headers={**captured, "Idempotency-Key": forged})
+        assert replay.status_code == 200
+        assert replay.json()["event_ids"] == first.json()["event_ids"]
+        assert replay.json()["settlement"]["skipped"] == 1
+    stripped = await svc.client.post(route, content=body, headers={"X-Signature": captured["X-Signature"]})
+    assert stripped.json()["event_ids"] == first.json()["event_ids"]
+    assert len(calls) == 1, "a replayed signed request ran the handlers again"
+
+
+async def test_idempotency_key_still_seeds_ids_on_unsigned_routes(start_service: ServiceFactory) -> None:
+    svc = await start_service()
+    a = await svc.client.post("/events", content=EVENT, headers={"Idempotency-Key": "k-1"})
+    b = await svc.client.post("/events", content=EVENT, headers={"Idempotency-Key": "k-1"})
+    c = await svc.client.post("/events", content=EVENT, headers={"Idempotency-Key": "k-2"})
+    assert a.json()["event_ids"] == b.json()["event_ids"] != c.json()["event_ids"]

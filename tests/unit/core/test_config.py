@@ -99,7 +99,8 @@ def test_loaded_file_builds_the_bus_it_describes(tmp_path: Path) -> None:
     assert bus.retry.max_attempts == 7
     transport = bus.transports["line-3"]
     assert isinstance(transport, FileTransport)
-    assert transport.settings.path == Path("./drop") and transport.settings.settle_seconds == 1.5
+    # a relative path is relative to the file's folder (issue 9, defect 5), not to the current directory
+    assert transport.folder == (tmp_path / "drop").resolve() and transport.settings.settle_seconds == 1.5
     (sub,) = list(bus.registry)
     assert isinstance(sub.handler, EventStoreHandler)
     assert "from-file.db" in bus.store.url
@@ -251,3 +252,59 @@ def test_unreadable_configuration_is_a_config_error(tmp_path: Path, name: str, t
 def test_missing_configuration_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nowhere\.toml"):
         load_settings(tmp_path / "nowhere.toml")
+
+
+# -- issue 9, defects 5 and 14 -----------------------------------------------------------------------
+def test_relative_drop_folder_is_relative_to_the_configuration_files_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf_dir = tmp_path / "plant"
+    conf_dir.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    cfg = write(conf_dir, "svc.toml", '[[transports]]\nkind = "file"\nname = "inbox"\npath = "./inbox"\n')
+    bus = build_bus(load_settings(cfg))
+    transport = bus.transports["inbox"]
+    assert isinstance(transport, FileTransport)
+    assert transport.folder == (conf_dir / "inbox").resolve()
+
+
+def test_no_configuration_drop_folder_is_the_current_directorys_inbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    bus = build_bus(load_settings(None, db="memory://"))
+    transport = bus.transports["inbox"]
+    assert isinstance(transport, FileTransport)
+    assert transport.folder == (tmp_path / "inbox").resolve()
+    assert transport.folder.is_absolute()
+
+
+def test_python_handler_beside_the_configuration_file_imports_without_pythonpath(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    plant = tmp_path / "plant"
+    plant.mkdir()
+    (plant / "my_plant_pager.py").write_text("async def page(event):\n    pass\n")
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(plant))])
+    monkeypatch.delitem(sys.modules, "my_plant_pager", raising=False)
+    monkeypatch.chdir(tmp_path)  # not the configuration's folder: only that folder on the path helps
+    cfg = write(plant, "svc.toml", '[[handlers]]\nkind = "python"\ntarget = "my_plant_pager:page"\n')
+    bus = build_bus(load_settings(cfg, db="memory://"))
+    assert [sub.name for sub in bus.registry] == ["page"]
+    assert sys.path[0] == str(plant.resolve())
+
+
+@pytest.mark.parametrize("level", ["LOUD", "verbose", ""])
+def test_unknown_log_level_is_a_config_error_naming_the_key(tmp_path: Path, level: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, "svc.toml", f'log_level = "{level}"\n'))
+    assert "log_level" in str(info.value)
+    assert "WARNING" in str(info.value)
+
+
+def test_log_level_is_accepted_in_any_case(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, "svc.toml", 'log_level = "debug"\n')).log_level == "DEBUG"

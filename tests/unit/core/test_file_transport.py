@@ -6,6 +6,7 @@ Every test awaits a condition with a deadline (``wait_until``); no fixed sleep i
 from __future__ import annotations
 
 import asyncio
+import errno
 import gzip
 import inspect
 import json
@@ -242,3 +243,173 @@ async def test_a_file_whose_notification_was_missed_is_found_by_the_idle_rescan(
         blind = False  # no new file event will come: only the rescan can find it
         await wait_until(lambda: names(inbox / "processed") == ["missed.json"], timeout=5, what="the rescan")
         assert [e.id for e in await stored(bus)] == ["00000000-0000-4000-8000-000000000001"]
+
+
+# -- JSON Lines (issue 9, defect 4) ------------------------------------------------------------------
+def _cfx_lines(n: int) -> bytes:
+    from pywats_cfx.explorer import generate_envelope
+
+    return b"".join(json.dumps(generate_envelope("heartbeat", seq=i)).encode() + b"\n" for i in range(n))
+
+
+async def test_jsonl_file_each_line_is_its_own_message_and_the_file_settles(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    lines = [event_body(1), event_body(2), event_body(3)]
+    (inbox / "batch.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    (inbox / "cfx.jsonl").write_bytes(_cfx_lines(3))  # what `explorer --generate --count 3` prints
+    bus, _ = make_bus(inbox, store=_sqlite(tmp_path))
+    async with bus:
+        await wait_until(lambda: names(inbox / "processed") == ["batch.jsonl", "cfx.jsonl"], what="both settled")
+        assert sorted(e.id for e in await stored(bus, "test.result")) == [
+            f"00000000-0000-4000-8000-{i:012d}" for i in (1, 2, 3)
+        ]
+        assert len(await stored(bus, "system.heartbeat")) == 3
+        assert await bus.store.count_dead_letters() == 0
+
+
+async def test_jsonl_bad_lines_are_each_their_own_dead_letter_and_the_good_lines_are_routed(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    deep = b'{"type": "test.result", "source": "x", "payload": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    body = b"\n".join([event_body(1), b'{"type": "test.result",,}', event_body(2), deep, b"", event_body(3)])
+    (inbox / "mixed.jsonl").write_bytes(body)
+    bus, transport = make_bus(inbox, store=_sqlite(tmp_path))
+    async with bus:
+        await wait_until(lambda: "mixed.jsonl" in names(inbox / "processed"), what="mixed.jsonl settled")
+        assert len(await stored(bus, "test.result")) == 3
+        entries = sorted(
+            await bus.store.list_dead_letters(reason=DeadLetterReason.DECODE_ERROR), key=lambda e: e.origin
+        )
+        assert [e.origin for e in entries] == [f"{inbox / 'mixed.jsonl'}:line 2", f"{inbox / 'mixed.jsonl'}:line 4"]
+        assert entries[0].raw_body == b'{"type": "test.result",,}'
+        assert "nested too deeply" in entries[1].error_message
+        assert entries[1].raw_body == deep
+        outcome = transport.outcomes[0]
+        assert [b.number for b in outcome.bad_lines] == [2, 4]
+        note = (inbox / "processed" / "mixed.jsonl.error.txt").read_text(encoding="utf-8")
+        assert "line 2" in note and "line 4" in note
+    assert names(inbox) == []
+
+
+async def test_jsonl_with_only_bad_lines_goes_to_failed_with_one_entry_per_line(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "bad.jsonl").write_bytes(b"not json\n[1, 2\n")
+    bus, _ = make_bus(inbox, store=_sqlite(tmp_path))
+    async with bus:
+        await wait_until(lambda: "bad.jsonl" in names(inbox / "failed"), what="bad.jsonl failed")
+        entries = await bus.store.list_dead_letters(reason=DeadLetterReason.DECODE_ERROR)
+        assert sorted(e.raw_body for e in entries) == [b"[1, 2", b"not json"]
+
+
+# -- relative drop folder (issue 9, defect 5) --------------------------------------------------------
+async def test_relative_drop_folder_handles_every_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    inbox = Path("inbox")
+    inbox.mkdir()
+    no_id = json.dumps({"type": "test.result", "source": "ict-1", "payload": {"unit_id": "SN1"}}).encode()
+    (inbox / "a-no-id.json").write_bytes(no_id)
+    (inbox / "b-bad.json").write_bytes(b"{broken")
+    bus, transport = make_bus(inbox, store=_sqlite(tmp_path))
+    assert transport.folder == tmp_path.resolve() / "inbox"
+    async with bus:
+        await wait_until(lambda: names(inbox / "processed") == ["a-no-id.json"], what="a processed")
+        await wait_until(lambda: "b-bad.json" in names(inbox / "failed"), what="b failed")
+        (inbox / "c-late.json").write_bytes(no_id)
+        await wait_until(lambda: "c-late.json" in names(inbox / "processed"), what="c processed")
+        await asyncio.sleep(1.5)  # a second scheduling of the same file would show up within a rescan
+        assert len(await stored(bus)) == 2  # one per file, not one per name the file was seen under
+        assert await bus.store.count_dead_letters() == 1
+    assert sorted(o.path.name for o in transport.outcomes) == ["a-no-id.json", "b-bad.json", "c-late.json"]
+    assert "FileNotFoundError" not in caplog.text and "not settled" not in caplog.text
+
+
+# -- symbolic links (issue 9, defect 10) -------------------------------------------------------------
+async def test_symlink_in_the_drop_folder_is_not_followed_and_its_target_not_read(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    secret = tmp_path / "secret.json"
+    secret.write_bytes(event_body(9))
+    (inbox / "link.json").symlink_to(secret)
+    bus, _ = make_bus(inbox, store=_sqlite(tmp_path))
+    async with bus:
+        await wait_until(lambda: (inbox / "failed" / "link.json").is_symlink(), what="link refused")
+        entries = await bus.store.list_dead_letters()
+        assert len(entries) == 1
+        assert entries[0].reason == "symlink_not_followed"
+        assert entries[0].raw_body == b""  # the target's content never reaches the store
+        assert "symbolic link" in entries[0].error_message
+        assert await stored(bus) == []
+    assert (inbox / "failed" / "link.json").is_symlink()
+    assert secret.read_bytes() == event_body(9)  # the target is untouched
+
+
+async def test_file_swapped_for_a_link_before_the_read_is_refused(tmp_path: Path) -> None:
+    from pywats_events.transports.file import _read_no_follow
+
+    secret = tmp_path / "secret.json"
+    secret.write_bytes(b"secret")
+    (tmp_path / "link.json").symlink_to(secret)
+    with pytest.raises(OSError) as info:
+        _read_no_follow(tmp_path / "link.json")
+    assert info.value.errno == errno.ELOOP
+
+
+# -- re-ingest (issue 9, defect 14) ------------------------------------------------------------------
+async def test_ingesting_the_same_bad_files_again_does_not_pile_up_dead_letters(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "bad.json").write_bytes(b"{broken")
+    (folder / "lines.jsonl").write_bytes(event_body(1) + b"\nnot json\n")
+    store = _sqlite(tmp_path)
+    for _ in range(3):
+        bus = EventBus(store, retry=RetryPolicy(max_attempts=1))
+        bus.add_event_store()
+        transport = FileTransport(path=folder, move_files=False, name="ingest")
+        transport.bind(bus)
+        async with bus:
+            await transport.ingest([folder / "bad.json", folder / "lines.jsonl"])
+            assert await bus.store.count_dead_letters(reason=DeadLetterReason.DECODE_ERROR) == 2
+
+
+# -- memory in watch mode (issue 10, deliverable 1) --------------------------------------------------
+async def test_watcher_keeps_no_per_file_state_after_files_are_processed(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    bus, transport = make_bus(inbox, settle_seconds=0.0, outcome_history=50, concurrency=8)
+    n = 400
+    async with bus:
+        await wait_until(lambda: (inbox / "processed").is_dir(), what="folders created")
+        for i in range(n):
+            (inbox / f"f{i:05d}.json").write_bytes(event_body(i))
+        await wait_until(lambda: transport.counts["processed"] == n, timeout=60, what="all files processed")
+        assert len(transport.outcomes) == 50  # bounded history, not one record per file ever seen
+        assert len(transport._inflight) == 0 and len(transport._tasks) == 0
+
+
+def test_event_json_decoder_reports_a_deeply_nested_later_line_as_invalid_not_recursion() -> None:
+    from pywats_events.codec import DecodeContext, InvalidEventError, decode_event_json
+
+    deep = b'{"type": "test.result", "source": "x", "payload": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(InvalidEventError, match="nested too deeply"):
+        decode_event_json(event_body(1) + b"\n" + deep + b"\n", DecodeContext(origin="a.json"))
+
+
+async def test_recursive_watch_never_enters_a_linked_folder_outside_the_inbox(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    (inbox / "line-1").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "private.json").write_bytes(event_body(7))
+    (inbox / "elsewhere").symlink_to(outside, target_is_directory=True)
+    (inbox / "line-1" / "ok.json").write_bytes(event_body(1))
+    bus, transport = make_bus(inbox, store=_sqlite(tmp_path), recursive=True)
+    assert not transport.wanted(inbox / "elsewhere" / "private.json")
+    async with bus:
+        await wait_until(lambda: len(transport.outcomes) == 1, what="the file in the real sub-folder")
+        await asyncio.sleep(1.2)  # one rescan: the linked folder's file must still not be taken
+        assert [e.id for e in await stored(bus)] == ["00000000-0000-4000-8000-000000000001"]
+        assert await bus.store.count_dead_letters() == 0
+    assert (outside / "private.json").exists()

@@ -41,3 +41,14 @@ def test_example_configuration_builds() -> None:
     assert webhook.kind == "webhook"
     transport = WebhookTransport.from_config(webhook.name or "http", webhook.options())
     assert (transport.name, transport.settings.settle_timeout) == ("http", 30)
+
+
+def test_example_configuration_with_the_exported_tokens_protects_every_intake(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What the sample's comments tell the user to export (issue 9, defect 6: it used to stay open).
+    monkeypatch.setenv("PYWATS_HTTP_ROUTES__EVENTS__TOKENS", '["ev-token"]')
+    monkeypatch.setenv("PYWATS_HTTP_ROUTES__CFX__HMAC_SECRET", "cfx-key")
+    monkeypatch.setenv("PYWATS_HTTP_ROUTES__EVENT_SERVICE__TOKENS", '["lab-token"]')
+    http = HTTPSettings.from_config(load_settings(SAMPLES / "pywats-events.toml").http)
+    assert http.open_intake() == []
+    assert [t.get_secret_value() for t in http.security("events").tokens] == ["ev-token"]
+    assert http.allow_open_intake is False
