@@ -102,6 +102,9 @@ class MQTTRuleSettings(BaseModel):
         severity: severity of the events (payload decoders only; default ``info``).
         subjects: subject templates (``["{station}"]``).
         id_field: dotted path of the JSON member holding the message's own id (``meta.uuid``).
+        event_id: without ``id_field``: ``content`` (default; the id is a UUID5 of topic, payload and
+            MQTT 5 properties, so copies of one message are one event) or ``delivery`` (a fresh id per
+            delivery, for streams that repeat identical messages as separate events).
     """
 
     model_config = _FORBID
@@ -113,6 +116,7 @@ class MQTTRuleSettings(BaseModel):
     severity: Severity | None = None
     subjects: list[str] = Field(default_factory=list)
     id_field: str | None = None
+    event_id: Literal["content", "delivery"] = "content"
 
 
 class MQTTSettings(BaseModel):

@@ -50,7 +50,7 @@ from .errors import (
     PayloadDecodeError,
     UnroutedTopicError,
 )
-from .mapping import MappingRule, Template, TopicMapper
+from .mapping import MappingRule, Template, TopicFilter, TopicMapper, filter_covers
 from .settings import MQTTSettings
 
 __all__ = ["MQTTTransport"]
@@ -59,6 +59,30 @@ log = logging.getLogger(__name__)
 
 #: Fields a ``publish_topic`` template may use.
 PUBLISH_FIELDS = ("type", "category", "source", "severity", "id")
+
+
+def _without_covered(subs: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The subscriptions minus those another one covers at the same or a higher QoS, in the given order.
+
+    A broker may send one copy of a message per matching subscription (Mosquitto does): with
+    ``alarms/+/critical`` and ``alarms/+/+`` both subscribed, every critical alarm would arrive twice.
+    Leaving out the covered filter changes nothing else: the mapping rules still decide what each
+    message becomes.
+    """
+    kept: list[tuple[str, int]] = []
+    for i, (flt, qos) in enumerate(subs):
+        covered = False
+        for j, (other, oqos) in enumerate(subs):
+            if i == j or oqos < qos or not filter_covers(other, flt):
+                continue
+            # Equal filters cover each other: keep the first of them (at the highest QoS, checked above).
+            if other == flt and j > i and oqos == qos:
+                continue
+            covered = True
+            break
+        if not covered:
+            kept.append((flt, qos))
+    return kept
 
 
 class _Inbound:
@@ -93,6 +117,10 @@ class MQTTTransport(Transport):
         state_detail: why the transport is in its current state (broker, client id and session when
             connected; the last connection failure while reconnecting).
         received: PUBLISH packets received (count). acknowledged: PUBACKs sent (count).
+        overlap_copies: copies dropped because MQTT 5 Subscription Identifiers showed them sent for a
+            second, overlapping subscription (count).
+        merged_copies: copies whose event ids equal those of a message still being settled, acknowledged
+            with it instead of being submitted again (count).
         queue_high_water: the most messages ever waiting in the internal queue at once (count).
         pending_high_water: the most messages ever received but unsettled at once (count).
     """
@@ -117,6 +145,7 @@ class MQTTTransport(Transport):
                     subjects=r.subjects,
                     severity=r.severity,
                     id_field=r.id_field,
+                    event_id=r.event_id,
                     index=i,
                 )
                 for i, r in enumerate(s.rules)
@@ -131,7 +160,15 @@ class MQTTTransport(Transport):
         )
         self._ssl = s.tls.ssl_context() if s.tls is not None else None
         subs: list[tuple[str, int]] = [(x.topic, x.qos) for x in s.subscriptions]
-        subs = subs or [(f, s.qos) for f in self.mapper.filters]
+        subs = _without_covered(subs or [(f, s.qos) for f in self.mapper.filters])
+        # Filters that overlap without one covering the other (a/+/c and a/b/+) may still bring two copies
+        # of one message. MQTT 5 Subscription Identifiers say which subscription each copy is for: only the
+        # copy for the first matching subscription is taken (the rest are acknowledged and dropped), the
+        # same choice in every process of a shared group. MQTT 3.1.1 has no such field: there, copies get
+        # the same content-derived event id, and the transport and the idempotency records merge them.
+        self._sub_filters = [TopicFilter(f) for f, _ in subs]
+        self._sub_ids = s.protocol == "5" and len(subs) > 1
+        self._canonical_cache: dict[str, int | None] = {}
         if s.shared_group:
             subs = [(f"$share/{s.shared_group}/{f}", q) for f, q in subs]
         self.subscriptions = subs
@@ -148,6 +185,8 @@ class MQTTTransport(Transport):
         self._queue: asyncio.Queue[_Inbound] = asyncio.Queue()
         self._unacked: collections.deque[_Inbound] = collections.deque()
         self._settling: set[asyncio.Future[SettleResult]] = set()
+        #: Messages being settled, by their event ids, with copies of them that arrived meanwhile.
+        self._inflight: dict[tuple[str, ...], list[_Inbound]] = {}
         self._pending = 0
         self._generation = 0
         self._connected = asyncio.Event()
@@ -162,6 +201,8 @@ class MQTTTransport(Transport):
         self.acknowledged = 0
         self.queue_high_water = 0
         self.pending_high_water = 0
+        self.overlap_copies = 0
+        self.merged_copies = 0
 
     @classmethod
     def from_config(cls, name: str, options: dict[str, Any]) -> Self:
@@ -196,6 +237,8 @@ class MQTTTransport(Transport):
             "queue_length": self.queue_length,
             "received": self.received,
             "acknowledged": self.acknowledged,
+            "overlap_copies": self.overlap_copies,
+            "merged_copies": self.merged_copies,
             "settings": self.settings.describe(),
         }
 
@@ -273,6 +316,7 @@ class MQTTTransport(Transport):
         self._started = False
         self._pending = 0
         self._unacked.clear()
+        self._inflight.clear()
         self._set_state(TransportState.DISCONNECTED)
 
     # -- connection supervision --------------------------------------------------------------
@@ -284,7 +328,7 @@ class MQTTTransport(Transport):
         # Subscribe even when the broker resumed the session: the rules may have changed since it was
         # made, and a repeated SUBSCRIBE just replaces the subscription (MQTT 5: without resending
         # retained messages, see MQTTConnection.subscribe).
-        reasons = await conn.subscribe(self.subscriptions, s.connect_timeout)
+        reasons = await conn.subscribe(self.subscriptions, s.connect_timeout, identifiers=self._sub_ids)
         pairs = zip(self.subscriptions, reasons, strict=False)
         refused = [f"{t}: {r}" for (t, _), r in pairs if r.is_failure]
         if refused:
@@ -398,12 +442,39 @@ class MQTTTransport(Transport):
                 headers["mqtt_content_type"] = ctype
         return headers
 
+    def _canonical_subscription(self, topic: str) -> int | None:
+        """Subscription Identifier (1-based index) of the first subscription matching ``topic``."""
+        cache = self._canonical_cache
+        try:
+            return cache[topic]
+        except KeyError:
+            pass
+        found = next((i + 1 for i, f in enumerate(self._sub_filters) if f.match(topic) is not None), None)
+        if len(cache) >= 4096:
+            cache.clear()
+        cache[topic] = found
+        return found
+
+    def _is_overlap_copy(self, msg: _Inbound) -> bool:
+        ids: Any = getattr(msg.properties, "SubscriptionIdentifier", None) if msg.properties else None
+        if not ids:
+            return False
+        canonical = self._canonical_subscription(msg.topic)
+        return canonical is not None and canonical not in (ids if isinstance(ids, list) else [ids])
+
     async def _pump(self) -> None:
         sink = self.sink
         queue = self._queue
         mapper = self.mapper
         while True:
             msg = await queue.get()
+            if self._sub_ids and self._is_overlap_copy(msg):
+                # The broker sent this copy for a second, overlapping subscription; the copy for the first
+                # one is (or was) taken. Acknowledge it, or the broker would send it again.
+                self.overlap_copies += 1
+                self._release()
+                self._ack(msg)
+                continue
             origin = self._origin_prefix + msg.topic
             try:
                 events = mapper.map(msg.topic, msg.payload, self._headers(msg), origin)
@@ -415,6 +486,13 @@ class MQTTTransport(Transport):
                 log.exception("transport %s: mapping a message from %r failed", self.name, msg.topic)
                 await self._dead_letter(msg, PayloadDecodeError(f"{type(exc).__name__}: {exc}", origin), origin)
                 continue
+            key = tuple(e.id for e in events)
+            followers = self._inflight.get(key) if key else None
+            if followers is not None:
+                # A copy of a message still in the bus (same content-derived or sender ids): settled with it.
+                self.merged_copies += 1
+                followers.append(msg)
+                continue
             try:
                 fut = await sink.submit(events, transport=self.name, redelivered=True if msg.dup else None)
             except BusClosedError:
@@ -424,8 +502,10 @@ class MQTTTransport(Transport):
                 self._release()
                 self._request_redelivery(f"submitting a message from {msg.topic!r} failed: {exc}")
                 continue
+            if key:
+                self._inflight[key] = []
             self._settling.add(fut)
-            fut.add_done_callback(functools.partial(self._on_settled, msg))
+            fut.add_done_callback(functools.partial(self._on_settled, msg, key))
 
     async def _dead_letter(self, msg: _Inbound, exc: DecodeError, origin: str) -> None:
         unrouted = isinstance(exc, UnroutedTopicError)
@@ -461,9 +541,12 @@ class MQTTTransport(Transport):
             if self._pending < self.settings.max_inflight:
                 conn.resume_reading()
 
-    def _on_settled(self, msg: _Inbound, fut: asyncio.Future[SettleResult]) -> None:
+    def _on_settled(self, msg: _Inbound, key: tuple[str, ...], fut: asyncio.Future[SettleResult]) -> None:
         self._settling.discard(fut)
+        followers = self._inflight.pop(key, []) if key else []
         self._release()
+        for _ in followers:
+            self._release()
         exc = BusClosedError("settlement cancelled") if fut.cancelled() else fut.exception()
         if exc is not None:
             self._request_redelivery(
@@ -472,6 +555,8 @@ class MQTTTransport(Transport):
             return
         self._settle_failures = 0
         self._ack(msg)
+        for copy in followers:
+            self._ack(copy)
 
     def _ack(self, msg: _Inbound) -> None:
         if msg.qos == 0:
