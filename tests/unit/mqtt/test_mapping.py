@@ -191,7 +191,9 @@ def test_filter_covers_follows_mqtt_matching(outer: str, inner: str, covers: boo
     st.booleans(),
     st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=4),
 )
-def test_filter_covers_a_topic_name_exactly_when_paho_matches_it(levels: list[str], multi: bool, topic: list[str]) -> None:
+def test_filter_covers_a_topic_name_exactly_when_paho_matches_it(
+    levels: list[str], multi: bool, topic: list[str]
+) -> None:
     outer = "/".join(levels) + ("/#" if multi else "")
     name = "/".join(topic)
     assert filter_covers(outer, name) is topic_matches_sub(outer, name)
