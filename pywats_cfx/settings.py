@@ -193,6 +193,15 @@ class CFXSettings(BaseModel):
             netloc = f"{unquote(parts.username)}{secret}@{netloc}"
         return urlunsplit(parts._replace(netloc=netloc, query=""))
 
+    def where(self) -> str:
+        """What a connection failure message names for the operator to check: URL (no password), user,
+        vhost, e.g. ``URL amqp://pywats:***@broker:5672/line1, user 'pywats', vhost 'line1'``."""
+        parts = urlsplit(self.url.get_secret_value())
+        user = unquote(parts.username) if parts.username else "guest (default)"
+        # AMQP URI spec: the path without its leading "/" is the vhost; an empty path means "/".
+        vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+        return f"URL {self.redacted_url}, user {user!r}, vhost {vhost!r}"
+
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context for the connection, or None without TLS.
 

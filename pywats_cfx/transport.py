@@ -33,6 +33,7 @@ import base64
 import contextlib
 import functools
 import logging
+import ssl
 from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -311,7 +312,8 @@ class CFXTransport(Transport):
         try:
             await self._open_session()
         except Exception as exc:
-            self._schedule_reconnect(self._describe_error(exc))
+            permanent = self._report_connect_failure(exc, 1)
+            self._schedule_reconnect(self._describe_error(exc), permanent=permanent)
             return
         self._set_state(TransportState.CONNECTED, self.settings.redacted_url)
 
@@ -460,9 +462,9 @@ class CFXTransport(Transport):
         task.add_done_callback(self._background.discard)
         self._schedule_reconnect(detail)
 
-    def _schedule_reconnect(self, detail: str) -> None:
+    def _schedule_reconnect(self, detail: str, *, permanent: bool = False) -> None:
         self.last_error = detail
-        self._set_state(TransportState.RECONNECTING, detail)
+        self._set_state(TransportState.ERROR if permanent else TransportState.RECONNECTING, detail)
         if self._reconnect_task is None or self._reconnect_task.done():
             self._reconnect_task = asyncio.create_task(self._reconnect(), name=f"cfx-reconnect-{self.name}")
 
@@ -483,19 +485,53 @@ class CFXTransport(Transport):
                     await self._open_session()
                 except Exception as exc:
                     detail = self._describe_error(exc)
-                    if isinstance(exc, aiormq.exceptions.ProbableAuthenticationError):
+                    # +1: the first attempt was start()'s (or the one that lost the session).
+                    if self._report_connect_failure(exc, attempt.retry_state.attempt_number + 1):
                         self._set_state(TransportState.ERROR, detail)
                     else:
                         self.last_error = detail
-                    log.info(
-                        "transport %s: reconnect attempt %d failed: %s",
-                        self.name,
-                        attempt.retry_state.attempt_number,
-                        detail,
-                    )
+                        self._set_state(TransportState.RECONNECTING, detail)
                     raise
         if not self._stopping:
             self._set_state(TransportState.CONNECTED, self.settings.redacted_url)
+
+    def _report_connect_failure(self, exc: BaseException, attempt: int) -> bool:
+        """Log a failed connection attempt at WARNING with what to check; True when retrying cannot help
+        until someone changes a setting (refused login, unknown or forbidden vhost): state ERROR."""
+        detail = self._describe_error(exc)
+        s = self.settings
+        host = urlsplit(s.url.get_secret_value())
+        address = f"{host.hostname}:{host.port or (5671 if s.uses_tls else 5672)}"
+        permanent = False
+        if isinstance(exc, aiormq.exceptions.ProbableAuthenticationError):
+            permanent = True
+            check = "the broker refused the login: check the user name and password (password / password_env)"
+        elif isinstance(exc, aiormq.exceptions.ConnectionNotAllowed) or (
+            isinstance(exc, aiormq.exceptions.InvalidFrameError) and "Connection.Close" in str(exc)
+        ):
+            # RabbitMQ answers Connection.Open for a vhost that does not exist, or that the user may not use,
+            # with Connection.Close (NOT_ALLOWED); aiormq reports that as an unexpected frame.
+            permanent = True
+            check = (
+                "the broker closed the connection when opening the vhost: check that it exists and that the "
+                "user has access (rabbitmqctl list_permissions -p <vhost>)"
+            )
+        elif isinstance(exc, (ssl.SSLError, aiormq.exceptions.AMQPConnectionError)) and "SSL" in detail.upper():
+            check = "TLS failed: check ca_file, cert_file/key_file and tls_verify_hostname"
+        elif isinstance(exc, (ConnectionError, OSError, TimeoutError, aiormq.exceptions.AMQPConnectionError)):
+            check = f"cannot reach {address}: check the host and port, that RabbitMQ runs, and firewalls"
+        else:
+            check = "see the error"
+        log.warning(
+            "transport %s: connecting to RabbitMQ failed (attempt %d; %s): %s. %s. Settings: %s",
+            self.name,
+            attempt,
+            "fix the setting; still retrying" if permanent else "retrying with backoff",
+            detail.rstrip("."),
+            check[:1].upper() + check[1:],
+            s.where(),
+        )
+        return permanent
 
     @staticmethod
     def _describe_error(exc: BaseException) -> str:

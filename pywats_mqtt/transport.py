@@ -284,7 +284,7 @@ class MQTTTransport(Transport):
         try:
             await self._connect_once()
         except Exception as exc:
-            self._report_failure(exc)
+            self._report_failure(exc, 1, None)
             self._lost.set()
         self._supervisor = asyncio.create_task(self._supervise(), name=f"pywats-mqtt-{self.name}-supervisor")
 
@@ -345,9 +345,43 @@ class MQTTTransport(Transport):
             f"{s.host}:{s.port} as {self.client_id} (session {'resumed' if session_present else 'new'})",
         )
 
-    def _report_failure(self, exc: BaseException) -> None:
+    def _report_failure(self, exc: BaseException, attempt: int, wait: float | None) -> None:
+        """State ERROR (refused login or subscription: retrying cannot help until a setting changes) or
+        RECONNECTING, and a WARNING saying what to check."""
         permanent = isinstance(exc, MQTTSubscribeError) or (
             isinstance(exc, MQTTConnectError) and exc.permanent
+        )
+        s = self.settings
+        if isinstance(exc, MQTTSubscribeError):
+            check = "the broker refused a subscription: check its ACL for the rule filters and shared_group"
+        elif permanent:
+            check = (
+                "the broker refused the connection: check username and password (password / password_env), "
+                "client_id and the broker's ACL"
+            )
+        elif "SSL" in str(exc).upper() or "certificate" in str(exc).lower():
+            check = "TLS failed: check tls.ca_file, tls.cert_file/key_file and tls.verify_hostname"
+        else:
+            check = (
+                f"cannot reach {s.host}:{s.port}: check host and port (1883 plain, 8883 TLS), that the broker "
+                "runs, and firewalls"
+            )
+        user = f"user {s.username!r}" if s.username else "no user name (anonymous)"
+        log.warning(
+            "transport %s: connecting to the MQTT broker failed (attempt %d; %s): %s. %s. Settings: broker "
+            "%s:%d, %s, client id %r, MQTT %s, TLS %s",
+            self.name,
+            attempt,
+            ("fix the setting; still retrying" if permanent else "retrying")
+            + (f", next in {wait:.1f}s" if wait is not None else ""),
+            exc,
+            check[:1].upper() + check[1:],
+            s.host,
+            s.port,
+            user,
+            self.client_id,
+            s.protocol,
+            "on" if s.tls is not None else "off",
         )
         self._set_state(TransportState.ERROR if permanent else TransportState.RECONNECTING, str(exc))
 
@@ -389,15 +423,9 @@ class MQTTTransport(Transport):
     def _before_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
         if exc is not None:
-            self._report_failure(exc)
             wait = state.next_action.sleep if state.next_action is not None else 0.0
-            log.warning(
-                "transport %s: connection attempt %d failed (%s); next in %.1fs",
-                self.name,
-                state.attempt_number,
-                exc,
-                wait,
-            )
+            # +1: the first attempt was start()'s (or the connection that was lost).
+            self._report_failure(exc, state.attempt_number + 1, wait)
 
     def _request_redelivery(self, reason: str) -> None:
         conn = self._conn
