@@ -145,6 +145,11 @@ class MQTTSettings(BaseModel):
         rules: ordered topic mapping rules.
         max_inflight: messages received but not yet settled, at most (count). Sent to the broker as the
             MQTT 5 Receive Maximum; reading from the socket pauses when this many are pending.
+        max_message_size: largest payload accepted, in bytes (default 8 MiB). A larger one is not decoded:
+            it goes to the dead-letter queue with reason ``too_large``, keeping its first 4096 bytes and its
+            size, and is acknowledged.
+        max_inflight_bytes: payload bytes received but not yet settled, at most (default 64 MiB); reading
+            from the socket pauses at this many and resumes below half of it.
         ack_in_order: send PUBACKs in the order the messages arrived, as MQTT 3.1.1 section 4.6 and
             MQTT 5 section 4.6 require of a client. Turn off only if your broker accepts PUBACKs out of
             order and a slow message must not hold back the acknowledgement of later ones.
@@ -181,6 +186,8 @@ class MQTTSettings(BaseModel):
     shared_group: str | None = Field(default=None, min_length=1)
     rules: list[MQTTRuleSettings] = Field(default_factory=list)
     max_inflight: int = Field(default=100, ge=1, le=65_535)
+    max_message_size: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_inflight_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     ack_in_order: bool = True
     publish_topic: str = Field(default="pywats/{category}/{type}", min_length=1)
     publish_qos: Literal[0, 1, 2] = 1

@@ -39,7 +39,14 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from pywats_events.codec import DecodeContext, register_decoder
 from pywats_events.errors import BusClosedError, DecodeError
 from pywats_events.event import Event
-from pywats_events.transports.base import RawRecord, SettleResult, Transport, TransportState
+from pywats_events.transports.base import (
+    RawRecord,
+    SettleResult,
+    Transport,
+    TransportState,
+    return_large_buffers,
+    too_large_record,
+)
 
 from .connection import MQTTConnection
 from .errors import (
@@ -88,11 +95,14 @@ def _without_covered(subs: list[tuple[str, int]]) -> list[tuple[str, int]]:
 class _Inbound:
     """One received PUBLISH on its way through the bus."""
 
-    __slots__ = ("dup", "generation", "mid", "payload", "properties", "qos", "retain", "settled", "topic")
+    __slots__ = (
+        "dup", "generation", "mid", "payload", "properties", "qos", "retain", "settled", "size", "topic",
+    )
 
     def __init__(self, message: paho.MQTTMessage, generation: int) -> None:
         self.topic: str = message.topic
         self.payload = bytes(message.payload)
+        self.size = len(self.payload)
         self.qos: int = message.qos
         self.mid: int = message.mid
         self.dup = bool(message.dup)
@@ -121,6 +131,8 @@ class MQTTTransport(Transport):
             second, overlapping subscription (count).
         merged_copies: copies whose event ids equal those of a message still being settled, acknowledged
             with it instead of being submitted again (count).
+        too_large: messages over ``max_message_size`` dead-lettered with reason ``too_large`` (count).
+        pending_bytes_high_water: the most payload bytes ever received but unsettled at once (bytes).
         queue_high_water: the most messages ever waiting in the internal queue at once (count).
         pending_high_water: the most messages ever received but unsettled at once (count).
     """
@@ -188,6 +200,7 @@ class MQTTTransport(Transport):
         #: Messages being settled, by their event ids, with copies of them that arrived meanwhile.
         self._inflight: dict[tuple[str, ...], list[_Inbound]] = {}
         self._pending = 0
+        self._pending_bytes = 0
         self._generation = 0
         self._connected = asyncio.Event()
         self._lost = asyncio.Event()
@@ -203,6 +216,8 @@ class MQTTTransport(Transport):
         self.pending_high_water = 0
         self.overlap_copies = 0
         self.merged_copies = 0
+        self.too_large = 0
+        self.pending_bytes_high_water = 0
 
     @classmethod
     def from_config(cls, name: str, options: dict[str, Any]) -> Self:
@@ -239,6 +254,8 @@ class MQTTTransport(Transport):
             "acknowledged": self.acknowledged,
             "overlap_copies": self.overlap_copies,
             "merged_copies": self.merged_copies,
+            "too_large": self.too_large,
+            "pending_bytes": self._pending_bytes,
             "settings": self.settings.describe(),
         }
 
@@ -258,6 +275,7 @@ class MQTTTransport(Transport):
             return
         self._started = True
         self._stopping = False
+        return_large_buffers()  # large payloads must not keep the process's memory up after they are freed
         s = self.settings
         self._conn = MQTTConnection(
             host=s.host,
@@ -315,6 +333,7 @@ class MQTTTransport(Transport):
         self._conn = None
         self._started = False
         self._pending = 0
+        self._pending_bytes = 0
         self._unacked.clear()
         self._inflight.clear()
         self._set_state(TransportState.DISCONNECTED)
@@ -441,6 +460,7 @@ class MQTTTransport(Transport):
         msg = _Inbound(message, self._generation)
         self.received += 1
         self._pending += 1
+        self._pending_bytes += msg.size
         if msg.qos and self.settings.ack_in_order:
             self._unacked.append(msg)
         self._queue.put_nowait(msg)
@@ -449,7 +469,10 @@ class MQTTTransport(Transport):
             self.queue_high_water = size
         if self._pending > self.pending_high_water:
             self.pending_high_water = self._pending
-        if self._pending >= self.settings.max_inflight and self._conn is not None:
+        if self._pending_bytes > self.pending_bytes_high_water:
+            self.pending_bytes_high_water = self._pending_bytes
+        s = self.settings
+        if (self._pending >= s.max_inflight or self._pending_bytes >= s.max_inflight_bytes) and self._conn is not None:
             self._conn.pause_reading()
 
     def _headers(self, msg: _Inbound) -> dict[str, Any]:
@@ -500,10 +523,13 @@ class MQTTTransport(Transport):
                 # The broker sent this copy for a second, overlapping subscription; the copy for the first
                 # one is (or was) taken. Acknowledge it, or the broker would send it again.
                 self.overlap_copies += 1
-                self._release()
+                self._release(msg)
                 self._ack(msg)
                 continue
             origin = self._origin_prefix + msg.topic
+            if msg.size > self.settings.max_message_size:
+                await self._dead_letter_too_large(msg, origin)
+                continue
             try:
                 events = mapper.map(msg.topic, msg.payload, self._headers(msg), origin)
             except DecodeError as exc:
@@ -524,10 +550,10 @@ class MQTTTransport(Transport):
             try:
                 fut = await sink.submit(events, transport=self.name, redelivered=True if msg.dup else None)
             except BusClosedError:
-                self._release()  # not acknowledged: the broker redelivers it to the next session
+                self._release(msg)  # not acknowledged: the broker redelivers it to the next session
                 continue
             except Exception as exc:
-                self._release()
+                self._release(msg)
                 self._request_redelivery(f"submitting a message from {msg.topic!r} failed: {exc}")
                 continue
             if key:
@@ -556,25 +582,51 @@ class MQTTTransport(Transport):
         try:
             await self.sink.dead_letter_raw(record)
         except Exception as store_exc:
-            self._release()
+            self._release(msg)
             self._request_redelivery(f"dead-lettering a message from {msg.topic!r} failed: {store_exc}")
             return
-        self._release()
+        self._release(msg)
         self._ack(msg)
 
-    def _release(self) -> None:
+    async def _dead_letter_too_large(self, msg: _Inbound, origin: str) -> None:
+        limit = self.settings.max_message_size
+        record = too_large_record(
+            msg.payload,
+            origin,
+            self.name,
+            limit,
+            {"mqtt_topic": msg.topic, "mqtt_qos": msg.qos, "mqtt_retain": msg.retain},
+        )
+        # Only the prefix is kept: free the body now, not when the store write is done.
+        msg.payload = b""
+        log.warning("transport %s: %s from %r; dead-lettered (too_large)", self.name, record.reason, msg.topic)
+        try:
+            await self.sink.dead_letter_raw(record)
+        except Exception as store_exc:
+            self._release(msg)
+            self._request_redelivery(f"dead-lettering a too-large message from {msg.topic!r} failed: {store_exc}")
+            return
+        self.too_large += 1
+        self._release(msg)
+        self._ack(msg)
+
+    def _release(self, msg: _Inbound) -> None:
         self._pending -= 1
+        self._pending_bytes -= msg.size
         conn = self._conn
         if conn is not None and conn.paused and not self._stopping:
-            if self._pending < self.settings.max_inflight:
+            s = self.settings
+            # Half the byte budget free before reading again: one large message settling must not let the
+            # next large one in at once, over and over.
+            if self._pending < s.max_inflight and self._pending_bytes < s.max_inflight_bytes // 2:
                 conn.resume_reading()
 
     def _on_settled(self, msg: _Inbound, key: tuple[str, ...], fut: asyncio.Future[SettleResult]) -> None:
         self._settling.discard(fut)
         followers = self._inflight.pop(key, []) if key else []
-        self._release()
-        for _ in followers:
-            self._release()
+        self._release(msg)
+        for copy in followers:
+            self._release(copy)
         exc = BusClosedError("settlement cancelled") if fut.cancelled() else fut.exception()
         if exc is not None:
             self._request_redelivery(
