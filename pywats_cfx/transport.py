@@ -248,7 +248,7 @@ class _Session:
     arrive even after a ``basic.cancel``. Like the MQTT transport, the session therefore stops reading the
     socket while the bodies received but unsettled reach ``budget`` bytes (TCP flow control then holds the
     rest at the broker) and reads again once they are below half of it: the bytes in flight stay below the
-    budget plus one message.
+    budget plus one message plus what was already read (asyncio reads up to 256 KiB per loop iteration).
     """
 
     def __init__(
