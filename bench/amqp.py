@@ -15,6 +15,13 @@ against the RabbitMQ at ``PYWATS_TEST_AMQP_URL`` (default ``amqp://guest:guest@1
 Prints both rates (messages/s), the ratio (b)/(a) (target >= 0.9) and the peak RSS in MB (target < 150);
 the last line is one JSON object: ``{"raw_eps": ..., "bus_eps": ..., "ratio": ..., "peak_rss_mb": ...}``.
 Queues and exchanges get a random suffix and are deleted afterwards.
+
+``--large N`` runs only the large-message case (issue 9: 8 x 50 MB in flight took RSS to 2.1 GB, 673 MB
+stayed): a backlog of N messages of ``--large-mb`` MiB (default 50, over the 8 MiB ``max_message_size``:
+dead-lettered ``too_large``) then N of ``--under-mb`` MiB (default 6: decoded and stored in SQLite) is
+drained by a fresh child process with default settings, which samples its RSS every 5 ms (psutil). Last
+line: ``{"large_mb", "under_mb", "count", "rss_baseline_mb", "rss_peak_mb", "rss_after_mb",
+"peak_rise_per_large_message", "after_minus_baseline_mb", "peak_inflight_mb", "too_large", "settled"}``.
 """
 
 from __future__ import annotations
@@ -175,6 +182,96 @@ def child_main(args: argparse.Namespace) -> None:
     print(json.dumps({"eps": rate, "peak_rss_mb": peak_mb}))
 
 
+async def drain_large(options: dict[str, Any], n: int) -> dict[str, Any]:
+    """The large-message child: drain through the bus into SQLite, sampling this process's RSS."""
+    import gc
+
+    import psutil
+
+    me = psutil.Process()
+    with tempfile.TemporaryDirectory() as tmp:
+        transport = CFXTransport("cfx", **options)
+        bus = EventBus(store=make_store("sqlite", tmp))
+        bus.add_transport(transport)
+
+        @bus.subscribe("test.result")
+        async def noop(event: Event) -> None:
+            return None
+
+        gc.collect()
+        baseline = me.memory_info().rss
+        peak = baseline
+        await bus.start()
+        stats = transport.stats
+        try:
+            while stats["settled"] + stats["too_large"] < n:
+                await asyncio.sleep(0.005)
+                peak = max(peak, me.memory_info().rss)
+            inflight_peak = transport.inflight_bytes[1]
+            await asyncio.sleep(1.0)
+            gc.collect()
+            after = me.memory_info().rss
+        finally:
+            await bus.stop()
+    return {
+        "baseline": baseline,
+        "peak": peak,
+        "after": after,
+        "inflight_peak": inflight_peak,
+        "too_large": stats["too_large"],
+        "settled": stats["settled"],
+    }
+
+
+async def main_large(args: argparse.Namespace) -> dict[str, Any]:
+    tag = uuid.uuid4().hex[:8]
+    exchange, queue = f"bench-cfx-{tag}", f"bench-large-{tag}"
+    mib = 1024 * 1024
+    try:
+        (opts,) = await setup(exchange, [queue], args.prefetch)
+        base = bodies(1)[0]
+        conn = await aio_pika.connect(AMQP_URL)
+        async with conn:
+            ch = await conn.channel(publisher_confirms=True)
+            ex = await ch.get_exchange(exchange)
+            for size_mb in (args.large_mb, args.under_mb):
+                body = base + b" " * (size_mb * mib - len(base))  # valid JSON: trailing whitespace
+                for _ in range(args.large):
+                    await ex.publish(aio_pika.Message(body), ROUTING_KEY)
+                del body
+        await wait_queue_filled(queue, 2 * args.large)
+        print(f"backlog: {args.large} x {args.large_mb} MiB then {args.large} x {args.under_mb} MiB")
+        out = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, __file__, "--child-large", json.dumps(opts), "--large", str(2 * args.large)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        child = json.loads(out.stdout.strip().splitlines()[-1])
+        to_mb = 1 / mib
+        result = {
+            "large_mb": args.large_mb,
+            "under_mb": args.under_mb,
+            "count": args.large,
+            "rss_baseline_mb": round(child["baseline"] * to_mb, 1),
+            "rss_peak_mb": round(child["peak"] * to_mb, 1),
+            "rss_after_mb": round(child["after"] * to_mb, 1),
+            "peak_rise_per_large_message": round((child["peak"] - child["baseline"]) / (args.large_mb * mib), 2),
+            "after_minus_baseline_mb": round((child["after"] - child["baseline"]) * to_mb, 1),
+            "peak_inflight_mb": round(child["inflight_peak"] * to_mb, 1),
+            "too_large": child["too_large"],
+            "settled": child["settled"],
+        }
+        print(
+            f"RSS baseline {result['rss_baseline_mb']} MB, peak {result['rss_peak_mb']} MB "
+            f"({result['peak_rise_per_large_message']}x one large message), after {result['rss_after_mb']} MB"
+        )
+        return result
+    finally:
+        await cleanup(exchange, [queue])
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     exchange = f"bench-cfx-{tag}"
@@ -239,9 +336,17 @@ if __name__ == "__main__":
     parser.add_argument("--prefetch", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--store", choices=["memory", "sqlite"], default="memory")
+    parser.add_argument("--large", type=int, default=0, help="run only the large-message case with N of each")
+    parser.add_argument("--large-mb", type=int, default=50)
+    parser.add_argument("--under-mb", type=int, default=6)
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child-large", help=argparse.SUPPRESS)
     ns = parser.parse_args()
     if ns.child:
         child_main(ns)
+    elif ns.child_large:
+        print(json.dumps(asyncio.run(drain_large(json.loads(ns.child_large), ns.large))))
+    elif ns.large:
+        print(json.dumps(asyncio.run(main_large(ns))))
     else:
         print(json.dumps(asyncio.run(main(ns))))

@@ -20,16 +20,20 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo, not bench/ (bench/http.py would shadow http)
+# bench/http.py is named like the standard library's http package: take this folder off sys.path so it
+# cannot shadow http.client for httpx, and put the repository first.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
 
-import httpx
+import httpx  # noqa: E402
 
-from pywats_events import Event, EventBus
-from pywats_events.http.app import create_app
-from pywats_events.http.console import ConsoleSettings
-from pywats_events.http.settings import HTTPSettings
-from pywats_events.sql_store import open_store
-from pywats_events.store import DeadLetterEntry
+from pywats_events import Event, EventBus  # noqa: E402
+from pywats_events.http.app import create_app  # noqa: E402
+from pywats_events.http.console import ConsoleSettings  # noqa: E402
+from pywats_events.http.settings import HTTPSettings  # noqa: E402
+from pywats_events.sql_store import open_store  # noqa: E402
+from pywats_events.store import DeadLetterEntry  # noqa: E402
 
 TOKEN = "bench-admin-token"
 

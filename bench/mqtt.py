@@ -22,6 +22,14 @@ default of 1000 queued messages per client would drop messages in ``drain`` mode
 falls behind). ``--broker`` uses an existing broker instead.
 
 The last output line is one JSON object: ``{"raw_eps": ..., "bus_eps": ..., "ratio": ...}`` (medians).
+
+``--large N`` runs only the large-message case (issue 9): a consumer child process (MQTTTransport with
+default settings -> bus -> SQLite store) samples its RSS every 5 ms (psutil) while N payloads of
+``--large-mb`` MiB (default 50, over the 8 MiB ``max_message_size``: dead-lettered ``too_large``) and then N
+of ``--under-mb`` MiB (default 6: decoded and stored) are published at QoS 1. Last line:
+``{"large_mb", "under_mb", "count", "rss_baseline_mb", "rss_peak_mb", "rss_after_mb",
+"peak_rise_per_large_message", "after_minus_baseline_mb", "pending_bytes_high_water_mb", "too_large",
+"handled"}``.
 """
 
 from __future__ import annotations
@@ -270,7 +278,108 @@ class Broker:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+async def large_child(host: str, port: int, topic: str, count: int) -> None:
+    """The large-message consumer: print READY, then one JSON line with RSS figures once ``count`` are acked."""
+    import gc
+
+    import psutil
+
+    from pywats_events.sql_store import open_store
+
+    me = psutil.Process()
+    with tempfile.TemporaryDirectory() as tmp:
+        t = MQTTTransport(
+            "bench",
+            host=host,
+            port=port,
+            client_id=f"bench-large-{uuid.uuid4().hex[:8]}",
+            status_topic=None,
+            rules=[{"topic": f"{topic}/{{station}}", "type": "sensor.reading", "source": "{station}"}],
+        )
+        bus = EventBus(store=open_store(f"sqlite:///{tmp}/bench.db"))
+        handled = 0
+
+        @bus.subscribe("sensor.reading")
+        async def noop(event: Event) -> None:
+            nonlocal handled
+            handled += 1
+
+        bus.add_transport(t)
+        gc.collect()
+        baseline = me.memory_info().rss
+        peak = baseline
+        await bus.start()
+        print("READY", flush=True)
+        while t.acknowledged < count:
+            await asyncio.sleep(0.005)
+            peak = max(peak, me.memory_info().rss)
+        await asyncio.sleep(1.0)
+        gc.collect()
+        after = me.memory_info().rss
+        await bus.stop()
+    print(
+        json.dumps(
+            {
+                "baseline": baseline,
+                "peak": peak,
+                "after": after,
+                "pending_hw": t.pending_bytes_high_water,
+                "too_large": t.too_large,
+                "handled": handled,
+            }
+        ),
+        flush=True,
+    )
+
+
+async def main_large(host: str, port: int, n: int, large_mb: int, under_mb: int) -> dict[str, object]:
+    mib = 1024 * 1024
+    topic = f"bench/large/{uuid.uuid4().hex[:8]}"
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--child-large", f"{host}:{port}", topic, str(2 * n),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    assert (await child.stdout.readline()).strip() == b"READY"
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    client.connect(host, port)
+    client.loop_start()
+    try:
+        for size_mb in (large_mb, under_mb):
+            payload = body(0, size_mb * mib)
+            for i in range(n):
+                client.publish(f"{topic}/st{i}", payload, qos=1).wait_for_publish(60)
+            del payload
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    out, _ = await child.communicate()
+    r = json.loads(out.decode().strip().splitlines()[-1])
+    result: dict[str, object] = {
+        "large_mb": large_mb,
+        "under_mb": under_mb,
+        "count": n,
+        "rss_baseline_mb": round(r["baseline"] / mib, 1),
+        "rss_peak_mb": round(r["peak"] / mib, 1),
+        "rss_after_mb": round(r["after"] / mib, 1),
+        "peak_rise_per_large_message": round((r["peak"] - r["baseline"]) / (large_mb * mib), 2),
+        "after_minus_baseline_mb": round((r["after"] - r["baseline"]) / mib, 1),
+        "pending_bytes_high_water_mb": round(r["pending_hw"] / mib, 1),
+        "too_large": r["too_large"],
+        "handled": r["handled"],
+    }
+    print(
+        f"RSS baseline {result['rss_baseline_mb']} MB, peak {result['rss_peak_mb']} MB "
+        f"({result['peak_rise_per_large_message']}x one large message), after {result['rss_after_mb']} MB"
+    )
+    return result
+
+
 async def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--child-large":
+        host, port_text = sys.argv[2].rsplit(":", 1)
+        await large_child(host, int(port_text), sys.argv[3], int(sys.argv[4]))
+        return
     if len(sys.argv) == 6 and sys.argv[1] == "--publish-only":
         host, port_text = sys.argv[2].rsplit(":", 1)
         preload(host, int(port_text), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
@@ -296,6 +405,9 @@ async def main() -> None:
         default=[],
         help="extra mosquitto.conf line for the private broker (repeatable), e.g. 'set_tcp_nodelay true'",
     )
+    ap.add_argument("--large", type=int, default=0, help="run only the large-message case with N of each")
+    ap.add_argument("--large-mb", type=int, default=50)
+    ap.add_argument("--under-mb", type=int, default=6)
     args = ap.parse_args()
     broker = None
     if args.broker:
@@ -304,6 +416,13 @@ async def main() -> None:
     else:
         broker = Broker(args.broker_conf)
         host, port = "127.0.0.1", broker.port
+    if args.large:
+        try:
+            print(json.dumps(await main_large(host, port, args.large, args.large_mb, args.under_mb)))
+        finally:
+            if broker is not None:
+                broker.close()
+        return
     run = uuid.uuid4().hex[:8]
     raws: list[float] = []
     buses: list[float] = []

@@ -46,8 +46,13 @@ class CFXSettings(BaseModel):
             the work (competing consumers).
         queue_type: ``classic`` or ``quorum`` (replicated; for a RabbitMQ cluster).
         binding_keys: routing-key patterns bound to the queue (default ``["#"]``: every message).
-        prefetch: most unacknowledged messages the broker hands this consumer at once (count, 1..65535);
-            this bounds the messages in flight and so the memory a backlog can take.
+        prefetch: most unacknowledged messages the broker hands this consumer at once (count, 1..65535).
+        max_message_size: largest message body accepted, in bytes as received (default 8 MiB). A larger
+            one is not decoded: it goes to the dead-letter queue with reason ``too_large``, keeping its
+            first 4096 bytes and its size, and is acknowledged.
+        max_inflight_bytes: bytes of message bodies received but not yet settled, at most (default 64 MiB).
+            Beyond it the consumer is cancelled (the broker stops sending) and started again once half of
+            it is free; with ``prefetch`` this bounds the memory a backlog of large messages can take.
         handle: this endpoint's CFX handle (``Vendor.Model.Serial``); the ``Source`` and routing-key prefix
             of what it publishes.
         gzip: compress published envelopes (``content-encoding: gzip``), as the CFX SDK does by default.
@@ -92,6 +97,8 @@ class CFXSettings(BaseModel):
     queue_type: Literal["classic", "quorum"] = "classic"
     binding_keys: list[str] = Field(default_factory=lambda: ["#"])
     prefetch: int = Field(default=512, ge=1, le=65535)
+    max_message_size: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_inflight_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     handle: str = Field(default="pyWATS.Events.1", min_length=1, max_length=200)
     gzip: bool = False
     decoder: str = "cfx"
@@ -193,6 +200,15 @@ class CFXSettings(BaseModel):
             netloc = f"{unquote(parts.username)}{secret}@{netloc}"
         return urlunsplit(parts._replace(netloc=netloc, query=""))
 
+    def where(self) -> str:
+        """What a connection failure message names for the operator to check: URL (no password), user,
+        vhost, e.g. ``URL amqp://pywats:***@broker:5672/line1, user 'pywats', vhost 'line1'``."""
+        parts = urlsplit(self.url.get_secret_value())
+        user = unquote(parts.username) if parts.username else "guest (default)"
+        # AMQP URI spec: the path without its leading "/" is the vhost; an empty path means "/".
+        vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+        return f"URL {self.redacted_url}, user {user!r}, vhost {vhost!r}"
+
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context for the connection, or None without TLS.
 
@@ -224,6 +240,8 @@ class CFXSettings(BaseModel):
             "queue": self.queue,
             "binding_keys": list(self.binding_keys),
             "prefetch": self.prefetch,
+            "max_message_size": self.max_message_size,
+            "max_inflight_bytes": self.max_inflight_bytes,
             "handle": self.handle,
             "dead_letter_queue": self.dlq_name,
             "tls": self.uses_tls,

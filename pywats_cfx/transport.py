@@ -33,6 +33,7 @@ import base64
 import contextlib
 import functools
 import logging
+import ssl
 from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -44,12 +45,21 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 from aiormq.abc import DeliveredMessage
+from aiormq.connection import TransportFactory
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+from yarl import URL
 
 from pywats_events.codec import DecodeContext, Decoder, get_decoder
 from pywats_events.errors import BusClosedError, DecodeError
 from pywats_events.event import Event
-from pywats_events.transports.base import RawRecord, SettleResult, Transport, TransportState
+from pywats_events.transports.base import (
+    RawRecord,
+    SettleResult,
+    Transport,
+    TransportState,
+    return_large_buffers,
+    too_large_record,
+)
 
 from .envelope import CFXEnvelope
 from .errors import CFXPublishError, CFXTransportError, UnsupportedContentEncodingError
@@ -163,11 +173,82 @@ class _AckWindow:
         return ops
 
 
+class _ReadGate:
+    """The socket transport as asyncio's ``StreamReader`` sees it: while ``held`` (the byte budget is spent)
+    the reader's own ``resume_reading`` (it pauses and resumes around its 128 KiB buffer all the time) does
+    not resume the socket; ``release`` resumes it if the reader wants data."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self.held = False
+        self._wanted = True
+
+    def pause_reading(self) -> None:
+        self._wanted = False
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._wanted = True
+        if not self.held:
+            self._transport.resume_reading()
+
+    def hold(self) -> None:
+        self.held = True
+        if not self._transport.is_closing() and self._transport.is_reading():
+            self._transport.pause_reading()
+
+    def release(self) -> None:
+        self.held = False
+        t = self._transport
+        if self._wanted and not t.is_closing() and not t.is_reading():
+            t.resume_reading()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class _GatedStreamReader(asyncio.StreamReader):
+    gate: _ReadGate | None = None
+
+    def set_transport(self, transport: asyncio.BaseTransport) -> None:
+        self.gate = _ReadGate(cast(asyncio.Transport, transport))
+        super().set_transport(cast(asyncio.BaseTransport, self.gate))
+
+
+class _SocketFactory(TransportFactory):
+    """Opens the broker connection as aiormq's TCP/TLS factories do (``asyncio.open_connection``, TLS for
+    ``amqps``), through aiormq's ``TransportFactory`` extension point, with a stream reader whose socket
+    the session can hold for the byte budget."""
+
+    def __init__(self) -> None:
+        self.gate: _ReadGate | None = None
+
+    async def create(self, url: Any, **kwargs: Any) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        provider = kwargs.pop("ssl_context_provider", None)
+        ssl_ctx = await provider.get_context() if url.scheme == "amqps" and provider is not None else None
+        loop = asyncio.get_running_loop()
+        reader = _GatedStreamReader(limit=kwargs.pop("limit", 2**16), loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        try:
+            transport, _ = await loop.create_connection(lambda: protocol, url.host, url.port, ssl=ssl_ctx, **kwargs)
+        except OSError as exc:
+            raise aiormq.exceptions.AMQPConnectionError(*exc.args) from exc
+        self.gate = reader.gate
+        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
 class _Session:
-    """One connection's consuming session: its channels, ack window and tasks.
+    """One connection's consuming session: its channels, ack window, byte budget and tasks.
 
     Closed for good when the connection drops or the transport stops; callbacks of settlements that
     resolve afterwards find it closed and do nothing (the broker redelivers those messages).
+
+    Byte budget: RabbitMQ ignores ``basic.qos`` ``prefetch_size`` and a client's ``channel.flow``, so
+    ``prefetch`` bounds only the count of messages in flight, and deliveries the broker has committed to us
+    arrive even after a ``basic.cancel``. Like the MQTT transport, the session therefore stops reading the
+    socket while the bodies received but unsettled reach ``budget`` bytes (TCP flow control then holds the
+    rest at the broker) and reads again once they are below half of it: the bytes in flight stay below the
+    budget plus one message plus what was already read (asyncio reads up to 256 KiB per loop iteration).
     """
 
     def __init__(
@@ -177,6 +258,8 @@ class _Session:
         raw: aiormq.abc.AbstractChannel,
         publish: AbstractChannel,
         prefetch: int,
+        gate: _ReadGate | None = None,
+        budget: int = 1 << 62,
     ) -> None:
         self.conn = conn
         self.channel = channel
@@ -192,14 +275,45 @@ class _Session:
         self.intake: asyncio.Task[None] | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.exchanges: dict[str, AbstractExchange] = {}
+        self.gate = gate
+        self.budget = budget
+        #: Body bytes of the messages delivered and not yet resolved, and each one's size by delivery tag.
+        self.inflight_bytes = 0
+        self.peak_inflight_bytes = 0
+        self._sizes: dict[int, int] = {}
+        self.paused = False
+        self.pauses = 0
 
     async def on_deliver(self, message: DeliveredMessage) -> None:
         # aiormq runs this as one task per delivery, in delivery order; queue at once so order is kept.
+        size = len(message.body)
+        self._sizes[int(_delivery(message).delivery_tag or 0)] = size
+        self.inflight_bytes += size
+        if self.inflight_bytes > self.peak_inflight_bytes:
+            self.peak_inflight_bytes = self.inflight_bytes
+        if self.inflight_bytes >= self.budget:
+            self._pause()
         self.inbox.put_nowait(message)
+
+    def _pause(self) -> None:
+        if self.paused or self.gate is None:
+            return
+        self.paused = True
+        self.pauses += 1
+        log.info("cfx: %d body bytes in flight (budget %d); reading paused", self.inflight_bytes, self.budget)
+        self.gate.hold()
+
+    def _resume(self) -> None:
+        self.paused = False
+        if self.gate is not None:
+            self.gate.release()
 
     def resolve(self, tag: int, ack: bool) -> None:
         if self.closed:
             return
+        self.inflight_bytes -= self._sizes.pop(tag, 0)
+        if self.paused and self.inflight_bytes < self.budget // 2:
+            self._resume()
         self.window.resolve(tag, ack)
         self.wake.set()
 
@@ -253,6 +367,7 @@ class CFXTransport(Transport):
         self.settings = settings if settings is not None else CFXSettings(**options)
         self._decoder: Decoder = get_decoder(self.settings.decoder)
         self._session: _Session | None = None
+        self._last_session: _Session | None = None
         self._stopping = False
         self._connected = asyncio.Event()
         self._reconnect_task: asyncio.Task[None] | None = None
@@ -267,7 +382,15 @@ class CFXTransport(Transport):
             "parked": 0,
             "requeued": 0,
             "sessions": 0,
+            "too_large": 0,
         }
+
+    @property
+    def inflight_bytes(self) -> tuple[int, int, int]:
+        """``(now, peak, pauses)`` of the current (or last) session: body bytes received and not settled,
+        the most at once, and how often the consumer was paused for the ``max_inflight_bytes`` budget."""
+        s = self._last_session
+        return (0, 0, 0) if s is None else (s.inflight_bytes, s.peak_inflight_bytes, s.pauses)
 
     @classmethod
     def from_config(cls, name: str, options: dict[str, Any]) -> Self:
@@ -293,6 +416,10 @@ class CFXTransport(Transport):
         out = super().describe()
         out.update(self.settings.describe())
         out["stats"] = dict(self.stats)
+        session = self._session
+        if session is not None:
+            out["inflight_bytes"] = session.inflight_bytes
+            out["reading_paused"] = session.paused
         return out
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -307,11 +434,13 @@ class CFXTransport(Transport):
         """
         self._stopping = False
         self.settings.ssl_context()  # fail fast on unreadable TLS files (ConfigError)
+        return_large_buffers()  # large bodies must not keep the process's memory up after they are freed
         self._set_state(TransportState.CONNECTING, self.settings.redacted_url)
         try:
             await self._open_session()
         except Exception as exc:
-            self._schedule_reconnect(self._describe_error(exc))
+            permanent = self._report_connect_failure(exc, 1)
+            self._schedule_reconnect(self._describe_error(exc), permanent=permanent)
             return
         self._set_state(TransportState.CONNECTED, self.settings.redacted_url)
 
@@ -377,12 +506,16 @@ class CFXTransport(Transport):
 
     async def _open_session(self) -> None:
         s = self.settings
-        conn = await aio_pika.connect(
-            self._connect_url(),
+        # aio_pika.connect() would put a transport factory into the URL's query: build the connection as
+        # it does and hand aiormq the factory that keeps the socket (for the byte budget's read pause).
+        sockets = _SocketFactory()
+        conn = aio_pika.Connection(
+            URL(self._connect_url()),
             ssl_context=s.ssl_context(),
-            timeout=s.connect_timeout,
             client_properties={"connection_name": f"pywats-events/{self.name}"},
         )
+        conn.kwargs["transport_factory"] = sockets
+        await conn.connect(timeout=s.connect_timeout)
         session: _Session | None = None
         try:
             channel = await conn.channel(publisher_confirms=False)
@@ -390,7 +523,7 @@ class CFXTransport(Transport):
             await self._declare(channel)
             publish = await conn.channel(publisher_confirms=True)
             raw = await channel.get_underlay_channel()
-            session = _Session(conn, channel, raw, publish, s.prefetch)
+            session = _Session(conn, channel, raw, publish, s.prefetch, sockets.gate, s.max_inflight_bytes)
             conn.close_callbacks.add(functools.partial(self._on_lost, session))
             channel.close_callbacks.add(functools.partial(self._on_lost, session))
             # The broker cancels the consumer when the queue is deleted (or a quorum queue loses its
@@ -412,6 +545,7 @@ class CFXTransport(Transport):
             raise
         self._session = session
         self.stats["sessions"] += 1
+        self._last_session = session
         self._connected.set()
 
     async def _declare(self, channel: AbstractChannel) -> None:
@@ -460,9 +594,9 @@ class CFXTransport(Transport):
         task.add_done_callback(self._background.discard)
         self._schedule_reconnect(detail)
 
-    def _schedule_reconnect(self, detail: str) -> None:
+    def _schedule_reconnect(self, detail: str, *, permanent: bool = False) -> None:
         self.last_error = detail
-        self._set_state(TransportState.RECONNECTING, detail)
+        self._set_state(TransportState.ERROR if permanent else TransportState.RECONNECTING, detail)
         if self._reconnect_task is None or self._reconnect_task.done():
             self._reconnect_task = asyncio.create_task(self._reconnect(), name=f"cfx-reconnect-{self.name}")
 
@@ -483,19 +617,53 @@ class CFXTransport(Transport):
                     await self._open_session()
                 except Exception as exc:
                     detail = self._describe_error(exc)
-                    if isinstance(exc, aiormq.exceptions.ProbableAuthenticationError):
+                    # +1: the first attempt was start()'s (or the one that lost the session).
+                    if self._report_connect_failure(exc, attempt.retry_state.attempt_number + 1):
                         self._set_state(TransportState.ERROR, detail)
                     else:
                         self.last_error = detail
-                    log.info(
-                        "transport %s: reconnect attempt %d failed: %s",
-                        self.name,
-                        attempt.retry_state.attempt_number,
-                        detail,
-                    )
+                        self._set_state(TransportState.RECONNECTING, detail)
                     raise
         if not self._stopping:
             self._set_state(TransportState.CONNECTED, self.settings.redacted_url)
+
+    def _report_connect_failure(self, exc: BaseException, attempt: int) -> bool:
+        """Log a failed connection attempt at WARNING with what to check; True when retrying cannot help
+        until someone changes a setting (refused login, unknown or forbidden vhost): state ERROR."""
+        detail = self._describe_error(exc)
+        s = self.settings
+        host = urlsplit(s.url.get_secret_value())
+        address = f"{host.hostname}:{host.port or (5671 if s.uses_tls else 5672)}"
+        permanent = False
+        if isinstance(exc, aiormq.exceptions.ProbableAuthenticationError):
+            permanent = True
+            check = "the broker refused the login: check the user name and password (password / password_env)"
+        elif isinstance(exc, aiormq.exceptions.ConnectionNotAllowed) or (
+            isinstance(exc, aiormq.exceptions.InvalidFrameError) and "Connection.Close" in str(exc)
+        ):
+            # RabbitMQ answers Connection.Open for a vhost that does not exist, or that the user may not use,
+            # with Connection.Close (NOT_ALLOWED); aiormq reports that as an unexpected frame.
+            permanent = True
+            check = (
+                "the broker closed the connection when opening the vhost: check that it exists and that the "
+                "user has access (rabbitmqctl list_permissions -p <vhost>)"
+            )
+        elif isinstance(exc, (ssl.SSLError, aiormq.exceptions.AMQPConnectionError)) and "SSL" in detail.upper():
+            check = "TLS failed: check ca_file, cert_file/key_file and tls_verify_hostname"
+        elif isinstance(exc, (ConnectionError, OSError, TimeoutError, aiormq.exceptions.AMQPConnectionError)):
+            check = f"cannot reach {address}: check the host and port, that RabbitMQ runs, and firewalls"
+        else:
+            check = "see the error"
+        log.warning(
+            "transport %s: connecting to RabbitMQ failed (attempt %d; %s): %s. %s. Settings: %s",
+            self.name,
+            attempt,
+            "fix the setting; still retrying" if permanent else "retrying with backoff",
+            detail.rstrip("."),
+            check[:1].upper() + check[1:],
+            s.where(),
+        )
+        return permanent
 
     @staticmethod
     def _describe_error(exc: BaseException) -> str:
@@ -566,6 +734,11 @@ class CFXTransport(Transport):
                 rk = str(headers["amqp.routing_key"])
                 cut = rk.find(".CFX.")
                 source = rk[:cut] if cut > 0 else None
+            if len(message.body) > self.settings.max_message_size:
+                window.add(tag)
+                session.idle.clear()
+                self._spawn(self._dead_letter_too_large(session, tag, message, origin, headers))
+                continue
             try:
                 events = decoder(self._body(message, origin), DecodeContext(origin, source, headers))
             except Exception as exc:
@@ -643,6 +816,30 @@ class CFXTransport(Transport):
                 session.resolve(tag, False)
                 return
         self.stats["raw_dead_lettered"] += 1
+        session.resolve(tag, True)
+
+    async def _dead_letter_too_large(
+        self, session: _Session, tag: int, message: DeliveredMessage, origin: str, headers: dict[str, Any]
+    ) -> None:
+        limit = self.settings.max_message_size
+        record = too_large_record(message.body, origin, self.name, limit, headers)
+        log.warning("transport %s: %s from %s; dead-lettered (too_large)", self.name, record.reason, origin)
+        try:
+            await self.sink.dead_letter_raw(record)
+        except Exception as store_exc:
+            log.error(
+                "transport %s: cannot store the too-large message from %s (%s); parking it in %s",
+                self.name,
+                origin,
+                self._describe_error(store_exc),
+                self.settings.dlq_name,
+            )
+            try:
+                await self._park(session, message, record.reason, record.error_type)
+            except Exception:
+                session.resolve(tag, False)
+                return
+        self.stats["too_large"] += 1
         session.resolve(tag, True)
 
     async def _settlement_failed(

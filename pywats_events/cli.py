@@ -140,8 +140,33 @@ def _print_json(data: Any) -> None:
 
 
 # -- run ------------------------------------------------------------------------------------------
+#: Exit status of ``run --exit-on-connect-failure`` when a transport could not connect.
+EXIT_CONNECT_FAILURE = 3
+
+
 @app.command()
-def run(config: ConfigOpt = None, db: DbOpt = None) -> None:
+def run(
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    exit_on_connect_failure: Annotated[
+        bool,
+        typer.Option(
+            "--exit-on-connect-failure",
+            help="Exit with status 3 when a transport (broker) cannot connect, at start-up or later, instead of "
+            "retrying forever: for supervisors (systemd Restart=, Kubernetes) that restart and alert.",
+        ),
+    ] = False,
+    connect_grace: Annotated[
+        float,
+        typer.Option(
+            "--connect-grace",
+            metavar="SECONDS",
+            min=0,
+            help="With --exit-on-connect-failure: exit only once a transport has been without its connection "
+            "this long (0: at the first failed attempt).",
+        ),
+    ] = 0.0,
+) -> None:
     """Run the service until SIGINT or SIGTERM: transports, handlers and (if enabled) the HTTP server.
 
     With no configuration: drop folder ./inbox, SQLite store ./pywats-events.db, the event-store handler,
@@ -149,10 +174,43 @@ def run(config: ConfigOpt = None, db: DbOpt = None) -> None:
     """
     settings = _settings(config, db)
     _setup_logging(settings.log_level)
-    _run(lambda: _serve(settings))
+    grace = connect_grace if exit_on_connect_failure else None
+    if _run(lambda: _serve(settings, grace)):
+        raise typer.Exit(EXIT_CONNECT_FAILURE)
 
 
-async def _serve(settings: Settings) -> None:
+async def _watch_connections(bus: Any, grace: float, stop: asyncio.Event) -> bool:
+    """Set ``stop`` and return True once a transport has failed to connect (``grace`` 0) or been without its
+    connection for ``grace`` seconds; polls every 0.1 s (a state lasting less is no outage)."""
+    from .transports.base import TransportState
+
+    log = logging.getLogger("pywats_events")
+    since: dict[str, float] = {}
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        now = loop.time()
+        for t in bus.transports.values():
+            if t.state is TransportState.CONNECTED:
+                since.pop(t.name, None)
+                continue
+            start = since.setdefault(t.name, now)
+            failed = t.state in (TransportState.RECONNECTING, TransportState.ERROR)
+            if (grace == 0 and failed) or (grace > 0 and now - start >= grace):
+                log.error(
+                    "transport %s is %s (%s); exiting with status %d (--exit-on-connect-failure)",
+                    t.name,
+                    t.state.value,
+                    t.last_error or getattr(t, "state_detail", None) or "not connected",
+                    EXIT_CONNECT_FAILURE,
+                )
+                stop.set()
+                return True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.1)
+    return False
+
+
+async def _serve(settings: Settings, connect_grace: float | None = None) -> bool:
     log = logging.getLogger("pywats_events")
     bus = build_bus(settings)
     server = None
@@ -204,7 +262,9 @@ async def _serve(settings: Settings) -> None:
             ", ".join(f"{t.name} ({t.kind})" for t in bus.transports.values()) or "none",
             ", ".join(s.name for s in bus.registry) or "none",
         )
+        watch = None if connect_grace is None else asyncio.create_task(_watch_connections(bus, connect_grace, stop))
         await stop.wait()
+        failed = watch is not None and await watch
     finally:
         # The HTTP server and the bus stop together: open requests wait for the bus, which honours its
         # drain timeout; the bound below holds even if a part ignores its own.
@@ -218,6 +278,7 @@ async def _serve(settings: Settings) -> None:
             for task in pending:
                 task.cancel()
     log.info("stopped")
+    return failed
 
 
 # -- ingest ---------------------------------------------------------------------------------------

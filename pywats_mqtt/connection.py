@@ -388,8 +388,18 @@ class MQTTConnection:
                 await pending
         self._blocking = None
 
-    async def subscribe(self, subscriptions: list[tuple[str, int]], limit: float) -> list[ReasonCode]:
-        """Subscribe to ``(filter, qos)`` pairs in one SUBSCRIBE and return the SUBACK reason codes.
+    async def subscribe(
+        self, subscriptions: list[tuple[str, int]], limit: float, *, identifiers: bool = False
+    ) -> list[ReasonCode]:
+        """Subscribe to ``(filter, qos)`` pairs and return the SUBACK reason codes, in the same order.
+
+        Args:
+            subscriptions: ``(topic filter, qos)`` pairs.
+            limit: seconds to wait for every SUBACK.
+            identifiers: MQTT 5 only: send one SUBSCRIBE per filter with Subscription Identifier
+                ``index + 1`` (MQTT 5 section 3.8.2.1.2), so that each received copy names the subscription
+                it was sent for (``paho.MQTTMessage.properties.SubscriptionIdentifier``). Without it (and
+                on MQTT 3.1.1) all filters go in one SUBSCRIBE.
 
         Raises:
             MQTTSubscribeError: not connected, connection lost, or no SUBACK within ``limit`` seconds.
@@ -411,7 +421,20 @@ class MQTTConnection:
             )
             for t, q in subscriptions
         ]
-        rc, mid = self._client.subscribe(topics)
+        if not (identifiers and self.v5):
+            return await self._subscribe_packet(topics, None, limit)
+        packets = []
+        for i, topic in enumerate(topics):
+            props = Properties(PacketTypes.SUBSCRIBE)
+            props.SubscriptionIdentifier = i + 1
+            packets.append(self._subscribe_packet([topic], props, limit))
+        results = await asyncio.gather(*packets)
+        return [r for reasons in results for r in reasons]
+
+    async def _subscribe_packet(
+        self, topics: list[tuple[str, Any]], properties: Properties | None, limit: float
+    ) -> list[ReasonCode]:
+        rc, mid = self._client.subscribe(topics, properties=properties)
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
             raise MQTTSubscribeError(f"cannot subscribe: {paho.error_string(rc)}")
         fut: asyncio.Future[list[ReasonCode]] = self._loop.create_future()

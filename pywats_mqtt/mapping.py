@@ -15,10 +15,18 @@ members). Outbound (publish) fields: ``type``, ``category``, ``source``, ``sever
 
 Rules are tried in order; the first match wins. A message no rule matches raises ``UnroutedTopicError``,
 which the transport turns into a dead-letter entry with reason ``unrouted``.
+
+Event ids (one message is one event): the sender's own id when the rule names it (``id_field``), else by
+default a UUID5 of the message's content (topic, payload bytes, MQTT 5 user properties and content type),
+so a copy of the same message (redelivered after a crash, or sent twice by the broker for overlapping
+subscriptions) gets the same id and is skipped by the bus's idempotency records. ``event_id = "delivery"``
+gives every delivery a fresh id instead, for streams whose identical readings are separate events.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import string
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,12 +41,70 @@ from pywats_events.event import Event, Severity, derive_event_id
 from .codec import EVENT_DECODERS, PAYLOAD_DECODERS, decode_events, decode_payload
 from .errors import MQTTConfigError, PayloadDecodeError, TemplateError, TopicFilterError, UnroutedTopicError
 
-__all__ = ["MappingRule", "Template", "TopicFilter", "TopicMapper"]
+__all__ = ["EVENT_ID_MODES", "MappingRule", "Template", "TopicFilter", "TopicMapper", "content_key", "filter_covers"]
 
 #: Field names a rule's named segments may not take (they are provided by the mapper itself).
 RESERVED_FIELDS = frozenset({"topic", "payload"})
 
+#: How a rule without ``id_field`` makes event ids: from the message's content, or fresh per delivery.
+EVENT_ID_MODES = ("content", "delivery")
+
 _MISSING = object()
+
+
+def filter_covers(outer: str, inner: str) -> bool:
+    """True when every topic name matching MQTT filter ``inner`` also matches filter ``outer``.
+
+    Used to subscribe to a set of filters without overlap: a filter covered by another one is left out, so
+    the broker never sends two copies of one message for it (MQTT 3.1.1 section 3.3.5 lets a server send one
+    copy per matching subscription; Mosquitto does).
+
+    Args:
+        outer, inner: plain MQTT topic filters (``+`` and ``#``; no ``$share/`` prefix, no named segments).
+    """
+    a, b = outer.split("/"), inner.split("/")
+    # A filter starting with a wildcard matches no $-topic (MQTT section 4.7.2): it cannot cover one.
+    if b[0].startswith("$") and a[0] in ("+", "#"):
+        return False
+    for i, level in enumerate(a):
+        if level == "#":
+            return True  # covers the rest, and the parent level itself ("a/#" matches "a")
+        if i >= len(b):
+            return False
+        other = b[i]
+        if other == "#":
+            return False
+        if level == "+":
+            continue
+        if level != other:
+            return False
+    return len(a) == len(b)
+
+
+def content_key(topic: str, body: bytes, headers: Mapping[str, Any]) -> str:
+    """A stable digest of one MQTT message's content: topic, payload and the MQTT 5 properties a copy keeps.
+
+    Two copies of one message (a redelivery, a second copy for an overlapping subscription) give the same
+    key. Left out on purpose: the packet id, DUP flag, QoS and Subscription Identifiers (they differ between
+    copies) and the Message Expiry Interval (the broker lowers it while the message waits).
+
+    Args:
+        topic: the topic name.
+        body: the payload bytes.
+        headers: the transport headers; ``mqtt_user_properties`` and ``mqtt_content_type`` are used.
+
+    Returns:
+        40 hex digits (SHA-1).
+    """
+    h = hashlib.sha1(topic.encode("utf-8", "surrogatepass"))
+    h.update(b"\x00")
+    h.update(body)
+    user = headers.get("mqtt_user_properties")
+    ctype = headers.get("mqtt_content_type")
+    if user or ctype:
+        h.update(b"\x00")
+        h.update(json.dumps([sorted(user.items()) if user else None, ctype], default=str).encode())
+    return h.hexdigest()
 
 
 class TopicFilter:
@@ -222,7 +288,12 @@ class MappingRule:
         severity: severity for payload decoders (default ``info``).
         id_field: dotted path of a JSON payload member holding the message's own id; the event id is then
             derived from topic and that value (RFC 4122 v5), so a redelivered copy keeps its id and
-            handlers that already finished skip it. Without it every delivery gets a fresh id.
+            handlers that already finished skip it.
+        event_id: without ``id_field``: ``content`` (default) derives the id from the message's content
+            (``content_key``, RFC 4122 v5), so copies of one message are one event; ``delivery`` gives each
+            delivery a fresh UUID4 (identical messages are separate events, copies are not caught).
+        source_set: the rule names ``source`` itself; for ``cfx``/``event`` rules it then replaces the
+            source the message carries (otherwise it is only the fallback for a CFX envelope without one).
         index: position in the rule list (reported in event headers).
     """
 
@@ -233,6 +304,8 @@ class MappingRule:
     subjects: tuple[Template, ...] = ()
     severity: Severity | None = None
     id_field: str | None = None
+    event_id: str = "content"
+    source_set: bool = False
     index: int = 0
 
     @classmethod
@@ -246,6 +319,7 @@ class MappingRule:
         subjects: Sequence[str] = (),
         severity: str | Severity | None = None,
         id_field: str | None = None,
+        event_id: str = "content",
         index: int = 0,
     ) -> MappingRule:
         """Compile a rule from its settings (see the class attributes for the meaning of each).
@@ -254,9 +328,12 @@ class MappingRule:
             TopicFilterError: invalid topic filter.
             TemplateError: a template uses an unknown field.
             MQTTConfigError: unknown decoder, ``type`` missing for a payload decoder or given for
-                ``cfx``/``event``, ``id_field`` without the ``json`` decoder, unknown severity.
+                ``cfx``/``event``, ``id_field`` without the ``json`` decoder, unknown severity or
+                ``event_id`` mode.
         """
         where = f"rules[{index}]"
+        if event_id not in EVENT_ID_MODES:
+            raise MQTTConfigError(f"{where}.event_id: {event_id!r}; expected one of {list(EVENT_ID_MODES)}")
         flt = TopicFilter(topic)
         if decoder not in PAYLOAD_DECODERS and decoder not in EVENT_DECODERS:
             raise MQTTConfigError(
@@ -290,6 +367,8 @@ class MappingRule:
             subjects=tuple(Template(s, allowed, f"{where}.subjects") for s in subjects),
             severity=sev,
             id_field=id_field,
+            event_id=event_id,
+            source_set=source is not None,
             index=index,
         )
 
@@ -313,7 +392,16 @@ class MappingRule:
         if self.decoder in EVENT_DECODERS:
             source = self.source.render(values, origin)
             ctx = DecodeContext(origin=origin, source=source, headers=headers)
-            return decode_events(self.decoder, body, ctx)
+            events = decode_events(self.decoder, body, ctx)
+            if self.source_set:
+                if not 1 <= len(source) <= 500:
+                    raise PayloadDecodeError(
+                        f"event field 'source': {self.source.text!r} gives {len(source)} characters (1..500)", origin
+                    )
+                # The rule's own source template wins over the one in the message: the integrator wrote it
+                # because the message's (a CFX handle, another bus's source) is not the name wanted here.
+                events = [e if e.source == source else e.model_copy(update={"source": source}) for e in events]
+            return events
         payload = decode_payload(self.decoder, body, origin)
         values["payload"] = payload
         assert self.type is not None  # guaranteed by build() for payload decoders
@@ -321,6 +409,8 @@ class MappingRule:
         if self.id_field is not None:
             own = Template("{payload." + self.id_field + "}", ("payload",)).render(values, origin)
             event_id = derive_event_id(f"mqtt:{topic}#{own}", 0)
+        elif self.event_id == "content":
+            event_id = derive_event_id("mqtt-content:" + content_key(topic, body, headers), 0)
         try:
             return [
                 Event(

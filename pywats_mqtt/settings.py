@@ -102,6 +102,9 @@ class MQTTRuleSettings(BaseModel):
         severity: severity of the events (payload decoders only; default ``info``).
         subjects: subject templates (``["{station}"]``).
         id_field: dotted path of the JSON member holding the message's own id (``meta.uuid``).
+        event_id: without ``id_field``: ``content`` (default; the id is a UUID5 of topic, payload and
+            MQTT 5 properties, so copies of one message are one event) or ``delivery`` (a fresh id per
+            delivery, for streams that repeat identical messages as separate events).
     """
 
     model_config = _FORBID
@@ -113,6 +116,7 @@ class MQTTRuleSettings(BaseModel):
     severity: Severity | None = None
     subjects: list[str] = Field(default_factory=list)
     id_field: str | None = None
+    event_id: Literal["content", "delivery"] = "content"
 
 
 class MQTTSettings(BaseModel):
@@ -141,6 +145,11 @@ class MQTTSettings(BaseModel):
         rules: ordered topic mapping rules.
         max_inflight: messages received but not yet settled, at most (count). Sent to the broker as the
             MQTT 5 Receive Maximum; reading from the socket pauses when this many are pending.
+        max_message_size: largest payload accepted, in bytes (default 8 MiB). A larger one is not decoded:
+            it goes to the dead-letter queue with reason ``too_large``, keeping its first 4096 bytes and its
+            size, and is acknowledged.
+        max_inflight_bytes: payload bytes received but not yet settled, at most (default 64 MiB); reading
+            from the socket pauses at this many and resumes below half of it.
         ack_in_order: send PUBACKs in the order the messages arrived, as MQTT 3.1.1 section 4.6 and
             MQTT 5 section 4.6 require of a client. Turn off only if your broker accepts PUBACKs out of
             order and a slow message must not hold back the acknowledgement of later ones.
@@ -177,6 +186,8 @@ class MQTTSettings(BaseModel):
     shared_group: str | None = Field(default=None, min_length=1)
     rules: list[MQTTRuleSettings] = Field(default_factory=list)
     max_inflight: int = Field(default=100, ge=1, le=65_535)
+    max_message_size: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_inflight_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     ack_in_order: bool = True
     publish_topic: str = Field(default="pywats/{category}/{type}", min_length=1)
     publish_qos: Literal[0, 1, 2] = 1

@@ -39,7 +39,14 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from pywats_events.codec import DecodeContext, register_decoder
 from pywats_events.errors import BusClosedError, DecodeError
 from pywats_events.event import Event
-from pywats_events.transports.base import RawRecord, SettleResult, Transport, TransportState
+from pywats_events.transports.base import (
+    RawRecord,
+    SettleResult,
+    Transport,
+    TransportState,
+    return_large_buffers,
+    too_large_record,
+)
 
 from .connection import MQTTConnection
 from .errors import (
@@ -50,7 +57,7 @@ from .errors import (
     PayloadDecodeError,
     UnroutedTopicError,
 )
-from .mapping import MappingRule, Template, TopicMapper
+from .mapping import MappingRule, Template, TopicFilter, TopicMapper, filter_covers
 from .settings import MQTTSettings
 
 __all__ = ["MQTTTransport"]
@@ -61,14 +68,41 @@ log = logging.getLogger(__name__)
 PUBLISH_FIELDS = ("type", "category", "source", "severity", "id")
 
 
+def _without_covered(subs: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The subscriptions minus those another one covers at the same or a higher QoS, in the given order.
+
+    A broker may send one copy of a message per matching subscription (Mosquitto does): with
+    ``alarms/+/critical`` and ``alarms/+/+`` both subscribed, every critical alarm would arrive twice.
+    Leaving out the covered filter changes nothing else: the mapping rules still decide what each
+    message becomes.
+    """
+    kept: list[tuple[str, int]] = []
+    for i, (flt, qos) in enumerate(subs):
+        covered = False
+        for j, (other, oqos) in enumerate(subs):
+            if i == j or oqos < qos or not filter_covers(other, flt):
+                continue
+            # Equal filters cover each other: keep the first of them (at the highest QoS, checked above).
+            if other == flt and j > i and oqos == qos:
+                continue
+            covered = True
+            break
+        if not covered:
+            kept.append((flt, qos))
+    return kept
+
+
 class _Inbound:
     """One received PUBLISH on its way through the bus."""
 
-    __slots__ = ("dup", "generation", "mid", "payload", "properties", "qos", "retain", "settled", "topic")
+    __slots__ = (
+        "dup", "generation", "mid", "payload", "properties", "qos", "retain", "settled", "size", "topic",
+    )
 
     def __init__(self, message: paho.MQTTMessage, generation: int) -> None:
         self.topic: str = message.topic
         self.payload = bytes(message.payload)
+        self.size = len(self.payload)
         self.qos: int = message.qos
         self.mid: int = message.mid
         self.dup = bool(message.dup)
@@ -93,6 +127,12 @@ class MQTTTransport(Transport):
         state_detail: why the transport is in its current state (broker, client id and session when
             connected; the last connection failure while reconnecting).
         received: PUBLISH packets received (count). acknowledged: PUBACKs sent (count).
+        overlap_copies: copies dropped because MQTT 5 Subscription Identifiers showed them sent for a
+            second, overlapping subscription (count).
+        merged_copies: copies whose event ids equal those of a message still being settled, acknowledged
+            with it instead of being submitted again (count).
+        too_large: messages over ``max_message_size`` dead-lettered with reason ``too_large`` (count).
+        pending_bytes_high_water: the most payload bytes ever received but unsettled at once (bytes).
         queue_high_water: the most messages ever waiting in the internal queue at once (count).
         pending_high_water: the most messages ever received but unsettled at once (count).
     """
@@ -117,6 +157,7 @@ class MQTTTransport(Transport):
                     subjects=r.subjects,
                     severity=r.severity,
                     id_field=r.id_field,
+                    event_id=r.event_id,
                     index=i,
                 )
                 for i, r in enumerate(s.rules)
@@ -131,7 +172,15 @@ class MQTTTransport(Transport):
         )
         self._ssl = s.tls.ssl_context() if s.tls is not None else None
         subs: list[tuple[str, int]] = [(x.topic, x.qos) for x in s.subscriptions]
-        subs = subs or [(f, s.qos) for f in self.mapper.filters]
+        subs = _without_covered(subs or [(f, s.qos) for f in self.mapper.filters])
+        # Filters that overlap without one covering the other (a/+/c and a/b/+) may still bring two copies
+        # of one message. MQTT 5 Subscription Identifiers say which subscription each copy is for: only the
+        # copy for the first matching subscription is taken (the rest are acknowledged and dropped), the
+        # same choice in every process of a shared group. MQTT 3.1.1 has no such field: there, copies get
+        # the same content-derived event id, and the transport and the idempotency records merge them.
+        self._sub_filters = [TopicFilter(f) for f, _ in subs]
+        self._sub_ids = s.protocol == "5" and len(subs) > 1
+        self._canonical_cache: dict[str, int | None] = {}
         if s.shared_group:
             subs = [(f"$share/{s.shared_group}/{f}", q) for f, q in subs]
         self.subscriptions = subs
@@ -148,7 +197,10 @@ class MQTTTransport(Transport):
         self._queue: asyncio.Queue[_Inbound] = asyncio.Queue()
         self._unacked: collections.deque[_Inbound] = collections.deque()
         self._settling: set[asyncio.Future[SettleResult]] = set()
+        #: Messages being settled, by their event ids, with copies of them that arrived meanwhile.
+        self._inflight: dict[tuple[str, ...], list[_Inbound]] = {}
         self._pending = 0
+        self._pending_bytes = 0
         self._generation = 0
         self._connected = asyncio.Event()
         self._lost = asyncio.Event()
@@ -162,6 +214,10 @@ class MQTTTransport(Transport):
         self.acknowledged = 0
         self.queue_high_water = 0
         self.pending_high_water = 0
+        self.overlap_copies = 0
+        self.merged_copies = 0
+        self.too_large = 0
+        self.pending_bytes_high_water = 0
 
     @classmethod
     def from_config(cls, name: str, options: dict[str, Any]) -> Self:
@@ -196,6 +252,10 @@ class MQTTTransport(Transport):
             "queue_length": self.queue_length,
             "received": self.received,
             "acknowledged": self.acknowledged,
+            "overlap_copies": self.overlap_copies,
+            "merged_copies": self.merged_copies,
+            "too_large": self.too_large,
+            "pending_bytes": self._pending_bytes,
             "settings": self.settings.describe(),
         }
 
@@ -215,6 +275,7 @@ class MQTTTransport(Transport):
             return
         self._started = True
         self._stopping = False
+        return_large_buffers()  # large payloads must not keep the process's memory up after they are freed
         s = self.settings
         self._conn = MQTTConnection(
             host=s.host,
@@ -241,7 +302,7 @@ class MQTTTransport(Transport):
         try:
             await self._connect_once()
         except Exception as exc:
-            self._report_failure(exc)
+            self._report_failure(exc, 1, None)
             self._lost.set()
         self._supervisor = asyncio.create_task(self._supervise(), name=f"pywats-mqtt-{self.name}-supervisor")
 
@@ -272,7 +333,9 @@ class MQTTTransport(Transport):
         self._conn = None
         self._started = False
         self._pending = 0
+        self._pending_bytes = 0
         self._unacked.clear()
+        self._inflight.clear()
         self._set_state(TransportState.DISCONNECTED)
 
     # -- connection supervision --------------------------------------------------------------
@@ -284,7 +347,7 @@ class MQTTTransport(Transport):
         # Subscribe even when the broker resumed the session: the rules may have changed since it was
         # made, and a repeated SUBSCRIBE just replaces the subscription (MQTT 5: without resending
         # retained messages, see MQTTConnection.subscribe).
-        reasons = await conn.subscribe(self.subscriptions, s.connect_timeout)
+        reasons = await conn.subscribe(self.subscriptions, s.connect_timeout, identifiers=self._sub_ids)
         pairs = zip(self.subscriptions, reasons, strict=False)
         refused = [f"{t}: {r}" for (t, _), r in pairs if r.is_failure]
         if refused:
@@ -301,9 +364,43 @@ class MQTTTransport(Transport):
             f"{s.host}:{s.port} as {self.client_id} (session {'resumed' if session_present else 'new'})",
         )
 
-    def _report_failure(self, exc: BaseException) -> None:
+    def _report_failure(self, exc: BaseException, attempt: int, wait: float | None) -> None:
+        """State ERROR (refused login or subscription: retrying cannot help until a setting changes) or
+        RECONNECTING, and a WARNING saying what to check."""
         permanent = isinstance(exc, MQTTSubscribeError) or (
             isinstance(exc, MQTTConnectError) and exc.permanent
+        )
+        s = self.settings
+        if isinstance(exc, MQTTSubscribeError):
+            check = "the broker refused a subscription: check its ACL for the rule filters and shared_group"
+        elif permanent:
+            check = (
+                "the broker refused the connection: check username and password (password / password_env), "
+                "client_id and the broker's ACL"
+            )
+        elif "SSL" in str(exc).upper() or "certificate" in str(exc).lower():
+            check = "TLS failed: check tls.ca_file, tls.cert_file/key_file and tls.verify_hostname"
+        else:
+            check = (
+                f"cannot reach {s.host}:{s.port}: check host and port (1883 plain, 8883 TLS), that the broker "
+                "runs, and firewalls"
+            )
+        user = f"user {s.username!r}" if s.username else "no user name (anonymous)"
+        log.warning(
+            "transport %s: connecting to the MQTT broker failed (attempt %d; %s): %s. %s. Settings: broker "
+            "%s:%d, %s, client id %r, MQTT %s, TLS %s",
+            self.name,
+            attempt,
+            ("fix the setting; still retrying" if permanent else "retrying")
+            + (f", next in {wait:.1f}s" if wait is not None else ""),
+            exc,
+            check[:1].upper() + check[1:],
+            s.host,
+            s.port,
+            user,
+            self.client_id,
+            s.protocol,
+            "on" if s.tls is not None else "off",
         )
         self._set_state(TransportState.ERROR if permanent else TransportState.RECONNECTING, str(exc))
 
@@ -345,15 +442,9 @@ class MQTTTransport(Transport):
     def _before_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
         if exc is not None:
-            self._report_failure(exc)
             wait = state.next_action.sleep if state.next_action is not None else 0.0
-            log.warning(
-                "transport %s: connection attempt %d failed (%s); next in %.1fs",
-                self.name,
-                state.attempt_number,
-                exc,
-                wait,
-            )
+            # +1: the first attempt was start()'s (or the connection that was lost).
+            self._report_failure(exc, state.attempt_number + 1, wait)
 
     def _request_redelivery(self, reason: str) -> None:
         conn = self._conn
@@ -369,6 +460,7 @@ class MQTTTransport(Transport):
         msg = _Inbound(message, self._generation)
         self.received += 1
         self._pending += 1
+        self._pending_bytes += msg.size
         if msg.qos and self.settings.ack_in_order:
             self._unacked.append(msg)
         self._queue.put_nowait(msg)
@@ -377,7 +469,10 @@ class MQTTTransport(Transport):
             self.queue_high_water = size
         if self._pending > self.pending_high_water:
             self.pending_high_water = self._pending
-        if self._pending >= self.settings.max_inflight and self._conn is not None:
+        if self._pending_bytes > self.pending_bytes_high_water:
+            self.pending_bytes_high_water = self._pending_bytes
+        s = self.settings
+        if (self._pending >= s.max_inflight or self._pending_bytes >= s.max_inflight_bytes) and self._conn is not None:
             self._conn.pause_reading()
 
     def _headers(self, msg: _Inbound) -> dict[str, Any]:
@@ -398,13 +493,43 @@ class MQTTTransport(Transport):
                 headers["mqtt_content_type"] = ctype
         return headers
 
+    def _canonical_subscription(self, topic: str) -> int | None:
+        """Subscription Identifier (1-based index) of the first subscription matching ``topic``."""
+        cache = self._canonical_cache
+        try:
+            return cache[topic]
+        except KeyError:
+            pass
+        found = next((i + 1 for i, f in enumerate(self._sub_filters) if f.match(topic) is not None), None)
+        if len(cache) >= 4096:
+            cache.clear()
+        cache[topic] = found
+        return found
+
+    def _is_overlap_copy(self, msg: _Inbound) -> bool:
+        ids: Any = getattr(msg.properties, "SubscriptionIdentifier", None) if msg.properties else None
+        if not ids:
+            return False
+        canonical = self._canonical_subscription(msg.topic)
+        return canonical is not None and canonical not in (ids if isinstance(ids, list) else [ids])
+
     async def _pump(self) -> None:
         sink = self.sink
         queue = self._queue
         mapper = self.mapper
         while True:
             msg = await queue.get()
+            if self._sub_ids and self._is_overlap_copy(msg):
+                # The broker sent this copy for a second, overlapping subscription; the copy for the first
+                # one is (or was) taken. Acknowledge it, or the broker would send it again.
+                self.overlap_copies += 1
+                self._release(msg)
+                self._ack(msg)
+                continue
             origin = self._origin_prefix + msg.topic
+            if msg.size > self.settings.max_message_size:
+                await self._dead_letter_too_large(msg, origin)
+                continue
             try:
                 events = mapper.map(msg.topic, msg.payload, self._headers(msg), origin)
             except DecodeError as exc:
@@ -415,17 +540,26 @@ class MQTTTransport(Transport):
                 log.exception("transport %s: mapping a message from %r failed", self.name, msg.topic)
                 await self._dead_letter(msg, PayloadDecodeError(f"{type(exc).__name__}: {exc}", origin), origin)
                 continue
+            key = tuple(e.id for e in events)
+            followers = self._inflight.get(key) if key else None
+            if followers is not None:
+                # A copy of a message still in the bus (same content-derived or sender ids): settled with it.
+                self.merged_copies += 1
+                followers.append(msg)
+                continue
             try:
                 fut = await sink.submit(events, transport=self.name, redelivered=True if msg.dup else None)
             except BusClosedError:
-                self._release()  # not acknowledged: the broker redelivers it to the next session
+                self._release(msg)  # not acknowledged: the broker redelivers it to the next session
                 continue
             except Exception as exc:
-                self._release()
+                self._release(msg)
                 self._request_redelivery(f"submitting a message from {msg.topic!r} failed: {exc}")
                 continue
+            if key:
+                self._inflight[key] = []
             self._settling.add(fut)
-            fut.add_done_callback(functools.partial(self._on_settled, msg))
+            fut.add_done_callback(functools.partial(self._on_settled, msg, key))
 
     async def _dead_letter(self, msg: _Inbound, exc: DecodeError, origin: str) -> None:
         unrouted = isinstance(exc, UnroutedTopicError)
@@ -448,22 +582,51 @@ class MQTTTransport(Transport):
         try:
             await self.sink.dead_letter_raw(record)
         except Exception as store_exc:
-            self._release()
+            self._release(msg)
             self._request_redelivery(f"dead-lettering a message from {msg.topic!r} failed: {store_exc}")
             return
-        self._release()
+        self._release(msg)
         self._ack(msg)
 
-    def _release(self) -> None:
+    async def _dead_letter_too_large(self, msg: _Inbound, origin: str) -> None:
+        limit = self.settings.max_message_size
+        record = too_large_record(
+            msg.payload,
+            origin,
+            self.name,
+            limit,
+            {"mqtt_topic": msg.topic, "mqtt_qos": msg.qos, "mqtt_retain": msg.retain},
+        )
+        # Only the prefix is kept: free the body now, not when the store write is done.
+        msg.payload = b""
+        log.warning("transport %s: %s from %r; dead-lettered (too_large)", self.name, record.reason, msg.topic)
+        try:
+            await self.sink.dead_letter_raw(record)
+        except Exception as store_exc:
+            self._release(msg)
+            self._request_redelivery(f"dead-lettering a too-large message from {msg.topic!r} failed: {store_exc}")
+            return
+        self.too_large += 1
+        self._release(msg)
+        self._ack(msg)
+
+    def _release(self, msg: _Inbound) -> None:
         self._pending -= 1
+        self._pending_bytes -= msg.size
         conn = self._conn
         if conn is not None and conn.paused and not self._stopping:
-            if self._pending < self.settings.max_inflight:
+            s = self.settings
+            # Half the byte budget free before reading again: one large message settling must not let the
+            # next large one in at once, over and over.
+            if self._pending < s.max_inflight and self._pending_bytes < s.max_inflight_bytes // 2:
                 conn.resume_reading()
 
-    def _on_settled(self, msg: _Inbound, fut: asyncio.Future[SettleResult]) -> None:
+    def _on_settled(self, msg: _Inbound, key: tuple[str, ...], fut: asyncio.Future[SettleResult]) -> None:
         self._settling.discard(fut)
-        self._release()
+        followers = self._inflight.pop(key, []) if key else []
+        self._release(msg)
+        for copy in followers:
+            self._release(copy)
         exc = BusClosedError("settlement cancelled") if fut.cancelled() else fut.exception()
         if exc is not None:
             self._request_redelivery(
@@ -472,6 +635,8 @@ class MQTTTransport(Transport):
             return
         self._settle_failures = 0
         self._ack(msg)
+        for copy in followers:
+            self._ack(copy)
 
     def _ack(self, msg: _Inbound) -> None:
         if msg.qos == 0:

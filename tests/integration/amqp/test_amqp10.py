@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import socket
 from urllib.parse import urlsplit
 
 import aio_pika
@@ -23,12 +24,47 @@ from pywats_events.bus import EventBus
 from pywats_events.codec import DecodeContext
 from pywats_events.event import Event
 from tests.integration.amqp.broker import AmqpNames, envelope_bytes, wait_for
-from tests.services import AMQP_URL
+from tests.services import AMQP_URL, services_required
 
-proton = pytest.importorskip("proton")
+proton = pytest.importorskip("proton", reason="python-qpid-proton is not installed: pip install -e '.[test]'")
 from proton.utils import BlockingConnection  # noqa: E402
 
 UNITS_TESTED = "CFX.Production.TestAndInspection.UnitsTested"
+
+#: The AMQP 1.0 protocol header with the SASL layer (AMQP 1.0 part 5.3.1); a broker that speaks AMQP 1.0
+#: answers with the same 8 bytes, one that does not answers with the version it speaks and closes.
+AMQP10_SASL_HEADER = b"AMQP\x03\x01\x00\x00"
+
+
+def amqp10_answer(host: str, port: int) -> bytes:
+    """The 8 bytes the broker sends back for the AMQP 1.0 SASL protocol header (b"" if it closes)."""
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(AMQP10_SASL_HEADER)
+        answer = b""
+        while len(answer) < 8:
+            chunk = sock.recv(8 - len(answer))
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+@pytest.fixture(autouse=True)
+def _broker_speaks_amqp10(amqp: AmqpNames) -> None:
+    """Fail (or skip without PYWATS_REQUIRE_SERVICES) with what to do, instead of proton's traceback, when
+    RabbitMQ 3.x runs without its AMQP 1.0 plugin."""
+    parts = urlsplit(AMQP_URL)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 5672
+    answer = amqp10_answer(host, port)
+    if answer == AMQP10_SASL_HEADER:
+        return
+    message = (
+        f"RabbitMQ at {host}:{port} does not speak AMQP 1.0 (it answered {answer!r}): enable the plugin with "
+        "`rabbitmq-plugins enable rabbitmq_amqp1_0` (RabbitMQ 3.x; 4.x has AMQP 1.0 built in)"
+    )
+    if services_required():
+        pytest.fail(message + " (PYWATS_REQUIRE_SERVICES=1)", pytrace=False)
+    pytest.skip(message)
 
 
 async def broker_major_version() -> int:

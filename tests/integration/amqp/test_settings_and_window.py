@@ -197,3 +197,17 @@ def test_tls_context_loads_ca_and_client_certificate(tmp_path: Path) -> None:
     wrong = CFXSettings.from_options({"url": "amqps://u:p@h/", "cert_file": str(cert), "key_file": str(cert)})
     with pytest.raises(ConfigError, match="TLS files"):
         wrong.ssl_context()  # the certificate is not a private key
+
+
+def test_connection_failures_name_url_without_password_user_and_vhost() -> None:
+    s = CFXSettings(url="amqp://pywats:hunter2@broker.local:5672/line%2F1")
+    assert s.where() == "URL amqp://pywats:***@broker.local:5672/line%2F1, user 'pywats', vhost 'line/1'"
+    assert CFXSettings(url="amqp://broker").where() == "URL amqp://broker, user 'guest (default)', vhost '/'"
+
+
+def test_size_limits_have_documented_defaults_and_are_validated() -> None:
+    s = CFXSettings()
+    assert (s.max_message_size, s.max_inflight_bytes) == (8 * 1024 * 1024, 64 * 1024 * 1024)
+    assert s.describe()["max_message_size"] == 8 * 1024 * 1024
+    with pytest.raises(ConfigError, match="max_message_size"):
+        CFXSettings.from_options({"max_message_size": 100})

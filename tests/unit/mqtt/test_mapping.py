@@ -22,6 +22,7 @@ from pywats_mqtt import (
     TopicMapper,
     UnroutedTopicError,
 )
+from pywats_mqtt.mapping import filter_covers
 
 ORIGIN = "mqtt://broker:1883/t"
 
@@ -137,8 +138,80 @@ def test_id_field_gives_the_same_event_id_for_a_redelivered_copy_and_differs_per
     a2 = rule.to_events("t/a", {}, body, {}, ORIGIN)[0].id
     b1 = rule.to_events("t/b", {}, body, {}, ORIGIN)[0].id
     assert a1 == a2 != b1
-    no_id = MappingRule.build("t/+", type="sensor.reading")
-    assert no_id.to_events("t/a", {}, body, {}, ORIGIN)[0].id != no_id.to_events("t/a", {}, body, {}, ORIGIN)[0].id
+    per_delivery = MappingRule.build("t/+", type="sensor.reading", event_id="delivery")
+    first = per_delivery.to_events("t/a", {}, body, {}, ORIGIN)[0].id
+    assert first != per_delivery.to_events("t/a", {}, body, {}, ORIGIN)[0].id
+
+
+def test_without_id_field_a_copy_of_a_message_gets_the_same_event_id_from_its_content() -> None:
+    rule = MappingRule.build("t/+", type="sensor.reading")
+    props = {"mqtt_user_properties": {"line": "L1"}, "mqtt_content_type": "application/json"}
+    body = b'{"v": 1}'
+    first = rule.to_events("t/a", {}, body, {**props, "mqtt_dup": False, "mqtt_qos": 1}, ORIGIN)[0].id
+    # A copy differs in DUP and QoS (and packet id): same event.
+    assert rule.to_events("t/a", {}, body, {**props, "mqtt_dup": True, "mqtt_qos": 0}, ORIGIN)[0].id == first
+    # Another topic, payload or user property: another message.
+    others = [
+        rule.to_events("t/b", {}, body, props, ORIGIN)[0].id,
+        rule.to_events("t/a", {}, b'{"v": 2}', props, ORIGIN)[0].id,
+        rule.to_events("t/a", {}, body, {**props, "mqtt_user_properties": {"line": "L2"}}, ORIGIN)[0].id,
+        rule.to_events("t/a", {}, body, {}, ORIGIN)[0].id,
+    ]
+    assert first not in others and len(set(others)) == 4
+    # A second rule matching the same message (overlapping filters) gives the same id too.
+    wider = MappingRule.build("t/#", type="sensor.other")
+    assert wider.to_events("t/a", {}, body, props, ORIGIN)[0].id == first
+
+
+@pytest.mark.parametrize(
+    ("outer", "inner", "covers"),
+    [
+        ("alarms/+/+", "alarms/+/critical", True),
+        ("alarms/+/critical", "alarms/+/+", False),
+        ("a/#", "a", True),
+        ("a/#", "a/b/c", True),
+        ("a/#", "a/+/#", True),
+        ("a/+", "a/#", False),
+        ("#", "a/b", True),
+        ("+/x", "$SYS/x", False),
+        ("#", "$SYS/x", False),
+        ("$SYS/#", "$SYS/x", True),
+        ("a/+/c", "a/b/+", False),
+        ("a/b", "a/b", True),
+        ("a/b", "a/b/c", False),
+        ("a/b/c", "a/b", False),
+    ],
+)
+def test_filter_covers_follows_mqtt_matching(outer: str, inner: str, covers: bool) -> None:
+    assert filter_covers(outer, inner) is covers
+
+
+@given(
+    st.lists(st.sampled_from(["a", "b", "+"]), min_size=1, max_size=3),
+    st.booleans(),
+    st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=4),
+)
+def test_filter_covers_a_topic_name_exactly_when_paho_matches_it(
+    levels: list[str], multi: bool, topic: list[str]
+) -> None:
+    outer = "/".join(levels) + ("/#" if multi else "")
+    name = "/".join(topic)
+    assert filter_covers(outer, name) is topic_matches_sub(outer, name)
+
+
+def test_cfx_rule_source_template_replaces_the_envelope_source_and_defaults_to_it() -> None:
+    from pywats_cfx import envelope_to_bytes, generate_envelope
+
+    body = envelope_to_bytes(generate_envelope("units-tested", seq=1, source="Vendor.ICT.SN9"))
+    named = MappingRule.build("cfx/{station}", decoder="cfx", source="line1-{station}")
+    events = named.to_events("cfx/ict-7", {"station": "ict-7"}, body, {}, ORIGIN)
+    assert events and {e.source for e in events} == {"line1-ict-7"}
+    plain = MappingRule.build("cfx/{station}", decoder="cfx")
+    assert {e.source for e in plain.to_events("cfx/ict-7", {"station": "ict-7"}, body, {}, ORIGIN)} == {
+        "Vendor.ICT.SN9"
+    }
+    # The ids still come from the CFX UniqueID, whatever the source.
+    assert [e.id for e in events] == [e.id for e in plain.to_events("cfx/x", {"station": "x"}, body, {}, ORIGIN)]
 
 
 def test_event_decoder_round_trips_what_send_publishes() -> None:
@@ -158,6 +231,7 @@ def test_event_decoder_round_trips_what_send_publishes() -> None:
         ({"decoder": "text", "type": "a.b", "id_field": "x"}, "only the 'json' decoder"),
         ({"type": "a.b", "severity": "fatal"}, "unknown severity"),
         ({"type": "{payload.k}", "decoder": "text"}, "unknown field"),
+        ({"type": "a.b", "event_id": "random"}, "event_id"),
     ],
 )
 def test_rule_configuration_errors_name_the_setting(kwargs: dict[str, str], message: str) -> None:

@@ -85,3 +85,52 @@ def test_password_can_come_from_an_environment_variable(monkeypatch: pytest.Monk
     monkeypatch.delenv("PYWATS_TEST_MQTT_PW")
     with pytest.raises(MQTTConfigError, match="PYWATS_TEST_MQTT_PW is not set"):
         MQTTSettings.from_options({"rules": RULES, "password_env": "PYWATS_TEST_MQTT_PW"})
+
+
+def test_covered_rule_filters_are_subscribed_once_and_mqtt5_uses_subscription_identifiers() -> None:
+    rules = [
+        {"topic": "alarms/{station}/critical", "type": "asset.alarm"},
+        {"topic": "alarms/{station}/+", "type": "asset.notice"},
+        {"topic": "alarms/{station}/critical", "type": "asset.twice"},
+        {"topic": "line1/#", "type": "a.b"},
+        {"topic": "line1/+/x", "type": "a.c"},
+    ]
+    t = MQTTTransport.from_config("m", {"rules": rules})
+    assert t.subscriptions == [("alarms/+/+", 1), ("line1/#", 1)]
+    assert t.describe()["overlap_copies"] == 0
+    # A filter covered only at a lower QoS stays: dropping it would downgrade its messages.
+    explicit = [{"topic": "a/+", "qos": 0}, {"topic": "a/b", "qos": 1}]
+    assert MQTTTransport.from_config("m", {"rules": RULES, "subscriptions": explicit}).subscriptions == [
+        ("a/+", 0),
+        ("a/b", 1),
+    ]
+
+
+def test_size_limits_and_event_id_mode_are_validated_with_the_key_named() -> None:
+    t = MQTTTransport.from_config(
+        "m", {"rules": [{**RULES[0], "event_id": "delivery"}], "max_message_size": 2048, "max_inflight_bytes": 4096}
+    )
+    assert (t.settings.max_message_size, t.settings.max_inflight_bytes) == (2048, 4096)
+    assert t.mapper.rules[0].event_id == "delivery"
+    assert MQTTSettings(rules=RULES).max_message_size == 8 * 1024 * 1024
+    with pytest.raises(MQTTConfigError, match=r"transports\[m\]\.max_message_size"):
+        MQTTTransport.from_config("m", {"rules": RULES, "max_message_size": 10})
+    with pytest.raises(MQTTConfigError, match=r"transports\[m\]\.rules\[0\]\.event_id"):
+        MQTTTransport.from_config("m", {"rules": [{**RULES[0], "event_id": "random"}]})
+
+
+def test_too_large_record_keeps_a_prefix_and_the_size() -> None:
+    from pywats_events.transports.base import TOO_LARGE_PREFIX, too_large_record
+
+    big = bytes(range(256)) * 100
+    record = too_large_record(big, "mqtt://b:1883/t", "m", 2048, {"mqtt_topic": "t"})
+    assert record.body == big[:TOO_LARGE_PREFIX]
+    assert record.headers == {
+        "mqtt_topic": "t",
+        "pywats-reason": "too_large",
+        "pywats-size": len(big),
+        "pywats-max-message-size": 2048,
+        "pywats-truncated": True,
+    }
+    assert "25600 bytes exceeds max_message_size (2048 bytes)" in record.reason
+    assert too_large_record(b"x" * 3000, "o", "m", 2048).headers["pywats-truncated"] is False
