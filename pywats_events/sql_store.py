@@ -736,7 +736,7 @@ class SQLStore(Store):
         # the bus dead-letters the input instead of having it redelivered forever.
         if len(batch) == 1 and self._is_integrity_error(exc):
             cls: type[StoreError] = StoreRefusedError
-            text = f"{self.url} refused the data: {self._reason(exc)}"
+            text = f"write to {self.url} refused for its data: {self._reason(exc)}"
         else:
             cls, text = StoreError, f"write to {self.url} failed: {self._reason(exc)}"
         for w in batch:
