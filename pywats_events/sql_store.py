@@ -149,6 +149,8 @@ def _safe_text(value: str) -> str:
     six characters ``\\u0000`` and a lone surrogate its ``\\udXXX`` escape: readable, and the same input
     always gives the same text, so idempotency lookups still match. The event's JSON body keeps the exact
     original (JSON escapes both), so the stored event is recovered unchanged."""
+    if not isinstance(value, str):  # not text (a bug elsewhere): the database gives the precise refusal
+        return value
     if value.isascii():
         return value.replace("\x00", "\\u0000") if "\x00" in value else value
     if "\x00" in value:
