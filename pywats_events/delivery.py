@@ -1,6 +1,7 @@
 """The delivery layer: one event for one handler, through idempotency, breaker, timeout and retry.
 
-This module is the one place that decides what became of a delivery (``DeliveryOutcome``):
+This module is the one place that decides what became of a delivery (``DeliveryOutcome``) and keeps the
+idempotency records: a redelivered event skips the handlers recorded as finished (``unfinished``).
 
 - ``HANDLED``: the handler returned. Its idempotency record (and any rows it asked to store, see
   ``StoreWrite``) commit in one write per event, so a redelivered copy of the message skips it.
@@ -39,6 +40,7 @@ from .metrics import BusMetrics
 from .registry import HandlerRegistry, Subscription
 from .retry import RetryPolicy
 from .store import COMPLETED, DeadLetterEntry, DeadLetterReason, Store, StoreWrite
+from .transports.base import SettleResult
 
 __all__ = ["DeliveryLayer", "DeliveryOutcome", "DeliveryResult"]
 
@@ -258,6 +260,19 @@ class DeliveryLayer:
         return DeliveryResult(
             DeliveryOutcome.DEAD_LETTERED, reason=reason, error=exc, attempts=attempts, first_failure_at=first_at
         )
+
+    # -- idempotency -------------------------------------------------------------------------------
+    def unfinished(
+        self, subs: Sequence[Subscription], finished: set[str], result: SettleResult
+    ) -> Sequence[Subscription]:
+        """The subscriptions of a redelivered event whose handlers have no idempotency record yet
+        (``finished``: handler names recorded for the event id); the others count as skipped."""
+        kept = [s for s in subs if s.name not in finished]
+        result.skipped += len(subs) - len(kept)
+        for s in subs:
+            if s.name in finished:
+                self.metrics.count_skipped(s.name)
+        return kept
 
     # -- all deliveries of one event (what a lane runs) ------------------------------------------
     async def run(self, event: Event, subs: Sequence[Subscription], tracker: Tracker) -> None:
