@@ -28,6 +28,8 @@ from pydantic import ValidationError
 
 from pywats_events.event import Event, EventType, Severity, derive_event_id
 
+from . import enums
+from .enums import CFXEnum, EnumValue, InvalidEnumValue
 from .envelope import CFXEnvelope, _kind
 from .errors import InvalidMessageBodyError
 from .states import state_category, state_code, state_name
@@ -39,23 +41,23 @@ _WARNING = Severity.WARNING
 
 _MISSING: Any = object()
 
-# CFX TestResult (tests and inspections) -> the project's result words.
+# CFX TestResult member (CFX/Structures/TestResult.cs) -> the project's result words.
 _TEST_RESULTS = {
-    "passed": "pass",
-    "failed": "fail",
-    "error": "error",
-    "aborted": "aborted",
-    "skipped": "skipped",
+    "Passed": "pass",
+    "Failed": "fail",
+    "Error": "error",
+    "Aborted": "aborted",
+    "Skipped": "skipped",
 }
-# The SDK's own spelling first, so the usual lookup needs no lower-casing.
-_TEST_RESULTS.update({k.capitalize(): v for k, v in list(_TEST_RESULTS.items())})
-# CFX FaultSeverity -> event severity.
+# CFX FaultSeverity member (CFX/Structures/FaultSeverity.cs) -> event severity.
 _FAULT_SEVERITIES = {
-    "information": Severity.INFO,
-    "warning": Severity.WARNING,
-    "error": Severity.ERROR,
-    "alarm": Severity.CRITICAL,
+    "Information": Severity.INFO,
+    "Warning": Severity.WARNING,
+    "Error": Severity.ERROR,
+    "Alarm": Severity.CRITICAL,
 }
+#: Tag of an event whose message held an enumeration value outside the SDK's declaration.
+UNKNOWN_ENUM_TAG = "cfx.unknown_enum"
 # .NET writes an unset Guid as all zeros; it identifies no transaction.
 _NO_GUID = "00000000-0000-0000-0000-000000000000"
 # .NET TimeSpan text: [-][d.]hh:mm:ss[.fffffff]
@@ -77,7 +79,7 @@ class _Body:
     on failure.
     """
 
-    __slots__ = ("index", "key", "low", "obj", "parent", "where")
+    __slots__ = ("index", "key", "low", "obj", "parent", "unknown", "where")
 
     def __init__(
         self, obj: dict[str, Any], where: str, parent: _Body | None = None, key: str = "", index: int = -1
@@ -88,6 +90,8 @@ class _Body:
         self.parent = parent
         self.key = key
         self.index = index
+        # Enumeration values outside the SDK tables, shared by every object of one message body.
+        self.unknown: list[dict[str, Any]] = parent.unknown if parent is not None else []
 
     def get(self, name: str) -> Any:
         value = self.obj.get(name, _MISSING)
@@ -173,6 +177,23 @@ class _Body:
             return value
         raise self.fail(name, f"expected an ISO 8601 date-time string, got {_kind(value)}")
 
+    def enum(self, name: str, table: CFXEnum) -> EnumValue | None:
+        """An enumeration member, read in all the SDK's forms (see ``pywats_cfx.enums``).
+
+        A value outside the table is returned with ``known=False`` and recorded (field path, enum,
+        value) for the event's ``unknown_enum_values``.
+        """
+        value = self.obj.get(name, _MISSING)
+        if value is _MISSING:
+            value = self._fallback(name)
+        try:
+            read = table.read(value)
+        except InvalidEnumValue as exc:
+            raise self.fail(name, str(exc)) from None
+        if read is not None and not read.known:
+            self.unknown.append({"field": self.path(name), "enum": table.name, "value": value})
+        return read
+
     def child(self, name: str) -> _Body | None:
         value = self.obj.get(name, _MISSING)
         if value is _MISSING:
@@ -211,15 +232,26 @@ def strip_type_members(value: Any) -> Any:
     return value
 
 
-def _test_result(value: str | None) -> str | None:
+def _test_result(body: _Body, name: str) -> str | int | None:
+    """A TestResult member as the project's result word (``pass``); an unknown value as sent."""
+    value = body.enum(name, enums.TEST_RESULT)
     if value is None:
         return None
-    result = _TEST_RESULTS.get(value)
-    return result if result is not None else _TEST_RESULTS.get(value.lower(), value.lower())
+    return _TEST_RESULTS[value.name] if value.known and value.name else value.wire
 
 
-def _lower(value: str | None) -> str | None:
-    return None if value is None else value.lower()
+def _lower(body: _Body, name: str, table: CFXEnum) -> str | int | None:
+    """An enumeration member's name in lower case (``automated``); an unknown value as sent."""
+    value = body.enum(name, table)
+    if value is None:
+        return None
+    return value.name.lower() if value.known and value.name else value.wire
+
+
+def _member(body: _Body, name: str, table: CFXEnum) -> str | int | None:
+    """An enumeration member's SDK name (``MechanicalFailure``); an unknown value as sent."""
+    value = body.enum(name, table)
+    return None if value is None else value.wire
 
 
 def _timespan_seconds(body: _Body, name: str) -> float | None:
@@ -274,7 +306,25 @@ class _Message:
         severity: Severity = _INFO,
         subjects: tuple[str, ...] = (),
         correlation_id: str | None = None,
+        item: _Body | None = None,
+        siblings: str = "",
     ) -> Event:
+        tags: tuple[str, ...] = ()
+        unknown = self.body.unknown
+        if unknown:
+            if item is not None:
+                # A per-item event reports the message-level values and its own item's, not its siblings'.
+                own = item.path()
+                if not siblings:
+                    siblings = own[: own.rfind("[")] + "[" if own.endswith("]") else own + "."
+                unknown = [
+                    u
+                    for u in unknown
+                    if not u["field"].startswith(siblings) or u["field"] == own or u["field"].startswith(own + ".")
+                ]
+            if unknown:
+                payload["unknown_enum_values"] = [dict(u) for u in unknown]
+                tags = (UNKNOWN_ENUM_TAG,)
         return Event(
             id=self.base_id if index is None else derive_event_id(self.base_id, index),
             type=type_,
@@ -284,6 +334,7 @@ class _Message:
             correlation_id=correlation_id or self.correlation_id,
             severity=severity,
             subjects=subjects,
+            tags=tags,
             headers=dict(self.headers) if self.headers else {},
         )
 
@@ -326,7 +377,7 @@ def _measurement(m: _Body) -> dict[str, Any]:
         "expected_value": expected,
         "low_limit": low,
         "high_limit": high,
-        "result": _test_result(m.text("Result")),
+        "result": _test_result(m, "Result"),
         "ref_designators": m.text("CRDs"),
         "time_recorded": m.time("TimeRecorded"),
     }
@@ -361,7 +412,7 @@ def _operator_id(body: _Body, name: str) -> str | None:
 
 def _units_tested(msg: _Message) -> list[Event]:
     body = msg.body
-    method = _lower(body.text("TestMethod"))
+    method = _lower(body, "TestMethod", enums.TEST_METHOD)
     recipe, revision = body.text("RecipeName"), body.text("RecipeRevision")
     operator = _operator_id(body, "Tester")
     events = []
@@ -372,7 +423,7 @@ def _units_tested(msg: _Message) -> list[Event]:
                 {
                     "name": t.text("TestName"),
                     "id": t.text("UniqueIdentifier"),
-                    "result": _test_result(t.text("Result")),
+                    "result": _test_result(t, "Result"),
                     "start_time": t.time("TestStartTime"),
                     "end_time": t.time("TestEndTime"),
                     "measurements": [_measurement(m) for m in t.items("Measurements")],
@@ -381,7 +432,7 @@ def _units_tested(msg: _Message) -> list[Event]:
                 }
             )
         unit_id = unit.text("UnitIdentifier")
-        result = _test_result(unit.text("OverallResult"))
+        result = _test_result(unit, "OverallResult")
         starts = [t["start_time"] for t in tests if t["start_time"]]
         ends = [t["end_time"] for t in tests if t["end_time"]]
         payload = msg.common()
@@ -405,6 +456,7 @@ def _units_tested(msg: _Message) -> list[Event]:
                 index=index,
                 severity=_INFO if result == "pass" else _WARNING,
                 subjects=(unit_id,) if unit_id else (),
+                item=unit,
             )
         )
     return events
@@ -412,7 +464,7 @@ def _units_tested(msg: _Message) -> list[Event]:
 
 def _units_inspected(msg: _Message) -> list[Event]:
     body = msg.body
-    method = _lower(body.text("InspectionMethod"))
+    method = _lower(body, "InspectionMethod", enums.INSPECTION_METHOD)
     recipe, revision = body.text("RecipeName"), body.text("RecipeRevision")
     operator = _operator_id(body, "Inspector")
     units = body.items("InspectedUnits")
@@ -430,7 +482,7 @@ def _units_inspected(msg: _Message) -> list[Event]:
                 {
                     "name": name,
                     "id": insp.text("UniqueIdentifier"),
-                    "result": _test_result(insp.text("Result")),
+                    "result": _test_result(insp, "Result"),
                     "start_time": insp.time("InspectionStartTime"),
                     "end_time": insp.time("InspectionEndTime"),
                     "defects": found,
@@ -438,7 +490,7 @@ def _units_inspected(msg: _Message) -> list[Event]:
             )
             defects.extend({**d, "inspection": name} for d in found)
         unit_id = unit.text("UnitIdentifier")
-        result = _test_result(unit.text("OverallResult"))
+        result = _test_result(unit, "OverallResult")
         payload = msg.common()
         payload.update(
             transaction_id=msg.correlation_id,
@@ -460,6 +512,7 @@ def _units_inspected(msg: _Message) -> list[Event]:
                 index=index,
                 severity=_INFO if result == "pass" else _WARNING,
                 subjects=(unit_id,) if unit_id else (),
+                item=unit,
             )
         )
     return events
@@ -471,7 +524,7 @@ def _unit_positions(body: _Body) -> list[dict[str, Any]]:
             "unit_id": u.text("UnitIdentifier"),
             "position": u.integer("PositionNumber"),
             "position_name": u.text("PositionName"),
-            "status": _lower(u.text("Status")),
+            "status": _lower(u, "Status", enums.UNIT_STATUS),
         }
         for u in body.items("Units")
     ]
@@ -497,7 +550,7 @@ def _work(type_: str) -> Callable[[_Message], list[Event]]:
             work_order_id=work_order.text("WorkOrderId") if work_order else None,
         )
         if type_ == EventType.PRODUCTION_WORK_COMPLETED:
-            payload["result"] = _lower(body.text("Result"))
+            payload["result"] = _lower(body, "Result", enums.WORK_RESULT)
         subjects = _unique([u["unit_id"] for u in units]) or _unique([primary])
         return [msg.event(type_, payload, subjects=subjects)]
 
@@ -511,7 +564,7 @@ def _units(type_: str) -> Callable[[_Message], list[Event]]:
         payload = msg.common()
         payload.update(units=units, unit_count=body.integer("UnitCount"))
         if type_ == EventType.PRODUCTION_UNIT_DISQUALIFIED:
-            payload.update(reason=body.text("Reason"), comments=body.text("Comments"))
+            payload.update(reason=_member(body, "Reason", enums.DISQUALIFICATION_REASON), comments=body.text("Comments"))
         return [msg.event(type_, payload, subjects=_unique([u["unit_id"] for u in units]))]
 
     return adapt
@@ -571,7 +624,11 @@ def _materials_installed(msg: _Message) -> list[Event]:
         )
         events.append(
             msg.event(
-                EventType.MATERIAL_INSTALLED, payload, index=index, subjects=(unit_id,) if unit_id else ()
+                EventType.MATERIAL_INSTALLED,
+                payload,
+                index=index,
+                subjects=(unit_id,) if unit_id else (),
+                item=item,
             )
         )
     return events
@@ -601,8 +658,9 @@ def _fault_occurred(msg: _Message) -> list[Event]:
     fault = msg.body.child("Fault")
     if fault is None:
         raise msg.body.fail("Fault", "missing; FaultOccurred must carry a Fault")
-    cfx_severity = fault.text("Severity")
-    severity = _FAULT_SEVERITIES.get(cfx_severity.lower(), _INFO) if cfx_severity else _INFO
+    read_severity = fault.enum("Severity", enums.FAULT_SEVERITY)
+    cfx_severity = None if read_severity is None else read_severity.wire
+    severity = _FAULT_SEVERITIES.get(read_severity.name or "", _INFO) if read_severity else _INFO
     stage = fault.child("Stage")
     transaction = fault.text("TransactionID")
     payload = msg.common()
@@ -610,7 +668,7 @@ def _fault_occurred(msg: _Message) -> list[Event]:
         asset_id=msg.source,
         fault_id=fault.text("FaultOccurrenceId"),
         code=fault.text("FaultCode"),
-        cause=fault.text("Cause"),
+        cause=_member(fault, "Cause", enums.FAULT_CAUSE),
         severity=severity.value,
         fault_severity=cfx_severity,
         description=fault.text("Description"),
@@ -651,7 +709,7 @@ def _state(body: _Body, name: str, required: bool) -> int | None:
         if required:
             raise body.fail(name, "missing; a SEMI E10 state code is required")
         return None
-    return state_code(value, field=name)
+    return state_code(value, field=body.path(name), where=body.where)
 
 
 def _station_state_changed(msg: _Message) -> list[Event]:

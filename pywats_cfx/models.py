@@ -3,8 +3,10 @@
 Field names are snake_case; each field's alias is its CFX (PascalCase) name, and validation matches CFX
 names case-insensitively (``TransactionID`` and ``TransactionId`` both fill ``transaction_id``) and drops
 ``$type`` members, as the CFX SDK does. Members a model does not name are kept as extra attributes, so
-vendor extensions are not lost. Enumerations (results, methods, severities) are plain strings: CFX adds
-values between versions and a reader must not reject them.
+vendor extensions are not lost. Enumerations (results, methods, severities) are read in every form the
+SDK's ``StringEnumConverter`` reads (name in any case, numeric string, JSON integer; see
+``pywats_cfx.enums``) and hold the SDK member name (``"Passed"``); a value outside the SDK's declaration is
+kept as sent (an ``int`` for a number), because the SDK accepts it too and CFX adds members between versions.
 
 Use ``parse_message(envelope)`` to get the typed model of an envelope's body.
 """
@@ -12,11 +14,21 @@ Use ``parse_message(envelope)`` to get the typed model of an envelope's body.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_pascal
 
+from . import enums
+from .enums import CFXEnum, InvalidEnumValue
 from .envelope import CFXEnvelope
 from .errors import InvalidMessageBodyError
 from .states import state_code
@@ -65,6 +77,35 @@ __all__ = [
 _ALIASES: dict[type, dict[str, str]] = {}
 
 
+def _enum_reader(table: CFXEnum) -> Any:
+    def read(value: Any) -> Any:
+        try:
+            member = table.read(value)
+        except InvalidEnumValue as exc:
+            raise ValueError(str(exc)) from None
+        return None if member is None else member.wire
+
+    return read
+
+
+def _enum(table: CFXEnum) -> Any:
+    """Field type of an SDK enumeration: the member name, or an unknown value as sent (int or text)."""
+    return Annotated[str | int | None, BeforeValidator(_enum_reader(table))]
+
+
+TestResultValue = _enum(enums.TEST_RESULT)
+TestMethodValue = _enum(enums.TEST_METHOD)
+InspectionMethodValue = _enum(enums.INSPECTION_METHOD)
+WorkResultValue = _enum(enums.WORK_RESULT)
+FaultSeverityValue = _enum(enums.FAULT_SEVERITY)
+FaultCauseValue = _enum(enums.FAULT_CAUSE)
+SideLocationValue = _enum(enums.SIDE_LOCATION)
+AccessTypeValue = _enum(enums.ACCESS_TYPE)
+UnitStatusValue = _enum(enums.UNIT_STATUS)
+DisqualificationReasonValue = _enum(enums.DISQUALIFICATION_REASON)
+ActorTypeValue = _enum(enums.ACTOR_TYPE)
+
+
 class CFXModel(BaseModel):
     """Base of every CFX structure: case-insensitive CFX names, ``$type`` dropped, extra members kept."""
 
@@ -101,7 +142,7 @@ class Operator(CFXModel):
     """``CFX.Structures.Operator``: a person acting on the line (tester, inspector, maintenance)."""
 
     operator_identifier: str | None = None
-    actor_type: str | None = None
+    actor_type: ActorTypeValue = None
     last_name: str | None = None
     first_name: str | None = None
     login_name: str | None = None
@@ -125,16 +166,30 @@ class Measurement(CFXModel):
     measurement_name: str | None = None
     time_recorded: datetime | None = None
     sequence: int | None = None
-    result: str | None = None
+    result: TestResultValue = None
     crds: str | None = Field(default=None, alias="CRDs")
     measured_value: NumericValue | None = None
+
+
+class UnitPosition(CFXModel):
+    """``CFX.Structures.UnitPosition``: a unit (or a position on a panel/carrier) being processed."""
+
+    unit_identifier: str | None = None
+    position_number: int | None = None
+    position_name: str | None = None
+    x: float | None = None
+    y: float | None = None
+    rotation: float | None = None
+    flip_x: bool | None = None
+    flip_y: bool | None = None
+    status: UnitStatusValue = None
 
 
 class ComponentDesignator(CFXModel):
     """``CFX.Structures.ComponentDesignator``: reference designator and part number on a unit."""
 
     reference_designator: str | None = None
-    unit_position: int | None = None
+    unit_position: UnitPosition | None = None
     part_number: str | None = None
 
 
@@ -167,7 +222,7 @@ class Test(CFXModel):
     test_name: str | None = None
     test_start_time: datetime | None = None
     test_end_time: datetime | None = None
-    result: str | None = None
+    result: TestResultValue = None
     symptoms_found: list[Symptom] = Field(default_factory=list)
     defects_found: list[Defect] = Field(default_factory=list)
     measurements: list[Measurement] = Field(default_factory=list)
@@ -183,7 +238,7 @@ class TestedUnit(CFXModel):
 
     unit_identifier: str | None = None
     unit_position_number: int | None = None
-    overall_result: str | None = None
+    overall_result: TestResultValue = None
     tests: list[Test] = Field(default_factory=list)
 
     @field_validator("tests", mode="before")
@@ -199,7 +254,7 @@ class Inspection(CFXModel):
     inspection_name: str | None = None
     inspection_start_time: datetime | None = None
     inspection_end_time: datetime | None = None
-    result: str | None = None
+    result: TestResultValue = None
     defects_found: list[Defect] = Field(default_factory=list)
     measurements: list[Measurement] = Field(default_factory=list)
 
@@ -214,27 +269,13 @@ class InspectedUnit(CFXModel):
 
     unit_identifier: str | None = None
     unit_position_number: int | None = None
-    overall_result: str | None = None
+    overall_result: TestResultValue = None
     inspections: list[Inspection] = Field(default_factory=list)
 
     @field_validator("inspections", mode="before")
     @classmethod
     def _null_is_empty(cls, value: Any) -> Any:
         return [] if value is None else value
-
-
-class UnitPosition(CFXModel):
-    """``CFX.Structures.UnitPosition``: a unit (or a position on a panel/carrier) being processed."""
-
-    unit_identifier: str | None = None
-    position_number: int | None = None
-    position_name: str | None = None
-    x: float | None = None
-    y: float | None = None
-    rotation: float | None = None
-    flip_x: bool | None = None
-    flip_y: bool | None = None
-    status: str | None = None
 
 
 class Stage(CFXModel):
@@ -291,14 +332,14 @@ class Fault(CFXModel):
     """``CFX.Structures.Fault``: an equipment fault (subtypes add members, kept as extras)."""
 
     transaction_id: str | None = Field(default=None, alias="TransactionID")
-    cause: str | None = None
-    severity: str | None = None
+    cause: FaultCauseValue = None
+    severity: FaultSeverityValue = None
     fault_code: str | None = None
     fault_occurrence_id: str | None = None
     lane: int | None = None
     stage: Stage | None = None
-    side_location: str | None = None
-    access_type: str | None = None
+    side_location: SideLocationValue = None
+    access_type: AccessTypeValue = None
     description: str | None = None
     occurred_at: datetime | None = None
     due_date_time: datetime | None = None
@@ -309,7 +350,7 @@ class UnitsTested(CFXMessage):
 
     MESSAGE_NAME: ClassVar[str] = "CFX.Production.TestAndInspection.UnitsTested"
     transaction_id: str | None = Field(default=None, alias="TransactionId")
-    test_method: str | None = None
+    test_method: TestMethodValue = None
     tester: Operator | None = None
     recipe_name: str | None = None
     recipe_revision: str | None = None
@@ -321,7 +362,7 @@ class UnitsInspected(CFXMessage):
 
     MESSAGE_NAME: ClassVar[str] = "CFX.Production.TestAndInspection.UnitsInspected"
     transaction_id: str | None = Field(default=None, alias="TransactionId")
-    inspection_method: str | None = None
+    inspection_method: InspectionMethodValue = None
     inspector: Operator | None = None
     recipe_name: str | None = None
     recipe_revision: str | None = None
@@ -348,7 +389,7 @@ class WorkCompleted(CFXMessage):
 
     MESSAGE_NAME: ClassVar[str] = "CFX.Production.WorkCompleted"
     transaction_id: str | None = Field(default=None, alias="TransactionID")
-    result: str | None = None
+    result: WorkResultValue = None
     primary_identifier: str | None = None
     hermes_identifier: str | None = None
     unit_count: int | None = None
@@ -376,7 +417,7 @@ class UnitsDisqualified(CFXMessage):
     """``CFX.Production.UnitsDisqualified``: units taken out of production (``Reason``)."""
 
     MESSAGE_NAME: ClassVar[str] = "CFX.Production.UnitsDisqualified"
-    reason: str | None = None
+    reason: DisqualificationReasonValue = None
     comments: str | None = None
     unit_count: int | None = None
     units: list[UnitPosition] = Field(default_factory=list)
