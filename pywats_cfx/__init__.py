@@ -1,6 +1,6 @@
 """IPC-CFX for pyWATS events: the envelope codec, typed message models, and CFX -> event adapters.
 
-Importing this package registers the ``cfx`` decoder with ``pywats_events.codec``.
+Importing this package registers the ``cfx`` and ``cfx-with-body`` decoders with ``pywats_events.codec``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 from pywats_events.codec import register_decoder
 
 from .adapters import ADAPTED_MESSAGES, envelope_to_events, strip_type_members
-from .decoder import decode_cfx
+from .decoder import decode_cfx, decode_cfx_with_body
 from .envelope import CFXEnvelope, encode_envelope, envelope_to_bytes, parse_envelopes
 from .errors import (
     CFXDecodeError,
@@ -46,6 +46,7 @@ __all__ = [
     "NestingTooDeepError",
     "NotAnObjectError",
     "decode_cfx",
+    "decode_cfx_with_body",
     "encode_envelope",
     "envelope_to_bytes",
     "envelope_to_events",
@@ -60,6 +61,7 @@ __all__ = [
 ]
 
 register_decoder("cfx", decode_cfx)
+register_decoder("cfx-with-body", decode_cfx_with_body)
 
 
 def __getattr__(name: str) -> Any:

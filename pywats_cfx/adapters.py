@@ -275,10 +275,18 @@ def _timespan_seconds(body: _Body, name: str) -> float | None:
 class _Message:
     """What every event of one envelope shares: ids, source, time, headers, the body."""
 
-    __slots__ = ("base_id", "body", "correlation_id", "env", "headers", "source", "where")
+    __slots__ = ("base_id", "body", "correlation_id", "env", "headers", "keep_body", "source", "where")
 
-    def __init__(self, env: CFXEnvelope, source: str, headers: dict[str, Any] | None, where: str) -> None:
+    def __init__(
+        self,
+        env: CFXEnvelope,
+        source: str,
+        headers: dict[str, Any] | None,
+        where: str,
+        keep_body: bool = False,
+    ) -> None:
         self.env = env
+        self.keep_body = keep_body
         self.source = source
         self.headers = headers
         self.where = where
@@ -291,11 +299,16 @@ class _Message:
 
     def common(self) -> dict[str, Any]:
         """Payload members every mapped event carries."""
-        return {
+        payload = {
             "cfx_message": self.env.message_name,
             "unique_id": self.env.unique_id,
             "handle": self.env.source,
+            "target": self.env.target,
+            "request_id": self.env.request_id,
         }
+        if self.keep_body:
+            payload["cfx_body"] = self.env.message_body
+        return payload
 
     def event(
         self,
@@ -307,7 +320,7 @@ class _Message:
         subjects: tuple[str, ...] = (),
         correlation_id: str | None = None,
         item: _Body | None = None,
-        siblings: str = "",
+        others: tuple[str, ...] = (),
     ) -> Event:
         tags: tuple[str, ...] = ()
         unknown = self.body.unknown
@@ -315,12 +328,12 @@ class _Message:
             if item is not None:
                 # A per-item event reports the message-level values and its own item's, not its siblings'.
                 own = item.path()
-                if not siblings:
-                    siblings = own[: own.rfind("[")] + "[" if own.endswith("]") else own + "."
+                if not others and own.endswith("]"):
+                    others = (own[: own.rfind("[")] + "[",)
                 unknown = [
                     u
                     for u in unknown
-                    if not u["field"].startswith(siblings) or u["field"] == own or u["field"].startswith(own + ".")
+                    if not u["field"].startswith(others) or u["field"] == own or u["field"].startswith(own + ".")
                 ]
             if unknown:
                 payload["unknown_enum_values"] = [dict(u) for u in unknown]
@@ -364,12 +377,15 @@ def _measurement(m: _Body) -> dict[str, Any]:
     else:
         if measured is not None:
             raise m.fail("MeasuredValue", f"expected an object, got {_kind(measured)}")
-        # Measurement subtypes without a NumericValue (boolean, solder paste, offset) keep their own
-        # members; a plain "Value" is the nearest thing to a reading.
+        # Measurement subtypes without a NumericValue (CFX/Structures/BooleanMeasurement.cs and
+        # TextMeasurement.cs: Value and ExpectedValue; solder paste, offset) keep their own members.
         value = m.get("Value")
         if isinstance(value, dict | list):
             value = strip_type_members(value)
-        units = expected = low = high = None
+        expected = m.get("ExpectedValue")
+        if isinstance(expected, dict | list):
+            expected = strip_type_members(expected)
+        units = low = high = None
     return {
         "name": m.text("MeasurementName"),
         "value": value,
@@ -469,8 +485,10 @@ def _units_inspected(msg: _Message) -> list[Event]:
     operator = _operator_id(body, "Inspector")
     units = body.items("InspectedUnits")
     panel = body.child("InspectedPanel")
-    # Panel-level AOI reports (CFX 1.6+) leave InspectedUnits empty and describe the whole panel.
-    targets = [(u, False) for u in units] or ([(panel, True)] if panel is not None else [])
+    # Panel-level AOI reports (CFX 1.6+, CFX/Structures/InspectedPanel.cs) describe the whole panel; a
+    # panel sent beside its units has results of its own (panel fiducials, board-level checks), so it
+    # gets its own event after the units' events.
+    targets = [(u, False) for u in units] + ([(panel, True)] if panel is not None else [])
     events = []
     for index, (unit, is_panel) in enumerate(targets):
         inspections = []
@@ -486,6 +504,8 @@ def _units_inspected(msg: _Message) -> list[Event]:
                     "start_time": insp.time("InspectionStartTime"),
                     "end_time": insp.time("InspectionEndTime"),
                     "defects": found,
+                    "symptoms": [_symptom(sy) for sy in insp.items("Symptoms")],
+                    "measurements": [_measurement(m) for m in insp.items("Measurements")],
                 }
             )
             defects.extend({**d, "inspection": name} for d in found)
@@ -513,6 +533,7 @@ def _units_inspected(msg: _Message) -> list[Event]:
                 severity=_INFO if result == "pass" else _WARNING,
                 subjects=(unit_id,) if unit_id else (),
                 item=unit,
+                others=("InspectedUnits[",) if is_panel else ("InspectedUnits[", "InspectedPanel."),
             )
         )
     return events
@@ -564,20 +585,31 @@ def _units(type_: str) -> Callable[[_Message], list[Event]]:
         payload = msg.common()
         payload.update(units=units, unit_count=body.integer("UnitCount"))
         if type_ == EventType.PRODUCTION_UNIT_DISQUALIFIED:
-            payload.update(reason=_member(body, "Reason", enums.DISQUALIFICATION_REASON), comments=body.text("Comments"))
+            payload["reason"] = _member(body, "Reason", enums.DISQUALIFICATION_REASON)
+            payload["comments"] = body.text("Comments")
+        else:
+            # CFX/Production/UnitsArrived.cs and UnitsDeparted.cs: lane, carrier/panel id, Hermes id.
+            payload["lane"] = body.integer("Lane")
+            payload["primary_identifier"] = body.text("PrimaryIdentifier")
+            payload["hermes_identifier"] = body.text("HermesIdentifier")
         return [msg.event(type_, payload, subjects=_unique([u["unit_id"] for u in units]))]
 
     return adapt
 
 
 def _package(pkg: _Body | None) -> tuple[str | None, str | None, str | None, float | int | None]:
-    """(material id, part number, lot, quantity) of a MaterialPackage."""
+    """(material id, part number, lot, quantity) of a MaterialPackage.
+
+    The lot is ``BatchId``: CFX/Structures/MaterialPackage.cs has no lot code member. A
+    ``MaterialPackageDetail`` (CFX/Structures/MaterialPackageDetail.cs) also carries the
+    ``ManufacturerLotCode``, used when no BatchId is given.
+    """
     if pkg is None:
         return None, None, None, None
     return (
         pkg.text("UniqueIdentifier"),
         pkg.text("InternalPartNumber"),
-        pkg.text("ManufacturerLotCode"),
+        pkg.text("BatchId") or pkg.text("ManufacturerLotCode"),
         pkg.number("Quantity"),
     )
 
@@ -654,37 +686,87 @@ def _materials_loaded(msg: _Message) -> list[Event]:
     return [msg.event(EventType.MATERIAL_LOADED, payload, subjects=(msg.source,))]
 
 
+# Members of CFX/Structures/Fault.cs, lower-cased; anything else in a Fault is a subtype's or a vendor's.
+_FAULT_MEMBERS = frozenset(
+    m.lower()
+    for m in (
+        "TransactionID",
+        "Cause",
+        "Severity",
+        "FaultCode",
+        "FaultOccurrenceId",
+        "Lane",
+        "Stage",
+        "SideLocation",
+        "AccessType",
+        "Description",
+        "DescriptionTranslations",
+        "OccurredAt",
+        "DueDateTime",
+        "$type",
+    )
+)
+
+
+def _translations(body: _Body, name: str) -> dict[str, str]:
+    """A ``Dictionary<string, string>`` member (language -> text); null or absent reads as empty."""
+    value = body.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise body.fail(name, f"expected an object (language -> text), got {_kind(value)}")
+    for key, text in value.items():
+        if text is not None and not isinstance(text, str):
+            raise body.fail(name, f"translation {key!r:.40}: expected a string, got {_kind(text)}")
+    return {k: v for k, v in value.items() if k != "$type"}
+
+
+def _extra_members(body: _Body, known: frozenset[str]) -> dict[str, Any]:
+    """Members a structure's SDK declaration does not name (subtype or vendor members), as sent."""
+    return {k: strip_type_members(v) for k, v in body.obj.items() if k.lower() not in known}
+
+
+def _fault(fault: _Body) -> tuple[dict[str, Any], Severity]:
+    """The payload members of one ``CFX.Structures.Fault`` (subtype members kept under ``details``)."""
+    read_severity = fault.enum("Severity", enums.FAULT_SEVERITY)
+    severity = _FAULT_SEVERITIES.get(read_severity.name or "", _INFO) if read_severity else _INFO
+    stage = fault.child("Stage")
+    transaction = fault.text("TransactionID")
+    return {
+        "fault_id": fault.text("FaultOccurrenceId"),
+        "transaction_id": transaction if transaction and transaction != _NO_GUID else None,
+        "code": fault.text("FaultCode"),
+        "cause": _member(fault, "Cause", enums.FAULT_CAUSE),
+        "severity": severity.value,
+        "fault_severity": None if read_severity is None else read_severity.wire,
+        "description": fault.text("Description"),
+        "description_translations": _translations(fault, "DescriptionTranslations"),
+        "lane": fault.integer("Lane"),
+        "stage": stage.text("StageName") if stage else None,
+        "side_location": _member(fault, "SideLocation", enums.SIDE_LOCATION),
+        "access_type": _member(fault, "AccessType", enums.ACCESS_TYPE),
+        "occurred_at": fault.time("OccurredAt"),
+        "due_at": fault.time("DueDateTime"),
+        "fault_type": fault.text("$type"),
+        "details": _extra_members(fault, _FAULT_MEMBERS),
+    }, severity
+
+
 def _fault_occurred(msg: _Message) -> list[Event]:
     fault = msg.body.child("Fault")
     if fault is None:
         raise msg.body.fail("Fault", "missing; FaultOccurred must carry a Fault")
-    read_severity = fault.enum("Severity", enums.FAULT_SEVERITY)
-    cfx_severity = None if read_severity is None else read_severity.wire
-    severity = _FAULT_SEVERITIES.get(read_severity.name or "", _INFO) if read_severity else _INFO
-    stage = fault.child("Stage")
-    transaction = fault.text("TransactionID")
+    members, severity = _fault(fault)
     payload = msg.common()
-    payload.update(
-        asset_id=msg.source,
-        fault_id=fault.text("FaultOccurrenceId"),
-        code=fault.text("FaultCode"),
-        cause=_member(fault, "Cause", enums.FAULT_CAUSE),
-        severity=severity.value,
-        fault_severity=cfx_severity,
-        description=fault.text("Description"),
-        lane=fault.integer("Lane"),
-        stage=stage.text("StageName") if stage else None,
-        occurred_at=fault.time("OccurredAt"),
-        due_at=fault.time("DueDateTime"),
-    )
-    correlation = transaction if transaction and transaction != _NO_GUID else None
+    payload["asset_id"] = msg.source
+    payload.update(members)
     return [
         msg.event(
             EventType.ASSET_FAULT,
             payload,
             severity=severity,
             subjects=(msg.source,),
-            correlation_id=correlation,
+            correlation_id=members["transaction_id"],
         )
     ]
 
@@ -735,6 +817,20 @@ def _station_state_changed(msg: _Message) -> list[Event]:
     return [msg.event(EventType.ASSET_STATE_CHANGED, payload, severity=severity, subjects=(msg.source,))]
 
 
+def _active_recipe(item: _Body) -> dict[str, Any]:
+    """One ``CFX.Structures.ActiveRecipe``: lane, stage and the recipe's name and revision."""
+    stage = item.child("Stage")
+    ident = item.child("RecipeIdentifier")
+    recipe = item.child("Recipe")
+    return {
+        "lane": item.integer("Lane"),
+        "stage": stage.text("StageName") if stage else None,
+        "recipe": (ident.text("RecipeName") if ident else None) or (recipe.text("Name") if recipe else None),
+        "recipe_revision": (ident.text("Revision") if ident else None)
+        or (recipe.text("Revision") if recipe else None),
+    }
+
+
 def _endpoint(type_: str) -> Callable[[_Message], list[Event]]:
     def adapt(msg: _Message) -> list[Event]:
         body = msg.body
@@ -747,6 +843,9 @@ def _endpoint(type_: str) -> Callable[[_Message], list[Event]]:
             )
         elif type_ == EventType.SYSTEM_HEARTBEAT:
             payload["heartbeat_frequency_s"] = _timespan_seconds(body, "HeartbeatFrequency")
+            # CFX/Heartbeat.cs (CFX 1.3+): the faults and recipes active at the sender.
+            payload["active_faults"] = [_fault(f)[0] for f in body.items("ActiveFaults")]
+            payload["active_recipes"] = [_active_recipe(r) for r in body.items("ActiveRecipes")]
         subject = payload["handle"] or msg.source
         return [msg.event(type_, payload, subjects=(subject,))]
 
@@ -755,7 +854,10 @@ def _endpoint(type_: str) -> Callable[[_Message], list[Event]]:
 
 def _other(msg: _Message) -> list[Event]:
     payload = strip_type_members(msg.env.message_body)
-    return [msg.event(msg.env.message_name, payload)]
+    if msg.keep_body:
+        payload["cfx_body"] = msg.env.message_body
+    # Requests and responses share the envelope's RequestID: it is what pairs them on every path.
+    return [msg.event(msg.env.message_name, payload, correlation_id=msg.env.request_id)]
 
 
 _ADAPTERS: dict[str, Callable[[_Message], list[Event]]] = {
@@ -787,6 +889,7 @@ def envelope_to_events(
     source_hint: str | None = None,
     headers: dict[str, Any] | None = None,
     origin: str = "",
+    keep_body: bool = False,
 ) -> list[Event]:
     """Map one CFX envelope to pyWATS events.
 
@@ -796,6 +899,8 @@ def envelope_to_events(
             ``Source`` is null.
         headers: transport metadata copied into every event's ``headers``.
         origin: where the envelope came from, for error messages.
+        keep_body: also put the original ``MessageBody`` (as received, ``$type`` and vendor members
+            included) under the payload key ``cfx_body``; off by default, so the hot path copies nothing.
 
     Returns:
         The events, in body order. Messages with one event per item (UnitsTested, UnitsInspected,
@@ -810,7 +915,7 @@ def envelope_to_events(
     source = env.source or (source_hint if source_hint and len(source_hint) <= 500 else None) or "unknown"
     adapt = _ADAPTERS.get(env.message_name, _other)
     try:
-        return adapt(_Message(env, source, headers, origin))
+        return adapt(_Message(env, source, headers, origin, keep_body))
     except ValidationError as exc:
         # The fields above are checked one by one; this only guards a value the Event model still refuses.
         first = exc.errors()[0]

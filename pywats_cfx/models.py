@@ -341,8 +341,14 @@ class Fault(CFXModel):
     side_location: SideLocationValue = None
     access_type: AccessTypeValue = None
     description: str | None = None
+    description_translations: dict[str, str | None] = Field(default_factory=dict)
     occurred_at: datetime | None = None
     due_date_time: datetime | None = None
+
+    @field_validator("description_translations", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
 
 
 class UnitsTested(CFXMessage):
