@@ -299,7 +299,7 @@ class _Message:
 
     def common(self) -> dict[str, Any]:
         """Payload members every mapped event carries."""
-        payload = {
+        payload: dict[str, Any] = {
             "cfx_message": self.env.message_name,
             "unique_id": self.env.unique_id,
             "handle": self.env.source,
@@ -843,7 +843,7 @@ def _endpoint(type_: str) -> Callable[[_Message], list[Event]]:
             )
         elif type_ == EventType.SYSTEM_HEARTBEAT:
             payload["heartbeat_frequency_s"] = _timespan_seconds(body, "HeartbeatFrequency")
-            # CFX/Heartbeat.cs (CFX 1.3+): the faults and recipes active at the sender.
+            # CFX/Heartbeat.cs (added in CFX 1.7): the faults and recipes active at the sender.
             payload["active_faults"] = [_fault(f)[0] for f in body.items("ActiveFaults")]
             payload["active_recipes"] = [_active_recipe(r) for r in body.items("ActiveRecipes")]
         subject = payload["handle"] or msg.source

@@ -14,7 +14,7 @@ Use ``parse_message(envelope)`` to get the typed model of an envelope's body.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeAlias
 
 from pydantic import (
     BaseModel,
@@ -35,6 +35,7 @@ from .states import state_code
 
 __all__ = [
     "MESSAGE_MODELS",
+    "ActiveRecipe",
     "CFXMessage",
     "CFXModel",
     "ComponentDesignator",
@@ -57,6 +58,8 @@ __all__ = [
     "Measurement",
     "NumericValue",
     "Operator",
+    "Recipe",
+    "RecipeIdentifier",
     "Stage",
     "StationStateChanged",
     "Symptom",
@@ -75,6 +78,8 @@ __all__ = [
 ]
 
 _ALIASES: dict[type, dict[str, str]] = {}
+# Per model: CFX names (as aliased) of its list and dict members, whose null reads as empty.
+_EMPTY_WHEN_NULL: dict[type, dict[str, type]] = {}
 
 
 def _enum_reader(table: CFXEnum) -> Any:
@@ -88,22 +93,20 @@ def _enum_reader(table: CFXEnum) -> Any:
     return read
 
 
-def _enum(table: CFXEnum) -> Any:
-    """Field type of an SDK enumeration: the member name, or an unknown value as sent (int or text)."""
-    return Annotated[str | int | None, BeforeValidator(_enum_reader(table))]
-
-
-TestResultValue = _enum(enums.TEST_RESULT)
-TestMethodValue = _enum(enums.TEST_METHOD)
-InspectionMethodValue = _enum(enums.INSPECTION_METHOD)
-WorkResultValue = _enum(enums.WORK_RESULT)
-FaultSeverityValue = _enum(enums.FAULT_SEVERITY)
-FaultCauseValue = _enum(enums.FAULT_CAUSE)
-SideLocationValue = _enum(enums.SIDE_LOCATION)
-AccessTypeValue = _enum(enums.ACCESS_TYPE)
-UnitStatusValue = _enum(enums.UNIT_STATUS)
-DisqualificationReasonValue = _enum(enums.DISQUALIFICATION_REASON)
-ActorTypeValue = _enum(enums.ACTOR_TYPE)
+# Field types of the SDK enumerations: the member name, or an unknown value as sent (int or text).
+TestResultValue: TypeAlias = Annotated[str | int | None, BeforeValidator(_enum_reader(enums.TEST_RESULT))]
+TestMethodValue: TypeAlias = Annotated[str | int | None, BeforeValidator(_enum_reader(enums.TEST_METHOD))]
+InspectionMethodValue: TypeAlias = Annotated[str | int | None, BeforeValidator(_enum_reader(enums.INSPECTION_METHOD))]
+WorkResultValue: TypeAlias = Annotated[str | int | None, BeforeValidator(_enum_reader(enums.WORK_RESULT))]
+FaultSeverityValue: TypeAlias = Annotated[str | int | None, BeforeValidator(_enum_reader(enums.FAULT_SEVERITY))]
+FaultCauseValue: TypeAlias = Annotated[str | int | None, BeforeValidator(_enum_reader(enums.FAULT_CAUSE))]
+SideLocationValue: TypeAlias = Annotated[str | int | None, BeforeValidator(_enum_reader(enums.SIDE_LOCATION))]
+AccessTypeValue: TypeAlias = Annotated[str | int | None, BeforeValidator(_enum_reader(enums.ACCESS_TYPE))]
+UnitStatusValue: TypeAlias = Annotated[str | int | None, BeforeValidator(_enum_reader(enums.UNIT_STATUS))]
+DisqualificationReasonValue: TypeAlias = Annotated[
+    str | int | None, BeforeValidator(_enum_reader(enums.DISQUALIFICATION_REASON))
+]
+ActorTypeValue: TypeAlias = Annotated[str | int | None, BeforeValidator(_enum_reader(enums.ACTOR_TYPE))]
 
 
 class CFXModel(BaseModel):
@@ -124,11 +127,21 @@ class CFXModel(BaseModel):
                 aliases[name.lower()] = info.alias or name
                 aliases[(info.alias or name).lower()] = info.alias or name
             _ALIASES[cls] = aliases
+        empty = _EMPTY_WHEN_NULL.get(cls)
+        if empty is None:
+            empty = {}
+            for name, info in cls.model_fields.items():
+                factory = info.default_factory
+                if factory is list or factory is dict:
+                    empty[info.alias or name] = factory
+            _EMPTY_WHEN_NULL[cls] = empty
         out: dict[str, Any] = {}
         for key, value in data.items():
             if not isinstance(key, str) or key.lower() == "$type":
                 continue
-            out[aliases.get(key.lower(), key)] = value
+            name = aliases.get(key.lower(), key)
+            # The SDK writes an unset List<T> or Dictionary as null; it means "none".
+            out[name] = empty[name]() if value is None and name in empty else value
         return out
 
 
@@ -169,6 +182,10 @@ class Measurement(CFXModel):
     result: TestResultValue = None
     crds: str | None = Field(default=None, alias="CRDs")
     measured_value: NumericValue | None = None
+    #: ``BooleanMeasurement``/``TextMeasurement`` (CFX/Structures/BooleanMeasurement.cs, TextMeasurement.cs):
+    #: the reading and what was expected, as sent (bool or text).
+    value: Any = None
+    expected_value: Any = None
 
 
 class UnitPosition(CFXModel):
@@ -227,11 +244,6 @@ class Test(CFXModel):
     defects_found: list[Defect] = Field(default_factory=list)
     measurements: list[Measurement] = Field(default_factory=list)
 
-    @field_validator("symptoms_found", "defects_found", "measurements", mode="before")
-    @classmethod
-    def _null_is_empty(cls, value: Any) -> Any:
-        return [] if value is None else value
-
 
 class TestedUnit(CFXModel):
     """``CFX.Structures.TestedUnit``: the tests of one unit (or panel position)."""
@@ -240,11 +252,6 @@ class TestedUnit(CFXModel):
     unit_position_number: int | None = None
     overall_result: TestResultValue = None
     tests: list[Test] = Field(default_factory=list)
-
-    @field_validator("tests", mode="before")
-    @classmethod
-    def _null_is_empty(cls, value: Any) -> Any:
-        return [] if value is None else value
 
 
 class Inspection(CFXModel):
@@ -256,12 +263,8 @@ class Inspection(CFXModel):
     inspection_end_time: datetime | None = None
     result: TestResultValue = None
     defects_found: list[Defect] = Field(default_factory=list)
+    symptoms: list[Symptom] = Field(default_factory=list)
     measurements: list[Measurement] = Field(default_factory=list)
-
-    @field_validator("defects_found", "measurements", mode="before")
-    @classmethod
-    def _null_is_empty(cls, value: Any) -> Any:
-        return [] if value is None else value
 
 
 class InspectedUnit(CFXModel):
@@ -272,10 +275,19 @@ class InspectedUnit(CFXModel):
     overall_result: TestResultValue = None
     inspections: list[Inspection] = Field(default_factory=list)
 
-    @field_validator("inspections", mode="before")
-    @classmethod
-    def _null_is_empty(cls, value: Any) -> Any:
-        return [] if value is None else value
+
+class RecipeIdentifier(CFXModel):
+    """``CFX.Structures.RecipeIdentifier``: a recipe's name and revision."""
+
+    recipe_name: str | None = None
+    revision: str | None = None
+
+
+class Recipe(CFXModel):
+    """``CFX.Structures.Recipe`` (the members pyWATS reads; the rest kept as extras)."""
+
+    name: str | None = None
+    revision: str | None = None
 
 
 class Stage(CFXModel):
@@ -291,7 +303,11 @@ class MaterialPackage(CFXModel):
 
     unique_identifier: str | None = None
     internal_part_number: str | None = None
+    internal_package_name: str | None = None
     quantity: float | None = None
+    #: The lot (CFX/Structures/MaterialPackage.cs ``BatchId``; the SDK's MaterialPackage has no lot code).
+    batch_id: str | None = None
+    #: Only in ``MaterialPackageDetail`` (CFX/Structures/MaterialPackageDetail.cs).
     manufacturer_lot_code: str | None = None
 
 
@@ -322,10 +338,14 @@ class InstalledMaterial(CFXModel):
     carrier_location: MaterialLocation | None = None
     installed_components: list[InstalledComponent] = Field(default_factory=list)
 
-    @field_validator("installed_components", mode="before")
-    @classmethod
-    def _null_is_empty(cls, value: Any) -> Any:
-        return [] if value is None else value
+
+class ActiveRecipe(CFXModel):
+    """``CFX.Structures.ActiveRecipe``: the recipe active on a lane or stage (``Heartbeat.ActiveRecipes``)."""
+
+    lane: int | None = None
+    stage: Stage | None = None
+    recipe_identifier: RecipeIdentifier | None = None
+    recipe: Recipe | None = None
 
 
 class Fault(CFXModel):
@@ -344,11 +364,6 @@ class Fault(CFXModel):
     description_translations: dict[str, str | None] = Field(default_factory=dict)
     occurred_at: datetime | None = None
     due_date_time: datetime | None = None
-
-    @field_validator("description_translations", mode="before")
-    @classmethod
-    def _null_is_empty(cls, value: Any) -> Any:
-        return {} if value is None else value
 
 
 class UnitsTested(CFXMessage):
@@ -407,16 +422,22 @@ class UnitsArrived(CFXMessage):
     """``CFX.Production.UnitsArrived``: units entered a station."""
 
     MESSAGE_NAME: ClassVar[str] = "CFX.Production.UnitsArrived"
+    primary_identifier: str | None = None
+    hermes_identifier: str | None = None
     unit_count: int | None = None
     units: list[UnitPosition] = Field(default_factory=list)
+    lane: int | None = None
 
 
 class UnitsDeparted(CFXMessage):
     """``CFX.Production.UnitsDeparted``: units left a station."""
 
     MESSAGE_NAME: ClassVar[str] = "CFX.Production.UnitsDeparted"
+    primary_identifier: str | None = None
+    hermes_identifier: str | None = None
     unit_count: int | None = None
     units: list[UnitPosition] = Field(default_factory=list)
+    lane: int | None = None
 
 
 class UnitsDisqualified(CFXMessage):
@@ -513,6 +534,8 @@ class Heartbeat(CFXMessage):
     MESSAGE_NAME: ClassVar[str] = "CFX.Heartbeat"
     cfx_handle: str | None = Field(default=None, alias="CFXHandle")
     heartbeat_frequency: str | None = None
+    active_faults: list[Fault] = Field(default_factory=list)
+    active_recipes: list[ActiveRecipe] = Field(default_factory=list)
 
 
 #: Full CFX message name -> typed model.

@@ -343,7 +343,7 @@ def _typed_view(env: CFXEnvelope) -> list[dict[str, Any]]:
             for u in model.tested_units
         ]
     if name == "UnitsInspected":
-        units = model.inspected_units or [model.inspected_panel]
+        units = model.inspected_units + ([model.inspected_panel] if model.inspected_panel else [])
         return [
             {
                 "unit_id": u.unit_identifier,
