@@ -18,6 +18,7 @@ tests compare both routes on every SDK example and on malformed bodies), and it 
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from collections.abc import Callable
@@ -134,17 +135,26 @@ class _Body:
             return str(value)
         raise self.fail(name, f"expected a string, got {_kind(value)}")
 
-    def number(self, name: str) -> float | int | None:
+    def number(self, name: str) -> float | int | str | None:
+        """A number; a numeric string is read as the SDK's reader reads it (``"1.5"`` -> 1.5).
+
+        A non-finite value (Newtonsoft writes ``double.NaN`` as ``"NaN"``, infinities as ``"Infinity"``/
+        ``"-Infinity"``) is returned as that string, so event JSON stays RFC 8259 JSON on every path.
+        """
         value = self.obj.get(name, _MISSING)
         if value is _MISSING:
             value = self._fallback(name)
-        if value is None or value.__class__ is float or value.__class__ is int:
+        if value is None or value.__class__ is int:
             return value
+        if value.__class__ is float:
+            return value if math.isfinite(value) else _non_finite(value)
         if isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
+            else:
+                return number if math.isfinite(number) else _non_finite(number)
         raise self.fail(name, f"expected a number, got {_kind(value)}")
 
     def integer(self, name: str) -> int | None:
@@ -221,6 +231,13 @@ class _Body:
                 raise InvalidMessageBodyError(where, f"expected an object, got {_kind(item)}", self.where)
             out.append(_Body(item, self.where, self, name, i))
         return out
+
+
+def _non_finite(value: float) -> str:
+    """The text Newtonsoft writes for a non-finite double."""
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
 
 
 def strip_type_members(value: Any) -> Any:
@@ -597,7 +614,7 @@ def _units(type_: str) -> Callable[[_Message], list[Event]]:
     return adapt
 
 
-def _package(pkg: _Body | None) -> tuple[str | None, str | None, str | None, float | int | None]:
+def _package(pkg: _Body | None) -> tuple[str | None, str | None, str | None, float | int | str | None]:
     """(material id, part number, lot, quantity) of a MaterialPackage.
 
     The lot is ``BatchId``: CFX/Structures/MaterialPackage.cs has no lot code member. A
