@@ -242,11 +242,21 @@ def _non_finite(value: float) -> str:
 
 def strip_type_members(value: Any) -> Any:
     """Return a copy of decoded JSON without the ``$type`` members the .NET SDK adds to objects."""
+    # Scalars are copied without a call each: this runs on every body of an unmapped message.
+    if value.__class__ is dict:
+        return {
+            k: strip_type_members(v) if v.__class__ in _CONTAINERS else v for k, v in value.items() if k != "$type"
+        }
+    if value.__class__ is list:
+        return [strip_type_members(v) if v.__class__ in _CONTAINERS else v for v in value]
     if isinstance(value, dict):
-        return {k: strip_type_members(v) for k, v in value.items() if k != "$type"}
+        return strip_type_members(dict(value))
     if isinstance(value, list):
-        return [strip_type_members(v) for v in value]
+        return strip_type_members(list(value))
     return value
+
+
+_CONTAINERS = frozenset((dict, list))
 
 
 def _test_result(body: _Body, name: str) -> str | int | None:
