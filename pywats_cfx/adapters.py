@@ -879,6 +879,440 @@ def _endpoint(type_: str) -> Callable[[_Message], list[Event]]:
     return adapt
 
 
+# --- more of the standard: process data, repair, MES, maintenance and energy (issue 11, point 7) --------
+
+
+def _typed_data(body: _Body, name: str) -> tuple[str | None, dict[str, Any] | None]:
+    """A polymorphic member (``ProcessData``, ``Tool``): its .NET ``$type`` and its members as sent."""
+    data = body.child(name)
+    if data is None:
+        return None, None
+    return data.text("$type"), strip_type_members(data.obj)
+
+
+def _units_processed(msg: _Message) -> list[Event]:
+    """``CFX.Production.Processing.UnitsProcessed`` (CFX/Production/Processing/UnitsProcessed.cs)."""
+    body = msg.body
+    overall = _lower(body, "OverallResult", enums.PROCESSING_RESULT)
+    common_type, common_data = _typed_data(body, "CommonProcessData")
+    units = body.items("UnitProcessData")
+    events = []
+    # One event per processed unit; a message with common process data only still gives one event.
+    for index, unit in enumerate(units or [None]):
+        unit_type, unit_data = _typed_data(unit, "UnitProcessData") if unit is not None else (None, None)
+        unit_id = unit.text("UnitIdentifier") if unit is not None else None
+        payload = msg.common()
+        payload.update(
+            transaction_id=msg.correlation_id,
+            unit_id=unit_id,
+            unit_position=unit.integer("UnitPositionNumber") if unit is not None else None,
+            result=_lower(unit, "UnitResult", enums.PROCESSING_RESULT) if unit is not None else overall,
+            overall_result=overall,
+            process_data_type=common_type,
+            process_data=common_data,
+            unit_process_data_type=unit_type,
+            unit_process_data=unit_data,
+        )
+        events.append(
+            msg.event(
+                "production.unit_processed",
+                payload,
+                index=index if units else None,
+                severity=_INFO if payload["result"] in ("succeeded", None) else _WARNING,
+                subjects=(unit_id,) if unit_id else (),
+                item=unit,
+            )
+        )
+    return events
+
+
+def _repair(r: _Body) -> dict[str, Any]:
+    comp = r.child("ComponentOfInterest")
+    return {
+        "id": r.text("UniqueIdentifier"),
+        "name": r.text("RepairName"),
+        "result": _member(r, "Result", enums.REPAIR_RESULT),
+        "start_time": r.time("RepairStartTime"),
+        "end_time": r.time("RepairEndTime"),
+        "comments": r.text("Comments"),
+        "component": comp.text("ReferenceDesignator") if comp else None,
+        "part_number": comp.text("PartNumber") if comp else None,
+        "related_defects": _texts(r, "RelatedDefectIdentifiers"),
+        "related_symptoms": _texts(r, "RelatedSymptomIdentifiers"),
+        "error": r.text("Error"),
+    }
+
+
+def _texts(body: _Body, name: str) -> list[str | None]:
+    """A ``List<string>`` member (null reads as empty)."""
+    value = body.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise body.fail(name, f"expected an array of strings, got {_kind(value)}")
+    for i, item in enumerate(value):
+        if item is not None and not isinstance(item, str):
+            raise InvalidMessageBodyError(
+                f"{body.path(name)}[{i}]", f"expected a string, got {_kind(item)}", body.where
+            )
+    return list(value)
+
+
+def _units_repaired(msg: _Message) -> list[Event]:
+    """``CFX.Production.ReworkAndRepair.UnitsRepaired``: one ``repair.result`` per repaired unit."""
+    body = msg.body
+    operator = _operator_id(body, "RepairOperator")
+    events = []
+    for index, unit in enumerate(body.items("RepairedUnits")):
+        unit_id = unit.text("UnitIdentifier")
+        result = _member(unit, "OverallResult", enums.REPAIR_RESULT)
+        payload = msg.common()
+        payload.update(
+            transaction_id=msg.correlation_id,
+            unit_id=unit_id,
+            unit_position=unit.integer("UnitPositionNumber"),
+            result=result,
+            operator_id=operator,
+            repairs=[_repair(r) for r in unit.items("Repairs")],
+        )
+        events.append(
+            msg.event(
+                "repair.result",
+                payload,
+                index=index,
+                severity=_INFO if result == "RepairSuccessful" else _WARNING,
+                subjects=(unit_id,) if unit_id else (),
+                item=unit,
+            )
+        )
+    return events
+
+
+def _units_initialized(msg: _Message) -> list[Event]:
+    """``CFX.Production.UnitsInitialized`` (CFX/Production/UnitsInitialized.cs)."""
+    body = msg.body
+    units = _unit_positions(body)
+    work_order = body.child("WorkOrderIdentifier")
+    primary = body.text("PrimaryIdentifier")
+    payload = msg.common()
+    payload.update(
+        transaction_id=msg.correlation_id,
+        primary_identifier=primary,
+        hermes_identifier=body.text("HermesIdentifier"),
+        work_order_id=work_order.text("WorkOrderId") if work_order else None,
+        batch=work_order.text("Batch") if work_order else None,
+        unit_count=body.integer("UnitCount"),
+        units=units,
+    )
+    subjects = _unique([u["unit_id"] for u in units]) or _unique([primary])
+    return [msg.event("production.unit_initialized", payload, subjects=subjects)]
+
+
+def _work_stage(type_: str) -> Callable[[_Message], list[Event]]:
+    """``CFX.Production.WorkStageStarted`` / ``WorkStageCompleted`` (CFX/Production/WorkStage*.cs)."""
+
+    def adapt(msg: _Message) -> list[Event]:
+        body = msg.body
+        stage = body.child("Stage")
+        payload = msg.common()
+        payload.update(
+            transaction_id=msg.correlation_id,
+            stage=stage.text("StageName") if stage else None,
+            stage_sequence=stage.integer("StageSequence") if stage else None,
+            stage_type=stage.text("StageType") if stage else None,
+        )
+        if type_ == "production.stage_completed":
+            payload["result"] = _lower(body, "Result", enums.WORK_RESULT)
+            payload["performance_impacts"] = [
+                _member(p, "Cause", enums.PERFORMANCE_IMPACT_CAUSE) for p in body.items("PerformanceImpacts")
+            ]
+        return [msg.event(type_, payload, subjects=(msg.source,))]
+
+    return adapt
+
+
+def _units_loading(type_: str) -> Callable[[_Message], list[Event]]:
+    """``CFX.Production.LoadingAndUnloading.UnitsLoaded`` / ``UnitsUnloaded``: units into or out of a carrier."""
+
+    def adapt(msg: _Message) -> list[Event]:
+        body = msg.body
+        units = _unit_positions(body)
+        carrier = body.text("UniqueIdentifier")
+        payload = msg.common()
+        payload.update(carrier_id=carrier, unit_count=body.integer("UnitCount"), units=units)
+        subjects = _unique([u["unit_id"] for u in units]) or _unique([carrier])
+        return [msg.event(type_, payload, subjects=subjects)]
+
+    return adapt
+
+
+def _tools_used(msg: _Message) -> list[Event]:
+    """``CFX.Production.ToolsUsed`` (CFX/Production/ToolsUsed.cs, CFX/Structures/ToolUsed.cs)."""
+    tools: list[dict[str, Any]] = []
+    for used in msg.body.items("UsedTools"):
+        tool = used.child("Tool")
+        tool_type, tool_data = _typed_data(used, "Tool")
+        tools.append(
+            {
+                "unit_id": used.text("UnitIdentifier"),
+                "unit_position": used.integer("UnitPositionNumber"),
+                "tool_id": tool.text("UniqueIdentifier") if tool else None,
+                "tool_name": tool.text("Name") if tool else None,
+                "tool_type": tool_type,
+                "tool": tool_data,
+                "usage_cycles": used.integer("UsageCycles"),
+                "components": [c.text("ReferenceDesignator") for c in used.items("InstalledComponents")],
+            }
+        )
+    payload = msg.common()
+    payload.update(transaction_id=msg.correlation_id, tools=tools)
+    subjects = _unique([t["tool_id"] for t in tools]) or (msg.source,)
+    return [msg.event("asset.tool_used", payload, subjects=subjects)]
+
+
+def _recipe_activated(msg: _Message) -> list[Event]:
+    """``CFX.Production.RecipeActivated`` (CFX/Production/RecipeActivated.cs; cycle and work times in ms)."""
+    body = msg.body
+    stage = body.child("Stage")
+    work_order = body.child("WorkOrderIdentifier")
+    payload = msg.common()
+    payload.update(
+        recipe=body.text("RecipeName"),
+        recipe_revision=body.text("Revision"),
+        lane=body.integer("Lane"),
+        stage=stage.text("StageName") if stage else None,
+        expected_cycle_time_ms=body.number("ExpectedCycleTime"),
+        expected_work_time_ms=body.number("ExpectedWorkTime"),
+        expected_units_per_work_transaction=body.number("ExpectedUnitsPerWorkTransaction"),
+        components_per_unit=body.number("NumberOfComponentsPerUnit"),
+        work_order_id=work_order.text("WorkOrderId") if work_order else None,
+        target_quantity=body.number("TargetQuantity"),
+        relevant_surface=body.get("RelevantSurface"),
+    )
+    return [msg.event("production.recipe_activated", payload, subjects=(msg.source,))]
+
+
+def _operator(type_: str) -> Callable[[_Message], list[Event]]:
+    """``CFX.Production.OperatorActivated`` / ``OperatorDeactivated`` (``Operator``: CFX/Structures/Operator.cs)."""
+
+    def adapt(msg: _Message) -> list[Event]:
+        op = msg.body.child("Operator")
+        payload = msg.common()
+        payload.update(
+            asset_id=msg.source,
+            operator_id=op.text("OperatorIdentifier") if op else None,
+            actor_type=_member(op, "ActorType", enums.ACTOR_TYPE) if op else None,
+            login_name=op.text("LoginName") if op else None,
+            first_name=op.text("FirstName") if op else None,
+            last_name=op.text("LastName") if op else None,
+        )
+        subjects = _unique([payload["operator_id"]]) or (msg.source,)
+        return [msg.event(type_, payload, subjects=subjects)]
+
+    return adapt
+
+
+def _reading(r: _Body) -> dict[str, Any]:
+    return {
+        "id": r.text("ReadingIdentifier"),
+        "time_recorded": r.time("TimeRecorded"),
+        "sequence": r.integer("ReadingSequence"),
+        "result": _test_result(r, "Result"),
+        "unit_id": r.text("UnitIdentifier"),
+        "unit_position": r.integer("UnitPositionNumber"),
+        "components": [c.text("ReferenceDesignator") for c in r.items("Components")],
+        "data_type": _member(r, "ValueDataType", enums.DATA_TYPE),
+        "value": r.get("Value"),
+        "units": r.text("ValueUnits"),
+        "mime_type": r.text("ValueMimeType"),
+        "binary_value": r.text("BinaryValue"),
+        "expected_value": r.get("ExpectedValue"),
+        "expected_value_units": r.text("ExpectedValueUnits"),
+        "low_limit": r.get("MinimumAcceptableValue"),
+        "high_limit": r.get("MaximumAcceptableValue"),
+    }
+
+
+def _readings_recorded(msg: _Message) -> list[Event]:
+    """``CFX.Production.ReadingsRecorded`` (CFX/Structures/Reading.cs: values as text, ``BinaryValue`` base64)."""
+    readings = [_reading(r) for r in msg.body.items("Readings")]
+    payload = msg.common()
+    payload.update(
+        transaction_id=msg.correlation_id,
+        readings=readings,
+        process_data_type=None,
+        process_data=None,
+    )
+    subjects = _unique([r["unit_id"] for r in readings]) or (msg.source,)
+    return [msg.event("sensor.reading", payload, subjects=subjects)]
+
+
+def _process_data_recorded(msg: _Message) -> list[Event]:
+    """``CFX.ResourcePerformance.ProcessDataRecorded``: station-level process data (``ProcessData`` subtype)."""
+    data_type, data = _typed_data(msg.body, "ProcessData")
+    payload = msg.common()
+    payload.update(transaction_id=msg.correlation_id, readings=[], process_data_type=data_type, process_data=data)
+    return [msg.event("sensor.reading", payload, subjects=(msg.source,))]
+
+
+def _consumed(item: _Body) -> dict[str, Any]:
+    """One ``CFX.Structures.ConsumedMaterial``: quantities and the package it came from."""
+    loc = item.child("MaterialLocation")
+    material_id, part_number, lot, _ = _package(loc.child("MaterialPackage") if loc else None)
+    place = _location(loc)
+    return {
+        "material_id": material_id,
+        "part_number": part_number,
+        "lot": lot,
+        "location_id": place["location_id"] if place else None,
+        "location_name": place["location_name"] if place else None,
+        "quantity_used": item.number("QuantityUsed"),
+        "quantity_spoiled": item.number("QuantitySpoiled"),
+        "remaining_quantity": item.number("RemainingQuantity"),
+    }
+
+
+def _maintenance_performed(msg: _Message) -> list[Event]:
+    """``CFX.ResourcePerformance.MaintenancePerformed`` (CFX/Structures/MaintenanceTask.cs: man-hours)."""
+    body = msg.body
+    tasks = [
+        {
+            "task": t.text("Task"),
+            "task_id": t.text("TaskId"),
+            "operator_id": _operator_id(t, "Operator"),
+            "man_hours": t.number("ManHoursConsumed"),
+        }
+        for t in body.items("Tasks")
+    ]
+    payload = msg.common()
+    payload.update(
+        asset_id=msg.source,
+        maintenance_type=_member(body, "MaintenanceType", enums.MAINTENANCE_TYPE),
+        order_number=body.text("MaintenanceOrderNumber"),
+        job_code=body.text("MaintenanceJobCode"),
+        tasks=tasks,
+        consumed_materials=[_consumed(c) for c in body.items("ConsumedMaterials")],
+    )
+    return [msg.event("asset.maintenance", payload, subjects=(msg.source,))]
+
+
+def _calibration_performed(msg: _Message) -> list[Event]:
+    """``CFX.ResourcePerformance.CalibrationPerformed`` (CFX/Structures/Calibration.cs)."""
+    cal = msg.body.child("Calibration")
+    payload = msg.common()
+    status = _member(cal, "Status", enums.OPERATION_STATUS) if cal else None
+    payload.update(
+        asset_id=msg.source,
+        transaction_id=msg.correlation_id,
+        code=cal.text("CalibrationCode") if cal else None,
+        calibration_type=_member(cal, "CalibrationType", enums.CALIBRATION_TYPE) if cal else None,
+        status=status,
+        comments=cal.text("Comments") if cal else None,
+        calibration_time=cal.time("CalibrationTime") if cal else None,
+        measurements=[strip_type_members(m.obj) for m in cal.items("Measurements")] if cal else [],
+    )
+    severity = _WARNING if status == "Failed" else _INFO
+    return [msg.event("asset.calibration", payload, severity=severity, subjects=(msg.source,))]
+
+
+def _station_online(type_: str) -> Callable[[_Message], list[Event]]:
+    """``CFX.ResourcePerformance.StationOffline`` / ``StationOnline`` (``OfflineDuration``, a TimeSpan)."""
+
+    def adapt(msg: _Message) -> list[Event]:
+        payload = msg.common()
+        payload["asset_id"] = msg.source
+        if type_ == "asset.online":
+            payload["offline_duration_s"] = _timespan_seconds(msg.body, "OfflineDuration")
+        return [msg.event(type_, payload, subjects=(msg.source,))]
+
+    return adapt
+
+
+# CFX/ResourcePerformance/EnergyConsumed.cs, in declaration order: energy in kWh, power in W, current in A,
+# voltage in V, frequency in Hz; the *RYB lists hold one value per phase (red, yellow, blue).
+_ENERGY_NUMBERS = (
+    "EnergyUsed", "PeakPower", "MinimumPower", "MeanPower", "PowerNow", "PowerFactorNow", "PeakCurrent",
+    "MinimumCurrent", "MeanCurrent", "CurrentNow", "PeakVoltage", "MinimumVoltage", "MeanVoltage", "VoltageNow",
+    "PeakFrequency", "MinimumFrequency", "MeanFrequency", "FrequencyNow", "ThreePhaseNeutralCurrentNow",
+)  # fmt: skip
+_ENERGY_LISTS = (
+    "PeakPowerRYB", "MinimumPowerRYB", "MeanPowerRYB", "PowerNowRYB", "PowerFactorNowRYB", "PeakCurrentRYB",
+    "MinimumCurrentRYB", "MeanCurrentRYB", "CurrentNowRYB", "PeakVoltageRYB", "MinimumVoltageRYB",
+    "MeanVoltageRYB", "VoltageNowRYB",
+)  # fmt: skip
+_SNAKE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def _snake(name: str) -> str:
+    return _SNAKE.sub("_", name.replace("RYB", "_ryb")).lower().replace("__", "_")
+
+
+def _numbers(body: _Body, name: str) -> list[float | int | str | None]:
+    """A ``List<double>`` member (null reads as empty; non-finite values as Newtonsoft's text)."""
+    value = body.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise body.fail(name, f"expected an array of numbers, got {_kind(value)}")
+    return [_Body({"v": v}, body.where, body, name, i).number("v") for i, v in enumerate(value)]
+
+
+def _energy_consumed(msg: _Message) -> list[Event]:
+    """``CFX.ResourcePerformance.EnergyConsumed``: every member, snake_case, units as in the SDK."""
+    body = msg.body
+    payload = msg.common()
+    payload.update(asset_id=msg.source, start_time=body.time("StartTime"), end_time=body.time("EndTime"))
+    for name in _ENERGY_NUMBERS:
+        payload[_snake(name)] = body.number(name)
+    for name in _ENERGY_LISTS:
+        payload[_snake(name)] = _numbers(body, name)
+    payload["subsystem_name"] = body.text("SubsystemName")
+    payload["consumption_details"] = [strip_type_members(d.obj) for d in body.items("ConsumptionDetails")]
+    return [msg.event("asset.energy_consumed", payload, subjects=(msg.source,))]
+
+
+def _materials_consumed(msg: _Message) -> list[Event]:
+    """``CFX.Materials.Management.MaterialsConsumed`` (CFX/Structures/ConsumedMaterial.cs)."""
+    payload = msg.common()
+    payload["materials"] = [_consumed(c) for c in msg.body.items("ConsumedMaterials")]
+    subjects = _unique([m["material_id"] for m in payload["materials"]]) or (msg.source,)
+    return [msg.event("material.consumed", payload, subjects=subjects)]
+
+
+def _materials_uninstalled(msg: _Message) -> list[Event]:
+    """``CFX.Production.Assembly.MaterialsUninstalled``: one ``material.uninstalled`` per unit."""
+    events = []
+    for index, item in enumerate(msg.body.items("UninstalledMaterials")):
+        material_id, part_number, lot, _ = _package(item.child("Material"))
+        unit_id = item.text("UnitIdentifier")
+        payload = msg.common()
+        payload.update(
+            transaction_id=msg.correlation_id,
+            unit_id=unit_id,
+            unit_position=item.integer("UnitPositionNumber"),
+            material_id=material_id,
+            part_number=part_number,
+            lot=lot,
+            quantity_uninstalled=item.number("QuantityUninstalled"),
+            reason=_member(item, "Reason", enums.UNINSTALLED_REASON),
+            components=[c.text("ReferenceDesignator") for c in item.items("UninstalledComponents")],
+        )
+        events.append(
+            msg.event(
+                "material.uninstalled", payload, index=index, subjects=(unit_id,) if unit_id else (), item=item
+            )
+        )
+    return events
+
+
+def _materials_unloaded(msg: _Message) -> list[Event]:
+    """``CFX.Materials.Storage.MaterialsUnloaded``: the packages taken off the station."""
+    ids = _texts(msg.body, "MaterialPackageIdentifiers")
+    payload = msg.common()
+    payload["material_ids"] = ids
+    return [msg.event("material.unloaded", payload, subjects=_unique(ids) or (msg.source,))]
+
+
 def _other(msg: _Message) -> list[Event]:
     payload = strip_type_members(msg.env.message_body)
     if msg.keep_body:
@@ -904,6 +1338,27 @@ _ADAPTERS: dict[str, Callable[[_Message], list[Event]]] = {
     "CFX.EndpointConnected": _endpoint(EventType.SYSTEM_ENDPOINT_CONNECTED),
     "CFX.EndpointShuttingDown": _endpoint(EventType.SYSTEM_ENDPOINT_SHUTTING_DOWN),
     "CFX.Heartbeat": _endpoint(EventType.SYSTEM_HEARTBEAT),
+    "CFX.Production.Processing.UnitsProcessed": _units_processed,
+    "CFX.Production.ReworkAndRepair.UnitsRepaired": _units_repaired,
+    "CFX.Production.UnitsInitialized": _units_initialized,
+    "CFX.Production.WorkStageStarted": _work_stage("production.stage_started"),
+    "CFX.Production.WorkStageCompleted": _work_stage("production.stage_completed"),
+    "CFX.Production.LoadingAndUnloading.UnitsLoaded": _units_loading("production.unit_loaded"),
+    "CFX.Production.LoadingAndUnloading.UnitsUnloaded": _units_loading("production.unit_unloaded"),
+    "CFX.Production.ToolsUsed": _tools_used,
+    "CFX.Production.RecipeActivated": _recipe_activated,
+    "CFX.Production.OperatorActivated": _operator("production.operator_activated"),
+    "CFX.Production.OperatorDeactivated": _operator("production.operator_deactivated"),
+    "CFX.Production.ReadingsRecorded": _readings_recorded,
+    "CFX.ResourcePerformance.ProcessDataRecorded": _process_data_recorded,
+    "CFX.ResourcePerformance.MaintenancePerformed": _maintenance_performed,
+    "CFX.ResourcePerformance.CalibrationPerformed": _calibration_performed,
+    "CFX.ResourcePerformance.StationOffline": _station_online("asset.offline"),
+    "CFX.ResourcePerformance.StationOnline": _station_online("asset.online"),
+    "CFX.ResourcePerformance.EnergyConsumed": _energy_consumed,
+    "CFX.Materials.Management.MaterialsConsumed": _materials_consumed,
+    "CFX.Production.Assembly.MaterialsUninstalled": _materials_uninstalled,
+    "CFX.Materials.Storage.MaterialsUnloaded": _materials_unloaded,
 }
 
 #: CFX message names with a dedicated mapping; any other name maps to one generic event.

@@ -27,14 +27,22 @@ from typing import Any
 __all__ = [
     "ACCESS_TYPE",
     "ACTOR_TYPE",
+    "CALIBRATION_TYPE",
+    "DATA_TYPE",
     "DISQUALIFICATION_REASON",
     "ENUMS",
     "FAULT_CAUSE",
     "FAULT_SEVERITY",
     "INSPECTION_METHOD",
+    "MAINTENANCE_TYPE",
+    "OPERATION_STATUS",
+    "PERFORMANCE_IMPACT_CAUSE",
+    "PROCESSING_RESULT",
+    "REPAIR_RESULT",
     "SIDE_LOCATION",
     "TEST_METHOD",
     "TEST_RESULT",
+    "UNINSTALLED_REASON",
     "UNIT_STATUS",
     "WORK_RESULT",
     "CFXEnum",
@@ -232,6 +240,60 @@ DISQUALIFICATION_REASON = _sdk(
 #: ``CFX.Structures.ActorType``.
 ACTOR_TYPE = _sdk("ActorType", "Human", "Robot", "RemoteSystem")
 
+#: ``CFX.Structures.ProcessingResult`` (``UnitsProcessed``).
+PROCESSING_RESULT = _sdk("ProcessingResult", "Succeeded", "Failed", "Error", "Aborted", "Skipped")
+#: ``CFX.Structures.RepairResult`` (``UnitsRepaired``).
+REPAIR_RESULT = _sdk("RepairResult", "RepairSuccessful", "UnableToRepair", "Scrap", "Error", "Aborted")
+#: ``CFX.Structures.MaintenanceType`` (``MaintenancePerformed``).
+MAINTENANCE_TYPE = _sdk("MaintenanceType", "Preventive", "Inspection", "Repair", "Test")
+#: ``CFX.Structures.UninstalledReason`` (``MaterialsUninstalled``).
+UNINSTALLED_REASON = _sdk(
+    "UninstalledReason", "DefectiveMaterial", "DefectiveInstallation", "IncorrectMaterial", "Other"
+)
+#: ``CFX.Structures.CalibrationType``; the SDK spells its first member ``Unkwnown`` (sic); ``Unknown`` is read too.
+CALIBRATION_TYPE = CFXEnum(
+    "CalibrationType",
+    "CFX/Structures/CalibrationType.cs",
+    (
+        "Unkwnown",
+        "General",
+        "XAxis",
+        "YAxis",
+        "ZAxis",
+        "UnitPosition",
+        "TravelRange",
+        "SystemIdentification",
+        "ZeroPointOffset",
+        "BoardCamera",
+        "FeedUnitsTable",
+        "NozzleChanger",
+        "BoardReferenceCorner",
+        "ComponentSensorCamera",
+        "SegmentOffset",
+        "ComponentSensorLightBarrier",
+        "ZeroPressure",
+        "BoardMapping",
+        "HeadMapping",
+        "HeadsAndCameras",
+        "VacuumTooling",
+    ),
+    aliases={"Unknown": "Unkwnown"},
+)
+#: ``CFX.Structures.OperationStatus`` (``Calibration.Status``).
+OPERATION_STATUS = _sdk("OperationStatus", "Unknown", "Failed", "Ok")
+#: ``CFX.Structures.DataType`` (``Reading.ValueDataType``).
+DATA_TYPE = _sdk("DataType", "String", "StringList", "Numeric", "Integer", "Boolean", "Enumeration", "Binary", "Guid")
+#: ``CFX.Structures.PerformanceImpactCause`` (``WorkStageCompleted.PerformanceImpacts``).
+PERFORMANCE_IMPACT_CAUSE = _sdk(
+    "PerformanceImpactCause",
+    "AlternativeTrackUsed",
+    "DeactivatedSegmentOnHead",
+    "VisionSystemDumpAlwaysActivated",
+    "AdditionalImageAcquisition",
+    "LowFeederSpeed",
+    "GangPickNoParallelPick",
+)
+
 #: Every table, by SDK enumeration name.
 ENUMS: dict[str, CFXEnum] = {
     e.name: e
@@ -247,5 +309,13 @@ ENUMS: dict[str, CFXEnum] = {
         UNIT_STATUS,
         DISQUALIFICATION_REASON,
         ACTOR_TYPE,
+        PROCESSING_RESULT,
+        REPAIR_RESULT,
+        MAINTENANCE_TYPE,
+        UNINSTALLED_REASON,
+        CALIBRATION_TYPE,
+        OPERATION_STATUS,
+        DATA_TYPE,
+        PERFORMANCE_IMPACT_CAUSE,
     )
 }

@@ -9,7 +9,7 @@ SAMPLES = REPO / "samples" / "cfx"
 VALID = sorted(SAMPLES.glob("*.json"))
 INVALID = sorted((SAMPLES / "invalid").glob("*.json"))
 
-#: The issue's mapping table: CFX message name → event type (any other name is its own type).
+#: The mapping table (issues 1 and 11): CFX message name → event type (any other name is its own type).
 MAPPED_TYPES = {
     "CFX.Production.TestAndInspection.UnitsTested": "test.result",
     "CFX.Production.TestAndInspection.UnitsInspected": "inspection.result",
@@ -27,4 +27,25 @@ MAPPED_TYPES = {
     "CFX.EndpointConnected": "system.endpoint_connected",
     "CFX.EndpointShuttingDown": "system.endpoint_shutting_down",
     "CFX.Heartbeat": "system.heartbeat",
+    "CFX.Production.Processing.UnitsProcessed": "production.unit_processed",
+    "CFX.Production.ReworkAndRepair.UnitsRepaired": "repair.result",
+    "CFX.Production.UnitsInitialized": "production.unit_initialized",
+    "CFX.Production.WorkStageStarted": "production.stage_started",
+    "CFX.Production.WorkStageCompleted": "production.stage_completed",
+    "CFX.Production.LoadingAndUnloading.UnitsLoaded": "production.unit_loaded",
+    "CFX.Production.LoadingAndUnloading.UnitsUnloaded": "production.unit_unloaded",
+    "CFX.Production.ToolsUsed": "asset.tool_used",
+    "CFX.Production.RecipeActivated": "production.recipe_activated",
+    "CFX.Production.OperatorActivated": "production.operator_activated",
+    "CFX.Production.OperatorDeactivated": "production.operator_deactivated",
+    "CFX.Production.ReadingsRecorded": "sensor.reading",
+    "CFX.ResourcePerformance.ProcessDataRecorded": "sensor.reading",
+    "CFX.ResourcePerformance.MaintenancePerformed": "asset.maintenance",
+    "CFX.ResourcePerformance.CalibrationPerformed": "asset.calibration",
+    "CFX.ResourcePerformance.StationOffline": "asset.offline",
+    "CFX.ResourcePerformance.StationOnline": "asset.online",
+    "CFX.ResourcePerformance.EnergyConsumed": "asset.energy_consumed",
+    "CFX.Materials.Management.MaterialsConsumed": "material.consumed",
+    "CFX.Production.Assembly.MaterialsUninstalled": "material.uninstalled",
+    "CFX.Materials.Storage.MaterialsUnloaded": "material.unloaded",
 }

@@ -240,7 +240,7 @@ def test_endpoint_messages(name: str, type_: str) -> None:
 
 
 def test_other_messages_carry_the_body_without_type_members() -> None:
-    env, (ev,) = events_of("CFX.Production.Processing.UnitsProcessed__1")
+    env, (ev,) = events_of("CFX.Maintenance.GetResourceInformationResponse__1")
     assert ev.type == env.message_name and ev.id == env.unique_id
     assert "$type" not in json.dumps(ev.payload)
     assert ev.payload.keys() == {k for k in env.message_body if k != "$type"}

@@ -65,6 +65,15 @@ def test_tables_cover_every_enum_the_project_reads() -> None:
         "UnitStatus",
         "DisqualificationReason",
         "ActorType",
+        # read by the messages mapped for point 7
+        "ProcessingResult",
+        "RepairResult",
+        "MaintenanceType",
+        "UninstalledReason",
+        "CalibrationType",
+        "OperationStatus",
+        "DataType",
+        "PerformanceImpactCause",
     }
     for table in ENUMS.values():
         assert table.source == f"CFX/Structures/{table.name}.cs"
@@ -78,6 +87,9 @@ def test_integers_follow_the_sdk_declaration_order() -> None:
     # CFX/Structures/FaultCause.cs: ElectricalFailure is the 15th member, RejectedComponent the last.
     assert FAULT_CAUSE.member_of(14) == "ElectricalFailure" and FAULT_CAUSE.member_of(17) == "RejectedComponent"
     assert FAULT_CAUSE.member_of(18) is None
+    # CFX/Structures/CalibrationType.cs spells member 0 "Unkwnown"; the correct spelling reads as it too.
+    cal = ENUMS["CalibrationType"]
+    assert cal.read(0).name == cal.read("unknown").name == "Unkwnown"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("table", list(ENUMS.values()), ids=lambda t: t.name)
