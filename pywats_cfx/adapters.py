@@ -22,7 +22,8 @@ import math
 import re
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -35,7 +36,16 @@ from .envelope import CFXEnvelope, _kind
 from .errors import InvalidMessageBodyError
 from .states import state_category, state_code, state_name
 
-__all__ = ["ADAPTED_MESSAGES", "envelope_to_events", "strip_type_members"]
+__all__ = [
+    "ADAPTED_MESSAGES",
+    "COMMON_PAYLOAD_KEYS",
+    "MAPPINGS",
+    "UNKNOWN_ENUM_TAG",
+    "MessageMapping",
+    "envelope_to_events",
+    "mapping_table",
+    "strip_type_members",
+]
 
 _INFO = Severity.INFO
 _WARNING = Severity.WARNING
@@ -1321,45 +1331,173 @@ def _other(msg: _Message) -> list[Event]:
     return [msg.event(msg.env.message_name, payload, correlation_id=msg.env.request_id)]
 
 
-_ADAPTERS: dict[str, Callable[[_Message], list[Event]]] = {
-    "CFX.Production.TestAndInspection.UnitsTested": _units_tested,
-    "CFX.Production.TestAndInspection.UnitsInspected": _units_inspected,
-    "CFX.Production.WorkStarted": _work(EventType.PRODUCTION_WORK_STARTED),
-    "CFX.Production.WorkCompleted": _work(EventType.PRODUCTION_WORK_COMPLETED),
-    "CFX.Production.UnitsArrived": _units(EventType.PRODUCTION_UNIT_ARRIVED),
-    "CFX.Production.UnitsDeparted": _units(EventType.PRODUCTION_UNIT_DEPARTED),
-    "CFX.Production.UnitsDisqualified": _units(EventType.PRODUCTION_UNIT_DISQUALIFIED),
-    "CFX.Production.Assembly.MaterialsInstalled": _materials_installed,
-    "CFX.Materials.Storage.MaterialsLoaded": _materials_loaded,
-    "CFX.ResourcePerformance.FaultOccurred": _fault_occurred,
-    "CFX.ResourcePerformance.FaultCleared": _fault_follow_up(EventType.ASSET_FAULT_CLEARED),
-    "CFX.ResourcePerformance.FaultAcknowledged": _fault_follow_up(EventType.ASSET_FAULT_ACKNOWLEDGED),
-    "CFX.ResourcePerformance.StationStateChanged": _station_state_changed,
-    "CFX.EndpointConnected": _endpoint(EventType.SYSTEM_ENDPOINT_CONNECTED),
-    "CFX.EndpointShuttingDown": _endpoint(EventType.SYSTEM_ENDPOINT_SHUTTING_DOWN),
-    "CFX.Heartbeat": _endpoint(EventType.SYSTEM_HEARTBEAT),
-    "CFX.Production.Processing.UnitsProcessed": _units_processed,
-    "CFX.Production.ReworkAndRepair.UnitsRepaired": _units_repaired,
-    "CFX.Production.UnitsInitialized": _units_initialized,
-    "CFX.Production.WorkStageStarted": _work_stage("production.stage_started"),
-    "CFX.Production.WorkStageCompleted": _work_stage("production.stage_completed"),
-    "CFX.Production.LoadingAndUnloading.UnitsLoaded": _units_loading("production.unit_loaded"),
-    "CFX.Production.LoadingAndUnloading.UnitsUnloaded": _units_loading("production.unit_unloaded"),
-    "CFX.Production.ToolsUsed": _tools_used,
-    "CFX.Production.RecipeActivated": _recipe_activated,
-    "CFX.Production.OperatorActivated": _operator("production.operator_activated"),
-    "CFX.Production.OperatorDeactivated": _operator("production.operator_deactivated"),
-    "CFX.Production.ReadingsRecorded": _readings_recorded,
-    "CFX.ResourcePerformance.ProcessDataRecorded": _process_data_recorded,
-    "CFX.ResourcePerformance.MaintenancePerformed": _maintenance_performed,
-    "CFX.ResourcePerformance.CalibrationPerformed": _calibration_performed,
-    "CFX.ResourcePerformance.StationOffline": _station_online("asset.offline"),
-    "CFX.ResourcePerformance.StationOnline": _station_online("asset.online"),
-    "CFX.ResourcePerformance.EnergyConsumed": _energy_consumed,
-    "CFX.Materials.Management.MaterialsConsumed": _materials_consumed,
-    "CFX.Production.Assembly.MaterialsUninstalled": _materials_uninstalled,
-    "CFX.Materials.Storage.MaterialsUnloaded": _materials_unloaded,
+@dataclass(frozen=True, slots=True)
+class MessageMapping:
+    """How one CFX message becomes events.
+
+    Attributes:
+        message_name: the full CFX message name (``CFX.Production.TestAndInspection.UnitsTested``).
+        event_type: the type of the events it gives (``test.result``).
+        one_per: the body's list member that gives one event per item (``TestedUnits``), or None for one
+            event per message.
+        probe: the smallest body that yields an event (what ``payload_keys`` maps), an empty one by default.
+        note: what else gives an event, for the documentation table (``plus one for InspectedPanel``).
+    """
+
+    message_name: str
+    event_type: str
+    adapt: Callable[[_Message], list[Event]]
+    one_per: str | None = None
+    probe: dict[str, Any] | None = None
+    note: str = ""
+
+    def payload_keys(self) -> tuple[str, ...]:
+        """The payload keys of its events, in order, found by running the mapping itself on ``probe``.
+
+        ``COMMON_PAYLOAD_KEYS`` lead; the optional ``unknown_enum_values`` and ``cfx_body`` are not listed.
+        """
+        body = dict(self.probe or {})
+        if self.one_per:
+            body.setdefault(self.one_per, [{}])
+        env = CFXEnvelope._trusted(
+            {
+                "message_name": self.message_name,
+                "version": None,
+                "time_stamp": datetime(2000, 1, 1, tzinfo=UTC),
+                "unique_id": None,
+                "source": None,
+                "target": None,
+                "request_id": None,
+                "message_body": body,
+            }
+        )
+        (first, *_) = self.adapt(_Message(env, "probe", None, "mapping probe"))
+        return tuple(first.payload)
+
+
+def _m(
+    name: str,
+    event_type: str,
+    adapt: Callable[[_Message], list[Event]],
+    one_per: str | None = None,
+    probe: dict[str, Any] | None = None,
+    note: str = "",
+) -> MessageMapping:
+    return MessageMapping(name, event_type, adapt, one_per, probe, note)
+
+
+#: Payload keys every mapped event starts with (envelope members and the message name).
+COMMON_PAYLOAD_KEYS: tuple[str, ...] = ("cfx_message", "unique_id", "handle", "target", "request_id")
+
+#: Every CFX message with a dedicated mapping, by message name; any other name gives one event whose type is
+#: the message name and whose payload is the body (``$type`` members removed).
+MAPPINGS: dict[str, MessageMapping] = {
+    m.message_name: m
+    for m in (
+        _m("CFX.Production.TestAndInspection.UnitsTested", "test.result", _units_tested, one_per="TestedUnits"),
+        _m(
+            "CFX.Production.TestAndInspection.UnitsInspected",
+            "inspection.result",
+            _units_inspected,
+            one_per="InspectedUnits",
+            note="plus one for `InspectedPanel`",
+        ),
+        _m("CFX.Production.WorkStarted", "production.work_started", _work(EventType.PRODUCTION_WORK_STARTED)),
+        _m("CFX.Production.WorkCompleted", "production.work_completed", _work(EventType.PRODUCTION_WORK_COMPLETED)),
+        _m("CFX.Production.UnitsArrived", "production.unit_arrived", _units(EventType.PRODUCTION_UNIT_ARRIVED)),
+        _m("CFX.Production.UnitsDeparted", "production.unit_departed", _units(EventType.PRODUCTION_UNIT_DEPARTED)),
+        _m(
+            "CFX.Production.UnitsDisqualified",
+            "production.unit_disqualified",
+            _units(EventType.PRODUCTION_UNIT_DISQUALIFIED),
+        ),
+        _m(
+            "CFX.Production.Assembly.MaterialsInstalled",
+            "material.installed",
+            _materials_installed,
+            one_per="InstalledMaterials",
+        ),
+        _m("CFX.Materials.Storage.MaterialsLoaded", "material.loaded", _materials_loaded),
+        _m("CFX.ResourcePerformance.FaultOccurred", "asset.fault", _fault_occurred, probe={"Fault": {}}),
+        _m(
+            "CFX.ResourcePerformance.FaultCleared",
+            "asset.fault_cleared",
+            _fault_follow_up(EventType.ASSET_FAULT_CLEARED),
+        ),
+        _m(
+            "CFX.ResourcePerformance.FaultAcknowledged",
+            "asset.fault_acknowledged",
+            _fault_follow_up(EventType.ASSET_FAULT_ACKNOWLEDGED),
+        ),
+        _m(
+            "CFX.ResourcePerformance.StationStateChanged",
+            "asset.state_changed",
+            _station_state_changed,
+            probe={"NewState": 1000},
+        ),
+        _m("CFX.EndpointConnected", "system.endpoint_connected", _endpoint(EventType.SYSTEM_ENDPOINT_CONNECTED)),
+        _m(
+            "CFX.EndpointShuttingDown",
+            "system.endpoint_shutting_down",
+            _endpoint(EventType.SYSTEM_ENDPOINT_SHUTTING_DOWN),
+        ),
+        _m("CFX.Heartbeat", "system.heartbeat", _endpoint(EventType.SYSTEM_HEARTBEAT)),
+        _m(
+            "CFX.Production.Processing.UnitsProcessed",
+            "production.unit_processed",
+            _units_processed,
+            one_per="UnitProcessData",
+            note="(one if the list is empty)",
+        ),
+        _m("CFX.Production.ReworkAndRepair.UnitsRepaired", "repair.result", _units_repaired, one_per="RepairedUnits"),
+        _m("CFX.Production.UnitsInitialized", "production.unit_initialized", _units_initialized),
+        _m("CFX.Production.WorkStageStarted", "production.stage_started", _work_stage("production.stage_started")),
+        _m(
+            "CFX.Production.WorkStageCompleted",
+            "production.stage_completed",
+            _work_stage("production.stage_completed"),
+        ),
+        _m(
+            "CFX.Production.LoadingAndUnloading.UnitsLoaded",
+            "production.unit_loaded",
+            _units_loading("production.unit_loaded"),
+        ),
+        _m(
+            "CFX.Production.LoadingAndUnloading.UnitsUnloaded",
+            "production.unit_unloaded",
+            _units_loading("production.unit_unloaded"),
+        ),
+        _m("CFX.Production.ToolsUsed", "asset.tool_used", _tools_used),
+        _m("CFX.Production.RecipeActivated", "production.recipe_activated", _recipe_activated),
+        _m(
+            "CFX.Production.OperatorActivated",
+            "production.operator_activated",
+            _operator("production.operator_activated"),
+        ),
+        _m(
+            "CFX.Production.OperatorDeactivated",
+            "production.operator_deactivated",
+            _operator("production.operator_deactivated"),
+        ),
+        _m("CFX.Production.ReadingsRecorded", "sensor.reading", _readings_recorded),
+        _m("CFX.ResourcePerformance.ProcessDataRecorded", "sensor.reading", _process_data_recorded),
+        _m("CFX.ResourcePerformance.MaintenancePerformed", "asset.maintenance", _maintenance_performed),
+        _m("CFX.ResourcePerformance.CalibrationPerformed", "asset.calibration", _calibration_performed),
+        _m("CFX.ResourcePerformance.StationOffline", "asset.offline", _station_online("asset.offline")),
+        _m("CFX.ResourcePerformance.StationOnline", "asset.online", _station_online("asset.online")),
+        _m("CFX.ResourcePerformance.EnergyConsumed", "asset.energy_consumed", _energy_consumed),
+        _m("CFX.Materials.Management.MaterialsConsumed", "material.consumed", _materials_consumed),
+        _m(
+            "CFX.Production.Assembly.MaterialsUninstalled",
+            "material.uninstalled",
+            _materials_uninstalled,
+            one_per="UninstalledMaterials",
+        ),
+        _m("CFX.Materials.Storage.MaterialsUnloaded", "material.unloaded", _materials_unloaded),
+    )
 }
+
+_ADAPTERS: dict[str, Callable[[_Message], list[Event]]] = {name: m.adapt for name, m in MAPPINGS.items()}
 
 #: CFX message names with a dedicated mapping; any other name maps to one generic event.
 ADAPTED_MESSAGES: frozenset[str] = frozenset(_ADAPTERS)
@@ -1402,3 +1540,26 @@ def envelope_to_events(
         # The fields above are checked one by one; this only guards a value the Event model still refuses.
         first = exc.errors()[0]
         raise InvalidMessageBodyError("", f"cannot build the event: {first['msg']}", origin) from None
+
+
+def mapping_table() -> str:
+    """The mapping as a Markdown table: CFX message, event type, events per message, payload keys.
+
+    Generated from ``MAPPINGS`` (each row's keys by running its mapping), so it cannot drift from the code;
+    ``python -m pywats_cfx.explorer --mapping`` prints it and the README carries it.
+    """
+    common = ", ".join(f"`{k}`" for k in COMMON_PAYLOAD_KEYS)
+    lines = [
+        f"Every mapped payload starts with {common}; `unknown_enum_values` is added when an enumeration value is",
+        "outside the SDK's declaration, `cfx_body` with the `cfx-with-body` decoder.",
+        "",
+        "| CFX message | event type | events | payload keys |",
+        "|---|---|---|---|",
+    ]
+    for m in sorted(MAPPINGS.values(), key=lambda m: (m.event_type, m.message_name)):
+        keys = ", ".join(f"`{k}`" for k in m.payload_keys() if k not in COMMON_PAYLOAD_KEYS)
+        per = f"one per `{m.one_per}` item" if m.one_per else "one"
+        if m.note:
+            per += " " + m.note
+        lines.append(f"| `{m.message_name.removeprefix('CFX.')}` | `{m.event_type}` | {per} | {keys} |")
+    return "\n".join(lines) + "\n"
