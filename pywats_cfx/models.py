@@ -38,10 +38,14 @@ __all__ = [
     "ActiveRecipe",
     "CFXMessage",
     "CFXModel",
+    "Calibration",
+    "CalibrationPerformed",
     "ComponentDesignator",
+    "ConsumedMaterial",
     "Defect",
     "EndpointConnected",
     "EndpointShuttingDown",
+    "EnergyConsumed",
     "Fault",
     "FaultAcknowledged",
     "FaultCleared",
@@ -51,27 +55,56 @@ __all__ = [
     "Inspection",
     "InstalledComponent",
     "InstalledMaterial",
+    "MaintenancePerformed",
+    "MaintenanceTask",
     "MaterialLocation",
     "MaterialPackage",
+    "MaterialsConsumed",
     "MaterialsInstalled",
     "MaterialsLoaded",
+    "MaterialsUninstalled",
+    "MaterialsUnloaded",
     "Measurement",
     "NumericValue",
     "Operator",
+    "OperatorActivated",
+    "OperatorDeactivated",
+    "PerformanceImpact",
+    "ProcessDataRecorded",
+    "ProcessedUnit",
+    "Reading",
+    "ReadingsRecorded",
     "Recipe",
+    "RecipeActivated",
     "RecipeIdentifier",
+    "Repair",
+    "RepairedUnit",
     "Stage",
+    "StationOffline",
+    "StationOnline",
     "StationStateChanged",
     "Symptom",
     "Test",
     "TestedUnit",
+    "Tool",
+    "ToolUsed",
+    "ToolsUsed",
+    "UninstalledMaterial",
     "UnitPosition",
     "UnitsArrived",
     "UnitsDeparted",
     "UnitsDisqualified",
+    "UnitsInitialized",
     "UnitsInspected",
+    "UnitsLoaded",
+    "UnitsProcessed",
+    "UnitsRepaired",
     "UnitsTested",
+    "UnitsUnloaded",
     "WorkCompleted",
+    "WorkOrderIdentifier",
+    "WorkStageCompleted",
+    "WorkStageStarted",
     "WorkStarted",
     "message_model",
     "parse_message",
@@ -538,6 +571,336 @@ class Heartbeat(CFXMessage):
     active_recipes: list[ActiveRecipe] = Field(default_factory=list)
 
 
+# --- structures and messages mapped for issue 11, point 7 (CFX 2.1 declarations) ------------------------
+
+ProcessingResultValue: TypeAlias = Annotated[str | int | None, BeforeValidator(_enum_reader(enums.PROCESSING_RESULT))]
+RepairResultValue: TypeAlias = Annotated[str | int | None, BeforeValidator(_enum_reader(enums.REPAIR_RESULT))]
+MaintenanceTypeValue: TypeAlias = Annotated[str | int | None, BeforeValidator(_enum_reader(enums.MAINTENANCE_TYPE))]
+UninstalledReasonValue: TypeAlias = Annotated[
+    str | int | None, BeforeValidator(_enum_reader(enums.UNINSTALLED_REASON))
+]
+CalibrationTypeValue: TypeAlias = Annotated[str | int | None, BeforeValidator(_enum_reader(enums.CALIBRATION_TYPE))]
+OperationStatusValue: TypeAlias = Annotated[str | int | None, BeforeValidator(_enum_reader(enums.OPERATION_STATUS))]
+DataTypeValue: TypeAlias = Annotated[str | int | None, BeforeValidator(_enum_reader(enums.DATA_TYPE))]
+PerformanceImpactCauseValue: TypeAlias = Annotated[
+    str | int | None, BeforeValidator(_enum_reader(enums.PERFORMANCE_IMPACT_CAUSE))
+]
+
+
+class WorkOrderIdentifier(CFXModel):
+    """``CFX.Structures.WorkOrderIdentifier``: a work order and its batch."""
+
+    work_order_id: str | None = None
+    batch: str | None = None
+
+
+class ProcessedUnit(CFXModel):
+    """``CFX.Structures.ProcessedUnit``: one unit's result and process data (a ``ProcessData`` subtype, as sent)."""
+
+    unit_identifier: str | None = None
+    unit_position_number: int | None = None
+    unit_result: ProcessingResultValue = None
+    unit_process_data: dict[str, Any] | None = None
+
+
+class Repair(CFXModel):
+    """``CFX.Structures.Repair``: one repair on a unit."""
+
+    unique_identifier: str | None = None
+    repair_name: str | None = None
+    repair_start_time: datetime | None = None
+    repair_end_time: datetime | None = None
+    comments: str | None = None
+    component_of_interest: ComponentDesignator | None = None
+    related_defect_identifiers: list[str | None] = Field(default_factory=list)
+    related_symptom_identifiers: list[str | None] = Field(default_factory=list)
+    result: RepairResultValue = None
+    error: str | None = None
+
+
+class RepairedUnit(CFXModel):
+    """``CFX.Structures.RepairedUnit``: the repairs of one unit."""
+
+    unit_identifier: str | None = None
+    unit_position_number: int | None = None
+    overall_result: RepairResultValue = None
+    repairs: list[Repair] = Field(default_factory=list)
+
+
+class Tool(CFXModel):
+    """``CFX.Structures.Tool`` (subtypes such as ``SMTHeadAndNozzle`` add members, kept as extras)."""
+
+    unique_identifier: str | None = None
+    name: str | None = None
+
+
+class ToolUsed(CFXModel):
+    """``CFX.Structures.ToolUsed``: a tool used on a unit, with its cycles."""
+
+    unit_identifier: str | None = None
+    unit_position_number: int | None = None
+    tool: Tool | None = None
+    usage_cycles: int | None = None
+    installed_components: list[InstalledComponent] = Field(default_factory=list)
+
+
+class Reading(CFXModel):
+    """``CFX.Structures.Reading``: a reading; values are text, ``BinaryValue`` base64 (.NET byte[])."""
+
+    reading_identifier: str | None = None
+    time_recorded: datetime | None = None
+    reading_sequence: int | None = None
+    result: TestResultValue = None
+    unit_identifier: str | None = None
+    unit_position_number: int | None = None
+    components: list[ComponentDesignator] = Field(default_factory=list)
+    value_data_type: DataTypeValue = None
+    value_units: str | None = None
+    value_mime_type: str | None = None
+    value: Any = None
+    binary_value: str | None = None
+    expected_value: Any = None
+    expected_value_units: str | None = None
+    minimum_acceptable_value: Any = None
+    maximum_acceptable_value: Any = None
+
+
+class ConsumedMaterial(CFXModel):
+    """``CFX.Structures.ConsumedMaterial``: quantities taken from one material location."""
+
+    material_location: MaterialLocation | None = None
+    quantity_used: float | None = None
+    quantity_spoiled: float | None = None
+    remaining_quantity: float | None = None
+
+
+class MaintenanceTask(CFXModel):
+    """``CFX.Structures.MaintenanceTask``: one task of a maintenance job (``ManHoursConsumed`` in hours)."""
+
+    task: str | None = None
+    task_id: str | None = None
+    operator: Operator | None = None
+    man_hours_consumed: float | None = None
+
+
+class Calibration(CFXModel):
+    """``CFX.Structures.Calibration``: a calibration and its measurements (as sent)."""
+
+    calibration_code: str | None = None
+    calibration_type: CalibrationTypeValue = None
+    comments: str | None = None
+    status: OperationStatusValue = None
+    calibration_time: datetime | None = None
+    measurements: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class UninstalledMaterial(CFXModel):
+    """``CFX.Structures.UninstalledMaterial``: material removed from one unit."""
+
+    unit_identifier: str | None = None
+    unit_position_number: int | None = None
+    quantity_uninstalled: float | None = None
+    reason: UninstalledReasonValue = None
+    material: MaterialPackage | None = None
+    uninstalled_components: list[InstalledComponent] = Field(default_factory=list)
+
+
+class PerformanceImpact(CFXModel):
+    """``CFX.Structures.PerformanceImpact``: why a stage ran slower than its recipe expects."""
+
+    cause: PerformanceImpactCauseValue = None
+
+
+class UnitsProcessed(CFXMessage):
+    """``CFX.Production.Processing.UnitsProcessed``: process data of units (``ProcessData`` subtypes as sent)."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Production.Processing.UnitsProcessed"
+    transaction_id: str | None = None
+    overall_result: ProcessingResultValue = None
+    common_process_data: dict[str, Any] | None = None
+    unit_process_data: list[ProcessedUnit] = Field(default_factory=list)
+
+
+class UnitsRepaired(CFXMessage):
+    """``CFX.Production.ReworkAndRepair.UnitsRepaired``: repairs done on units."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Production.ReworkAndRepair.UnitsRepaired"
+    transaction_id: str | None = None
+    repair_operator: Operator | None = None
+    repaired_units: list[RepairedUnit] = Field(default_factory=list)
+
+
+class UnitsInitialized(CFXMessage):
+    """``CFX.Production.UnitsInitialized``: units given identities (serialised) for a work order."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Production.UnitsInitialized"
+    transaction_id: str | None = None
+    primary_identifier: str | None = None
+    hermes_identifier: str | None = None
+    work_order_identifier: WorkOrderIdentifier | None = None
+    unit_count: int | None = None
+    units: list[UnitPosition] = Field(default_factory=list)
+
+
+class WorkStageStarted(CFXMessage):
+    """``CFX.Production.WorkStageStarted``: work began in one stage (zone) of a station."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Production.WorkStageStarted"
+    transaction_id: str | None = None
+    stage: Stage | None = None
+
+
+class WorkStageCompleted(CFXMessage):
+    """``CFX.Production.WorkStageCompleted``: work ended in one stage (``Result``: a WorkResult)."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Production.WorkStageCompleted"
+    transaction_id: str | None = None
+    stage: Stage | None = None
+    result: WorkResultValue = None
+    performance_impacts: list[PerformanceImpact] = Field(default_factory=list)
+
+
+class UnitsLoaded(CFXMessage):
+    """``CFX.Production.LoadingAndUnloading.UnitsLoaded``: units put into a carrier (``UniqueIdentifier``)."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Production.LoadingAndUnloading.UnitsLoaded"
+    unique_identifier: str | None = None
+    unit_count: int | None = None
+    units: list[UnitPosition] = Field(default_factory=list)
+
+
+class UnitsUnloaded(CFXMessage):
+    """``CFX.Production.LoadingAndUnloading.UnitsUnloaded``: units taken out of a carrier."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Production.LoadingAndUnloading.UnitsUnloaded"
+    unique_identifier: str | None = None
+    unit_count: int | None = None
+    units: list[UnitPosition] = Field(default_factory=list)
+
+
+class ToolsUsed(CFXMessage):
+    """``CFX.Production.ToolsUsed``: tools used during a work transaction."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Production.ToolsUsed"
+    transaction_id: str | None = None
+    used_tools: list[ToolUsed] = Field(default_factory=list)
+
+
+class RecipeActivated(CFXMessage):
+    """``CFX.Production.RecipeActivated``: a recipe became active (cycle and work times in ms)."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Production.RecipeActivated"
+    recipe_name: str | None = None
+    revision: str | None = None
+    lane: int | None = None
+    stage: Stage | None = None
+    expected_cycle_time: float | None = None
+    expected_work_time: float | None = None
+    expected_units_per_work_transaction: float | None = None
+    number_of_components_per_unit: float | None = None
+    work_order_identifier: WorkOrderIdentifier | None = None
+    target_quantity: float | None = None
+
+
+class OperatorActivated(CFXMessage):
+    """``CFX.Production.OperatorActivated``: an operator logged on at a station."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Production.OperatorActivated"
+    operator: Operator | None = None
+
+
+class OperatorDeactivated(CFXMessage):
+    """``CFX.Production.OperatorDeactivated``: an operator logged off."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Production.OperatorDeactivated"
+    operator: Operator | None = None
+
+
+class ReadingsRecorded(CFXMessage):
+    """``CFX.Production.ReadingsRecorded``: readings taken during production."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Production.ReadingsRecorded"
+    transaction_id: str | None = None
+    readings: list[Reading] = Field(default_factory=list)
+
+
+class ProcessDataRecorded(CFXMessage):
+    """``CFX.ResourcePerformance.ProcessDataRecorded``: station-level process data (a subtype, as sent)."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.ResourcePerformance.ProcessDataRecorded"
+    process_data: dict[str, Any] | None = None
+
+
+class MaintenancePerformed(CFXMessage):
+    """``CFX.ResourcePerformance.MaintenancePerformed``: maintenance done on the station."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.ResourcePerformance.MaintenancePerformed"
+    maintenance_type: MaintenanceTypeValue = None
+    maintenance_order_number: str | None = None
+    maintenance_job_code: str | None = None
+    consumed_materials: list[ConsumedMaterial] = Field(default_factory=list)
+    tasks: list[MaintenanceTask] = Field(default_factory=list)
+
+
+class CalibrationPerformed(CFXMessage):
+    """``CFX.ResourcePerformance.CalibrationPerformed``: a calibration was done."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.ResourcePerformance.CalibrationPerformed"
+    calibration: Calibration | None = None
+    transaction_id: str | None = Field(default=None, alias="TransactionID")
+
+
+class StationOffline(CFXMessage):
+    """``CFX.ResourcePerformance.StationOffline``: the station went offline (no members)."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.ResourcePerformance.StationOffline"
+
+
+class StationOnline(CFXMessage):
+    """``CFX.ResourcePerformance.StationOnline``: back online (``OfflineDuration``: .NET TimeSpan text)."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.ResourcePerformance.StationOnline"
+    offline_duration: str | None = None
+
+
+class EnergyConsumed(CFXMessage):
+    """``CFX.ResourcePerformance.EnergyConsumed``: energy (kWh), power (W), current (A), voltage (V) and
+    frequency (Hz) over a period; the ``*RYB`` lists hold one value per phase. Members not named here are
+    kept as extras."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.ResourcePerformance.EnergyConsumed"
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    energy_used: float | None = None
+    peak_power: float | None = None
+    minimum_power: float | None = None
+    mean_power: float | None = None
+    power_now: float | None = None
+    subsystem_name: str | None = None
+
+
+class MaterialsConsumed(CFXMessage):
+    """``CFX.Materials.Management.MaterialsConsumed``: material used up (not installed on units)."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Materials.Management.MaterialsConsumed"
+    consumed_materials: list[ConsumedMaterial] = Field(default_factory=list)
+
+
+class MaterialsUninstalled(CFXMessage):
+    """``CFX.Production.Assembly.MaterialsUninstalled``: materials removed from units."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Production.Assembly.MaterialsUninstalled"
+    transaction_id: str | None = None
+    uninstalled_materials: list[UninstalledMaterial] = Field(default_factory=list)
+
+
+class MaterialsUnloaded(CFXMessage):
+    """``CFX.Materials.Storage.MaterialsUnloaded``: material packages taken off the station."""
+
+    MESSAGE_NAME: ClassVar[str] = "CFX.Materials.Storage.MaterialsUnloaded"
+    material_package_identifiers: list[str | None] = Field(default_factory=list)
+
+
 #: Full CFX message name -> typed model.
 MESSAGE_MODELS: dict[str, type[CFXMessage]] = {
     model.MESSAGE_NAME: model
@@ -558,6 +921,27 @@ MESSAGE_MODELS: dict[str, type[CFXMessage]] = {
         EndpointConnected,
         EndpointShuttingDown,
         Heartbeat,
+        UnitsProcessed,
+        UnitsRepaired,
+        UnitsInitialized,
+        WorkStageStarted,
+        WorkStageCompleted,
+        UnitsLoaded,
+        UnitsUnloaded,
+        ToolsUsed,
+        RecipeActivated,
+        OperatorActivated,
+        OperatorDeactivated,
+        ReadingsRecorded,
+        ProcessDataRecorded,
+        MaintenancePerformed,
+        CalibrationPerformed,
+        StationOffline,
+        StationOnline,
+        EnergyConsumed,
+        MaterialsConsumed,
+        MaterialsUninstalled,
+        MaterialsUnloaded,
     )
 }
 

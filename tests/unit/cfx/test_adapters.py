@@ -19,6 +19,7 @@ from pywats_cfx import (
     generate_envelope,
     parse_envelopes,
     parse_message,
+    strip_type_members,
 )
 from pywats_cfx.errors import InvalidResourceStateError
 from pywats_events.codec import DecodeContext
@@ -362,6 +363,40 @@ def _typed_view(env: CFXEnvelope) -> list[dict[str, Any]]:
         return [{"old_state": model.old_state, "new_state": model.new_state}]
     if name == "MaterialsLoaded":
         return [{"materials": [m.material_package.unique_identifier for m in model.materials]}]
+    if name == "UnitsProcessed":
+        units = model.unit_process_data or [None]
+        return [{"unit_id": u.unit_identifier if u else None} for u in units]
+    if name == "UnitsRepaired":
+        return [
+            {"unit_id": u.unit_identifier, "result": u.overall_result, "repairs": [r.repair_name for r in u.repairs]}
+            for u in model.repaired_units
+        ]
+    if name == "MaterialsUninstalled":
+        return [{"unit_id": u.unit_identifier, "reason": u.reason} for u in model.uninstalled_materials]
+    if name in ("UnitsInitialized", "UnitsLoaded", "UnitsUnloaded"):
+        return [{"units": [(u.unit_identifier, u.position_number) for u in model.units]}]
+    if name in ("WorkStageStarted", "WorkStageCompleted"):
+        return [{"stage": model.stage.stage_name if model.stage else None}]
+    if name == "ToolsUsed":
+        return [{"tools": [t.tool.unique_identifier for t in model.used_tools]}]
+    if name in ("OperatorActivated", "OperatorDeactivated"):
+        return [{"operator_id": model.operator.operator_identifier}]
+    if name == "MaintenancePerformed":
+        return [{"maintenance_type": model.maintenance_type, "order_number": model.maintenance_order_number}]
+    if name == "CalibrationPerformed":
+        return [{"code": model.calibration.calibration_code, "calibration_type": model.calibration.calibration_type}]
+    if name == "MaterialsConsumed":
+        return [
+            {"materials": [c.material_location.material_package.unique_identifier for c in model.consumed_materials]}
+        ]
+    if name == "MaterialsUnloaded":
+        return [{"material_ids": model.material_package_identifiers}]
+    if name == "ProcessDataRecorded":
+        return [{"process_data": strip_type_members(model.process_data)}]
+    if name == "StationOnline":
+        return [{"offline_duration_s": 1380.0 if model.offline_duration == "00:23:00" else model.offline_duration}]
+    if name == "StationOffline":
+        return [{}]
     return [{"handle": model.cfx_handle}]
 
 
@@ -377,6 +412,10 @@ def _adapter_view(ev: Event, like: dict[str, Any]) -> dict[str, Any]:
             out[key] = [(u["unit_id"], u["position"]) for u in p["units"]]
         elif key == "materials":
             out[key] = [m["material_id"] for m in p["materials"]]
+        elif key == "repairs":
+            out[key] = [r["name"] for r in p["repairs"]]
+        elif key == "tools":
+            out[key] = [t["tool_id"] for t in p["tools"]]
         else:
             out[key] = p[key]
     return out
