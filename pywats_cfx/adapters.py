@@ -34,6 +34,7 @@ from . import enums
 from .enums import CFXEnum, EnumValue, InvalidEnumValue
 from .envelope import CFXEnvelope, _kind
 from .errors import InvalidMessageBodyError
+from .scalars import read_bool, read_timespan_seconds
 from .states import state_category, state_code, state_name
 
 __all__ = [
@@ -71,8 +72,6 @@ _FAULT_SEVERITIES = {
 UNKNOWN_ENUM_TAG = "cfx.unknown_enum"
 # .NET writes an unset Guid as all zeros; it identifies no transaction.
 _NO_GUID = "00000000-0000-0000-0000-000000000000"
-# .NET TimeSpan text: [-][d.]hh:mm:ss[.fffffff]
-_TIMESPAN = re.compile(r"(-)?(?:(\d+)\.)?(\d{1,2}):(\d{1,2}):(\d{1,2}(?:\.\d+)?)")
 # Ids of envelopes without a UniqueID are derived from their content in this namespace (RFC 4122 v5).
 _CONTENT_ID_NAMESPACE = uuid.UUID("0f6c1de4-4a3e-5d43-9a0e-7c2b1d5f9e21")
 
@@ -181,6 +180,18 @@ class _Body:
             except ValueError:
                 pass
         raise self.fail(name, f"expected an integer, got {_kind(value)}")
+
+    def boolean(self, name: str) -> bool | None:
+        """A ``bool`` member, read by ``pywats_cfx.scalars.read_bool`` (``"true"``, numbers, ...)."""
+        value = self.obj.get(name, _MISSING)
+        if value is _MISSING:
+            value = self._fallback(name)
+        if value is None or value is True or value is False:
+            return value
+        try:
+            return read_bool(value)
+        except ValueError as exc:
+            raise self.fail(name, str(exc)) from None
 
     def time(self, name: str) -> str | None:
         """An ISO 8601 date-time member, checked, returned as sent (with its UTC offset)."""
@@ -292,18 +303,10 @@ def _member(body: _Body, name: str, table: CFXEnum) -> str | int | None:
 
 
 def _timespan_seconds(body: _Body, name: str) -> float | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        m = _TIMESPAN.fullmatch(value.strip())
-        if m:
-            sign, days, hours, minutes, seconds = m.groups()
-            total = int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-            return -total if sign else total
-    raise body.fail(name, f"{value!r:.60} is not a time span (.NET TimeSpan text such as '00:01:25')")
+    try:
+        return read_timespan_seconds(body.get(name))
+    except ValueError as exc:
+        raise body.fail(name, str(exc)) from None
 
 
 # --- one envelope ------------------------------------------------------------------------------------
@@ -409,7 +412,7 @@ def _measurement(m: _Body) -> dict[str, Any]:
         mv = m.child("MeasuredValue")
         assert mv is not None
         value, units = mv.number("Value"), mv.text("ValueUnits")
-        expected = mv.number("ExpectedValue")
+        expected, expected_units = mv.number("ExpectedValue"), mv.text("ExpectedValueUnits")
         low, high = mv.number("MinimumAcceptableValue"), mv.number("MaximumAcceptableValue")
     else:
         if measured is not None:
@@ -422,12 +425,15 @@ def _measurement(m: _Body) -> dict[str, Any]:
         expected = m.get("ExpectedValue")
         if isinstance(expected, dict | list):
             expected = strip_type_members(expected)
-        units = low = high = None
+        units = expected_units = low = high = None
     return {
         "name": m.text("MeasurementName"),
+        "id": m.text("UniqueIdentifier"),
+        "sequence": m.integer("Sequence"),
         "value": value,
         "units": units,
         "expected_value": expected,
+        "expected_value_units": expected_units,
         "low_limit": low,
         "high_limit": high,
         "result": _test_result(m, "Result"),
@@ -436,13 +442,28 @@ def _measurement(m: _Body) -> dict[str, Any]:
     }
 
 
+def _component(c: _Body | None) -> tuple[str | None, str | None]:
+    """(reference designator, part number) of a ``CFX.Structures.ComponentDesignator``.
+
+    Its ``UnitPosition`` (a ``UnitPosition`` object in CFX/Structures/ComponentDesignator.cs) is checked
+    as the typed model checks it.
+    """
+    if c is None:
+        return None, None
+    position = c.child("UnitPosition")
+    if position is not None:
+        _unit_position(position)
+    return c.text("ReferenceDesignator"), c.text("PartNumber")
+
+
 def _defect(d: _Body) -> dict[str, Any]:
-    comp = d.child("ComponentOfInterest")
+    ref, part = _component(d.child("ComponentOfInterest"))
     return {
+        "id": d.text("UniqueIdentifier"),
         "code": d.text("DefectCode"),
         "category": d.text("DefectCategory"),
-        "component": comp.text("ReferenceDesignator") if comp else None,
-        "part_number": comp.text("PartNumber") if comp else None,
+        "component": ref,
+        "part_number": part,
         "description": d.text("Description"),
         "priority": d.integer("Priority"),
         "confidence": d.number("ConfidenceLevel"),
@@ -451,16 +472,40 @@ def _defect(d: _Body) -> dict[str, Any]:
 
 def _symptom(s: _Body) -> dict[str, Any]:
     return {
+        "id": s.text("UniqueIdentifier"),
         "code": s.text("SymptomCode"),
         "category": s.text("SymptomCategory"),
         "description": s.text("Description"),
-        "components": [c.text("ReferenceDesignator") for c in s.items("ComponentsOfInterest")],
+        "components": [_component(c)[0] for c in s.items("ComponentsOfInterest")],
+    }
+
+
+def _person(op: _Body | None) -> dict[str, Any] | None:
+    """A ``CFX.Structures.Operator``: identifier, actor type and names."""
+    if op is None:
+        return None
+    return {
+        "operator_id": op.text("OperatorIdentifier"),
+        "actor_type": _member(op, "ActorType", enums.ACTOR_TYPE),
+        "login_name": op.text("LoginName"),
+        "first_name": op.text("FirstName"),
+        "last_name": op.text("LastName"),
     }
 
 
 def _operator_id(body: _Body, name: str) -> str | None:
-    op = body.child(name)
-    return op.text("OperatorIdentifier") if op else None
+    person = _person(body.child(name))
+    return person["operator_id"] if person else None
+
+
+def _stage(body: _Body, name: str = "Stage") -> str | None:
+    """The ``StageName`` of a ``CFX.Structures.Stage`` member (sequence and type checked too)."""
+    stage = body.child(name)
+    if stage is None:
+        return None
+    stage.integer("StageSequence")
+    stage.text("StageType")
+    return stage.text("StageName")
 
 
 def _units_tested(msg: _Message) -> list[Event]:
@@ -552,7 +597,7 @@ def _units_inspected(msg: _Message) -> list[Event]:
         payload.update(
             transaction_id=msg.correlation_id,
             unit_id=unit_id,
-            unit_position=None if is_panel else unit.integer("UnitPositionNumber"),
+            unit_position=unit.integer("UnitPositionNumber"),
             is_panel=is_panel,
             result=result,
             method=method,
@@ -576,16 +621,23 @@ def _units_inspected(msg: _Message) -> list[Event]:
     return events
 
 
+def _unit_position(u: _Body) -> dict[str, Any]:
+    """One ``CFX.Structures.UnitPosition`` (X/Y in mm, rotation in degrees, as the SDK documents)."""
+    return {
+        "unit_id": u.text("UnitIdentifier"),
+        "position": u.integer("PositionNumber"),
+        "position_name": u.text("PositionName"),
+        "status": _lower(u, "Status", enums.UNIT_STATUS),
+        "x": u.number("X"),
+        "y": u.number("Y"),
+        "rotation": u.number("Rotation"),
+        "flip_x": u.boolean("FlipX"),
+        "flip_y": u.boolean("FlipY"),
+    }
+
+
 def _unit_positions(body: _Body) -> list[dict[str, Any]]:
-    return [
-        {
-            "unit_id": u.text("UnitIdentifier"),
-            "position": u.integer("PositionNumber"),
-            "position_name": u.text("PositionName"),
-            "status": _lower(u, "Status", enums.UNIT_STATUS),
-        }
-        for u in body.items("Units")
-    ]
+    return [_unit_position(u) for u in body.items("Units")]
 
 
 def _work(type_: str) -> Callable[[_Message], list[Event]]:
@@ -593,16 +645,16 @@ def _work(type_: str) -> Callable[[_Message], list[Event]]:
         body = msg.body
         units = _unit_positions(body)
         primary = body.text("PrimaryIdentifier")
-        stage = body.child("Stage")
         work_order = body.child("WorkOrderIdentifier")
         payload = msg.common()
         payload.update(
             transaction_id=msg.correlation_id,
             lane=body.integer("Lane"),
-            stage=stage.text("StageName") if stage else None,
+            stage=_stage(body),
             units=units,
             unit_count=body.integer("UnitCount"),
             primary_identifier=primary,
+            hermes_identifier=body.text("HermesIdentifier"),
             recipe=body.text("RecipeName"),
             recipe_revision=body.text("Revision"),
             work_order_id=work_order.text("WorkOrderId") if work_order else None,
@@ -643,18 +695,17 @@ def _package(pkg: _Body | None) -> tuple[str | None, str | None, str | None, flo
     """
     if pkg is None:
         return None, None, None, None
-    return (
-        pkg.text("UniqueIdentifier"),
-        pkg.text("InternalPartNumber"),
-        pkg.text("BatchId") or pkg.text("ManufacturerLotCode"),
-        pkg.number("Quantity"),
-    )
+    pkg.text("InternalPackageName")  # checked as the typed model checks it
+    batch, lot_code = pkg.text("BatchId"), pkg.text("ManufacturerLotCode")
+    return (pkg.text("UniqueIdentifier"), pkg.text("InternalPartNumber"), batch or lot_code, pkg.number("Quantity"))
 
 
 def _location(loc: _Body | None) -> dict[str, Any] | None:
     if loc is None:
         return None
     carrier = loc.child("CarrierInformation")
+    # A carrier location names its package too; the event carries the installed material's own.
+    _package(loc.child("MaterialPackage"))
     return {
         "location_id": loc.text("LocationIdentifier"),
         "location_name": loc.text("LocationName"),
@@ -767,7 +818,6 @@ def _fault(fault: _Body) -> tuple[dict[str, Any], Severity]:
     """The payload members of one ``CFX.Structures.Fault`` (subtype members kept under ``details``)."""
     read_severity = fault.enum("Severity", enums.FAULT_SEVERITY)
     severity = _FAULT_SEVERITIES.get(read_severity.name or "", _INFO) if read_severity else _INFO
-    stage = fault.child("Stage")
     transaction = fault.text("TransactionID")
     return {
         "fault_id": fault.text("FaultOccurrenceId"),
@@ -779,7 +829,7 @@ def _fault(fault: _Body) -> tuple[dict[str, Any], Severity]:
         "description": fault.text("Description"),
         "description_translations": _translations(fault, "DescriptionTranslations"),
         "lane": fault.integer("Lane"),
-        "stage": stage.text("StageName") if stage else None,
+        "stage": _stage(fault),
         "side_location": _member(fault, "SideLocation", enums.SIDE_LOCATION),
         "access_type": _member(fault, "AccessType", enums.ACCESS_TYPE),
         "occurred_at": fault.time("OccurredAt"),
@@ -849,6 +899,7 @@ def _station_state_changed(msg: _Message) -> list[Event]:
         new_category=new_category,
         old_state_duration_s=_timespan_seconds(body, "OldStateDuration"),
         related_fault_id=fault.text("FaultOccurrenceId") if fault else None,
+        related_fault=_fault(fault)[0] if fault else None,
     )
     severity = _WARNING if new_category == "USD" else _INFO
     return [msg.event(EventType.ASSET_STATE_CHANGED, payload, severity=severity, subjects=(msg.source,))]
@@ -856,15 +907,15 @@ def _station_state_changed(msg: _Message) -> list[Event]:
 
 def _active_recipe(item: _Body) -> dict[str, Any]:
     """One ``CFX.Structures.ActiveRecipe``: lane, stage and the recipe's name and revision."""
-    stage = item.child("Stage")
     ident = item.child("RecipeIdentifier")
     recipe = item.child("Recipe")
+    ident_name, ident_revision = (ident.text("RecipeName"), ident.text("Revision")) if ident else (None, None)
+    recipe_name, recipe_revision = (recipe.text("Name"), recipe.text("Revision")) if recipe else (None, None)
     return {
         "lane": item.integer("Lane"),
-        "stage": stage.text("StageName") if stage else None,
-        "recipe": (ident.text("RecipeName") if ident else None) or (recipe.text("Name") if recipe else None),
-        "recipe_revision": (ident.text("Revision") if ident else None)
-        or (recipe.text("Revision") if recipe else None),
+        "stage": _stage(item),
+        "recipe": ident_name or recipe_name,
+        "recipe_revision": ident_revision or recipe_revision,
     }
 
 
@@ -936,8 +987,17 @@ def _units_processed(msg: _Message) -> list[Event]:
     return events
 
 
+def _placements(body: _Body, name: str) -> list[str | None]:
+    """Reference designators of a ``List<InstalledComponent>`` (``InstallationTime`` checked)."""
+    out = []
+    for c in body.items(name):
+        c.time("InstallationTime")
+        out.append(c.text("ReferenceDesignator"))
+    return out
+
+
 def _repair(r: _Body) -> dict[str, Any]:
-    comp = r.child("ComponentOfInterest")
+    ref, part = _component(r.child("ComponentOfInterest"))
     return {
         "id": r.text("UniqueIdentifier"),
         "name": r.text("RepairName"),
@@ -945,8 +1005,8 @@ def _repair(r: _Body) -> dict[str, Any]:
         "start_time": r.time("RepairStartTime"),
         "end_time": r.time("RepairEndTime"),
         "comments": r.text("Comments"),
-        "component": comp.text("ReferenceDesignator") if comp else None,
-        "part_number": comp.text("PartNumber") if comp else None,
+        "component": ref,
+        "part_number": part,
         "related_defects": _texts(r, "RelatedDefectIdentifiers"),
         "related_symptoms": _texts(r, "RelatedSymptomIdentifiers"),
         "error": r.text("Error"),
@@ -1027,7 +1087,7 @@ def _work_stage(type_: str) -> Callable[[_Message], list[Event]]:
         payload = msg.common()
         payload.update(
             transaction_id=msg.correlation_id,
-            stage=stage.text("StageName") if stage else None,
+            stage=_stage(body),
             stage_sequence=stage.integer("StageSequence") if stage else None,
             stage_type=stage.text("StageType") if stage else None,
         )
@@ -1071,7 +1131,7 @@ def _tools_used(msg: _Message) -> list[Event]:
                 "tool_type": tool_type,
                 "tool": tool_data,
                 "usage_cycles": used.integer("UsageCycles"),
-                "components": [c.text("ReferenceDesignator") for c in used.items("InstalledComponents")],
+                "components": _placements(used, "InstalledComponents"),
             }
         )
     payload = msg.common()
@@ -1083,19 +1143,19 @@ def _tools_used(msg: _Message) -> list[Event]:
 def _recipe_activated(msg: _Message) -> list[Event]:
     """``CFX.Production.RecipeActivated`` (CFX/Production/RecipeActivated.cs; cycle and work times in ms)."""
     body = msg.body
-    stage = body.child("Stage")
     work_order = body.child("WorkOrderIdentifier")
     payload = msg.common()
     payload.update(
         recipe=body.text("RecipeName"),
         recipe_revision=body.text("Revision"),
         lane=body.integer("Lane"),
-        stage=stage.text("StageName") if stage else None,
+        stage=_stage(body),
         expected_cycle_time_ms=body.number("ExpectedCycleTime"),
         expected_work_time_ms=body.number("ExpectedWorkTime"),
         expected_units_per_work_transaction=body.number("ExpectedUnitsPerWorkTransaction"),
         components_per_unit=body.number("NumberOfComponentsPerUnit"),
         work_order_id=work_order.text("WorkOrderId") if work_order else None,
+        batch=work_order.text("Batch") if work_order else None,
         target_quantity=body.number("TargetQuantity"),
         relevant_surface=body.get("RelevantSurface"),
     )
@@ -1106,16 +1166,12 @@ def _operator(type_: str) -> Callable[[_Message], list[Event]]:
     """``CFX.Production.OperatorActivated`` / ``OperatorDeactivated`` (``Operator``: CFX/Structures/Operator.cs)."""
 
     def adapt(msg: _Message) -> list[Event]:
-        op = msg.body.child("Operator")
-        payload = msg.common()
-        payload.update(
-            asset_id=msg.source,
-            operator_id=op.text("OperatorIdentifier") if op else None,
-            actor_type=_member(op, "ActorType", enums.ACTOR_TYPE) if op else None,
-            login_name=op.text("LoginName") if op else None,
-            first_name=op.text("FirstName") if op else None,
-            last_name=op.text("LastName") if op else None,
+        person = _person(msg.body.child("Operator")) or dict.fromkeys(
+            ("operator_id", "actor_type", "login_name", "first_name", "last_name")
         )
+        payload = msg.common()
+        payload["asset_id"] = msg.source
+        payload.update(person)
         subjects = _unique([payload["operator_id"]]) or (msg.source,)
         return [msg.event(type_, payload, subjects=subjects)]
 
@@ -1130,7 +1186,7 @@ def _reading(r: _Body) -> dict[str, Any]:
         "result": _test_result(r, "Result"),
         "unit_id": r.text("UnitIdentifier"),
         "unit_position": r.integer("UnitPositionNumber"),
-        "components": [c.text("ReferenceDesignator") for c in r.items("Components")],
+        "components": [_component(c)[0] for c in r.items("Components")],
         "data_type": _member(r, "ValueDataType", enums.DATA_TYPE),
         "value": r.get("Value"),
         "units": r.text("ValueUnits"),
@@ -1305,7 +1361,7 @@ def _materials_uninstalled(msg: _Message) -> list[Event]:
             lot=lot,
             quantity_uninstalled=item.number("QuantityUninstalled"),
             reason=_member(item, "Reason", enums.UNINSTALLED_REASON),
-            components=[c.text("ReferenceDesignator") for c in item.items("UninstalledComponents")],
+            components=_placements(item, "UninstalledComponents"),
         )
         events.append(
             msg.event(

@@ -13,7 +13,7 @@ Use ``parse_message(envelope)`` to get the typed model of an envelope's body.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, ClassVar, TypeAlias
 
 from pydantic import (
@@ -31,6 +31,7 @@ from . import enums
 from .enums import CFXEnum, InvalidEnumValue
 from .envelope import CFXEnvelope
 from .errors import InvalidMessageBodyError
+from .scalars import read_bool, read_datetime_text, read_timespan_seconds, refuse_bool
 from .states import state_code
 
 __all__ = [
@@ -126,6 +127,19 @@ def _enum_reader(table: CFXEnum) -> Any:
     return read
 
 
+def _timespan(value: Any) -> timedelta | None:
+    seconds = read_timespan_seconds(value)
+    return None if seconds is None else timedelta(seconds=seconds)
+
+
+# Scalar field types read as the SDK's Newtonsoft reader reads them (see ``pywats_cfx.scalars``): the
+# adapters use the same rules, so both accept and refuse the same bodies.
+CFXBool: TypeAlias = Annotated[bool | None, BeforeValidator(read_bool)]
+CFXInt: TypeAlias = Annotated[int | None, BeforeValidator(refuse_bool)]
+CFXFloat: TypeAlias = Annotated[float | None, BeforeValidator(refuse_bool)]
+CFXDateTime: TypeAlias = Annotated[datetime | None, BeforeValidator(read_datetime_text)]
+CFXTimeSpan: TypeAlias = Annotated[timedelta | None, BeforeValidator(_timespan)]
+
 # Field types of the SDK enumerations: the member name, or an unknown value as sent (int or text).
 TestResultValue: TypeAlias = Annotated[str | int | None, BeforeValidator(_enum_reader(enums.TEST_RESULT))]
 TestMethodValue: TypeAlias = Annotated[str | int | None, BeforeValidator(_enum_reader(enums.TEST_METHOD))]
@@ -197,12 +211,12 @@ class Operator(CFXModel):
 class NumericValue(CFXModel):
     """``CFX.Structures.NumericValue``: a measured number with units and acceptance limits."""
 
-    value: float | None = None
+    value: CFXFloat = None
     value_units: str | None = None
-    expected_value: float | None = None
+    expected_value: CFXFloat = None
     expected_value_units: str | None = None
-    minimum_acceptable_value: float | None = None
-    maximum_acceptable_value: float | None = None
+    minimum_acceptable_value: CFXFloat = None
+    maximum_acceptable_value: CFXFloat = None
 
 
 class Measurement(CFXModel):
@@ -210,8 +224,8 @@ class Measurement(CFXModel):
 
     unique_identifier: str | None = None
     measurement_name: str | None = None
-    time_recorded: datetime | None = None
-    sequence: int | None = None
+    time_recorded: CFXDateTime = None
+    sequence: CFXInt = None
     result: TestResultValue = None
     crds: str | None = Field(default=None, alias="CRDs")
     measured_value: NumericValue | None = None
@@ -225,13 +239,13 @@ class UnitPosition(CFXModel):
     """``CFX.Structures.UnitPosition``: a unit (or a position on a panel/carrier) being processed."""
 
     unit_identifier: str | None = None
-    position_number: int | None = None
+    position_number: CFXInt = None
     position_name: str | None = None
-    x: float | None = None
-    y: float | None = None
-    rotation: float | None = None
-    flip_x: bool | None = None
-    flip_y: bool | None = None
+    x: CFXFloat = None
+    y: CFXFloat = None
+    rotation: CFXFloat = None
+    flip_x: CFXBool = None
+    flip_y: CFXBool = None
     status: UnitStatusValue = None
 
 
@@ -261,8 +275,8 @@ class Defect(CFXModel):
     defect_category: str | None = None
     description: str | None = None
     component_of_interest: ComponentDesignator | None = None
-    priority: int | None = None
-    confidence_level: float | None = None
+    priority: CFXInt = None
+    confidence_level: CFXFloat = None
 
 
 class Test(CFXModel):
@@ -270,8 +284,8 @@ class Test(CFXModel):
 
     unique_identifier: str | None = None
     test_name: str | None = None
-    test_start_time: datetime | None = None
-    test_end_time: datetime | None = None
+    test_start_time: CFXDateTime = None
+    test_end_time: CFXDateTime = None
     result: TestResultValue = None
     symptoms_found: list[Symptom] = Field(default_factory=list)
     defects_found: list[Defect] = Field(default_factory=list)
@@ -282,7 +296,7 @@ class TestedUnit(CFXModel):
     """``CFX.Structures.TestedUnit``: the tests of one unit (or panel position)."""
 
     unit_identifier: str | None = None
-    unit_position_number: int | None = None
+    unit_position_number: CFXInt = None
     overall_result: TestResultValue = None
     tests: list[Test] = Field(default_factory=list)
 
@@ -292,8 +306,8 @@ class Inspection(CFXModel):
 
     unique_identifier: str | None = None
     inspection_name: str | None = None
-    inspection_start_time: datetime | None = None
-    inspection_end_time: datetime | None = None
+    inspection_start_time: CFXDateTime = None
+    inspection_end_time: CFXDateTime = None
     result: TestResultValue = None
     defects_found: list[Defect] = Field(default_factory=list)
     symptoms: list[Symptom] = Field(default_factory=list)
@@ -304,7 +318,7 @@ class InspectedUnit(CFXModel):
     """``CFX.Structures.InspectedUnit`` (also used for ``InspectedPanel``)."""
 
     unit_identifier: str | None = None
-    unit_position_number: int | None = None
+    unit_position_number: CFXInt = None
     overall_result: TestResultValue = None
     inspections: list[Inspection] = Field(default_factory=list)
 
@@ -326,7 +340,7 @@ class Recipe(CFXModel):
 class Stage(CFXModel):
     """``CFX.Structures.Stage``: a zone of a machine."""
 
-    stage_sequence: int | None = None
+    stage_sequence: CFXInt = None
     stage_name: str | None = None
     stage_type: str | None = None
 
@@ -337,7 +351,7 @@ class MaterialPackage(CFXModel):
     unique_identifier: str | None = None
     internal_part_number: str | None = None
     internal_package_name: str | None = None
-    quantity: float | None = None
+    quantity: CFXFloat = None
     #: The lot (CFX/Structures/MaterialPackage.cs ``BatchId``; the SDK's MaterialPackage has no lot code).
     batch_id: str | None = None
     #: Only in ``MaterialPackageDetail`` (CFX/Structures/MaterialPackageDetail.cs).
@@ -357,16 +371,16 @@ class InstalledComponent(CFXModel):
     """``CFX.Structures.InstalledComponent``: one placement on a unit."""
 
     reference_designator: str | None = None
-    installation_time: datetime | None = None
+    installation_time: CFXDateTime = None
 
 
 class InstalledMaterial(CFXModel):
     """``CFX.Structures.InstalledMaterial``: material installed on one unit."""
 
     unit_identifier: str | None = None
-    unit_position_number: int | None = None
-    quantity_installed: float | None = None
-    quantity_non_installed: float | None = None
+    unit_position_number: CFXInt = None
+    quantity_installed: CFXFloat = None
+    quantity_non_installed: CFXFloat = None
     material: MaterialPackage | None = None
     carrier_location: MaterialLocation | None = None
     installed_components: list[InstalledComponent] = Field(default_factory=list)
@@ -375,7 +389,7 @@ class InstalledMaterial(CFXModel):
 class ActiveRecipe(CFXModel):
     """``CFX.Structures.ActiveRecipe``: the recipe active on a lane or stage (``Heartbeat.ActiveRecipes``)."""
 
-    lane: int | None = None
+    lane: CFXInt = None
     stage: Stage | None = None
     recipe_identifier: RecipeIdentifier | None = None
     recipe: Recipe | None = None
@@ -389,14 +403,14 @@ class Fault(CFXModel):
     severity: FaultSeverityValue = None
     fault_code: str | None = None
     fault_occurrence_id: str | None = None
-    lane: int | None = None
+    lane: CFXInt = None
     stage: Stage | None = None
     side_location: SideLocationValue = None
     access_type: AccessTypeValue = None
     description: str | None = None
     description_translations: dict[str, str | None] = Field(default_factory=dict)
-    occurred_at: datetime | None = None
-    due_date_time: datetime | None = None
+    occurred_at: CFXDateTime = None
+    due_date_time: CFXDateTime = None
 
 
 class UnitsTested(CFXMessage):
@@ -431,8 +445,8 @@ class WorkStarted(CFXMessage):
     transaction_id: str | None = Field(default=None, alias="TransactionID")
     primary_identifier: str | None = None
     hermes_identifier: str | None = None
-    lane: int | None = None
-    unit_count: int | None = None
+    lane: CFXInt = None
+    unit_count: CFXInt = None
     units: list[UnitPosition] = Field(default_factory=list)
     recipe_name: str | None = None
     revision: str | None = None
@@ -446,7 +460,7 @@ class WorkCompleted(CFXMessage):
     result: WorkResultValue = None
     primary_identifier: str | None = None
     hermes_identifier: str | None = None
-    unit_count: int | None = None
+    unit_count: CFXInt = None
     units: list[UnitPosition] = Field(default_factory=list)
     stage: Stage | None = None
 
@@ -457,9 +471,9 @@ class UnitsArrived(CFXMessage):
     MESSAGE_NAME: ClassVar[str] = "CFX.Production.UnitsArrived"
     primary_identifier: str | None = None
     hermes_identifier: str | None = None
-    unit_count: int | None = None
+    unit_count: CFXInt = None
     units: list[UnitPosition] = Field(default_factory=list)
-    lane: int | None = None
+    lane: CFXInt = None
 
 
 class UnitsDeparted(CFXMessage):
@@ -468,9 +482,9 @@ class UnitsDeparted(CFXMessage):
     MESSAGE_NAME: ClassVar[str] = "CFX.Production.UnitsDeparted"
     primary_identifier: str | None = None
     hermes_identifier: str | None = None
-    unit_count: int | None = None
+    unit_count: CFXInt = None
     units: list[UnitPosition] = Field(default_factory=list)
-    lane: int | None = None
+    lane: CFXInt = None
 
 
 class UnitsDisqualified(CFXMessage):
@@ -479,7 +493,7 @@ class UnitsDisqualified(CFXMessage):
     MESSAGE_NAME: ClassVar[str] = "CFX.Production.UnitsDisqualified"
     reason: DisqualificationReasonValue = None
     comments: str | None = None
-    unit_count: int | None = None
+    unit_count: CFXInt = None
     units: list[UnitPosition] = Field(default_factory=list)
 
 
@@ -525,12 +539,12 @@ class StationStateChanged(CFXMessage):
     """``CFX.ResourcePerformance.StationStateChanged``: SEMI E10 state transition of a station.
 
     ``old_state``/``new_state`` are integer E10 codes (see ``pywats_cfx.states``), whatever form the wire
-    used; ``old_state_duration`` is the .NET TimeSpan text (``"00:01:25"``).
+    used; ``old_state_duration`` is read from the .NET TimeSpan text (``"00:01:25"``).
     """
 
     MESSAGE_NAME: ClassVar[str] = "CFX.ResourcePerformance.StationStateChanged"
-    old_state: int | None = None
-    old_state_duration: str | None = None
+    old_state: CFXInt = None
+    old_state_duration: CFXTimeSpan = None
     new_state: int
     related_fault: Fault | None = None
 
@@ -566,7 +580,7 @@ class Heartbeat(CFXMessage):
 
     MESSAGE_NAME: ClassVar[str] = "CFX.Heartbeat"
     cfx_handle: str | None = Field(default=None, alias="CFXHandle")
-    heartbeat_frequency: str | None = None
+    heartbeat_frequency: CFXTimeSpan = None
     active_faults: list[Fault] = Field(default_factory=list)
     active_recipes: list[ActiveRecipe] = Field(default_factory=list)
 
@@ -598,7 +612,7 @@ class ProcessedUnit(CFXModel):
     """``CFX.Structures.ProcessedUnit``: one unit's result and process data (a ``ProcessData`` subtype, as sent)."""
 
     unit_identifier: str | None = None
-    unit_position_number: int | None = None
+    unit_position_number: CFXInt = None
     unit_result: ProcessingResultValue = None
     unit_process_data: dict[str, Any] | None = None
 
@@ -608,8 +622,8 @@ class Repair(CFXModel):
 
     unique_identifier: str | None = None
     repair_name: str | None = None
-    repair_start_time: datetime | None = None
-    repair_end_time: datetime | None = None
+    repair_start_time: CFXDateTime = None
+    repair_end_time: CFXDateTime = None
     comments: str | None = None
     component_of_interest: ComponentDesignator | None = None
     related_defect_identifiers: list[str | None] = Field(default_factory=list)
@@ -622,7 +636,7 @@ class RepairedUnit(CFXModel):
     """``CFX.Structures.RepairedUnit``: the repairs of one unit."""
 
     unit_identifier: str | None = None
-    unit_position_number: int | None = None
+    unit_position_number: CFXInt = None
     overall_result: RepairResultValue = None
     repairs: list[Repair] = Field(default_factory=list)
 
@@ -638,9 +652,9 @@ class ToolUsed(CFXModel):
     """``CFX.Structures.ToolUsed``: a tool used on a unit, with its cycles."""
 
     unit_identifier: str | None = None
-    unit_position_number: int | None = None
+    unit_position_number: CFXInt = None
     tool: Tool | None = None
-    usage_cycles: int | None = None
+    usage_cycles: CFXInt = None
     installed_components: list[InstalledComponent] = Field(default_factory=list)
 
 
@@ -648,11 +662,11 @@ class Reading(CFXModel):
     """``CFX.Structures.Reading``: a reading; values are text, ``BinaryValue`` base64 (.NET byte[])."""
 
     reading_identifier: str | None = None
-    time_recorded: datetime | None = None
-    reading_sequence: int | None = None
+    time_recorded: CFXDateTime = None
+    reading_sequence: CFXInt = None
     result: TestResultValue = None
     unit_identifier: str | None = None
-    unit_position_number: int | None = None
+    unit_position_number: CFXInt = None
     components: list[ComponentDesignator] = Field(default_factory=list)
     value_data_type: DataTypeValue = None
     value_units: str | None = None
@@ -669,9 +683,9 @@ class ConsumedMaterial(CFXModel):
     """``CFX.Structures.ConsumedMaterial``: quantities taken from one material location."""
 
     material_location: MaterialLocation | None = None
-    quantity_used: float | None = None
-    quantity_spoiled: float | None = None
-    remaining_quantity: float | None = None
+    quantity_used: CFXFloat = None
+    quantity_spoiled: CFXFloat = None
+    remaining_quantity: CFXFloat = None
 
 
 class MaintenanceTask(CFXModel):
@@ -680,7 +694,7 @@ class MaintenanceTask(CFXModel):
     task: str | None = None
     task_id: str | None = None
     operator: Operator | None = None
-    man_hours_consumed: float | None = None
+    man_hours_consumed: CFXFloat = None
 
 
 class Calibration(CFXModel):
@@ -690,7 +704,7 @@ class Calibration(CFXModel):
     calibration_type: CalibrationTypeValue = None
     comments: str | None = None
     status: OperationStatusValue = None
-    calibration_time: datetime | None = None
+    calibration_time: CFXDateTime = None
     measurements: list[dict[str, Any]] = Field(default_factory=list)
 
 
@@ -698,8 +712,8 @@ class UninstalledMaterial(CFXModel):
     """``CFX.Structures.UninstalledMaterial``: material removed from one unit."""
 
     unit_identifier: str | None = None
-    unit_position_number: int | None = None
-    quantity_uninstalled: float | None = None
+    unit_position_number: CFXInt = None
+    quantity_uninstalled: CFXFloat = None
     reason: UninstalledReasonValue = None
     material: MaterialPackage | None = None
     uninstalled_components: list[InstalledComponent] = Field(default_factory=list)
@@ -738,7 +752,7 @@ class UnitsInitialized(CFXMessage):
     primary_identifier: str | None = None
     hermes_identifier: str | None = None
     work_order_identifier: WorkOrderIdentifier | None = None
-    unit_count: int | None = None
+    unit_count: CFXInt = None
     units: list[UnitPosition] = Field(default_factory=list)
 
 
@@ -765,7 +779,7 @@ class UnitsLoaded(CFXMessage):
 
     MESSAGE_NAME: ClassVar[str] = "CFX.Production.LoadingAndUnloading.UnitsLoaded"
     unique_identifier: str | None = None
-    unit_count: int | None = None
+    unit_count: CFXInt = None
     units: list[UnitPosition] = Field(default_factory=list)
 
 
@@ -774,7 +788,7 @@ class UnitsUnloaded(CFXMessage):
 
     MESSAGE_NAME: ClassVar[str] = "CFX.Production.LoadingAndUnloading.UnitsUnloaded"
     unique_identifier: str | None = None
-    unit_count: int | None = None
+    unit_count: CFXInt = None
     units: list[UnitPosition] = Field(default_factory=list)
 
 
@@ -792,14 +806,14 @@ class RecipeActivated(CFXMessage):
     MESSAGE_NAME: ClassVar[str] = "CFX.Production.RecipeActivated"
     recipe_name: str | None = None
     revision: str | None = None
-    lane: int | None = None
+    lane: CFXInt = None
     stage: Stage | None = None
-    expected_cycle_time: float | None = None
-    expected_work_time: float | None = None
-    expected_units_per_work_transaction: float | None = None
-    number_of_components_per_unit: float | None = None
+    expected_cycle_time: CFXFloat = None
+    expected_work_time: CFXFloat = None
+    expected_units_per_work_transaction: CFXFloat = None
+    number_of_components_per_unit: CFXFloat = None
     work_order_identifier: WorkOrderIdentifier | None = None
-    target_quantity: float | None = None
+    target_quantity: CFXFloat = None
 
 
 class OperatorActivated(CFXMessage):
@@ -860,7 +874,7 @@ class StationOnline(CFXMessage):
     """``CFX.ResourcePerformance.StationOnline``: back online (``OfflineDuration``: .NET TimeSpan text)."""
 
     MESSAGE_NAME: ClassVar[str] = "CFX.ResourcePerformance.StationOnline"
-    offline_duration: str | None = None
+    offline_duration: CFXTimeSpan = None
 
 
 class EnergyConsumed(CFXMessage):
@@ -869,13 +883,13 @@ class EnergyConsumed(CFXMessage):
     kept as extras."""
 
     MESSAGE_NAME: ClassVar[str] = "CFX.ResourcePerformance.EnergyConsumed"
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    energy_used: float | None = None
-    peak_power: float | None = None
-    minimum_power: float | None = None
-    mean_power: float | None = None
-    power_now: float | None = None
+    start_time: CFXDateTime = None
+    end_time: CFXDateTime = None
+    energy_used: CFXFloat = None
+    peak_power: CFXFloat = None
+    minimum_power: CFXFloat = None
+    mean_power: CFXFloat = None
+    power_now: CFXFloat = None
     subsystem_name: str | None = None
 
 

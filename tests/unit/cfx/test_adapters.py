@@ -61,9 +61,12 @@ def test_units_tested_one_event_per_unit_with_the_sdk_values() -> None:
     m = p["tests"][0]["measurements"][0]
     assert m == {
         "name": "RESISTANCE_MEASUREMENT_R21",
+        "id": "e7398b02-e649-4918-96b8-c426629b6762",
+        "sequence": 0,
         "value": 28300.0,
         "units": "Ohm",
         "expected_value": 28.2,
+        "expected_value_units": "kOhm",  # Value in Ohm, ExpectedValue in kOhm: both units matter
         "low_limit": 28.0,
         "high_limit": 28.4,
         "result": "pass",
@@ -394,7 +397,7 @@ def _typed_view(env: CFXEnvelope) -> list[dict[str, Any]]:
     if name == "ProcessDataRecorded":
         return [{"process_data": strip_type_members(model.process_data)}]
     if name == "StationOnline":
-        return [{"offline_duration_s": 1380.0 if model.offline_duration == "00:23:00" else model.offline_duration}]
+        return [{"offline_duration_s": model.offline_duration.total_seconds()}]
     if name == "StationOffline":
         return [{}]
     return [{"handle": model.cfx_handle}]
