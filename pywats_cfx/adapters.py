@@ -658,6 +658,7 @@ def _work(type_: str) -> Callable[[_Message], list[Event]]:
             recipe=body.text("RecipeName"),
             recipe_revision=body.text("Revision"),
             work_order_id=work_order.text("WorkOrderId") if work_order else None,
+            batch=work_order.text("Batch") if work_order else None,
         )
         if type_ == EventType.PRODUCTION_WORK_COMPLETED:
             payload["result"] = _lower(body, "Result", enums.WORK_RESULT)

@@ -58,6 +58,7 @@ __all__ = [
     "InstalledMaterial",
     "MaintenancePerformed",
     "MaintenanceTask",
+    "MaterialCarrier",
     "MaterialLocation",
     "MaterialPackage",
     "MaterialsConsumed",
@@ -323,6 +324,20 @@ class InspectedUnit(CFXModel):
     inspections: list[Inspection] = Field(default_factory=list)
 
 
+class WorkOrderIdentifier(CFXModel):
+    """``CFX.Structures.WorkOrderIdentifier``: a work order and its batch."""
+
+    work_order_id: str | None = None
+    batch: str | None = None
+
+
+class MaterialCarrier(CFXModel):
+    """``CFX.Structures.MaterialCarrier``: a feeder, tray carrier or cart holding material packages."""
+
+    unique_identifier: str | None = None
+    name: str | None = None
+
+
 class RecipeIdentifier(CFXModel):
     """``CFX.Structures.RecipeIdentifier``: a recipe's name and revision."""
 
@@ -364,7 +379,7 @@ class MaterialLocation(CFXModel):
     location_identifier: str | None = None
     location_name: str | None = None
     material_package: MaterialPackage | None = None
-    carrier_information: dict[str, Any] | None = None
+    carrier_information: MaterialCarrier | None = None
 
 
 class InstalledComponent(CFXModel):
@@ -450,6 +465,7 @@ class WorkStarted(CFXMessage):
     units: list[UnitPosition] = Field(default_factory=list)
     recipe_name: str | None = None
     revision: str | None = None
+    work_order_identifier: WorkOrderIdentifier | None = None
 
 
 class WorkCompleted(CFXMessage):
@@ -463,6 +479,11 @@ class WorkCompleted(CFXMessage):
     unit_count: CFXInt = None
     units: list[UnitPosition] = Field(default_factory=list)
     stage: Stage | None = None
+    #: Not in CFX/Production/WorkCompleted.cs; read (as for WorkStarted) when a sender adds them.
+    lane: CFXInt = None
+    recipe_name: str | None = None
+    revision: str | None = None
+    work_order_identifier: WorkOrderIdentifier | None = None
 
 
 class UnitsArrived(CFXMessage):
@@ -599,13 +620,6 @@ DataTypeValue: TypeAlias = Annotated[str | int | None, BeforeValidator(_enum_rea
 PerformanceImpactCauseValue: TypeAlias = Annotated[
     str | int | None, BeforeValidator(_enum_reader(enums.PERFORMANCE_IMPACT_CAUSE))
 ]
-
-
-class WorkOrderIdentifier(CFXModel):
-    """``CFX.Structures.WorkOrderIdentifier``: a work order and its batch."""
-
-    work_order_id: str | None = None
-    batch: str | None = None
 
 
 class ProcessedUnit(CFXModel):
