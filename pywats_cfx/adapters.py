@@ -155,16 +155,12 @@ class _Body:
             value = self._fallback(name)
         if value is None or value.__class__ is int:
             return value
-        if value.__class__ is float:
-            return value if math.isfinite(value) else _non_finite(value)
-        if isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                pass
-            else:
-                return number if math.isfinite(number) else _non_finite(number)
-        raise self.fail(name, f"expected a number, got {_kind(value)}")
+        if value.__class__ is float and math.isfinite(value):
+            return value
+        number = _as_number(value)
+        if number is None:
+            raise self.fail(name, f"expected a number, got {_kind(value)}")
+        return number
 
     def integer(self, name: str) -> int | None:
         value = self.obj.get(name, _MISSING)
@@ -252,6 +248,21 @@ class _Body:
                 raise InvalidMessageBodyError(where, f"expected an object, got {_kind(item)}", self.where)
             out.append(_Body(item, self.where, self, name, i))
         return out
+
+
+def _as_number(value: Any) -> float | int | str | None:
+    """A JSON number or numeric string as a number, non-finite ones as Newtonsoft's text; None if neither."""
+    if value.__class__ is int:
+        return value
+    if value.__class__ is float:
+        return value if math.isfinite(value) else _non_finite(value)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else _non_finite(number)
+    return None
 
 
 def _non_finite(value: float) -> str:
@@ -1321,7 +1332,15 @@ def _numbers(body: _Body, name: str) -> list[float | int | str | None]:
         return []
     if not isinstance(value, list):
         raise body.fail(name, f"expected an array of numbers, got {_kind(value)}")
-    return [_Body({"v": v}, body.where, body, name, i).number("v") for i, v in enumerate(value)]
+    out: list[float | int | str | None] = []
+    for i, item in enumerate(value):
+        number = None if item is None else _as_number(item)
+        if number is None and item is not None:
+            raise InvalidMessageBodyError(
+                f"{body.path(name)}[{i}]", f"expected a number, got {_kind(item)}", body.where
+            )
+        out.append(number)
+    return out
 
 
 def _energy_consumed(msg: _Message) -> list[Event]:

@@ -893,8 +893,7 @@ class StationOnline(CFXMessage):
 
 class EnergyConsumed(CFXMessage):
     """``CFX.ResourcePerformance.EnergyConsumed``: energy (kWh), power (W), current (A), voltage (V) and
-    frequency (Hz) over a period; the ``*RYB`` lists hold one value per phase. Members not named here are
-    kept as extras."""
+    frequency (Hz) over a period; the ``*RYB`` lists hold one value per phase (red, yellow, blue)."""
 
     MESSAGE_NAME: ClassVar[str] = "CFX.ResourcePerformance.EnergyConsumed"
     start_time: CFXDateTime = None
@@ -904,7 +903,35 @@ class EnergyConsumed(CFXMessage):
     minimum_power: CFXFloat = None
     mean_power: CFXFloat = None
     power_now: CFXFloat = None
+    power_factor_now: CFXFloat = None
+    peak_current: CFXFloat = None
+    minimum_current: CFXFloat = None
+    mean_current: CFXFloat = None
+    current_now: CFXFloat = None
+    peak_voltage: CFXFloat = None
+    minimum_voltage: CFXFloat = None
+    mean_voltage: CFXFloat = None
+    voltage_now: CFXFloat = None
+    peak_frequency: CFXFloat = None
+    minimum_frequency: CFXFloat = None
+    mean_frequency: CFXFloat = None
+    frequency_now: CFXFloat = None
+    three_phase_neutral_current_now: CFXFloat = None
+    peak_power_ryb: list[CFXFloat] = Field(default_factory=list, alias="PeakPowerRYB")
+    minimum_power_ryb: list[CFXFloat] = Field(default_factory=list, alias="MinimumPowerRYB")
+    mean_power_ryb: list[CFXFloat] = Field(default_factory=list, alias="MeanPowerRYB")
+    power_now_ryb: list[CFXFloat] = Field(default_factory=list, alias="PowerNowRYB")
+    power_factor_now_ryb: list[CFXFloat] = Field(default_factory=list, alias="PowerFactorNowRYB")
+    peak_current_ryb: list[CFXFloat] = Field(default_factory=list, alias="PeakCurrentRYB")
+    minimum_current_ryb: list[CFXFloat] = Field(default_factory=list, alias="MinimumCurrentRYB")
+    mean_current_ryb: list[CFXFloat] = Field(default_factory=list, alias="MeanCurrentRYB")
+    current_now_ryb: list[CFXFloat] = Field(default_factory=list, alias="CurrentNowRYB")
+    peak_voltage_ryb: list[CFXFloat] = Field(default_factory=list, alias="PeakVoltageRYB")
+    minimum_voltage_ryb: list[CFXFloat] = Field(default_factory=list, alias="MinimumVoltageRYB")
+    mean_voltage_ryb: list[CFXFloat] = Field(default_factory=list, alias="MeanVoltageRYB")
+    voltage_now_ryb: list[CFXFloat] = Field(default_factory=list, alias="VoltageNowRYB")
     subsystem_name: str | None = None
+    consumption_details: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class MaterialsConsumed(CFXMessage):
