@@ -9,8 +9,17 @@ from typing import Any
 
 from pywats_events.codec import register_decoder
 
-from .adapters import ADAPTED_MESSAGES, envelope_to_events, strip_type_members
+from .adapters import (
+    ADAPTED_MESSAGES,
+    MAPPINGS,
+    UNKNOWN_ENUM_TAG,
+    MessageMapping,
+    envelope_to_events,
+    mapping_table,
+    strip_type_members,
+)
 from .decoder import decode_cfx, decode_cfx_with_body
+from .enums import ENUMS, CFXEnum, EnumValue
 from .envelope import CFXEnvelope, encode_envelope, envelope_to_bytes, parse_envelopes
 from .errors import (
     CFXDecodeError,
@@ -29,19 +38,25 @@ from .states import state_category, state_code, state_name
 
 __all__ = [
     "ADAPTED_MESSAGES",
+    "ENUMS",
     "GENERATOR_KINDS",
+    "MAPPINGS",
     "MESSAGE_MODELS",
+    "UNKNOWN_ENUM_TAG",
     "CFXDecodeError",
+    "CFXEnum",
     "CFXEnvelope",
     "CFXMessage",
     "CFXSettings",
     "CFXTransport",
+    "EnumValue",
     "InvalidFieldError",
     "InvalidGzipError",
     "InvalidJSONError",
     "InvalidMessageBodyError",
     "InvalidResourceStateError",
     "InvalidUTF8Error",
+    "MessageMapping",
     "MissingFieldError",
     "NestingTooDeepError",
     "NotAnObjectError",
@@ -51,6 +66,7 @@ __all__ = [
     "envelope_to_bytes",
     "envelope_to_events",
     "generate_envelope",
+    "mapping_table",
     "message_model",
     "parse_envelopes",
     "parse_message",
