@@ -63,7 +63,7 @@ Decoder = Callable[[bytes, DecodeContext], list[Event]]
 _DECODERS: dict[str, Decoder] = {}
 
 #: Decoders that live in other packages, imported on first use.
-_LAZY_DECODERS = {"cfx": "pywats_cfx", "lab-event": "pywats_events.lab"}
+_LAZY_DECODERS = {"cfx": "pywats_cfx", "cfx-with-body": "pywats_cfx", "lab-event": "pywats_events.lab"}
 
 
 def register_decoder(name: str, decoder: Decoder) -> None:

@@ -209,3 +209,12 @@ def test_original_body_is_reachable_with_the_cfx_with_body_decoder() -> None:
     assert kept.payload["cfx_body"] == body
     (other,) = get_decoder("cfx-with-body")(wire("Vendor.Custom.Thing", body), DecodeContext())
     assert other.payload["cfx_body"]["VendorExtension"]["$type"] == "V.X, V"
+
+
+def test_cfx_with_body_decoder_is_found_by_name_without_importing_the_package() -> None:
+    import subprocess
+    import sys
+
+    code = "from pywats_events.codec import get_decoder; print(get_decoder('cfx-with-body').__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "decode_cfx_with_body"

@@ -155,3 +155,27 @@ def test_filled_bodies_follow_the_sdk_shapes() -> None:
     assert isinstance(designator["UnitPosition"], dict)  # CFX/Structures/ComponentDesignator.cs
     assert body["TestMethod"] == "BST" and body["TestedUnits"][0]["OverallResult"] == "Skipped"
     assert set(MESSAGE_MODELS) == set(MAPPINGS)
+
+
+def list_paths(obj: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from list_paths(v, (*path, k))
+    elif isinstance(obj, list):
+        yield path
+        for i, v in enumerate(obj):
+            yield from list_paths(v, (*path, i))
+
+
+@pytest.mark.parametrize("name", sorted(MAPPINGS), ids=lambda n: n.removeprefix("CFX."))
+def test_a_null_list_reads_as_empty_in_both_routes(name: str) -> None:
+    # Newtonsoft writes an unset List<T> as null (CFX/Utilities/JsonConvert.cs, default NullValueHandling).
+    body = filled(MESSAGE_MODELS[name])
+    paths = list(list_paths(body))
+    for path in paths:
+        assert outcome(name, replaced(body, path, None)) == (None, None), ".".join(map(str, path))
+    for path in (p for p in paths if len(p) == 1):
+        data = envelope_to_bytes(encode_envelope(name, replaced(body, path, None), source="Vendor.Model.SN1"))
+        model = parse_message(parse_envelopes(data)[0])
+        field = next(f for f, info in type(model).model_fields.items() if (info.alias or f) == path[0])
+        assert getattr(model, field) == [], f"{name}.{path[0]}: null reads as an empty list"
