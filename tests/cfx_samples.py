@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples" / "cfx"
@@ -49,3 +50,30 @@ MAPPED_TYPES = {
     "CFX.Production.Assembly.MaterialsUninstalled": "material.uninstalled",
     "CFX.Materials.Storage.MaterialsUnloaded": "material.unloaded",
 }
+
+#: Messages that give one event per item of a list (the rest give one event per message).
+PER_ITEM = {
+    "CFX.Production.TestAndInspection.UnitsTested": "TestedUnits",
+    "CFX.Production.TestAndInspection.UnitsInspected": "InspectedUnits",
+    "CFX.Production.Assembly.MaterialsInstalled": "InstalledMaterials",
+    "CFX.Production.ReworkAndRepair.UnitsRepaired": "RepairedUnits",
+    "CFX.Production.Assembly.MaterialsUninstalled": "UninstalledMaterials",
+    "CFX.Production.Processing.UnitsProcessed": "UnitProcessData",
+}
+
+
+def _field(obj: dict[str, Any], name: str) -> Any:
+    low = name.lower()
+    return next((v for k, v in obj.items() if k.lower() == low), None)
+
+
+def expected_event_count(name: str, body: dict[str, Any]) -> int:
+    """How many events one envelope must give, read straight from its JSON (names case-insensitive)."""
+    if name not in PER_ITEM:
+        return 1
+    n = len(_field(body, PER_ITEM[name]) or [])
+    if name.endswith("UnitsInspected") and _field(body, "InspectedPanel"):
+        n += 1  # the panel's own results (CFX 1.6+), beside its units or alone
+    if name.endswith("UnitsProcessed") and n == 0:
+        n = 1  # common process data only: one event for the message
+    return n
