@@ -79,6 +79,9 @@ _CONTENT_ID_NAMESPACE = uuid.UUID("0f6c1de4-4a3e-5d43-9a0e-7c2b1d5f9e21")
 # --- reading the body: case-insensitive names, types checked like the typed models check them ----------
 
 
+_LOW_KEYS: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
 class _Body:
     """Typed access to one JSON object of a message body; errors name the CFX field path.
 
@@ -110,8 +113,17 @@ class _Body:
     def _fallback(self, name: str) -> Any:
         low = self.low
         if low is None:
-            low = self.low = {k.lower(): v for k, v in self.obj.items()}
-        return low.get(name.lower())
+            # Objects written by one SDK share a few key layouts; the lower-cased key map of each layout
+            # is built once, not once per object (absent optional members make misses common).
+            shape = tuple(self.obj)
+            low = _LOW_KEYS.get(shape)
+            if low is None:
+                low = {k.lower(): k for k in shape if isinstance(k, str)}
+                if len(_LOW_KEYS) < 4096:
+                    _LOW_KEYS[shape] = low
+            self.low = low
+        key = low.get(name.lower())
+        return None if key is None else self.obj[key]
 
     def _spelled(self, name: str) -> str:
         low = name.lower()

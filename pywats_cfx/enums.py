@@ -106,27 +106,31 @@ class CFXEnum:
     values: tuple[int, ...] = ()
     enum_members: tuple[str, ...] = ()
     aliases: dict[str, str] = field(default_factory=dict)
-    _by_text: dict[str, str] = field(init=False, repr=False, compare=False)
+    _by_text: dict[str, EnumValue] = field(init=False, repr=False, compare=False)
     _by_number: dict[int, str] = field(init=False, repr=False, compare=False)
     _number_of: dict[str, int] = field(init=False, repr=False, compare=False)
+    _known: dict[int, EnumValue] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         values = self.values or tuple(range(len(self.members)))
         if len(values) != len(self.members) or (self.enum_members and len(self.enum_members) != len(values)):
             raise ValueError(f"{self.name}: members, values and EnumMember texts differ in length")
-        by_text: dict[str, str] = {}
+        # One EnumValue per member, shared by every read: reading is a dict lookup on the hot path.
+        known = {m: EnumValue(self.name, m, v, True) for m, v in zip(self.members, values, strict=True)}
+        by_text: dict[str, EnumValue] = {}
         # Exact spellings first so the usual lookup needs no lower-casing; then the case-insensitive forms.
         for member in self.members:
-            by_text[member] = member
+            by_text[member] = known[member]
         for wire, member in zip(self.enum_members, self.members, strict=False):
-            by_text.setdefault(wire, member)
+            by_text.setdefault(wire, known[member])
         for member in self.members:
-            by_text.setdefault(member.lower(), member)
+            by_text.setdefault(member.lower(), known[member])
         for wire, member in zip(self.enum_members, self.members, strict=False):
-            by_text.setdefault(wire.lower(), member)
+            by_text.setdefault(wire.lower(), known[member])
         for alias, member in self.aliases.items():
-            by_text.setdefault(alias.lower(), member)
+            by_text.setdefault(alias.lower(), known[member])
         object.__setattr__(self, "values", values)
+        object.__setattr__(self, "_known", dict(zip(values, known.values(), strict=True)))
         object.__setattr__(self, "_by_text", by_text)
         object.__setattr__(self, "_by_number", dict(zip(values, self.members, strict=True)))
         object.__setattr__(self, "_number_of", dict(zip(self.members, values, strict=True)))
@@ -160,15 +164,15 @@ class CFXEnum:
         if value is None:
             return None
         if value.__class__ is str:
-            member = self._by_text.get(value)
-            if member is not None:
-                return EnumValue(self.name, member, self._number_of[member], True)
+            found = self._by_text.get(value)
+            if found is not None:
+                return found
             text = value.strip()
             if not text:
                 return None
-            member = self._by_text.get(text.lower())
-            if member is not None:
-                return EnumValue(self.name, member, self._number_of[member], True)
+            found = self._by_text.get(text.lower())
+            if found is not None:
+                return found
             # Newtonsoft treats text that starts with a digit or a sign as a number (EnumUtils.ParseEnum).
             if text[0] in "+-" or text[0].isdigit():
                 digits = text[1:] if text[0] in "+-" else text
@@ -187,8 +191,8 @@ class CFXEnum:
         raise InvalidEnumValue(f"expected a {self.name} name or integer, got {kind}")
 
     def _number(self, number: int) -> EnumValue:
-        member = self._by_number.get(number)
-        return EnumValue(self.name, member, number, member is not None)
+        found = self._known.get(number)
+        return found if found is not None else EnumValue(self.name, None, number, False)
 
 
 def _sdk(name: str, *members: str) -> CFXEnum:
