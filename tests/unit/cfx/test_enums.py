@@ -254,3 +254,20 @@ def test_bad_resource_state_names_field_path_and_origin() -> None:
         decode("CFX.ResourcePerformance.StationStateChanged", {"NewState": "SBY_Napping"}, origin="file:a.json")
     assert info.value.field == "NewState" and info.value.where == "file:a.json"
     assert "file:a.json" in str(info.value) and "SBY_Napping" in str(info.value)
+
+
+def test_station_state_changed_as_cfx_java_writes_it() -> None:
+    # CFX-Java sdk/src/main/java/org/ipc/cfx/CFXEnvelope.java (Jackson, dates as text with +0000) and
+    # resourceperformance/StationStateChanged.java (states as ResourceState text, duration a Long).
+    text = (
+        '{"MessageName":"CFX.ResourcePerformance.StationStateChanged","Version":"1.1",'
+        '"TimeStamp":"2019-11-22T09:40:17.000+0000","UniqueID":"5d3b6e2a-4a55-4b8e-9a3c-0c8f0f6a1b2c",'
+        '"Source":"Java.Station.SN1","Target":null,"RequestID":null,"MessageBody":{'
+        '"OldState":"SBY_NoProduct","OldStateDuration":85,"NewState":"USD_UserMaintentanceDelay",'
+        '"RelatedFault":{"Cause":"MechanicalFailure","Severity":"Error","FaultCode":"","FaultOccurrenceId":"f-9"}}}'
+    )
+    (ev,) = decode_cfx(text.encode(), DecodeContext(origin="queue:java"))
+    p = ev.payload
+    assert (p["old_state"], p["new_state"], p["new_category"]) == (2200, 5100, "USD")
+    assert p["old_state_duration_s"] == 85.0 and p["related_fault"]["cause"] == "MechanicalFailure"
+    assert ev.timestamp.isoformat() == "2019-11-22T09:40:17+00:00" and ev.severity.value == "warning"

@@ -111,13 +111,16 @@ def outcome(name: str, body: dict[str, Any]) -> tuple[str | None, str | None]:
     data = envelope_to_bytes(encode_envelope(name, body, source="Vendor.Model.SN1", unique_id="u-1"))
     fast = typed = None
     try:
-        decode_cfx(data, DecodeContext(origin="parity"))
+        decode_cfx(data, DecodeContext(origin="queue:parity"))
     except InvalidMessageBodyError as exc:
         fast = exc.field
+        # point 6: every mapping error names its origin and the field path
+        assert exc.where == "queue:parity" and f"MessageBody.{exc.field}" in str(exc)
     try:
-        parse_message(parse_envelopes(data)[0])
+        parse_message(parse_envelopes(data)[0], origin="queue:parity")
     except InvalidMessageBodyError as exc:
         typed = exc.field
+        assert exc.where == "queue:parity"
     return fast, typed
 
 
