@@ -1,18 +1,18 @@
 """IPC-CFX messages -> pyWATS domain events.
 
-``envelope_to_events`` maps one envelope to its events following the table in the project's design:
-UnitsTested -> ``test.result`` (one per tested unit), UnitsInspected -> ``inspection.result`` (one per
-inspected unit), WorkStarted/WorkCompleted -> ``production.work_*``, UnitsArrived/Departed/Disqualified
--> ``production.unit_*``, MaterialsInstalled -> ``material.installed`` (one per unit), MaterialsLoaded ->
-``material.loaded``, FaultOccurred/Cleared/Acknowledged -> ``asset.fault*``, StationStateChanged ->
-``asset.state_changed`` (SEMI E10 codes), EndpointConnected/ShuttingDown/Heartbeat -> ``system.*``; any
-other message becomes one event whose type is the CFX message name and whose payload is the body.
+``envelope_to_events`` maps one envelope to its events by ``MAPPINGS`` (message name -> event type, one
+event per message or per list item, payload keys); ``mapping_table()`` renders it, and the README carries
+that table. 37 messages are mapped: tests and inspections, work and units, materials, faults and states,
+process data, repair, MES (recipes, operators, stages, loading), maintenance, calibration and energy, and
+the endpoint messages. Any other message becomes one event whose type is the CFX message name and whose
+payload is the body (``$type`` members removed).
 
 The mapping reads the decoded JSON directly instead of building the pydantic models of
 ``pywats_cfx.models`` first: decoding is on the hot path of the AMQP consumer and this is several times
-faster. It accepts and rejects what those models accept and reject for the fields it reads (the unit
-tests compare both routes on every SDK example and on malformed bodies), and it never raises anything but
-``InvalidMessageBodyError`` for a body that does not fit.
+faster. It reads every member the typed models declare, by the same rules (``pywats_cfx.enums``,
+``pywats_cfx.scalars``), so both accept and refuse the same bodies; ``tests/unit/cfx/test_parity.py`` proves
+it on every SDK example, on member-filled bodies and on each one-member breakage. It never raises anything
+but ``InvalidMessageBodyError`` (with the field path and the input's origin) for a body that does not fit.
 """
 
 from __future__ import annotations
