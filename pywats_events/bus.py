@@ -25,7 +25,14 @@ from typing import Any
 from .breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from .codec import DecodeContext, get_decoder
 from .dead_letter import DeadLetterQueue, entry_for_failure, entry_for_raw
-from .errors import BusClosedError, BusError, CircuitOpenError, DecodeError, HandlerRegistrationError
+from .errors import (
+    BusClosedError,
+    BusError,
+    CircuitOpenError,
+    DecodeError,
+    HandlerRegistrationError,
+    SinkUnavailableError,
+)
 from .event import Event, EventType, Severity
 from .handlers import BaseHandler, EventStoreHandler, FunctionHandler, HandlerFunc
 from .metrics import BusMetrics
@@ -723,6 +730,8 @@ class EventBus:
         name = sub.name
         first_at = datetime.now(UTC)
         policy = sub.handler.retry or self.retry
+        if isinstance(first, SinkUnavailableError) and (not first.retry or policy.max_attempts == 1):
+            return self._park(breaker, first, 1, first_at)
         if not policy.is_retryable(first):
             return _Failure(DeadLetterReason.UNRECOVERABLE, first, 1, first_at)
         if policy.max_attempts == 1:
@@ -754,9 +763,22 @@ class EventBus:
             raise
         except CircuitOpenError as exc:
             return _Failure(DeadLetterReason.CIRCUIT_OPEN, exc, attempts, first_at)
+        except SinkUnavailableError as exc:
+            return self._park(breaker, exc, attempts, first_at)
         except Exception as exc:
             reason = self._reason_for(exc) if policy.is_retryable(exc) else DeadLetterReason.UNRECOVERABLE
             return _Failure(reason, exc, attempts, first_at)
+
+    @staticmethod
+    def _park(breaker: CircuitBreaker, exc: Exception, attempts: int, first_at: datetime) -> _Failure:
+        """The sink is unavailable (``SinkUnavailableError``): park the delivery and open the breaker, whose
+        probe redelivers the parked deliveries once the sink answers. Without a breaker nothing would ever
+        redeliver, so then the delivery fails as any other."""
+        if not breaker.policy.enabled:
+            return _Failure(DeadLetterReason.FAILED, exc, attempts, first_at)
+        if breaker._state is BreakerState.CLOSED:
+            breaker._open()
+        return _Failure(DeadLetterReason.CIRCUIT_OPEN, exc, attempts, first_at)
 
     @staticmethod
     def _reason_for(exc: BaseException) -> str:
@@ -942,6 +964,10 @@ class EventBus:
         for t in self.transports.values():
             if t.state is not TransportState.CONNECTED:
                 not_ready.append(f"transport {t.name}: {t.state.value}")
+        for sub in self.registry:
+            problem = sub.handler.health()
+            if problem:
+                not_ready.append(f"handler {sub.name}: {problem}")
         return (not not_ready), {
             "running": self._running,
             "started_at": self._started_at.isoformat() if self._started_at else None,

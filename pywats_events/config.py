@@ -81,10 +81,14 @@ HANDLER_KINDS: dict[str, str] = {
     "event-store": "pywats_events.handlers:EventStoreHandler",
     "status-board": "pywats_events.status_board:StatusBoard",
     "http-forwarder": "pywats_events.http.client:HttpForwarder",
+    "wats-report": "pywats_wats.handlers:WatsReportHandler",
+    "wats-asset": "pywats_wats.handlers:WatsAssetHandler",
+    "wats-production": "pywats_wats.handlers:WatsProductionHandler",
 }
 
 #: Which pip extra brings the library a kind needs.
 EXTRAS = {"cfx": "amqp", "amqp": "amqp", "mqtt": "mqtt", "http-forwarder": "http", "webhook": "http"}
+EXTRAS.update({"wats-report": "wats", "wats-asset": "wats", "wats-production": "wats"})
 
 
 class RetrySettings(BaseModel):
