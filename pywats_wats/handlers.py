@@ -64,7 +64,9 @@ class _WatsHandler(BaseHandler):
             initial_delay=settings.retry_delay,
             max_delay=max(settings.retry_delay, 30.0),
         )
-        self.breaker = BreakerPolicy(failure_threshold=3, reset_timeout=settings.probe_interval)
+        # One delivery's own retries never open the breaker; running out of them does (the bus parks the
+        # delivery and opens it), and so do failures of several deliveries at once.
+        self.breaker = BreakerPolicy(failure_threshold=settings.retry_attempts + 1, reset_timeout=settings.probe_interval)
 
     def health(self) -> str | None:
         return self.client.auth_problem
