@@ -66,7 +66,9 @@ class _WatsHandler(BaseHandler):
         )
         # One delivery's own retries never open the breaker; running out of them does (the bus parks the
         # delivery and opens it), and so do failures of several deliveries at once.
-        self.breaker = BreakerPolicy(failure_threshold=settings.retry_attempts + 1, reset_timeout=settings.probe_interval)
+        self.breaker = BreakerPolicy(
+            failure_threshold=settings.retry_attempts + 1, reset_timeout=settings.probe_interval
+        )
 
     def health(self) -> str | None:
         return self.client.auth_problem

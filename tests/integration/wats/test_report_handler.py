@@ -89,7 +89,9 @@ async def test_a_400_is_one_dead_letter_with_the_servers_text(bus: EventBus, fak
     assert entry.event is not None and entry.event.id == event.id
 
 
-async def test_an_invalid_event_is_dead_lettered_without_a_request(bus: EventBus, fake: FakeWats, wats_url: str) -> None:
+async def test_an_invalid_event_is_dead_lettered_without_a_request(
+    bus: EventBus, fake: FakeWats, wats_url: str
+) -> None:
     bus.register(handler(wats_url))
     event = decode_cfx(UNITS_TESTED.read_bytes(), DecodeContext())[0]
     broken = event.model_copy(update={"payload": {**event.payload, "unit_id": "PANEL/1"}})

@@ -132,7 +132,9 @@ async def test_wats_down_60s_while_1000_results_arrive_then_each_stored_once_des
     try:
         await first.running()
         down_since = time.monotonic()
-        await publisher.publish_many((envelope_bytes(i, source=amqp.handle), f"{amqp.handle}.{ROUTING}") for i in range(N))
+        await publisher.publish_many(
+            (envelope_bytes(i, source=amqp.handle), f"{amqp.handle}.{ROUTING}") for i in range(N)
+        )
         parked: set[str] = set()
         while len(parked) < N // 3:  # part of the stream parked, the rest still coming: kill now
             parked = await parked_ids(db)

@@ -72,7 +72,11 @@ def test_units_tested_failure_is_marked_with_its_symptom_and_fails_the_report() 
     assert "R22.1 R22.2" in r22["reportText"]
     assert r22["booleanMeas"] == [{"status": "F"}]
     assert body["root"]["status"] == "F" and body["result"] == "F"
-    assert body["root"]["seqCall"] == {"path": "cfx://SMTPlus.Model_21232.SN23123", "name": "UnitsTested", "version": "1.0.0"}
+    assert body["root"]["seqCall"] == {
+        "path": "cfx://SMTPlus.Model_21232.SN23123",
+        "name": "UnitsTested",
+        "version": "1.0.0",
+    }
     assert body["uut"]["user"] == "BADGE489499" and body["uut"]["testSocketIndex"] == 1
 
 
@@ -83,7 +87,14 @@ def test_limits_verdict_overrules_a_tester_pass_that_contradicts_its_limits_and_
     body = ReportBuilder(report_settings()).build(event).to_wsjf()  # type: ignore[union-attr]
     assert body["result"] == "F"
     meas = body["root"]["steps"][0]["numericMeas"][0]
-    assert meas == {"status": "F", "value": 28300.0, "unit": "Ohm", "compOp": "GELE", "lowLimit": 28.0, "highLimit": 28.4}
+    assert meas == {
+        "status": "F",
+        "value": 28300.0,
+        "unit": "Ohm",
+        "compOp": "GELE",
+        "lowLimit": 28.0,
+        "highLimit": 28.4,
+    }
     assert {"description": "tester_result", "text": "pass"} in body["miscInfos"]
     kept = ReportBuilder(report_settings(verdict="tester")).build(event).to_wsjf()  # type: ignore[union-attr]
     assert kept["result"] == "P"
@@ -97,9 +108,7 @@ def test_inspection_defects_become_failing_steps_with_their_text() -> None:
     assert body["processCode"] == 30 and body["result"] == "F"
     r22 = next(s for s in body["root"]["steps"] if s["name"] == "INSPECT_R22")
     assert r22["stepType"] == "ET_PFT" and r22["status"] == "F" and r22["causedUUTFailure"] is True
-    assert r22["errorMessage"] == (
-        "ISFSLD112: Insuffiecient Solder on R22, Lead 1; TMBSTN211: Tombston on R22"
-    )
+    assert r22["errorMessage"] == ("ISFSLD112: Insuffiecient Solder on R22, Lead 1; TMBSTN211: Tombston on R22")
 
 
 def test_contract_payload_maps_multi_string_and_single_limit_measurements() -> None:
@@ -108,7 +117,9 @@ def test_contract_payload_maps_multi_string_and_single_limit_measurements() -> N
     rails, firmware, current = body["root"]["steps"]
     assert rails["stepType"] == "SequenceCall" and [s["name"] for s in rails["steps"]] == ["3V3", "5V"]
     assert rails["steps"][0]["numericMeas"][0]["compOp"] == "GELE"
-    assert firmware["stepType"] == "ET_SVT" and firmware["stringMeas"] == [{"status": "P", "value": "1.4.2", "compOp": "LOG"}]
+    assert firmware["stepType"] == "ET_SVT" and firmware["stringMeas"] == [
+        {"status": "P", "value": "1.4.2", "compOp": "LOG"}
+    ]
     assert current["numericMeas"][0] == {"status": "P", "value": 0.41, "unit": "A", "compOp": "LE", "lowLimit": 0.5}
     assert body["start"] == "2024-05-02T10:15:30.000+02:00" and body["startUTC"] == "2024-05-02T08:15:30.000Z"
     assert body["uut"]["execTime"] == 12.5 and body["machineName"] == "ICT-01"

@@ -50,7 +50,14 @@ MINIMAL: dict[str, Any] = {
                         "group": "M",
                         "status": "P",
                         "numericMeas": [
-                            {"status": "P", "value": 28.3, "unit": "Ohm", "compOp": "GELE", "lowLimit": 28.0, "highLimit": 28.4}
+                            {
+                                "status": "P",
+                                "value": 28.3,
+                                "unit": "Ohm",
+                                "compOp": "GELE",
+                                "lowLimit": 28.0,
+                                "highLimit": 28.4,
+                            }
                         ],
                     }
                 ],
@@ -114,7 +121,10 @@ def test_the_documented_minimal_report_is_valid_in_strict_mode() -> None:
         (mutate(lambda b: b["root"]["steps"][1].update(group="X")), "group"),
         (mutate(lambda b: b["root"]["steps"][1].update(name="")), "name"),
         (mutate(lambda b: b["root"]["steps"][1].update(booleanMeas={"status": "F"})), "must be an array"),
-        (mutate(lambda b: b["root"]["steps"][3]["numericMeas"][0].update(compOp="GELE")), "needs lowLimit and highLimit"),
+        (
+            mutate(lambda b: b["root"]["steps"][3]["numericMeas"][0].update(compOp="GELE")),
+            "needs lowLimit and highLimit",
+        ),
         (mutate(lambda b: b["root"]["steps"][3]["numericMeas"][0].update(compOp="BETWEEN")), "not a CompOp"),
         (mutate(lambda b: b["root"]["steps"][2]["stringMeas"][0].pop("limit")), "needs a limit"),
     ],

@@ -59,7 +59,9 @@ def test_report_serializes_to_the_wsjf_wire_names_without_nulls() -> None:
         caused_uut_failure=True,
         numeric_meas=[NumericMeasurement(status="F", value=0.6, unit="A", comp_op=CompOp.LE, low_limit=0.5)],
     )
-    body = report(root=report().root.model_copy(update={"steps": [step], "status": StepStatus.FAILED}), result="F").to_wsjf()
+    body = report(
+        root=report().root.model_copy(update={"steps": [step], "status": StepStatus.FAILED}), result="F"
+    ).to_wsjf()
     assert body["startUTC"] == "2024-05-02T08:15:30.000Z"
     assert body["start"] == "2024-05-02T10:15:30.000+02:00"
     assert body["processCode"] == 10 and body["machineName"] == "ICT-01"
@@ -122,7 +124,7 @@ def test_measurements_are_arrays_of_the_right_length_for_single_and_multi_steps(
     two = [NumericMeasurement(status="P", value=1.0), NumericMeasurement(status="P", value=2.0)]
     with pytest.raises(ValidationError, match="takes one measurement"):
         Step(step_type="ET_NLT", name="x", status="P", numeric_meas=two)
-    with pytest.raises(ValidationError, match="needs a name|every measurement needs a name"):
+    with pytest.raises(ValidationError, match="every measurement needs a name"):
         Step(step_type="ET_MNLT", name="x", status="P", numeric_meas=two)
     named = [m.model_copy(update={"name": f"m{i}"}) for i, m in enumerate(two)]
     assert len(Step(step_type="ET_MNLT", name="x", status="P", numeric_meas=named).numeric_meas or []) == 2
