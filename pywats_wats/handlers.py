@@ -160,6 +160,10 @@ class WatsAssetHandler(_WatsHandler):
         self.event_types = tuple(settings.event_types)  # type: ignore[misc]
         self.state_map = {**E10_TO_ASSET_STATE, **settings.state_map}
 
+    def matches(self, event: Event) -> bool:
+        # Test results count only as fixture usage; without a configured fixture they are not ours.
+        return event.type != "test.result" or bool(self.asset_settings.test_fixture)
+
     @classmethod
     def from_config(cls, name: str, options: dict[str, Any]) -> Self:
         """Build from a ``[[handlers]]`` table (see ``AssetSettings``). Raises ``WatsConfigError``."""
@@ -253,6 +257,15 @@ class WatsProductionHandler(_WatsHandler):
             raise ReportBuildError("no part number for the unit: configure part_number or recipes", event.id)
         return pn, rev
 
+    def matches(self, event: Event) -> bool:
+        # Work started or completed elsewhere than the configured first/last stations is not a unit event.
+        s = self.production
+        if event.type == "production.work_started":
+            return not s.first_stations or event.source in s.first_stations
+        if event.type == "production.work_completed":
+            return event.source in s.last_stations
+        return True
+
     @staticmethod
     def _units(event: Event) -> list[str]:
         ids = [u.get("unit_id") for u in event.payload.get("units") or [] if isinstance(u, dict)]
@@ -260,10 +273,8 @@ class WatsProductionHandler(_WatsHandler):
         return list(dict.fromkeys(str(i) for i in ids if i))
 
     async def handle(self, event: Event) -> None:
-        s, kind, p = self.production, event.type, event.payload
-        if kind == "production.unit_initialized" or (
-            kind == "production.work_started" and (not s.first_stations or event.source in s.first_stations)
-        ):
+        kind, p = event.type, event.payload
+        if kind in ("production.unit_initialized", "production.work_started"):
             units = self._units(event)
             if not units:
                 return
@@ -277,7 +288,7 @@ class WatsProductionHandler(_WatsHandler):
             comment = "; ".join(str(x) for x in (p.get("reason"), p.get("comments")) if x) or None
             for sn in self._units(event):
                 await self.client.set_unit_phase(sn, pn, PHASE_SCRAPPED, comment)
-        elif kind == "production.work_completed" and event.source in s.last_stations:
+        elif kind == "production.work_completed":
             pn, _ = self._product(event)
             for sn in self._units(event):
                 await self.client.set_unit_phase(sn, pn, PHASE_FINALIZED, p.get("result"))

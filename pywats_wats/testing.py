@@ -460,7 +460,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lenient", action="store_true", help="skip the consistency checks of strict mode")
     args = parser.parse_args(argv)
     fake = FakeWats(args.token, strict=not args.lenient)
-    uvicorn.run(fake.app, host=args.host, port=args.port, log_level="info")
+    uvicorn.run(fake.app, host=args.host, port=args.port, log_level="info", access_log=False)
 
 
 if __name__ == "__main__":

@@ -115,8 +115,9 @@ async def test_units_are_registered_scrapped_finalized_and_linked(bus: EventBus,
         {"serialNumber": "CARRIER5566", "partNumber": "PCBA-1000", "revision": "A", "currentLocation": HANDLE}
     ]
     phases = [(c.query["serialNumber"], c.query["phase"]) for c in fake.calls("PUT", "/api/Production/SetUnitPhase")]
-    assert phases == [("CARRIER5566", "32"), ("UNIT5566687", "16")]  # work completed elsewhere is no finalization
-    scrapped = fake.calls("PUT", "/api/Production/SetUnitPhase")[0]
+    # Different sources run in different lanes, so only the set is fixed; work completed elsewhere finalizes nothing.
+    assert sorted(phases) == [("CARRIER5566", "32"), ("UNIT5566687", "16")]
+    (scrapped,) = [c for c in fake.calls("PUT", "/api/Production/SetUnitPhase") if c.query["phase"] == "32"]
     assert scrapped.query["comment"].startswith("DefectiveRepairNotPossible")
     (child,) = fake.calls("POST", "/api/Production/AddChildUnit")
     assert child.query == {
