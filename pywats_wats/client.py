@@ -162,6 +162,13 @@ class WatsClient:
             return response
         text = _message(response)
         if status in (401, 403):
+            if self.auth_problem is None:  # once per episode: the breaker's probes would repeat it
+                log.error(
+                    "WATS refused the token (%d) at %s: %s; deliveries are held until it is accepted",
+                    status,
+                    what,
+                    text,
+                )
             self.auth_problem = f"WATS refused the token ({status}) at {what}; check token/token_env"
             raise WatsAuthError(f"{what} answered {status}: {text}", status)
         if status >= 500 or status in _TRANSIENT:

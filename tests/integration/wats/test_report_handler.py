@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from pywats_cfx.decoder import decode_cfx
 from pywats_events.bus import EventBus
 from pywats_events.codec import DecodeContext
@@ -104,7 +106,7 @@ async def test_an_invalid_event_is_dead_lettered_without_a_request(
 
 
 async def test_a_bad_token_parks_everything_shows_in_readiness_and_recovers(
-    bus: EventBus, fake: FakeWats, wats_url: str
+    bus: EventBus, fake: FakeWats, wats_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     bus.register(handler(wats_url))
     events = decode_cfx(UNITS_TESTED.read_bytes(), DecodeContext())
@@ -120,6 +122,8 @@ async def test_a_bad_token_parks_everything_shows_in_readiness_and_recovers(
     assert not ready
     assert any("wats-report" in r and "401" in r for r in details["not_ready"]), details["not_ready"]
     assert fake.reports == {}
+    assert caplog.text.count("WATS refused the token (401)") == 1  # said once, in words, without the token
+    assert "line3-token" not in caplog.text
     unauthorized = len(fake.requests)
     assert unauthorized <= 3  # one attempt, then probes: nothing retried in a loop
     fake.token = "line3-token"  # the administrator puts the token back
