@@ -31,6 +31,7 @@ __all__ = [
     "Asset",
     "BooleanMeasurement",
     "CompOp",
+    "KnownStepType",
     "MiscInfo",
     "NumericMeasurement",
     "ReportResult",
@@ -233,10 +234,12 @@ class SeqCall(_Wire):
 
     path: Name100
     name: Name100
-    version: Name100 = "1.0.0"
+    version: Name100 | None = "1.0.0"  # None only in a loop iteration (``Step.loop``), as servers export it
 
 
-StepType = Literal[
+#: The step types WSJF names (support article 360015705199; each pair is one kind). Others that real
+#: servers export (``WATS_XYGMNLT``, a chart with named numeric measurements) are accepted as they are.
+KnownStepType = Literal[
     "SequenceCall",
     "WATS_SeqCall",
     "ET_NLT",
@@ -255,6 +258,7 @@ StepType = Literal[
     "ET_A",
 ]
 
+_SINGLE = frozenset({"ET_NLT", "NumericLimitTest", "ET_PFT", "PassFailTest", "ET_SVT", "StringValueTest"})
 _SEQUENCE = frozenset({"SequenceCall", "WATS_SeqCall"})
 _KEY_OF = {
     "ET_NLT": "numeric_meas",
@@ -282,7 +286,7 @@ class Step(_Wire):
             more than one element, or a multi step element without a name.
     """
 
-    step_type: StepType
+    step_type: Annotated[str, Field(min_length=1, max_length=100)]
     name: Name100
     group: StepGroup = StepGroup.MAIN
     status: StepStatus
@@ -292,6 +296,16 @@ class Step(_Wire):
     error_message: str | None = None
     report_text: str | None = None
     caused_uut_failure: bool | None = Field(default=None, alias="causedUUTFailure")
+    caused_seq_failure: bool | None = None
+    id: int | None = None
+    ts_guid: str | None = None
+    # Kept as sent (TestStand loop counters, chart series, attachments); the server defines their insides.
+    loop: dict[str, Any] | None = None
+    chart: dict[str, Any] | None = None
+    attachment: dict[str, Any] | None = None
+    additional_results: list[Any] | None = None
+    call_exe: dict[str, Any] | None = None
+    message_popup: dict[str, Any] | None = None
     seq_call: SeqCall | None = None
     steps: list[Step] | None = None
     numeric_meas: list[NumericMeasurement] | None = None
@@ -300,21 +314,28 @@ class Step(_Wire):
 
     @model_validator(mode="after")
     def _shape(self) -> Step:
+        present = [k for k in ("numeric_meas", "boolean_meas", "string_meas") if getattr(self, k) is not None]
         key = _KEY_OF.get(self.step_type)
-        for other in ("numeric_meas", "boolean_meas", "string_meas"):
-            if other != key and getattr(self, other) is not None:
+        if key is None and self.step_type not in _SEQUENCE and len(present) == 1:
+            key = present[0]  # a step type WSJF does not name: its one measurement array decides
+        for other in present:
+            if other != key:
                 raise ValueError(f"step {self.name!r} ({self.step_type}) cannot carry {to_camel(other)}")
         if self.step_type in _SEQUENCE:
             if self.seq_call is None or self.steps is None:
                 raise ValueError(f"SequenceCall {self.name!r} needs seqCall and steps")
+            if self.seq_call.version is None and self.loop is None:
+                raise ValueError(f"SequenceCall {self.name!r}: seqCall.version is required")
         elif self.steps is not None or self.seq_call is not None:
             raise ValueError(f"step {self.name!r} ({self.step_type}) cannot hold steps")
         if key is not None:
             meas = getattr(self, key)
+            if meas is None and self.loop is not None:
+                return self  # a loop's summary step: its iterations carry the measurements
             if not meas:
                 raise ValueError(f"step {self.name!r} ({self.step_type}) needs {to_camel(key)} (an array)")
-            if self.step_type in _MULTI:
-                if any(m.name is None for m in meas):
+            if self.step_type not in _SINGLE:
+                if len(meas) > 1 and any(m.name is None for m in meas):
                     raise ValueError(f"multi step {self.name!r}: every measurement needs a name")
             elif len(meas) != 1:
                 raise ValueError(f"step {self.name!r} ({self.step_type}) takes one measurement, got {len(meas)}")
@@ -340,6 +361,7 @@ class SubUnit(_Wire):
     sn: Name100
     pn: Name100
     rev: Text100 | None = None
+    position: int | None = None
 
 
 class Asset(_Wire):
@@ -359,8 +381,11 @@ class UUTInfo(_Wire):
     fixture_id: Text100 | None = None
     test_socket_index: int | None = None
     batch_sn: Text100 | None = Field(default=None, alias="batchSN")
+    batch_fail_count: int | None = None
+    batch_loop_index: int | None = None
     error_code: int | None = None
     error_message: str | None = None
+    step_id_caused_uut_failure: int | None = Field(default=None, alias="stepIdCausedUUTFailure")
 
 
 class UUTReport(_Wire):
@@ -393,6 +418,7 @@ class UUTReport(_Wire):
     misc_infos: list[MiscInfo] | None = None
     sub_units: list[SubUnit] | None = None
     assets: list[Asset] | None = None
+    additional_data: list[Any] | None = None
 
     @field_validator("pn", "sn")
     @classmethod

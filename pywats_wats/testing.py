@@ -71,6 +71,7 @@ _GROUPS = frozenset("SMC")
 _SEQ = frozenset({"SequenceCall", "WATS_SeqCall"})
 _MEAS_KEYS = ("numericMeas", "booleanMeas", "stringMeas")
 _MULTI = frozenset({"ET_MNLT", "MultiNumericLimitTest", "ET_MPFT", "MultiBooleanTest", "ET_MSVT", "MultiStringTest"})
+_SINGLE = frozenset({"ET_NLT", "NumericLimitTest", "ET_PFT", "PassFailTest", "ET_SVT", "StringValueTest"})
 _STRING_OPS = frozenset({"LOG", "EQ", "CASESENSIT", "IGNORECASE", "NE"})
 
 
@@ -103,9 +104,9 @@ def _check_step(step: Any, where: str, strict: bool, errors: list[str]) -> str |
         errors.append(f"{where}.stepType: missing")
     if step_type in _SEQ:
         seq = step.get("seqCall")
-        if not isinstance(seq, dict) or any(
-            not isinstance(seq.get(k), str) or not seq.get(k) for k in ("path", "name", "version")
-        ):
+        # A loop iteration may leave the version out (servers export it so); every other call names it.
+        needed = ("path", "name") if isinstance(step.get("loop"), dict) else ("path", "name", "version")
+        if not isinstance(seq, dict) or any(not isinstance(seq.get(k), str) or not seq.get(k) for k in needed):
             errors.append(f"{where}.seqCall: needs path, name and version")
         children = step.get("steps")
         if not isinstance(children, list):
@@ -123,11 +124,12 @@ def _check_step(step: Any, where: str, strict: bool, errors: list[str]) -> str |
             continue
         if not meas:
             errors.append(f"{where}.{key}: empty")
-        if step_type in _MULTI:
-            if any(not isinstance(m, dict) or not m.get("name") for m in meas):
-                errors.append(f"{where}.{key}: a multi step's measurements each need a name")
-        elif len(meas) > 1:
-            errors.append(f"{where}.{key}: a single step takes one measurement, got {len(meas)}")
+        if step_type in _SINGLE:
+            if len(meas) > 1:
+                errors.append(f"{where}.{key}: a single step takes one measurement, got {len(meas)}")
+        elif (step_type in _MULTI or len(meas) > 1) and any(not isinstance(m, dict) or not m.get("name") for m in meas):
+            # Multi steps, and step types WSJF does not name (WATS_XYGMNLT charts) with several elements.
+            errors.append(f"{where}.{key}: a multi step's measurements each need a name")
         for i, m in enumerate(meas):
             _check_measurement(m, key, f"{where}.{key}[{i}]", strict, errors)
         if (

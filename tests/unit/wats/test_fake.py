@@ -186,3 +186,51 @@ async def test_client_turns_a_refused_connection_and_a_timeout_into_unavailable(
             with pytest.raises(WatsUnavailableError, match="no answer within"):
                 await client.submit_report(MINIMAL)
             assert await client.submit_report(MINIMAL) == MINIMAL["id"]
+
+
+def export_style_report() -> dict[str, Any]:
+    """Shapes a real server export carries (olreppe/pyWATS ``uut-wsjf-export.json``, written anew here):
+    step ids, a chart step type WSJF does not name with named measurements, a loop whose iterations leave
+    ``seqCall.version`` out, a loop summary step without measurements, sub-unit positions."""
+    body = copy.deepcopy(MINIMAL)
+    body["uut"]["stepIdCausedUUTFailure"] = 5
+    body["subUnits"] = [{"partType": "PSU", "sn": "PSU-1", "pn": "PSU-24V", "rev": "B", "position": 0}]
+    chart = {
+        "id": 47,
+        "stepType": "WATS_XYGMNLT",
+        "name": "Current from burn-in test",
+        "group": "M",
+        "status": "P",
+        "chart": {
+            "chartType": "Line",
+            "series": [{"dataType": "XYG", "name": "Current", "xdata": "0;1", "ydata": "60;61"}],
+        },
+        "numericMeas": [
+            {"name": "MinValue", "status": "P", "value": 60.0, "unit": "A", "compOp": "GE", "lowLimit": 52.0},
+            {"name": "Mean", "status": "P", "value": 60.5, "unit": "A", "compOp": "LOG"},
+        ],
+    }
+    loop = {
+        "id": 50,
+        "stepType": "SequenceCall",
+        "name": "SequenceCallLoop",
+        "group": "M",
+        "status": "P",
+        "loop": {"num": 3, "endingIndex": 3, "passed": 3, "failed": 0},
+        "seqCall": {"path": "Seq1", "name": "SequenceCallLoop", "version": None},
+        "steps": [
+            {"id": 51, "stepType": "ET_NLT", "name": "Loop summary", "group": "M", "status": "P", "loop": {"num": 3}}
+        ],
+    }
+    body["root"]["steps"] += [chart, loop]
+    return body
+
+
+def test_shapes_of_a_real_server_export_are_accepted_by_the_fake_and_the_model() -> None:
+    from pywats_wats.models import UUTReport
+
+    body = export_style_report()
+    assert validate_report(body, PROCESSES, strict=True) == []
+    assert UUTReport.model_validate(body).to_wsjf()["root"]["steps"][4]["chart"]["chartType"] == "Line"
+    del body["root"]["steps"][5]["loop"]  # outside a loop the version is required again
+    assert any("seqCall" in p for p in validate_report(body, PROCESSES))
