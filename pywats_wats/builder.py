@@ -486,12 +486,11 @@ class ReportBuilder:
                 low_limit=low,
                 high_limit=high,
             )
-            detail = (
-                f"{m.name or name}: {value:g} {m.units or ''} outside {op.value} {low:g}"
-                + (f"..{high:g}" if high is not None else "")
-                if status is StepStatus.FAILED and low is not None
-                else None
-            )
+            detail = None
+            if status is StepStatus.FAILED and low is not None:
+                limits = f"{low:g}" + (f"..{high:g}" if high is not None else "")
+                reading = f"{value:g} {m.units}" if m.units else f"{value:g}"
+                detail = f"{m.name or name}: {reading} outside {op.value} {limits}"
             return self._leaf("ET_NLT", name, status, numeric_meas=[meas], error_message=detail)
         text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), default=str)
         meas_s = StringMeasurement(status=reported, value=text)

@@ -96,6 +96,7 @@ def test_limits_verdict_overrules_a_tester_pass_that_contradicts_its_limits_and_
         "highLimit": 28.4,
     }
     assert {"description": "tester_result", "text": "pass"} in body["miscInfos"]
+    assert body["root"]["steps"][0]["errorMessage"] == "RESISTANCE_MEASUREMENT_R21: 28300 Ohm outside GELE 28..28.4"
     kept = ReportBuilder(report_settings(verdict="tester")).build(event).to_wsjf()  # type: ignore[union-attr]
     assert kept["result"] == "P"
     assert validate_report(kept, PROCESSES, strict=False) == []
