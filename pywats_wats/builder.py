@@ -34,13 +34,17 @@ from .models import (
     Asset,
     BooleanMeasurement,
     CompOp,
+    Failure,
     MiscInfo,
     NumericMeasurement,
+    RepairSubUnit,
     ReportResult,
     SeqCall,
     Step,
     StepStatus,
     StringMeasurement,
+    UURInfo,
+    UURReport,
     UUTInfo,
     UUTReport,
     compare_numeric,
@@ -50,6 +54,8 @@ from .settings import Product, ReportSettings
 __all__ = [
     "InspectionInput",
     "MeasurementInput",
+    "RepairInput",
+    "RepairResultPayload",
     "ReportBuilder",
     "TestInput",
     "TestResultPayload",
@@ -139,6 +145,46 @@ class TestResultPayload(_Input):
     location: str | None = None
     purpose: str | None = None
     wsjf: dict[str, Any] | None = None
+
+
+class RepairInput(_Input):
+    """One repair of a unit (CFX ``UnitsRepaired`` ``Repair``): ``code``/``category`` name the WATS fail
+    code (default: ``name`` and the handler's ``failure_category``)."""
+
+    name: str | None = None
+    code: str | None = None
+    category: str | None = None
+    comments: str | None = None
+    component: str | None = None
+    part_number: str | None = None
+
+
+class RepairResultPayload(_Input):
+    """The payload of a ``repair.result`` event, for a repair report (type ``R``).
+
+    ``failed_report_id`` is the id of the UUT report the repair answers (WSJF ``uur.refUUT``);
+    ``test_process_code`` the test operation that found the failure (default: the product's process code).
+    """
+
+    unit_id: str | None = None
+    result: Outcome | None = None
+    operator_id: str | None = None
+    comment: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    failed_report_id: str | None = None
+    test_process_code: int | None = None
+    transaction_id: str | None = None
+    unique_id: str | None = None
+    recipe: str | None = None
+    method: str | None = None
+    repairs: list[RepairInput] = Field(default_factory=list)
+    part_number: str | None = None
+    revision: str | None = None
+    process_code: int | None = None
+    station: str | None = None
+    location: str | None = None
+    purpose: str | None = None
 
 
 def input_schema() -> dict[str, Any]:
@@ -275,9 +321,102 @@ class ReportBuilder:
         return Product(**fields)
 
     # -- report ------------------------------------------------------------------------------
-    def build(self, event: Event) -> UUTReport | None:
-        """The report for ``event``; ``None`` when the settings drop it (a skipped unit with
-        ``skipped = "drop"``).
+    def build_repair(self, event: Event) -> UURReport:
+        """The repair report (type ``R``) of a ``repair.result`` event: ``processCode`` = the configured
+        ``repair_process_code``, the repaired unit as sub-unit 0 with one failure per repair.
+
+        Raises:
+            ReportBuildError: no ``repair_process_code`` configured, or the payload breaks its contract.
+        """
+        try:
+            payload = RepairResultPayload.model_validate(event.payload)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "payload"
+            raise ReportBuildError(f"payload.{where}: {first['msg']}", event.id) from None
+        s = self.settings
+        if s.repair_process_code is None:
+            raise ReportBuildError("no repair_process_code configured for repair reports", event.id)
+        sn = self._serial(event, payload.unit_id)
+        product = self.product(event, TestResultPayload.model_validate(payload.model_dump()))
+        self._require(event, product, ("part_number", "revision", "location", "purpose"))
+        start = _aware(payload.start_time or event.timestamp)
+        end = payload.end_time
+        failures = [
+            Failure(
+                category=_cut(r.category or s.failure_category),
+                code=_cut(r.code or r.name or "Repair"),
+                comment=r.comments,
+                com_ref=_cut(r.component) if r.component else None,
+            )
+            for r in payload.repairs
+        ]
+        misc = [
+            MiscInfo(description=k, text=_cut(v))
+            for k, v in (("cfx.transaction_id", payload.transaction_id), ("cfx.unique_id", payload.unique_id))
+            if v
+        ]
+        try:
+            return UURReport(
+                id=event.id,
+                pn=product.part_number or "",
+                sn=sn,
+                rev=product.revision or "",
+                process_code=s.repair_process_code,
+                process_name=s.repair_process_name,
+                result=_RESULT[payload.result or "pass"],
+                machine_name=_cut(product.machine_name or event.source),
+                location=product.location or "",
+                purpose=product.purpose or "",
+                start=start.astimezone(self.zone),
+                start_utc=start.astimezone(UTC),
+                uur=UURInfo(
+                    user=_cut(payload.operator_id) if payload.operator_id else None,
+                    comment=payload.comment,
+                    exec_time=max(0.0, (_aware(end) - start).total_seconds()) if end else None,
+                    process_code=payload.test_process_code or product.process_code,
+                    ref_uut=payload.failed_report_id,
+                ),
+                sub_units=[
+                    RepairSubUnit(
+                        part_type="Main",
+                        sn=sn,
+                        pn=product.part_number or "",
+                        rev=product.revision,
+                        idx=0,
+                        failures=failures or None,
+                    )
+                ],
+                misc_infos=misc or None,
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ReportBuildError(f"report field {where}: {first['msg']}", event.id) from None
+
+    @staticmethod
+    def _serial(event: Event, sn: str | None) -> str:
+        if not sn:
+            raise ReportBuildError("payload.unit_id is missing: WATS needs a serial number", event.id)
+        bad = sorted(set(sn) & FORBIDDEN_SN_CHARACTERS)
+        if bad or len(sn) > 100:
+            why = f"contains {''.join(bad)!r}" if bad else "is longer than 100 characters"
+            raise ReportBuildError(f"payload.unit_id {sn[:40]!r} {why}, which WATS refuses", event.id)
+        return sn
+
+    @staticmethod
+    def _require(event: Event, product: Product, keys: Iterable[str]) -> None:
+        hints = {
+            "part_number": "part_number, or map it by station/recipe",
+            "process_code": "process_code, or process_codes by method",
+        }
+        for key in keys:
+            if getattr(product, key) in (None, ""):
+                raise ReportBuildError(f"no {key} for this report: configure {hints.get(key, key)}", event.id)
+
+    def build(self, event: Event) -> UUTReport | UURReport | None:
+        """The report for ``event`` (a UUR for ``repair.result``, else a UUT); ``None`` when the settings
+        drop it (a skipped unit with ``skipped = "drop"``).
 
         Raises:
             ReportBuildError: the payload breaks the input contract, or lacks what a report needs
@@ -290,29 +429,17 @@ class ReportBuilder:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "payload"
             raise ReportBuildError(f"payload.{where}: {first['msg']}", event.id) from None
+        if event.type == "repair.result":
+            return self.build_repair(event)
         if payload.wsjf is not None:
             return self._passthrough(event, payload.wsjf)
         if payload.result == "skipped" and self.settings.skipped == "drop":
             return None
-        sn = payload.unit_id
-        if not sn:
-            raise ReportBuildError("payload.unit_id is missing: WATS needs a serial number", event.id)
-        bad = sorted(set(sn) & FORBIDDEN_SN_CHARACTERS)
-        if bad or len(sn) > 100:
-            why = f"contains {''.join(bad)!r}" if bad else "is longer than 100 characters"
-            raise ReportBuildError(f"payload.unit_id {sn[:40]!r} {why}, which WATS refuses", event.id)
+        sn = self._serial(event, payload.unit_id)
         if payload.result is None:
             raise ReportBuildError("payload.result is missing (pass, fail, error, aborted, skipped)", event.id)
         product = self.product(event, payload)
-        for key, hint in (
-            ("part_number", "part_number, or map it by station/recipe"),
-            ("revision", "revision"),
-            ("process_code", "process_code, or process_codes by method"),
-            ("location", "location"),
-            ("purpose", "purpose"),
-        ):
-            if getattr(product, key) in (None, ""):
-                raise ReportBuildError(f"no {key} for this report: configure {hint}", event.id)
+        self._require(event, product, ("part_number", "revision", "process_code", "location", "purpose"))
 
         if event.type == "inspection.result" or (payload.inspections and not payload.tests):
             steps, times = self._inspection_steps(payload)

@@ -25,7 +25,7 @@ import httpx
 from pydantic import SecretStr
 
 from .errors import WatsAuthError, WatsRejectedError, WatsUnavailableError
-from .models import UUTReport
+from .models import UURReport, UUTReport
 from .settings import ClientSettings
 
 __all__ = ["REPORT_PATH", "WatsClient"]
@@ -176,13 +176,13 @@ class WatsClient:
         raise WatsRejectedError(f"{what} answered {status}: {text}", status)
 
     # -- reports -----------------------------------------------------------------------------
-    async def submit_report(self, report: UUTReport | Mapping[str, Any]) -> str:
+    async def submit_report(self, report: UUTReport | UURReport | Mapping[str, Any]) -> str:
         """Post one report (``POST /api/Report/WSJF``) and return its id (the one sent).
 
         Raises:
             as ``request``.
         """
-        body = report.to_wsjf() if isinstance(report, UUTReport) else dict(report)
+        body = report.to_wsjf() if isinstance(report, UUTReport | UURReport) else dict(report)
         await self.request("POST", REPORT_PATH, body=body)
         return str(body.get("id", ""))
 

@@ -93,6 +93,8 @@ def preview_reports(paths: list[Path], settings: ReportSettings) -> tuple[list[d
         for event in events:
             if event.type not in settings.event_types:
                 continue
+            if event.type == "repair.result" and settings.repair_process_code is None:
+                continue  # as the handler: repairs are not reported without a repair operation
             try:
                 report = builder.build(event)
             except ReportBuildError as exc:

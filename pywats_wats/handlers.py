@@ -24,7 +24,7 @@ from pywats_events.retry import RetryPolicy
 from .builder import ReportBuilder
 from .client import WatsClient
 from .errors import ReportBuildError
-from .models import UUTReport
+from .models import UURReport, UUTReport
 from .settings import AssetSettings, ClientSettings, ProductionSettings, ReportSettings, parse_settings
 
 __all__ = [
@@ -78,7 +78,8 @@ class _WatsHandler(BaseHandler):
 
 
 class WatsReportHandler(_WatsHandler):
-    """``test.result`` / ``inspection.result`` → ``POST /api/Report/WSJF`` (a UUT report per unit).
+    """``test.result`` / ``inspection.result`` → ``POST /api/Report/WSJF`` (a UUT report per unit);
+    ``repair.result`` → a repair (UUR) report when ``repair_process_code`` is configured.
 
     Args:
         settings: ``ReportSettings`` (URL, token, product defaults and maps).
@@ -92,7 +93,7 @@ class WatsReportHandler(_WatsHandler):
     """
 
     name = "wats-report"
-    event_types: ClassVar[Sequence[str]] = ("test.result", "inspection.result")
+    event_types: ClassVar[Sequence[str]] = ("test.result", "inspection.result", "repair.result")
 
     def __init__(
         self, settings: ReportSettings, *, name: str | None = None, transport: httpx.AsyncBaseTransport | None = None
@@ -110,7 +111,11 @@ class WatsReportHandler(_WatsHandler):
         """
         return cls(parse_settings(ReportSettings, name, options), name=name)
 
-    def build(self, event: Event) -> UUTReport | None:
+    def matches(self, event: Event) -> bool:
+        # Repair reports need a repair operation; without one configured, repairs are not ours.
+        return event.type != "repair.result" or self.builder.settings.repair_process_code is not None
+
+    def build(self, event: Event) -> UUTReport | UURReport | None:
         """The report this handler would post for ``event`` (``None``: dropped by the settings).
 
         Raises:

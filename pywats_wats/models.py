@@ -31,9 +31,11 @@ __all__ = [
     "Asset",
     "BooleanMeasurement",
     "CompOp",
+    "Failure",
     "KnownStepType",
     "MiscInfo",
     "NumericMeasurement",
+    "RepairSubUnit",
     "ReportResult",
     "SeqCall",
     "Step",
@@ -41,6 +43,8 @@ __all__ = [
     "StepStatus",
     "StringMeasurement",
     "SubUnit",
+    "UURInfo",
+    "UURReport",
     "UUTInfo",
     "UUTReport",
     "compare_numeric",
@@ -388,19 +392,9 @@ class UUTInfo(_Wire):
     step_id_caused_uut_failure: int | None = Field(default=None, alias="stepIdCausedUUTFailure")
 
 
-class UUTReport(_Wire):
-    """A UUT (test) report, type ``T``. ``to_wsjf()`` gives the body of ``POST /api/Report/WSJF``.
+class _Report(_Wire):
+    """Fields every report type shares (``report.py``); see ``UUTReport`` and ``UURReport``."""
 
-    ``id`` is the caller's: posting the same id again overwrites the stored report (``report.py``), which
-    is what makes a redelivered event harmless.
-
-    Raises (on construction):
-        ValidationError: a missing or too long field, a forbidden character in ``sn``/``pn``, a ``start``
-            without UTC offset, ``startUTC`` another instant than ``start``, or a ``root`` that is not a
-            SequenceCall.
-    """
-
-    type: Literal["T"] = "T"
     id: str = Field(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
     pn: Name100
     sn: Name100
@@ -413,10 +407,7 @@ class UUTReport(_Wire):
     purpose: Name100
     start: datetime
     start_utc: datetime = Field(alias="startUTC")
-    uut: UUTInfo
-    root: Step
     misc_infos: list[MiscInfo] | None = None
-    sub_units: list[SubUnit] | None = None
     assets: list[Asset] | None = None
     additional_data: list[Any] | None = None
 
@@ -429,13 +420,11 @@ class UUTReport(_Wire):
         return value
 
     @model_validator(mode="after")
-    def _times_and_root(self) -> UUTReport:
+    def _times(self) -> _Report:
         if self.start.tzinfo is None:
             raise ValueError("start needs a UTC offset")
         if self.start_utc.tzinfo is None or self.start_utc != self.start:
             raise ValueError("startUTC must be the same instant as start, in UTC")
-        if self.root.step_type not in _SEQUENCE:
-            raise ValueError("root must be a SequenceCall")
         return self
 
     @field_serializer("start")
@@ -449,3 +438,83 @@ class UUTReport(_Wire):
     def to_wsjf(self) -> dict[str, Any]:
         """The JSON body WATS takes: camelCase keys, ``None`` values left out."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class UUTReport(_Report):
+    """A UUT (test) report, type ``T``. ``to_wsjf()`` gives the body of ``POST /api/Report/WSJF``.
+
+    ``id`` is the caller's: posting the same id again overwrites the stored report (``report.py``), which
+    is what makes a redelivered event harmless.
+
+    Raises (on construction):
+        ValidationError: a missing or too long field, a forbidden character in ``sn``/``pn``, a ``start``
+            without UTC offset, ``startUTC`` another instant than ``start``, or a ``root`` that is not a
+            SequenceCall.
+    """
+
+    type: Literal["T"] = "T"
+    uut: UUTInfo
+    root: Step
+    sub_units: list[SubUnit] | None = None
+
+    @model_validator(mode="after")
+    def _root(self) -> UUTReport:
+        if self.root.step_type not in _SEQUENCE:
+            raise ValueError("root must be a SequenceCall")
+        return self
+
+
+class Failure(_Wire):
+    """One failure found and repaired on a (sub)unit (olreppe/pyWATS ``uur/uur_failure.py``): a fail code
+    of the server's repair categories, the component, the repair comment."""
+
+    category: Name100
+    code: Name100
+    comment: str | None = None
+    com_ref: Text100 | None = None
+    ref_step_id: int | None = None
+
+
+class RepairSubUnit(SubUnit):
+    """``subUnits`` element of a repair report: ``idx`` 0 is the repaired unit itself (``uur_sub_unit.py``)."""
+
+    idx: int = Field(default=0, ge=0)
+    failures: list[Failure] | None = None
+
+
+class UURInfo(_Wire):
+    """``uur`` of a repair report (``uur/uur_info.py``): who repaired, how long (seconds), the test operation
+    that found the failure (``processCode``) and the failed UUT report (``refUUT``)."""
+
+    user: Text100 | None = None
+    comment: str | None = None
+    exec_time: float | None = Field(default=None, ge=0)
+    process_code: int | None = None
+    process_name: Text100 | None = None
+    ref_uut: str | None = Field(default=None, alias="refUUT")
+    confirm_date: datetime | None = None
+    finalize_date: datetime | None = None
+    active: bool | None = None
+
+    @field_serializer("confirm_date", "finalize_date")
+    def _iso(self, value: datetime | None) -> str | None:
+        return None if value is None else value.isoformat(timespec="milliseconds")
+
+
+class UURReport(_Report):
+    """A UUR (repair) report, type ``R``: the report's ``processCode`` is the repair operation, ``uur`` names
+    the test operation that failed, ``subUnits`` carry the failures (``uur/uur_report.py``).
+
+    Raises (on construction):
+        ValidationError: as ``UUTReport``, or no sub-unit with ``idx`` 0.
+    """
+
+    type: Literal["R"] = "R"
+    uur: UURInfo
+    sub_units: list[RepairSubUnit]
+
+    @model_validator(mode="after")
+    def _main_unit(self) -> UURReport:
+        if not any(u.idx == 0 for u in self.sub_units):
+            raise ValueError("subUnits needs the repaired unit itself, idx 0")
+        return self

@@ -129,6 +129,9 @@ class ReportSettings(ClientSettings):
             ``tester``: keep the result the tester sent.
         skipped: what a unit ``skipped`` becomes: ``terminated`` (result ``T``) or ``drop`` (no report).
         fixture_usage: with ``fixture`` set, add it to ``assets`` with this ``usageCount`` (tests per unit).
+        repair_process_code / repair_process_name: the repair operation of repair reports (type ``R``)
+            from ``repair.result`` events; without it those events are not this handler's.
+        failure_category: the WATS fail-code category of a repair that names none.
         event_types: the event types handled.
     """
 
@@ -148,7 +151,10 @@ class ReportSettings(ClientSettings):
     verdict: Literal["limits", "tester"] = "limits"
     skipped: Literal["terminated", "drop"] = "terminated"
     fixture_usage: int = Field(default=1, ge=0)
-    event_types: list[str] = Field(default_factory=lambda: ["test.result", "inspection.result"])
+    repair_process_code: int | None = None
+    repair_process_name: str | None = None
+    failure_category: str = Field(default="Component", min_length=1)
+    event_types: list[str] = Field(default_factory=lambda: ["test.result", "inspection.result", "repair.result"])
 
     def defaults(self) -> Product:
         """The product fields given at the top level."""

@@ -7,7 +7,8 @@
 2. a JSON object, ``type`` T or R, every required top-level field, lengths (100; ``partType`` 50; miscInfo
    ``text`` 100), ``sn``/``pn`` free of ``* % ? [ ] ^ ! / \\``, ``start`` with an offset and ``startUTC`` the
    same instant, ``processCode`` one of the configured processes, ``result`` P/F/E/T;
-3. for ``T``: ``uut`` an object, ``root`` a SequenceCall with ``seqCall {path, name, version}``; every step's
+3. for ``R``: ``uur`` an object, the repaired unit as sub-unit ``idx`` 0, every failure with category and
+   code; for ``T``: ``uut`` an object, ``root`` a SequenceCall with ``seqCall {path, name, version}``; every step's
    name, group and status; measurement keys are arrays (one element for single steps, named elements for
    multi steps); every ``compOp`` known and given the limits it needs;
 4. with ``strict``, what the real server does not check: a numeric status agrees with its value and limits,
@@ -233,6 +234,18 @@ def validate_report(report: Any, processes: set[int], strict: bool = False) -> l
     for i, sub in enumerate(report.get("subUnits") or []):
         if not isinstance(sub, dict) or not isinstance(sub.get("partType"), str) or len(sub["partType"]) > 50:
             errors.append(f"subUnits[{i}].partType: required, at most 50 characters")
+    if report.get("type") == "R":
+        if not isinstance(report.get("uur"), dict):
+            errors.append("uur: required for a repair report, an object")
+        subs = report.get("subUnits")
+        if not isinstance(subs, list) or not any(isinstance(u, dict) and u.get("idx", 0) == 0 for u in subs):
+            errors.append("subUnits: a repair report needs the repaired unit itself (idx 0)")
+        for i, sub in enumerate(subs if isinstance(subs, list) else []):
+            for j, failure in enumerate(sub.get("failures") or [] if isinstance(sub, dict) else []):
+                for key in ("category", "code"):
+                    value = failure.get(key) if isinstance(failure, dict) else None
+                    if not isinstance(value, str) or not value or len(value) > 100:
+                        errors.append(f"subUnits[{i}].failures[{j}].{key}: required, at most 100 characters")
     if report.get("type") == "T":
         if not isinstance(report.get("uut"), dict):
             errors.append("uut: required, an object")

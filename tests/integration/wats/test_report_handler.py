@@ -152,3 +152,19 @@ async def test_wats_down_parks_and_delivers_oldest_first_when_it_answers(bus: Ev
         await no_dead_letters(bus)
     order = [r.body["id"] for r in fake.calls("POST", "/api/Report/WSJF") if r.status == 200]
     assert order == [e.id for e in events]  # oldest first
+
+
+async def test_repair_results_post_repair_reports_only_with_a_repair_operation(
+    bus: EventBus, fake: FakeWats, wats_url: str
+) -> None:
+    from tests.unit.wats.test_builder import repair_event
+
+    fake.processes[500] = "Repair"
+    bus.register(handler(wats_url, repair_process_code=500))
+    bus.register(handler(wats_url, repair_process_code=None), name="wats-report-tests-only")
+    event = repair_event()
+    await bus.start()
+    result = await bus.publish(event)
+    assert result.handled == 1 and result.dead_lettered == 0  # only the handler with a repair operation
+    assert fake.reports[event.id]["type"] == "R" and fake.reports[event.id]["processCode"] == 500
+    assert posts(fake) == [200]

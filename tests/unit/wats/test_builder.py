@@ -191,3 +191,51 @@ def test_bad_timezone_and_resolver_are_configuration_errors() -> None:
 
 def test_published_input_schema_matches_the_contract_model() -> None:
     assert json.loads(SCHEMA.read_text()) == input_schema()
+
+
+def repair_event(**extra: Any) -> Event:
+    payload = {
+        "unit_id": "FFSHkkskamJDHS",
+        "result": "pass",
+        "operator_id": "BADGE489499",
+        "start_time": "2021-06-23T15:39:23-04:00",
+        "end_time": "2021-06-23T15:40:03-04:00",
+        "failed_report_id": "2c83bbc7-e07d-5913-8f2b-e8a7352b94bb",
+        "test_process_code": 10,
+        "repairs": [
+            {"name": "Joint Repair", "comments": "Repaired cold solder joint at U34, Pin 5", "component": "U34.5"},
+            {"name": "Joint Repair", "code": "Bridge", "category": "Solder", "component": "U24.4-5"},
+        ],
+        **extra,
+    }
+    return station_event(payload, type_="repair.result", source="REPAIR-1")
+
+
+def test_repair_result_becomes_a_repair_report_the_strict_fake_accepts() -> None:
+    body = ReportBuilder(report_settings(repair_process_code=500)).build(repair_event()).to_wsjf()  # type: ignore[union-attr]
+    assert validate_report(body, {500}, strict=True) == []
+    assert (body["type"], body["processCode"], body["result"], body["sn"]) == ("R", 500, "P", "FFSHkkskamJDHS")
+    assert body["uur"] == {
+        "user": "BADGE489499",
+        "execTime": 40.0,
+        "processCode": 10,
+        "refUUT": "2c83bbc7-e07d-5913-8f2b-e8a7352b94bb",
+    }
+    (main,) = body["subUnits"]
+    assert (main["idx"], main["partType"], main["pn"]) == (0, "Main", "PCBA-1000")
+    assert main["failures"] == [
+        {
+            "category": "Component",
+            "code": "Joint Repair",
+            "comment": "Repaired cold solder joint at U34, Pin 5",
+            "comRef": "U34.5",
+        },
+        {"category": "Solder", "code": "Bridge", "comRef": "U24.4-5"},
+    ]
+    broken = {**body, "subUnits": [{**main, "failures": [{"category": "Solder"}]}]}
+    assert any("failures[0].code" in p for p in validate_report(broken, {500}))
+
+
+def test_repair_without_a_repair_operation_is_a_build_error() -> None:
+    with pytest.raises(ReportBuildError, match="repair_process_code"):
+        ReportBuilder(report_settings()).build(repair_event())
