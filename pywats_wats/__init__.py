@@ -2,12 +2,13 @@
 events follow, and nothing is lost while WATS is down.
 
 Handler kinds (``[[handlers]] kind = ...``): ``wats-report``, ``wats-asset``, ``wats-production``.
-Test double: ``pywats_wats.testing.FakeWats``, a validating fake WATS server.
+Test double: ``pywats_wats.testing.FakeWats``, a validating fake WATS server. Commands:
+``python -m pywats_wats preview|check|fake-server`` (``pywats_wats.commands.app``).
 """
 
 from __future__ import annotations
 
-from .builder import ReportBuilder, TestResultPayload, input_schema
+from .builder import RepairResultPayload, ReportBuilder, TestResultPayload, input_schema
 from .client import WatsClient
 from .errors import (
     ReportBuildError,
@@ -18,7 +19,7 @@ from .errors import (
     WatsUnavailableError,
 )
 from .handlers import E10_TO_ASSET_STATE, WatsAssetHandler, WatsProductionHandler, WatsReportHandler
-from .models import CompOp, ReportResult, Step, StepStatus, UUTReport
+from .models import CompOp, ReportResult, Step, StepStatus, UURReport, UUTReport
 from .settings import AssetSettings, ClientSettings, ProductionSettings, ReportSettings
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "ClientSettings",
     "CompOp",
     "ProductionSettings",
+    "RepairResultPayload",
     "ReportBuildError",
     "ReportBuilder",
     "ReportResult",
@@ -34,6 +36,7 @@ __all__ = [
     "Step",
     "StepStatus",
     "TestResultPayload",
+    "UURReport",
     "UUTReport",
     "WatsAssetHandler",
     "WatsAuthError",
