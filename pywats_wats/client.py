@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
 import httpx
 from pydantic import SecretStr
 
-from .errors import WatsAuthError, WatsRejectedError, WatsUnavailableError
+from .errors import WatsAuthError, WatsConfigError, WatsRejectedError, WatsUnavailableError
 from .models import UURReport, UUTReport
 from .settings import ClientSettings
 
@@ -51,6 +52,24 @@ def _message(response: httpx.Response) -> str:
     return response.text[:2000]
 
 
+def _tls(verify: bool | str, client_cert: str | None) -> bool | ssl.SSLContext:
+    """httpx's ``verify``: ``False``, ``True`` (its own CA bundle), or a context with our CA and client
+    certificate.
+
+    Raises:
+        WatsConfigError: a CA or certificate file that cannot be read.
+    """
+    if verify is False or (verify is True and not client_cert):
+        return verify
+    try:
+        ctx = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+        if client_cert:
+            ctx.load_cert_chain(client_cert)
+    except (OSError, ssl.SSLError) as exc:
+        raise WatsConfigError(f"TLS files (verify={verify!r}, client_cert={client_cert!r}): {exc}") from None
+    return ctx
+
+
 class WatsClient:
     """Async client of one WATS server.
 
@@ -63,8 +82,9 @@ class WatsClient:
         max_connections: connections kept open (keep-alive).
         transport: an httpx transport instead of the network (tests: ``httpx.ASGITransport(fake.app)``).
 
-    Raises (from the calls):
-        WatsUnavailableError, WatsAuthError, WatsRejectedError: see the module docstring.
+    Raises:
+        WatsConfigError: a CA or client certificate file that cannot be used.
+        WatsUnavailableError, WatsAuthError, WatsRejectedError: from the calls, see the module docstring.
     """
 
     def __init__(
@@ -84,14 +104,14 @@ class WatsClient:
         self._client_args: dict[str, Any] = {
             "base_url": self.base_url,
             "timeout": httpx.Timeout(timeout),
-            "verify": verify,
-            "cert": client_cert,
+            "verify": _tls(verify, client_cert),
             "limits": httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             "transport": transport,
         }
         self._http: httpx.AsyncClient | None = None
-        #: The last authentication failure (``None`` after any accepted call), for readiness.
-        self.auth_problem: str | None = None
+        #: What a person must fix (token refused, TLS certificate not trusted); ``None`` after any accepted
+        #: call. Shown in the bus's readiness.
+        self.config_problem: str | None = None
 
     @classmethod
     def from_settings(cls, settings: ClientSettings, transport: httpx.AsyncBaseTransport | None = None) -> Self:
@@ -155,25 +175,30 @@ class WatsClient:
         except httpx.TimeoutException as exc:
             raise WatsUnavailableError(f"{what}: no answer within {self.timeout:g}s ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
+            cause: BaseException | None = exc
+            while cause is not None and not isinstance(cause, ssl.SSLError):
+                cause = cause.__cause__ or cause.__context__
+            if isinstance(cause, ssl.SSLError):
+                # A certificate that is not trusted does not fix itself: held like a refused token.
+                self._problem(f"TLS with {self.base_url} failed ({cause}); check verify/client_cert")
+                raise WatsUnavailableError(f"{what}: TLS failed: {cause}") from None
             raise WatsUnavailableError(f"{what}: cannot reach the server: {type(exc).__name__}: {exc}") from None
         status = response.status_code
         if 200 <= status < 300:
-            self.auth_problem = None
+            self.config_problem = None
             return response
         text = _message(response)
         if status in (401, 403):
-            if self.auth_problem is None:  # once per episode: the breaker's probes would repeat it
-                log.error(
-                    "WATS refused the token (%d) at %s: %s; deliveries are held until it is accepted",
-                    status,
-                    what,
-                    text,
-                )
-            self.auth_problem = f"WATS refused the token ({status}) at {what}; check token/token_env"
+            self._problem(f"WATS refused the token ({status}) at {what}; check token/token_env")
             raise WatsAuthError(f"{what} answered {status}: {text}", status)
         if status >= 500 or status in _TRANSIENT:
             raise WatsUnavailableError(f"{what} answered {status}: {text}", status)
         raise WatsRejectedError(f"{what} answered {status}: {text}", status)
+
+    def _problem(self, problem: str) -> None:
+        if self.config_problem is None:  # once per episode: the breaker's probes would repeat it
+            log.error("%s; deliveries are held until a call is accepted", problem)
+        self.config_problem = problem
 
     # -- reports -----------------------------------------------------------------------------
     async def submit_report(self, report: UUTReport | UURReport | Mapping[str, Any]) -> str:

@@ -71,7 +71,7 @@ class _WatsHandler(BaseHandler):
         )
 
     def health(self) -> str | None:
-        return self.client.auth_problem
+        return self.client.config_problem
 
     async def on_stop(self) -> None:
         await self.client.aclose()

@@ -436,8 +436,16 @@ class FakeWats:
 
     # -- running on a port -------------------------------------------------------------------
     @contextlib.contextmanager
-    def serve(self, port: int = 0, host: str = "127.0.0.1") -> Iterator[str]:
-        """Run the fake with uvicorn in a background thread; yields its base URL. ``port`` 0 picks a free one.
+    def serve(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        *,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+    ) -> Iterator[str]:
+        """Run the fake with uvicorn in a background thread; yields its base URL (``https://`` with a
+        certificate and key, PEM files). ``port`` 0 picks a free one.
 
         Raises:
             RuntimeError: the server did not start within 10 s.
@@ -447,7 +455,14 @@ class FakeWats:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", timeout_keep_alive=30)
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            lifespan="off",
+            timeout_keep_alive=30,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+        )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
@@ -457,7 +472,7 @@ class FakeWats:
                 raise RuntimeError("fake WATS server did not start")
             time.sleep(0.01)
         try:
-            yield f"http://{host}:{sock.getsockname()[1]}"
+            yield f"{'https' if ssl_certfile else 'http'}://{host}:{sock.getsockname()[1]}"
         finally:
             server.should_exit = True
             thread.join(10)

@@ -154,7 +154,7 @@ async def test_fake_checks_auth_stores_by_id_records_and_injects_faults() -> Non
         with pytest.raises(WatsAuthError) as auth:
             await bad.submit_report(MINIMAL)
         assert auth.value.status == 401 and "wrong" not in str(auth.value)
-        assert bad.auth_problem is not None and "401" in bad.auth_problem
+        assert bad.config_problem is not None and "401" in bad.config_problem
     async with WatsClient("http://wats", "t0k3n", transport=transport) as client:
         assert await client.submit_report(MINIMAL) == MINIMAL["id"]
         assert await client.submit_report({**MINIMAL, "sn": "SN-000124"}) == MINIMAL["id"]
