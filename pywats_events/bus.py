@@ -710,6 +710,10 @@ class EventBus:
         stuck = self._lanes.stuck(self.stuck_after) if self._running else []
         for lane, seconds, event_id in stuck:
             not_ready.append(f"lane {lane}: stuck {seconds:.0f}s on event {event_id}")
+        for sub in self.registry:
+            problem = sub.handler.health()
+            if problem:
+                not_ready.append(f"handler {sub.name}: {problem}")
         return (not not_ready), {
             "running": self._running,
             "started_at": self._started_at.isoformat() if self._started_at else None,

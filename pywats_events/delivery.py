@@ -33,7 +33,7 @@ from typing import Any
 
 from .breaker import BreakerState, CircuitBreaker
 from .dead_letter import entry_for_failure, entry_for_refused
-from .errors import BusError, CircuitOpenError, StoreRefusedError
+from .errors import BusError, CircuitOpenError, SinkUnavailableError, StoreRefusedError
 from .event import Event
 from .lanes import Tracker
 from .metrics import BusMetrics
@@ -211,6 +211,8 @@ class DeliveryLayer:
         name = sub.name
         first_at = datetime.now(UTC)
         policy = sub.handler.retry or self.retry
+        if isinstance(first, SinkUnavailableError) and (not first.retry or policy.max_attempts == 1):
+            return self._park(breaker, first, 1, first_at)
         if not policy.is_retryable(first):
             return self._dead(DeadLetterReason.UNRECOVERABLE, first, 1, first_at)
         if policy.max_attempts == 1:
@@ -250,10 +252,27 @@ class DeliveryLayer:
             return DeliveryResult(
                 _PARKED, reason=DeadLetterReason.CIRCUIT_OPEN, error=exc, attempts=attempts, first_failure_at=first_at
             )
+        except SinkUnavailableError as exc:
+            return self._park(breaker, exc, attempts, first_at)
         except Exception as exc:
             reason = _reason_for(exc) if policy.is_retryable(exc) else DeadLetterReason.UNRECOVERABLE
             return self._dead(reason, exc, attempts, first_at)
         return HANDLED if out is None else self._returned(name, out)
+
+    @staticmethod
+    def _park(breaker: CircuitBreaker, exc: Exception, attempts: int, first_at: datetime) -> DeliveryResult:
+        """The sink is unavailable (``SinkUnavailableError``): park the delivery and open the breaker, whose
+        probe redelivers the parked deliveries once the sink answers. Without a breaker nothing would ever
+        redeliver, so then the delivery fails as any other."""
+        if not breaker.policy.enabled:
+            return DeliveryResult(
+                DeliveryOutcome.DEAD_LETTERED, reason=DeadLetterReason.FAILED, error=exc, attempts=attempts,
+                first_failure_at=first_at,
+            )
+        breaker.trip()
+        return DeliveryResult(
+            _PARKED, reason=DeadLetterReason.CIRCUIT_OPEN, error=exc, attempts=attempts, first_failure_at=first_at
+        )
 
     @staticmethod
     def _dead(reason: str, exc: BaseException, attempts: int, first_at: datetime) -> DeliveryResult:
