@@ -42,13 +42,17 @@ __all__ = [
     "MAPPINGS",
     "MESSAGE_MODELS",
     "UNKNOWN_ENUM_TAG",
+    "AMQPConfig",
+    "CFXConfig",
     "CFXDecodeError",
     "CFXEnum",
     "CFXEnvelope",
     "CFXMessage",
     "CFXSettings",
     "CFXTransport",
+    "EndpointConfig",
     "EnumValue",
+    "ExchangeConfig",
     "InvalidFieldError",
     "InvalidGzipError",
     "InvalidJSONError",
@@ -92,4 +96,8 @@ def __getattr__(name: str) -> Any:
         from .settings import CFXSettings
 
         return CFXSettings
+    if name in ("CFXConfig", "AMQPConfig", "EndpointConfig", "ExchangeConfig"):
+        from . import config
+
+        return getattr(config, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
