@@ -73,6 +73,7 @@ TRANSPORT_KINDS: dict[str, str] = {
     "cfx": "pywats_cfx.transport:CFXTransport",
     "amqp": "pywats_cfx.transport:CFXTransport",
     "mqtt": "pywats_mqtt.transport:MQTTTransport",
+    "nats": "pywats_nats.transport:NATSTransport",
     "webhook": "pywats_events.transports.webhook:WebhookTransport",
 }
 
@@ -84,7 +85,7 @@ HANDLER_KINDS: dict[str, str] = {
 }
 
 #: Which pip extra brings the library a kind needs.
-EXTRAS = {"cfx": "amqp", "amqp": "amqp", "mqtt": "mqtt", "http-forwarder": "http", "webhook": "http"}
+EXTRAS = {"cfx": "amqp", "amqp": "amqp", "mqtt": "mqtt", "nats": "nats", "http-forwarder": "http", "webhook": "http"}
 
 
 class RetrySettings(BaseModel):
