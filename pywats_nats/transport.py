@@ -412,7 +412,7 @@ class NATSTransport(Transport):
     async def _connect_loop(self) -> None:
         s = self.settings
         retrying = AsyncRetrying(
-            wait=wait_exponential_jitter(initial=s.reconnect_initial, max=s.reconnect_max, jitter=s.reconnect_initial),
+            wait=wait_exponential_jitter(multiplier=s.reconnect_initial, max=s.reconnect_max, jitter=s.reconnect_initial),
             # Any failure is retried: giving up would leave the line without its input; the state and the
             # log say what is wrong (a missing stream is ERROR and fixed by creating it).
             retry=retry_if_exception_type(Exception),
@@ -754,7 +754,7 @@ class NATSTransport(Transport):
                 if js is None:
                     raise NATSPublishError(f"transport {self.name!r} lost its connection")
                 ack = await js.publish(subject, body, timeout=s.send_timeout, headers=headers)
-        except nats.errors.NoRespondersError:
+        except (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError):
             raise NATSPublishError(f"no JetStream stream captures subject {subject!r}") from None
         except TimeoutError:
             what = "PubAck" if self._connected.is_set() else "connection"
