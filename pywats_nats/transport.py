@@ -36,7 +36,6 @@ from collections import deque
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATSClient
@@ -288,26 +287,38 @@ class NATSTransport(Transport):
     async def _open(self) -> None:
         """Connect and set up stream, consumer and pull subscription (the test double replaces this)."""
         s = self.settings
+        nc = NATSClient()
+        # nats-py retries a failed first connection for ever when reconnection is unlimited, so the first
+        # connection gets a deadline; our own backoff loop (``_connect_loop``) then tries again.
+        first_deadline = s.connect_timeout * len(s.servers) + s.reconnect_initial
         try:
-            nc = await nats.connect(
-                servers=list(s.servers),
-                name=s.connection_name or f"pywats-{self.name}",
-                user=s.user,
-                password=s.password.get_secret_value() if s.password else None,
-                token=s.token.get_secret_value() if s.token else None,
-                connect_timeout=max(1, round(s.connect_timeout)),
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=s.reconnect_initial,  # type: ignore[arg-type]
-                disconnected_cb=self._on_disconnected,
-                reconnected_cb=self._on_reconnected,
-                error_cb=self._on_error,
-                closed_cb=self._on_closed,
-            )
-        except nats.errors.Error as exc:
-            raise NATSConnectError(f"cannot connect to {','.join(s.servers)}: {type(exc).__name__}: {exc}") from None
-        except OSError as exc:
-            raise NATSConnectError(f"cannot connect to {','.join(s.servers)}: {exc}") from None
+            async with asyncio.timeout(first_deadline):
+                await nc.connect(
+                    servers=list(s.servers),
+                    name=s.connection_name or f"pywats-{self.name}",
+                    user=s.user,
+                    password=s.password.get_secret_value() if s.password else None,
+                    token=s.token.get_secret_value() if s.token else None,
+                    connect_timeout=max(1, round(s.connect_timeout)),
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=s.reconnect_initial,  # type: ignore[arg-type]
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                    error_cb=self._on_error,
+                    closed_cb=self._on_closed,
+                )
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await nc.close()
+            if isinstance(exc, TimeoutError):
+                raise NATSConnectError(
+                    f"cannot connect to {','.join(s.servers)}: no server answered within {first_deadline:g}s"
+                ) from None
+            if isinstance(exc, nats.errors.Error | OSError):
+                where = ",".join(s.servers)
+                raise NATSConnectError(f"cannot connect to {where}: {type(exc).__name__}: {exc}") from None
+            raise
         try:
             js = nc.jetstream(timeout=s.connect_timeout)
             await self._ensure_stream(js)
@@ -412,7 +423,9 @@ class NATSTransport(Transport):
     async def _connect_loop(self) -> None:
         s = self.settings
         retrying = AsyncRetrying(
-            wait=wait_exponential_jitter(multiplier=s.reconnect_initial, max=s.reconnect_max, jitter=s.reconnect_initial),
+            wait=wait_exponential_jitter(
+                multiplier=s.reconnect_initial, max=s.reconnect_max, jitter=s.reconnect_initial
+            ),
             # Any failure is retried: giving up would leave the line without its input; the state and the
             # log say what is wrong (a missing stream is ERROR and fixed by creating it).
             retry=retry_if_exception_type(Exception),
