@@ -85,6 +85,7 @@ class _Delivery:
         "seq",
         "stream",
         "subject",
+        "twins",
     )
 
     def __init__(self, msg: Msg, origin_prefix: str, progress_every: float) -> None:
@@ -100,6 +101,8 @@ class _Delivery:
         self.message_id = own if own else f"{md.stream}#{self.seq}"
         self.origin = f"{origin_prefix}{self.subject}"
         self.progress_at = time.monotonic() + progress_every
+        #: Later deliveries of the same stream message that arrived while this one was still in the bus.
+        self.twins: list[_Delivery] | None = None
 
 
 class NATSTransport(Transport):
@@ -162,6 +165,10 @@ class NATSTransport(Transport):
         self._js: JetStreamContext | None = None
         self._sub: JetStreamContext.PullSubscription | None = None
         self._inflight: dict[int, _Delivery] = {}
+        self._by_seq: dict[int, _Delivery] = {}
+        # Stream sequences up to this one may be redeliveries even when the server counts a first delivery:
+        # a server that restarts can lose its consumer's delivery counts (they are flushed periodically).
+        self._distrust_through: float = 0
         self._settling: set[asyncio.Future[SettleResult]] = set()
         self._acks: deque[_Delivery] = deque()
         self._ack_wake = asyncio.Event()
@@ -277,6 +284,7 @@ class NATSTransport(Transport):
         await self._close()
         self._started = False
         self._inflight.clear()
+        self._by_seq.clear()
         self._set_state(TransportState.DISCONNECTED)
 
     def _where(self) -> str:
@@ -449,6 +457,7 @@ class NATSTransport(Transport):
 
     async def _on_disconnected(self) -> None:
         self._connected.clear()
+        self._distrust_through = float("inf")
         if not self._stopping and self._nc is not None:
             self._set_state(TransportState.RECONNECTING, f"disconnected from {','.join(self.settings.servers)}")
 
@@ -459,6 +468,20 @@ class NATSTransport(Transport):
         nc = self._nc
         url = nc.connected_url.netloc if nc is not None and nc.connected_url else "server"
         self._set_state(TransportState.CONNECTED, f"reconnected to {url}; {self._where()}")
+        self._spawn(self._measure_distrust())
+
+    async def _measure_distrust(self) -> None:
+        # Every message stored before the reconnection may have been delivered before it; later ones not.
+        js = self._js
+        if js is None:
+            return
+        try:
+            info = await js.stream_info(self.settings.stream)
+        except Exception as exc:
+            log.warning("transport %s: stream info after reconnecting failed (%s); checking all", self.name, exc)
+            return
+        if self._connected.is_set():
+            self._distrust_through = info.state.last_seq
 
     async def _on_error(self, exc: Exception) -> None:
         # nats-py reports each failed reconnection attempt here; the state already says RECONNECTING.
@@ -512,6 +535,18 @@ class NATSTransport(Transport):
         self._inflight[id(d)] = d
         if len(self._inflight) > self.pending_high_water:
             self.pending_high_water = len(self._inflight)
+        leader = self._by_seq.get(d.seq)
+        if leader is not None:
+            # The server sent this message again while an earlier delivery of it is still in the bus (its
+            # AckWait ran out during a reconnect, or the server lost the delivery state in a restart). The
+            # idempotency records cannot catch it yet (the first copy has not finished), so it is not
+            # submitted: it is settled together with the first copy.
+            if leader.twins is None:
+                leader.twins = [d]
+            else:
+                leader.twins.append(d)
+            return
+        self._by_seq[d.seq] = d
         try:
             events = self.mapper.map(d.subject, d.body, self._event_headers(d), d.origin, d.message_id)
         except DecodeError as exc:
@@ -522,10 +557,9 @@ class NATSTransport(Transport):
             log.exception("transport %s: mapping a message from %r failed", self.name, d.subject)
             self._spawn(self._dead_letter_undecodable(d, PayloadDecodeError(f"{type(exc).__name__}: {exc}", d.origin)))
             return
-        if s.trust_redelivered_flag:
-            redelivered: bool | None = d.delivered > 1
-        else:
-            redelivered = None
+        redelivered: bool | None = None
+        if s.trust_redelivered_flag and d.seq > self._distrust_through:
+            redelivered = d.delivered > 1
         try:
             fut = await self.sink.submit(events, transport=self.name, redelivered=redelivered)
         except BusClosedError:
@@ -581,13 +615,20 @@ class NATSTransport(Transport):
             await self._send_ack(d)
 
     async def _send_ack(self, d: _Delivery) -> None:
-        try:
-            await d.msg.ack()
-            self.stats["acked"] += 1
-        except Exception as exc:
-            # Not acknowledged: the server redelivers it after AckWait and idempotency skips the handlers.
-            log.warning("transport %s: ack of %s failed: %s", self.name, d.message_id, exc)
-        self._release(d)
+        for one in self._with_twins(d):
+            try:
+                await one.msg.ack()
+                self.stats["acked"] += 1
+            except Exception as exc:
+                # Not acknowledged: the server redelivers it after AckWait and idempotency skips the handlers.
+                log.warning("transport %s: ack of %s failed: %s", self.name, one.message_id, exc)
+            self._release(one)
+
+    def _with_twins(self, d: _Delivery) -> list[_Delivery]:
+        if self._by_seq.get(d.seq) is d:
+            del self._by_seq[d.seq]
+        twins, d.twins = d.twins, None
+        return [d, *twins] if twins else [d]
 
     def _release(self, d: _Delivery) -> None:
         self._inflight.pop(id(d), None)
@@ -595,12 +636,13 @@ class NATSTransport(Transport):
             self._room.set()
 
     async def _nak(self, d: _Delivery, delay: float) -> None:
-        try:
-            await d.msg.nak(delay=delay or None)
-            self.stats["nacked"] += 1
-        except Exception as exc:
-            log.warning("transport %s: nak of %s failed: %s", self.name, d.message_id, exc)
-        self._release(d)
+        for one in self._with_twins(d):
+            try:
+                await one.msg.nak(delay=delay or None)
+                self.stats["nacked"] += 1
+            except Exception as exc:
+                log.warning("transport %s: nak of %s failed: %s", self.name, one.message_id, exc)
+            self._release(one)
 
     async def _keep_alive(self) -> None:
         # Tell the server a message is still being worked on before AckWait runs out, so a slow handler

@@ -201,3 +201,16 @@ async def wait_for(predicate: Callable[[], object], timeout: float = 15.0, what:
 async def wait_state(t: NATSTransport, state: TransportState, timeout: float = 20.0) -> None:
     """Wait until the transport reaches ``state``."""
     await wait_for(lambda: t.state is state, timeout, f"transport {t.name} to become {state.value}")
+
+
+async def consumer_settled(run: Run, timeout: float = 30.0) -> Any:
+    """Poll the durable consumer until the server holds no unacknowledged message for it; returns its info.
+
+    For waits on server state the code under test cannot signal (redeliveries after AckWait).
+    """
+    deadline = time.monotonic() + timeout
+    info = await run.consumer_info()
+    while info.num_ack_pending and time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+        info = await run.consumer_info()
+    return info
