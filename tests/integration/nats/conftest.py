@@ -86,6 +86,11 @@ class Run:
             for i, (suffix, body) in enumerate(items):
                 await js.publish(f"{self.prefix}.{suffix}", body, headers=headers[i] if headers else None)
 
+    async def create_stream(self) -> None:
+        """Create this run's stream (``<prefix>.>``, file storage) with a plain client."""
+        async with self.client() as nc:
+            await nc.jetstream().add_stream(name=self.stream, subjects=[f"{self.prefix}.>"])
+
     async def consumer_info(self) -> Any:
         async with self.client() as nc:
             return await nc.jetstream().consumer_info(self.stream, self.durable)
