@@ -119,7 +119,7 @@ def test_decode_failures_name_the_problem() -> None:
     rule = MappingRule.build("r", type="t.{payload.kind}")
     with pytest.raises(PayloadDecodeError, match="invalid JSON"):
         rule.to_events("r", {}, b"{nope", {}, "o", "m")
-    with pytest.raises(PayloadDecodeError, match="payload.kind"):
+    with pytest.raises(PayloadDecodeError, match=r"payload\.kind"):
         rule.to_events("r", {}, b"{}", {}, "o", "m")
     with pytest.raises(UnroutedSubjectError, match="no mapping rule matches subject 'x'"):
         SubjectMapper([rule]).map("x", b"{}", {}, "o", "m")
