@@ -166,6 +166,8 @@ class NATSTransport(Transport):
         self._sub: JetStreamContext.PullSubscription | None = None
         self._inflight: dict[int, _Delivery] = {}
         self._by_seq: dict[int, _Delivery] = {}
+        #: Room (messages) the intake waits for before it fetches again.
+        self._low_water = max(1, min(s.fetch_batch, s.max_inflight) // 2)
         # Stream sequences up to this one may be redeliveries even when the server counts a first delivery:
         # a server that restarts can lose its consumer's delivery counts (they are flushed periodically).
         self._distrust_through: float = 0
@@ -499,7 +501,9 @@ class NATSTransport(Transport):
         failures = 0
         while True:
             room = s.max_inflight - len(self._inflight)
-            if room <= 0:
+            if room < self._low_water:
+                # Wait for a useful amount of room: fetching one message per ack would cost one round trip
+                # to the server per message.
                 self._room.clear()
                 await self._room.wait()
                 continue
@@ -632,7 +636,7 @@ class NATSTransport(Transport):
 
     def _release(self, d: _Delivery) -> None:
         self._inflight.pop(id(d), None)
-        if len(self._inflight) < self.settings.max_inflight:
+        if self.settings.max_inflight - len(self._inflight) >= self._low_water:
             self._room.set()
 
     async def _nak(self, d: _Delivery, delay: float) -> None:
