@@ -492,7 +492,8 @@ class NATSTransport(Transport):
             self.state_detail = f"{type(exc).__name__}: {exc}"
 
     async def _on_closed(self) -> None:
-        if not self._stopping:
+        # Only a connection that was up counts: closing the client of a failed first attempt is ours.
+        if not self._stopping and self._nc is not None:
             self._set_state(TransportState.ERROR, "the NATS connection was closed")
 
     # -- intake ------------------------------------------------------------------------------
