@@ -369,7 +369,8 @@ class CFXTransport(Transport):
         if isinstance(name, CFXConfig):  # the pyWATS document's ``CFXTransport(config)``
             if settings is not None or options:
                 raise TypeError("CFXTransport(config): give the CFXConfig alone")
-            name, settings = "cfx", name.to_settings()
+            settings = name.to_settings()
+            name = "cfx"
         super().__init__(name)
         self.settings = settings if settings is not None else CFXSettings(**options)
         self._decoder: Decoder = get_decoder(self.settings.decoder)
