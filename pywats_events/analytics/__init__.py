@@ -7,9 +7,9 @@ is served on ``/analytics/...``, as Prometheus gauges, and by ``pywats-events an
 
 from .cycle_time import CycleTimes, quantile
 from .engine import HANDLED_TYPES, AnalyticsEngine
-from .errors import AnalyticsError, AnalyticsInputError, AnalyticsWindowError
+from .errors import AnalyticsError, AnalyticsInputError, AnalyticsWindowError, TooLateError
 from .first_pass_yield import YieldBook, YieldFigures
-from .history import Interval, StatusHistory, TooLateError
+from .history import Interval, StatusHistory
 from .reliability import FaultBook
 from .states import CATEGORIES, StateChange, state_change_of
 from .window import Window, parse_time, resolve_window

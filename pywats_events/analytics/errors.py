@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import PyWatsEventsError, UnrecoverableError
 
-__all__ = ["AnalyticsError", "AnalyticsInputError", "AnalyticsWindowError"]
+__all__ = ["AnalyticsError", "AnalyticsInputError", "AnalyticsWindowError", "TooLateError"]
 
 
 class AnalyticsError(PyWatsEventsError):
@@ -30,3 +30,9 @@ class AnalyticsInputError(AnalyticsError, UnrecoverableError):
 
 class AnalyticsWindowError(AnalyticsError, ValueError):
     """A report window is invalid (``until`` not after ``since``, an unknown window name, a bad time)."""
+
+
+class TooLateError(AnalyticsError, UnrecoverableError):
+    """A state change is older than the oldest change the in-memory history still holds for its asset, so
+    it cannot be placed; ``pywats-events analytics rebuild`` recomputes from the event store. Unrecoverable:
+    the bus dead-letters the delivery at once (replaying it after a rebuild is a harmless duplicate)."""

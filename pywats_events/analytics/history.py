@@ -22,14 +22,10 @@ from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .errors import AnalyticsError
+from .errors import TooLateError
 from .states import CATEGORY_INDEX, StateChange, from_epoch_us
 
 __all__ = ["Interval", "StatusHistory", "TooLateError"]
-
-
-class TooLateError(AnalyticsError):
-    """A state change is older than the oldest change the in-memory history still holds for its asset."""
 
 
 @dataclass(frozen=True, slots=True)
