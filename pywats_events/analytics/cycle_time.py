@@ -86,7 +86,7 @@ class CycleTimes:
         """Apply a ``production.work_started``; False for a duplicate.
 
         Raises:
-            AnalyticsInputError: no transaction id.
+            AnalyticsInputError: no transaction id, or a start later than the completion already seen.
         """
         key = (event.source, self._transaction(event))
         w = self.work.get(key)
@@ -95,7 +95,12 @@ class CycleTimes:
         elif w.start_us is not None:
             self.duplicates += 1
             return False
-        w.start_us = epoch_us(event.timestamp)
+        at = epoch_us(event.timestamp)
+        if w.end_us is not None and w.end_us < at:
+            raise AnalyticsInputError(
+                event.id, event.type, "transaction_id", f"work {key[1]!r} at {key[0]!r} started after it completed"
+            )
+        w.start_us = at
         recipe = event.payload.get("recipe")
         w.recipe = str(recipe) if recipe else w.recipe
         if w.end_us is not None:
@@ -118,7 +123,9 @@ class CycleTimes:
             return False
         at = epoch_us(event.timestamp)
         if w.start_us is not None and at < w.start_us:
-            raise AnalyticsInputError(event.id, event.type, "transaction_id", "work completed before it started")
+            raise AnalyticsInputError(
+                event.id, event.type, "transaction_id", f"work {key[1]!r} at {key[0]!r} completed before it started"
+            )
         w.end_us = at
         row = self.completions.setdefault(event.source, {}).setdefault(at // self.bucket_us, [0, 0])
         row[0] += 1

@@ -70,7 +70,8 @@ def resolve_window(
 
     Args:
         since / until: explicit bounds (aware datetimes); ``until`` defaults to ``now``.
-        window: ``shift`` or ``day``: the shift / UTC day holding ``until`` (overrides ``since``).
+        window: ``shift`` or ``day``: the shift / UTC day holding the instant before ``until`` (overrides
+            ``since``; ``until`` stays the end, so ``--window day`` at 15:00 is today 00:00..15:00).
         now: the clock (default the current time); open intervals end there.
         bucket_s: bucket width in seconds.
         shift_starts: shift start hours, UTC, 0..23.
@@ -81,13 +82,15 @@ def resolve_window(
     now = now or datetime.now(UTC)
     end = until or now
     if window is not None:
-        day = end.replace(hour=0, minute=0, second=0, microsecond=0)
+        # ``until`` is exclusive: the window is the one holding the instant just before it.
+        ref = end - timedelta(microseconds=1)
+        day = ref.replace(hour=0, minute=0, second=0, microsecond=0)
         if window == "day":
             since = day
         elif window == "shift":
             starts = sorted({h % 24 for h in shift_starts}) or [0]
             cands = [day + timedelta(hours=h) for h in starts] + [day - timedelta(days=1) + timedelta(hours=starts[-1])]
-            since = max(c for c in cands if c <= end)
+            since = max(c for c in cands if c <= ref)
         else:
             raise AnalyticsWindowError(f"--window: {window!r} is not 'shift' or 'day'")
     w = bucket_s * 1_000_000
