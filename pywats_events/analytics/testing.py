@@ -20,9 +20,14 @@ from ..lab import ModuleStatus, ModuleStatusUpdateEvent, module_status_to_event
 __all__ = ["simulated_lab_day", "simulated_line"]
 
 _START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
-_STATE = {"PRD": (1100, "PRD_RegularWork"), "SBY": (2200, "SBY_NoProduct"), "USD": (5300, "USD_Repair"),
-          "SDT": (4300, "SDT_PreventiveMaintenance"), "NST": (6100, "NST_UnworkedShifts"),
-          "ENG": (3100, "ENG_ProcessExperiments")}  # fmt: skip
+_STATE = {
+    "PRD": (1100, "PRD_RegularWork"),
+    "SBY": (2200, "SBY_NoProduct"),
+    "USD": (5300, "USD_Repair"),
+    "SDT": (4300, "SDT_PreventiveMaintenance"),
+    "NST": (6100, "NST_UnworkedShifts"),
+    "ENG": (3100, "ENG_ProcessExperiments"),
+}
 
 
 def simulated_line(
@@ -56,8 +61,12 @@ def simulated_line(
 
     def state(source: str, at: datetime, cat: str) -> None:
         code, name = _STATE[cat]
-        emit("asset.state_changed", source, at, {"asset_id": source, "new_state": code, "new_state_name": name,
-                                                  "new_category": cat})  # fmt: skip
+        emit(
+            "asset.state_changed",
+            source,
+            at,
+            {"asset_id": source, "new_state": code, "new_state_name": name, "new_category": cat},
+        )
 
     for s in range(stations):
         source = f"Line1.Station{s}"
@@ -78,23 +87,26 @@ def simulated_line(
             recipe = rnd.choice(["PCB-A", "PCB-B"])
             emit("production.work_started", source, t, {"transaction_id": tid, "recipe": recipe})
             t += timedelta(seconds=rnd.gauss(90 if recipe == "PCB-A" else 120, 10))
-            emit("production.work_completed", source, t, {"transaction_id": tid, "recipe": recipe,
-                                                          "result": "completed"})  # fmt: skip
+            emit(
+                "production.work_completed", source, t, {"transaction_id": tid, "recipe": recipe, "result": "completed"}
+            )
             if tests:
                 unit = retest.pop() if retest and rnd.random() < 0.5 else f"U{s}-{cycle}"
                 failed = rnd.random() < fail_rate
                 result = "fail" if failed else "pass"
-                steps = [{"name": "ICT", "result": result,
-                          "measurements": [{"name": "R12", "result": result}]}]  # fmt: skip
-                emit("test.result", source, t, {"unit_id": unit, "result": result, "recipe": recipe,
-                                                "tests": steps})  # fmt: skip
+                steps = [{"name": "ICT", "result": result, "measurements": [{"name": "R12", "result": result}]}]
+                emit("test.result", source, t, {"unit_id": unit, "result": result, "recipe": recipe, "tests": steps})
                 if failed:
                     retest.append(unit)
             if rnd.random() < fault_rate:
                 fid = f"{source}-f{cycle}"
                 state(source, t, "USD")
-                emit("asset.fault", source, t, {"asset_id": source, "fault_id": fid,
-                                                "code": rnd.choice(["E-FEEDER", "E-NOZZLE", "E-JAM"])})  # fmt: skip
+                emit(
+                    "asset.fault",
+                    source,
+                    t,
+                    {"asset_id": source, "fault_id": fid, "code": rnd.choice(["E-FEEDER", "E-NOZZLE", "E-JAM"])},
+                )
                 t += timedelta(minutes=rnd.uniform(2, 20))
                 emit("asset.fault_cleared", source, t, {"asset_id": source, "fault_id": fid})
             elif rnd.random() < 0.005:

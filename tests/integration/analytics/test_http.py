@@ -90,13 +90,13 @@ async def test_gauges_in_metrics_and_routes_in_openapi(tmp_path: Path) -> None:
                 source="oven",
                 timestamp=now - timedelta(minutes=10),
                 payload={"asset_id": "oven", "new_category": "USD"},
-            ),  # fmt: skip
+            ),
             Event(
                 type="asset.state_changed",
                 source="oven",
                 timestamp=now - timedelta(minutes=5),
                 payload={"asset_id": "oven", "new_category": "PRD"},
-            ),  # fmt: skip
+            ),
         )
         text = (await client.get("/metrics")).text
         lines = {

@@ -91,8 +91,15 @@ def test_retest_counts_first_pass_and_final_yield_by_time_not_arrival() -> None:
     engine = AnalyticsEngine()
     tr = [("a", 5, "pass"), ("b", 1, "fail"), ("c", 9, "pass")]  # arrival order differs from time order
     for eid, m, res in tr:
-        engine.apply(Event(id=eid, type="test.result", source="ict", timestamp=T0 + timedelta(minutes=m),
-                           payload={"unit_id": "U1", "result": res, "recipe": "R1"}))  # fmt: skip
+        engine.apply(
+            Event(
+                id=eid,
+                type="test.result",
+                source="ict",
+                timestamp=T0 + timedelta(minutes=m),
+                payload={"unit_id": "U1", "result": res, "recipe": "R1"},
+            )
+        )
     w = resolve_window(until=T0 + timedelta(hours=1), now=T0 + timedelta(hours=1))
     f = engine.report(w)["assets"]["ict"]
     assert (f["units_tested"], f["first_pass_yield"], f["final_yield"], f["retests"]) == (1, 0.0, 1.0, 2)
@@ -119,8 +126,14 @@ def test_estimator_uses_station_and_recipe_history() -> None:
             ("production.work_started", start),
             ("production.work_completed", start + timedelta(seconds=d)),
         ):
-            engine.apply(Event(type=type_, source="oven", timestamp=at,
-                               payload={"transaction_id": f"t{i}", "recipe": "R1" if d < 600 else "R2"}))  # fmt: skip
+            engine.apply(
+                Event(
+                    type=type_,
+                    source="oven",
+                    timestamp=at,
+                    payload={"transaction_id": f"t{i}", "recipe": "R1" if d < 600 else "R2"},
+                )
+            )
     assert engine.cycles.estimate("oven", "R1", 0.95) == 90.0
     assert engine.cycles.estimate("oven", "R1", 0.5) == 70.0
     assert engine.cycles.estimate("oven", None, 1.0) == 600.0
@@ -138,8 +151,14 @@ def test_fault_pairs_out_of_order_give_mttr_mtbf_and_pareto() -> None:
         ("asset.fault", 30, "f2", "E-FEED"),  # redelivered copy under a new id: same fault
     ]
     for type_, m, fid, code in evs:
-        engine.apply(Event(type=type_, source="m", timestamp=T0 + timedelta(minutes=m),
-                           payload={"asset_id": "m", "fault_id": fid, "code": code}))  # fmt: skip
+        engine.apply(
+            Event(
+                type=type_,
+                source="m",
+                timestamp=T0 + timedelta(minutes=m),
+                payload={"asset_id": "m", "fault_id": fid, "code": code},
+            )
+        )
     w = resolve_window(since=T0, until=T0 + timedelta(minutes=120), now=T0 + timedelta(minutes=120))
     f = engine.report(w)["assets"]["m"]
     assert f["faults"] == 2 and f["repairs"] == 2
@@ -147,10 +166,17 @@ def test_fault_pairs_out_of_order_give_mttr_mtbf_and_pareto() -> None:
     assert f["mtbf_s"] == 7200 / 2
     assert [t["code"] for t in f["top_faults"]] == ["E-FEED", "E-JAM"]
     with pytest.raises(AnalyticsInputError, match="before it occurred"):
-        engine.apply(Event(type="asset.fault_cleared", source="m", timestamp=T0,
-                           payload={"asset_id": "m", "fault_id": "f3"}))  # fmt: skip
-        engine.apply(Event(type="asset.fault", source="m", timestamp=T0 + timedelta(minutes=1),
-                           payload={"asset_id": "m", "fault_id": "f3"}))  # fmt: skip
+        engine.apply(
+            Event(type="asset.fault_cleared", source="m", timestamp=T0, payload={"asset_id": "m", "fault_id": "f3"})
+        )
+        engine.apply(
+            Event(
+                type="asset.fault",
+                source="m",
+                timestamp=T0 + timedelta(minutes=1),
+                payload={"asset_id": "m", "fault_id": "f3"},
+            )
+        )
 
 
 def test_windows_shift_day_and_errors() -> None:
