@@ -134,31 +134,37 @@ class YieldBook:
         units = self.units.get(group)
         if units is None:
             units = self.units[group] = {}
+            self.buckets[group] = {}
+        per = self.buckets[group]
+        w = self.bucket_us
         u = units.get(unit)
         if u is None:
             units[unit] = _Unit(key, passed, key, passed, 1)
-            self._count(group, key[0], 1, int(passed), int(passed), 0)
+            row = per.get(key[0] // w)
+            if row is None:
+                row = per[key[0] // w] = [0, 0, 0, 0]
+            row[0] += 1
+            row[1] += passed
+            row[2] += passed
             return
-        self._count(group, u.first[0], -1, -int(u.first_pass), -int(u.last_pass), -(u.tests - 1))
+        # Take the unit's contribution out of the bucket of its first test, update, put it back.
+        row = per[u.first[0] // w]
+        row[0] -= 1
+        row[1] -= u.first_pass
+        row[2] -= u.last_pass
+        row[3] -= u.tests - 1
         if key < u.first:
             u.first, u.first_pass = key, passed
         if key > u.last:
             u.last, u.last_pass = key, passed
         u.tests += 1
-        self._count(group, u.first[0], 1, int(u.first_pass), int(u.last_pass), u.tests - 1)
-
-    def _count(self, group: GroupKey, at_us: int, units: int, fp: int, final: int, retests: int) -> None:
-        per = self.buckets.get(group)
-        if per is None:
-            per = self.buckets[group] = {}
-        b = at_us // self.bucket_us
-        row = per.get(b)
+        row = per.get(u.first[0] // w)
         if row is None:
-            row = per[b] = [0, 0, 0, 0]
-        row[0] += units
-        row[1] += fp
-        row[2] += final
-        row[3] += retests
+            row = per[u.first[0] // w] = [0, 0, 0, 0]
+        row[0] += 1
+        row[1] += u.first_pass
+        row[2] += u.last_pass
+        row[3] += u.tests - 1
 
     # -- queries ------------------------------------------------------------------------------
     def figures(self, group: GroupKey, lo: int | None, hi: int) -> YieldFigures:

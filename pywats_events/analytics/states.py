@@ -21,8 +21,8 @@ the category is missing, an E10 code in ``new_state`` (1000..6999) gives it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from ..event import Event
 from .errors import AnalyticsInputError
@@ -62,9 +62,8 @@ def from_epoch_us(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
-@dataclass(frozen=True, slots=True)
-class StateChange:
-    """One state change of a station or lab module.
+class StateChange(NamedTuple):
+    """One state change of a station or lab module (a named tuple: it is built once per event).
 
     Attributes:
         asset: the asset id (the CFX handle / module identifier).
@@ -92,7 +91,8 @@ def state_change_of(event: Event) -> StateChange:
     """
     p = event.payload
     code = p.get("new_state")
-    code = code if isinstance(code, int) and not isinstance(code, bool) else None
+    if type(code) is not int:  # bool and text are not state codes
+        code = None
     category = p.get("new_category")
     if category not in CATEGORY_INDEX:
         if category is None and code is not None and 1000 <= code <= 6999:
@@ -105,11 +105,13 @@ def state_change_of(event: Event) -> StateChange:
                 f"{category!r} is not a SEMI E10 category ({', '.join(CATEGORIES)}) and new_state "
                 f"{p.get('new_state')!r} is not an E10 code 1000..6999",
             )
+    asset = p.get("asset_id") or event.source
+    name = p.get("new_state_name") or (code if code is not None else "")
     return StateChange(
-        asset=str(p.get("asset_id") or event.source),
-        at_us=epoch_us(event.timestamp),
-        event_id=event.id,
-        category=category,
-        code=code,
-        name=str(p.get("new_state_name") or (code if code is not None else "") or ""),
+        asset if type(asset) is str else str(asset),
+        (event.timestamp - _EPOCH) // _US,
+        event.id,
+        category,
+        code,
+        name if type(name) is str else str(name),
     )

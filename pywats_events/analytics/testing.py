@@ -38,16 +38,18 @@ def simulated_line(
     start: datetime = _START,
     fail_rate: float = 0.1,
     fault_rate: float = 0.03,
+    line: str = "Line1",
 ) -> list[Event]:
     """Events of a line of ``stations`` stations over ``hours`` hours (see the module docstring).
 
     Args:
-        stations: number of stations (count); station ``i`` is ``Line1.Station{i}``; even ones test units.
+        stations: number of stations (count); station ``i`` is ``{line}.Station{i}``; even ones test units.
         hours: simulated time span (hours).
         seed: random seed (same seed, same events).
         start: first time (aware UTC).
         fail_rate: share of first tests that fail (0..1); a failed unit is retested.
         fault_rate: chance per cycle of a fault (0..1).
+        line: prefix of the station names.
     """
     rnd = random.Random(seed)
     events: list[Event] = []
@@ -57,7 +59,7 @@ def simulated_line(
     def emit(type_: str, source: str, at: datetime, payload: dict[str, object]) -> None:
         nonlocal n
         n += 1
-        events.append(Event(id=f"sim-{seed}-{n}", type=type_, source=source, timestamp=at, payload=payload))
+        events.append(Event(id=f"sim-{line}-{seed}-{n}", type=type_, source=source, timestamp=at, payload=payload))
 
     def state(source: str, at: datetime, cat: str) -> None:
         code, name = _STATE[cat]
@@ -69,7 +71,7 @@ def simulated_line(
         )
 
     for s in range(stations):
-        source = f"Line1.Station{s}"
+        source = f"{line}.Station{s}"
         tests = s % 2 == 0
         t = start + timedelta(seconds=rnd.uniform(0, 60))
         retest: list[str] = []
