@@ -133,12 +133,14 @@ class HistoryStore:
             from sqlalchemy.dialects.postgresql import insert as pg_insert
 
             stmt = pg_insert(state_history).on_conflict_do_nothing()
+        # RETURNING counts the rows really inserted on both backends (asyncpg reports no executemany rowcount).
+        stmt = stmt.returning(state_history.c.event_id)
         try:
             async with engine.begin() as conn:
                 result = await conn.execute(stmt, rows)
+                return len(result.all())
         except Exception as exc:
             raise StoreError(f"analytics history write to {self.url} failed: {exc}") from None
-        return max(0, result.rowcount or 0)
 
     async def replace(self, changes: Sequence[StateChange], since: datetime | None, until: datetime | None) -> int:
         """Delete the rows in ``[since, until)`` and write ``changes`` (a rebuild). Returns rows written.
