@@ -16,7 +16,7 @@ sums the buckets of its window (see ``window``). Figures that cannot be computed
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..event import Event, EventType
@@ -25,7 +25,7 @@ from .first_pass_yield import YieldBook, YieldFigures
 from .history import StatusHistory
 from .oee import oee
 from .reliability import FaultBook
-from .states import CATEGORIES, CATEGORY_INDEX, state_change_of
+from .states import CATEGORIES, CATEGORY_INDEX, StateChange, state_change_of
 from .window import Window
 
 __all__ = ["HANDLED_TYPES", "AnalyticsEngine"]
@@ -79,6 +79,8 @@ class AnalyticsEngine:
         self.ideal_cycle_s: dict[str, float] = dict(ideal_cycle_s or {})
         self.kinds: dict[str, str] = {}
         self.events = 0
+        #: Called with each new state change placed in the history (the handler queues it for the table).
+        self.on_change: Callable[[StateChange], None] | None = None
         self._dispatch = {
             EventType.ASSET_STATE_CHANGED.value: self._state,
             EventType.ASSET_FAULT.value: self.faults.occurred,
@@ -111,7 +113,11 @@ class AnalyticsEngine:
         kind = event.payload.get("asset_kind")
         if kind:
             self.kinds[change.asset] = str(kind)
-        return self.history.add(change)
+        if not self.history.add(change):
+            return False
+        if self.on_change is not None:
+            self.on_change(change)
+        return True
 
     # -- report -----------------------------------------------------------------------------------
     def asset_ids(self) -> list[str]:

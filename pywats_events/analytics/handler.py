@@ -29,7 +29,7 @@ from ..event import Event
 from ..handlers import BaseHandler
 from ..store import Store
 from .engine import HANDLED_TYPES, AnalyticsEngine
-from .states import StateChange, state_change_of
+from .states import StateChange
 from .store import HistoryStore
 from .window import DEFAULT_SHIFT_STARTS
 
@@ -123,13 +123,13 @@ class AnalyticsHandler(BaseHandler):
             AnalyticsInputError: the payload lacks what the figure needs.
             TooLateError: a state change older than the in-memory history can place.
         """
-        if self.engine.apply(event) and event.type == "asset.state_changed" and self.history_store is not None:
-            self._pending.append(state_change_of(event))
+        self.engine.apply(event)
 
     async def on_start(self) -> None:
         """Open the history table and start writing behind."""
         if self.history_store is not None:
             await self.history_store.open()
+            self.engine.on_change = self._pending.append
             self._flusher = asyncio.create_task(self._flush_loop(), name="pywats-analytics-history")
 
     async def on_stop(self) -> None:
@@ -149,7 +149,9 @@ class AnalyticsHandler(BaseHandler):
         counted in ``history_dropped``; a rebuild restores them)."""
         if self.history_store is None or not self._pending:
             return 0
-        batch, self._pending = self._pending, []
+        # In place: the engine's on_change holds this list's append.
+        batch = self._pending[:]
+        self._pending.clear()
         try:
             return await self.history_store.write(batch)
         except Exception as exc:

@@ -146,6 +146,12 @@ class StatusHistory:
     def _spread(self, buckets: dict[int, list[int]], start: int, end: int, cat: int, sign: int) -> None:
         w = self.bucket_us
         b = start // w
+        if end <= (b + 1) * w:  # most stays fit one bucket
+            row = buckets.get(b)
+            if row is None:
+                row = buckets[b] = [0, 0, 0, 0, 0, 0]
+            row[cat] += sign * (end - start)
+            return
         t = start
         while t < end:
             edge = (b + 1) * w
