@@ -12,6 +12,8 @@ on / off, "bus_store_off_eps": ..., "bus_store_on_eps": ..., "throughput_ratio_s
   ``MockTransport.inject_nowait``-ed as its own message to a bus with a no-op handler on ``*``; "on" adds
   the ``AnalyticsHandler`` (history in memory only). Without a store and with the SQLite store
   (idempotency record per delivery, as ``pywats-events run`` runs). Alternating rounds, best of each.
+- bus + SQLite + event store: additionally the ``event-store`` handler, the default configuration of
+  ``pywats-events run``; "on" there also writes the status history to its table behind the bus.
 - reference: a second no-op handler on the analytics' event types instead of the analytics: the floor
   any second handler costs (one more delivery per event).
 - report: an engine fed ``--history`` events (default 1,000,000: 100 stations over 4 days), then the
@@ -58,6 +60,7 @@ async def through_bus(
     analytics: bool,
     store_url: str | None,
     second_noop: bool = False,
+    event_store: bool = False,
 ) -> float:
     store = open_store(store_url) if store_url else None
     bus = EventBus(
@@ -70,8 +73,11 @@ async def through_bus(
         return None
 
     bus.register(noop, name="noop", event_types=["*"])
+    if event_store:
+        bus.add_event_store()
     if analytics:
-        bus.register(AnalyticsHandler(persist=False))
+        # History rows go to their table behind the bus, as `pywats-events run` configures it.
+        bus.register(AnalyticsHandler(persist=store is not None))
     if second_noop:
         bus.register(noop, name="noop-2", event_types=list(HANDLED))
     n = len(items)
@@ -154,7 +160,7 @@ async def main() -> None:
     items = stream(args.events)
     us = engine_cost(items)
     print(f"engine: {us:.2f} µs per event")
-    best = {"off": 0.0, "on": 0.0, "noop2": 0.0, "store_off": 0.0, "store_on": 0.0}
+    best = {"off": 0.0, "on": 0.0, "noop2": 0.0, "store_off": 0.0, "store_on": 0.0, "es_off": 0.0, "es_on": 0.0}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             best["off"] = max(best["off"], await through_bus(items, analytics=False, store_url=None))
@@ -166,11 +172,20 @@ async def main() -> None:
             best["store_off"] = max(best["store_off"], await through_bus(items, analytics=False, store_url=url))
             url = f"sqlite:///{tmp}/on{r}.db"
             best["store_on"] = max(best["store_on"], await through_bus(items, analytics=True, store_url=url))
+            url = f"sqlite:///{tmp}/es-off{r}.db"
+            eps = await through_bus(items, analytics=False, store_url=url, event_store=True)
+            best["es_off"] = max(best["es_off"], eps)
+            url = f"sqlite:///{tmp}/es-on{r}.db"
+            best["es_on"] = max(
+                best["es_on"], await through_bus(items, analytics=True, store_url=url, event_store=True)
+            )
     ratio = best["on"] / best["off"]
     ratio_store = best["store_on"] / best["store_off"]
+    ratio_es = best["es_on"] / best["es_off"]
     print(f"bus, no store: off {best['off']:,.0f} ev/s, on {best['on']:,.0f} ev/s ({ratio:.1%})")
     print(f"  reference, a second no-op handler instead: {best['noop2']:,.0f} ev/s ({best['noop2'] / best['off']:.1%})")
     print(f"bus + SQLite:  off {best['store_off']:,.0f} ev/s, on {best['store_on']:,.0f} ev/s ({ratio_store:.1%})")
+    print(f"bus + SQLite + event store: off {best['es_off']:,.0f} ev/s, on {best['es_on']:,.0f} ev/s ({ratio_es:.1%})")
     report_ms, day_ms, fed = report_latency(args.history)
     print(f"report over {fed:,} events: {report_ms:.0f} ms (one day: {day_ms:.0f} ms)")
     print(
@@ -184,6 +199,9 @@ async def main() -> None:
                 "bus_store_off_eps": round(best["store_off"]),
                 "bus_store_on_eps": round(best["store_on"]),
                 "throughput_ratio_store": round(ratio_store, 3),
+                "bus_store_event_store_off_eps": round(best["es_off"]),
+                "bus_store_event_store_on_eps": round(best["es_on"]),
+                "throughput_ratio_store_event_store": round(ratio_es, 3),
                 "report_ms": round(report_ms, 1),
                 "report_day_ms": round(day_ms, 1),
                 "history_events": fed,
