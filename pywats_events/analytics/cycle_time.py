@@ -1,7 +1,9 @@
 """Cycle times from ``production.work_started`` / ``production.work_completed`` pairs (IPC-CFX
 ``WorkStarted`` / ``WorkCompleted``, paired per station by ``TransactionID``), and the duration estimator.
 
-A cycle is counted in the window holding its completion. A completion arriving before its start waits
+A cycle is counted in the window holding its completion. Lab modules report no work messages: each of
+their Busy stays is a step, counted like a cycle (``step``; recipe ``None``), so the estimator answers for
+lab steps too. A completion arriving before its start waits
 for it; a second start or completion of the same transaction is a duplicate. The recipe is the start's
 ``payload.recipe`` (else the completion's).
 
@@ -146,6 +148,22 @@ class CycleTimes:
             if q is None:
                 q = self.recent[k] = deque(maxlen=self.history)
             q.append(d)
+
+    def step(self, station: str, start_us: int, end_us: int, sign: int) -> None:
+        """Add (``sign`` 1) or take back (-1) one lab step of ``station`` lasting ``start_us..end_us``
+        (µs since the epoch), counted like a cycle completed at ``end_us``, recipe ``None``."""
+        d = end_us - start_us
+        rows = self.samples.setdefault(station, {}).setdefault(end_us // self.bucket_us, [])
+        q = self.recent.get((station, None))
+        if sign > 0:
+            rows.append((d, None))
+            if q is None:
+                q = self.recent[(station, None)] = deque(maxlen=self.history)
+            q.append(d)
+        else:
+            rows.remove((d, None))
+            if q is not None and d in q:
+                q.remove(d)
 
     def _trim(self) -> None:
         while len(self.work) > _OPEN_KEPT:

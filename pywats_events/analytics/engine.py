@@ -7,7 +7,8 @@ it from the event store (``rebuild``). It reads:
 - ``asset.fault`` / ``asset.fault_cleared`` -> faults, MTBF, MTTR, Pareto (``reliability``);
 - ``test.result`` -> first-pass and final yield, retests, failing tests (``first_pass_yield``);
 - ``production.work_started`` / ``production.work_completed`` -> cycle times, OEE output
-  (``cycle_time``, ``oee``).
+  (``cycle_time``, ``oee``); for lab modules (``asset_kind: lab_module``) each Busy stay is a step and
+  its duration a cycle time.
 
 Nothing is computed by rescanning events: each event updates counters of its time bucket, and a report
 sums the buckets of its window (see ``window``). Figures that cannot be computed are ``None`` (JSON
@@ -81,6 +82,7 @@ class AnalyticsEngine:
         self.events = 0
         #: Called with each new state change placed in the history (the handler queues it for the table).
         self.on_change: Callable[[StateChange], None] | None = None
+        self.history.on_interval = self._stay
         self._dispatch = {
             EventType.ASSET_STATE_CHANGED.value: self._state,
             EventType.ASSET_FAULT.value: self.faults.occurred,
@@ -118,6 +120,12 @@ class AnalyticsEngine:
         if self.on_change is not None:
             self.on_change(change)
         return True
+
+    def _stay(self, asset: str, start_us: int, end_us: int, category: str, sign: int) -> None:
+        # A lab module's Busy stay is one step (the LARA status DB's process step): its duration feeds
+        # the module's cycle times and estimator; a late update splitting the stay replaces it by two.
+        if category == "PRD" and self.kinds.get(asset) == "lab_module":
+            self.cycles.step(asset, start_us, end_us, sign)
 
     # -- report -----------------------------------------------------------------------------------
     def asset_ids(self) -> list[str]:

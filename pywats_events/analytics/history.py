@@ -19,7 +19,7 @@ Rules (a brute-force computation must apply the same ones to agree):
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .errors import TooLateError
@@ -100,6 +100,9 @@ class StatusHistory:
         self.assets: dict[str, _Asset] = {}
         self.too_late = 0
         self.duplicates = 0
+        #: Called ``(asset, start_us, end_us, category, +1 | -1)`` for each closed stay added or taken back
+        #: (a late change splits one); the engine derives lab step durations from it.
+        self.on_interval: Callable[[str, int, int, str, int], None] | None = None
 
     def add(self, change: StateChange) -> bool:
         """Place one change; returns False for a duplicate (same event id already held).
@@ -125,13 +128,20 @@ class StatusHistory:
         prev = a.changes[i - 1] if i > 0 else None
         nxt = a.changes[i] if i < len(keys) else None
         cat = CATEGORY_INDEX[change.category]
+        notify = self.on_interval
         if prev is not None:
             pcat = CATEGORY_INDEX[prev.category]
             if nxt is not None:
                 self._spread(a.buckets, prev.at_us, nxt.at_us, pcat, -1)
+                if notify is not None:
+                    notify(change.asset, prev.at_us, nxt.at_us, prev.category, -1)
             self._spread(a.buckets, prev.at_us, change.at_us, pcat, 1)
+            if notify is not None:
+                notify(change.asset, prev.at_us, change.at_us, prev.category, 1)
         if nxt is not None:
             self._spread(a.buckets, change.at_us, nxt.at_us, cat, 1)
+            if notify is not None:
+                notify(change.asset, change.at_us, nxt.at_us, change.category, 1)
         keys.insert(i, key)
         a.changes.insert(i, change)
         a.ids.add(change.event_id)

@@ -3,6 +3,7 @@ handler equal the brute-force computation, whatever the delivery order."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from datetime import timedelta
@@ -94,3 +95,26 @@ def test_lab_day_utilization_and_error_rate_are_busy_and_error_time_over_total()
         assert figures["utilization"] == pytest.approx(busy / total, abs=1e-9)
         assert figures["error_rate"] == pytest.approx(error / total, abs=1e-9)
         assert 0 < figures["error_rate"] < figures["utilization"]
+
+
+def test_lab_step_durations_are_busy_stays_and_follow_late_updates() -> None:
+    day = simulated_lab_day(modules=2, hours=6, seed=9)
+    rnd = random.Random(1)
+    shuffled = day[:]
+    rnd.shuffle(shuffled)
+    engine = AnalyticsEngine(bucket_s=60)
+    engine.apply_all(shuffled)
+    end = day[-1].timestamp + timedelta(minutes=1)
+    w = resolve_window(until=end, now=end, bucket_s=60)
+    report = engine.report(w)
+    for module in {e.source for e in day}:
+        mine = [e for e in day if e.source == module]
+        steps = sorted(
+            (b.timestamp - a.timestamp).total_seconds()
+            for a, b in itertools.pairwise(mine)
+            if a.payload["new_state_name"] == "Busy"
+        )
+        figures = report["assets"][module]
+        assert figures["cycles"] == len(steps) > 0
+        assert figures["cycle_time_s"]["p50"] == pytest.approx(steps[(len(steps) + 1) // 2 - 1], abs=1e-6)
+        assert engine.cycles.estimate(module, None, 1.0) == pytest.approx(steps[-1], abs=1e-6)
