@@ -178,6 +178,19 @@ class CycleTimes:
                 out.extend(d / 1e6 for d, r in rows if recipe is None or r == recipe)
         return out
 
+    def window_by_recipe(self, station: str, lo: int | None, hi: int) -> dict[str | None, list[float]]:
+        """Cycle times in seconds of ``station`` completed in buckets ``lo..hi-1``, by recipe (``None``:
+        no recipe, and lab steps); one pass over the buckets."""
+        out: dict[str | None, list[float]] = {}
+        for b, rows in (self.samples.get(station) or {}).items():
+            if (lo is None or b >= lo) and b < hi:
+                for d, r in rows:
+                    ds = out.get(r)
+                    if ds is None:
+                        ds = out[r] = []
+                    ds.append(d / 1e6)
+        return out
+
     def completed_counts(self, station: str, lo: int | None, hi: int) -> tuple[int, int]:
         """(completions, good completions) of ``station`` in buckets ``lo..hi-1``."""
         n = good = 0

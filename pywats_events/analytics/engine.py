@@ -134,13 +134,16 @@ class AnalyticsEngine:
         ids |= set(self.cycles.samples) | set(self.cycles.completions)
         return sorted(ids)
 
-    def asset_report(self, asset: str, w: Window) -> dict[str, Any]:
+    def asset_report(self, asset: str, w: Window, _raw: list[Any] | None = None) -> dict[str, Any]:
         """The figures of one asset over window ``w`` (keys as in ``report``'s ``assets`` values)."""
         tis = self.history.time_in_state_us(asset, w.since_us, w.until_us, w.now_us)
         n_faults, repairs, repair_us, codes = self.faults.window(asset, w.lo, w.hi)
         fy = self.yields.figures((asset, "station", ""), w.lo, w.hi)
-        samples = self.cycles.window(asset, w.lo, w.hi)
+        by_recipe = self.cycles.window_by_recipe(asset, w.lo, w.hi)
+        samples = [d for ds in by_recipe.values() for d in ds]
         completions, good = self.cycles.completed_counts(asset, w.lo, w.hi)
+        if _raw is not None:  # the line's sums reuse these instead of scanning the buckets again
+            _raw.append((tis, n_faults, repairs, repair_us, codes, fy, samples))
         out: dict[str, Any] = {"kind": self.kinds.get(asset, "station")}
         current = self.history.current(asset)
         out["state"] = current.name if current else None
@@ -159,9 +162,8 @@ class AnalyticsEngine:
         out["cycles"] = len(samples)
         out["cycle_time_s"] = _percentiles(samples)
         out["cycle_time_by_recipe"] = {
-            r: {"cycles": len(s), **_percentiles(s)}
-            for r in self.cycles.recipes(asset)
-            if (s := self.cycles.window(asset, w.lo, w.hi, r))
+            r: {"cycles": len(ds), **_percentiles(ds)}
+            for r, ds in sorted((r, ds) for r, ds in by_recipe.items() if r is not None)
         }
         out["estimated_cycle_s_p95"] = self.cycles.estimate(asset, None, 0.95)
         ideal = self.ideal_cycle_s.get(asset)
@@ -187,12 +189,13 @@ class AnalyticsEngine:
         ``reliability``, ``first_pass_yield``, ``cycle_time``, ``oee``.
         """
         ids = sorted(assets) if assets is not None else self.asset_ids()
-        per = {a: self.asset_report(a, w) for a in ids}
+        raw: list[Any] = []
+        per = {a: self.asset_report(a, w, raw) for a in ids}
         return {
             "window": w.to_json_dict(),
             "bucket_s": self.bucket_s,
             "assets": per,
-            "line": self._line(ids, w),
+            "line": _line(raw),
             "events": self.events,
             "late_refused": self.history.too_late,
             "duplicates": self.history.duplicates
@@ -201,35 +204,34 @@ class AnalyticsEngine:
             + self.cycles.duplicates,
         }
 
-    def _line(self, ids: list[str], w: Window) -> dict[str, Any]:
-        tis: list[int] | None = None
-        n_faults = repairs = repair_us = 0
-        codes: dict[str, list[int]] = {}
-        fy = YieldFigures()
-        samples: list[float] = []
-        for a in ids:
-            t = self.history.time_in_state_us(a, w.since_us, w.until_us, w.now_us)
-            if t is not None:
-                tis = [x + y for x, y in zip(tis, t, strict=True)] if tis is not None else t
-            f, r, d, c = self.faults.window(a, w.lo, w.hi)
-            n_faults, repairs, repair_us = n_faults + f, repairs + r, repair_us + d
-            for code, (n, dd) in c.items():
-                row = codes.setdefault(code, [0, 0])
-                row[0] += n
-                row[1] += dd
-            g = self.yields.figures((a, "station", ""), w.lo, w.hi)
-            fy.units += g.units
-            fy.first_pass += g.first_pass
-            fy.final_pass += g.final_pass
-            fy.retests += g.retests
-            samples.extend(self.cycles.window(a, w.lo, w.hi))
-        out: dict[str, Any] = {"assets": len(ids)}
-        out.update(_time_figures(tis))
-        out.update(_fault_figures(tis, n_faults, repairs, repair_us, codes))
-        out.update(_yield_figures(fy))
-        out["cycles"] = len(samples)
-        out["cycle_time_s"] = _percentiles(samples)
-        return out
+
+def _line(raw: list[Any]) -> dict[str, Any]:
+    """Line figures from the per-asset sums: times, faults, repairs, yield counts and cycles added up."""
+    tis: list[int] | None = None
+    n_faults = repairs = repair_us = 0
+    codes: dict[str, list[int]] = {}
+    fy = YieldFigures()
+    samples: list[float] = []
+    for t, f, r, d, c, g, s in raw:
+        if t is not None:
+            tis = [x + y for x, y in zip(tis, t, strict=True)] if tis is not None else t
+        n_faults, repairs, repair_us = n_faults + f, repairs + r, repair_us + d
+        for code, (n, dd) in c.items():
+            row = codes.setdefault(code, [0, 0])
+            row[0] += n
+            row[1] += dd
+        fy.units += g.units
+        fy.first_pass += g.first_pass
+        fy.final_pass += g.final_pass
+        fy.retests += g.retests
+        samples.extend(s)
+    out: dict[str, Any] = {"assets": len(raw)}
+    out.update(_time_figures(tis))
+    out.update(_fault_figures(tis, n_faults, repairs, repair_us, codes))
+    out.update(_yield_figures(fy))
+    out["cycles"] = len(samples)
+    out["cycle_time_s"] = _percentiles(samples)
+    return out
 
 
 def _time_figures(tis: list[int] | None) -> dict[str, Any]:

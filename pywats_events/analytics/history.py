@@ -184,11 +184,17 @@ class StatusHistory:
         w = self.bucket_us
         lo = None if since_us is None else since_us // w
         hi = until_us // w
-        out = [0, 0, 0, 0, 0, 0]
+        p0 = p1 = p2 = p3 = p4 = p5 = 0
         for b, row in a.buckets.items():
             if (lo is None or b >= lo) and b < hi:
-                for k in range(6):
-                    out[k] += row[k]
+                r0, r1, r2, r3, r4, r5 = row
+                p0 += r0
+                p1 += r1
+                p2 += r2
+                p3 += r3
+                p4 += r4
+                p5 += r5
+        out = [p0, p1, p2, p3, p4, p5]
         last = a.changes[-1]
         start = last.at_us if since_us is None or last.at_us > since_us else since_us
         end = min(until_us, now_us)

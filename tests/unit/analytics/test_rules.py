@@ -194,3 +194,26 @@ def test_windows_shift_day_and_errors() -> None:
         parse_time("yesterday", where="--since")
     assert parse_time("2026-03-02T06:00:00", where="x") == T0
     assert abs(parse_time("-1h", where="x") - (datetime.now(UTC) - timedelta(hours=1))) < timedelta(seconds=5)
+
+
+def test_cycle_times_by_recipe_with_and_without_recipe() -> None:
+    engine = AnalyticsEngine()
+    for i, recipe in enumerate(["R1", None, "R2", "R1"]):
+        payload = {"transaction_id": f"t{i}", **({"recipe": recipe} if recipe else {})}
+        start = T0 + timedelta(minutes=10 * i)
+        engine.apply(Event(type="production.work_started", source="oven", timestamp=start, payload=payload))
+        engine.apply(
+            Event(
+                type="production.work_completed",
+                source="oven",
+                timestamp=start + timedelta(seconds=60 + i),
+                payload=payload,
+            )
+        )
+    w = resolve_window(until=T0 + timedelta(hours=1), now=T0 + timedelta(hours=1))
+    f = engine.report(w)["assets"]["oven"]
+    assert f["cycles"] == 4 and f["cycle_time_s"] == {"p50": 61.0, "p95": 63.0}
+    assert f["cycle_time_by_recipe"] == {
+        "R1": {"cycles": 2, "p50": 60.0, "p95": 63.0},
+        "R2": {"cycles": 1, "p50": 62.0, "p95": 62.0},
+    }
