@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .admin import Admin
+from .analytics.cli import analytics_app
 from .bus import STOP_GRACE
 from .config import Settings, build_bus, build_transport, load_settings
 from .errors import ConfigError, PyWatsEventsError
@@ -47,6 +48,7 @@ events_app = typer.Typer(help="Stored events: list, acknowledge, purge.", no_arg
 dlq_app = typer.Typer(help="Dead-letter queue: list, show, replay, purge.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(analytics_app, name="analytics")
 
 out = Console()
 err = Console(stderr=True)

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..bus import EventBus
 from ..status_board import StatusBoard
 from ..transports.webhook import WebhookTransport
+from .analytics import analytics_routes
 from .context import HTTPContext, HTTPMetrics
 from .ingest import post_cfx, post_event_service, post_events
 from .operations import get_available, get_healthz, get_metrics, get_openapi, get_readyz, get_status
@@ -141,6 +142,7 @@ def create_app(bus: EventBus, settings: HTTPSettings | None = None) -> Starlette
         Route("/status", get_status, methods=["GET"]),
         Route("/status/available", get_available, methods=["GET"]),
         Route("/openapi.json", get_openapi, methods=["GET"]),
+        *analytics_routes(bus),
     ]
     if settings.admin_token is not None:
         from ..admin import Admin

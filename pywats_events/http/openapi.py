@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .analytics import analytics_paths
 from .settings import HTTPSettings
 
 __all__ = ["build_openapi"]
@@ -463,6 +464,7 @@ def build_openapi(settings: HTTPSettings) -> dict[str, Any]:
         },
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _ok({"type": "object"})}}},
     }
+    paths.update(analytics_paths(settings))
     if settings.admin_token is not None:
         paths.update(_admin_paths())
     return {

@@ -1,0 +1,214 @@
+"""Analytics cost: per-event µs of the engine, in-process bus throughput with the analytics handler on
+vs off, and the latency of the report over a 1M-event history.
+
+Run: ``python bench/analytics.py [--events N] [--history N]``. Prints one line per figure and, last, one
+JSON object: ``{"engine_us_per_event": ..., "bus_off_eps": ..., "bus_on_eps": ..., "throughput_ratio":
+on / off, "bus_store_off_eps": ..., "bus_store_on_eps": ..., "throughput_ratio_store": ...,
+"report_ms": ..., "report_day_ms": ..., "history_events": ...}``.
+
+- The stream is a simulated line (``pywats_events.analytics.testing.simulated_line``: state changes,
+  work start/end, test results with retests, faults), so every analytics path is exercised.
+- bus off / on: the shape of ``bench/inprocess.py``: each event is built (as a decoder would) and
+  ``MockTransport.inject_nowait``-ed as its own message to a bus with a no-op handler on ``*``; "on" adds
+  the ``AnalyticsHandler`` (history in memory only). Without a store and with the SQLite store
+  (idempotency record per delivery, as ``pywats-events run`` runs). Alternating rounds, best of each.
+- bus + SQLite + event store: additionally the ``event-store`` handler, the default configuration of
+  ``pywats-events run``; "on" there also writes the status history to its table behind the bus.
+- reference: a second no-op handler on the analytics' event types instead of the analytics: the floor
+  any second handler costs (one more delivery per event).
+- report: an engine fed ``--history`` events (default 1,000,000: 100 stations over 4 days), then the
+  full-history report and a one-day report, best of 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+from pywats_events import Event, EventBus, MockTransport, SettleResult  # noqa: E402
+from pywats_events.analytics import HANDLED_TYPES, AnalyticsEngine, resolve_window  # noqa: E402
+from pywats_events.analytics.handler import AnalyticsHandler  # noqa: E402
+from pywats_events.analytics.testing import simulated_line  # noqa: E402
+from pywats_events.sql_store import open_store  # noqa: E402
+
+HANDLED = tuple(str(t) for t in HANDLED_TYPES)
+
+
+def stream(n: int) -> list[tuple[str, str, object, dict[str, object]]]:
+    """(type, source, timestamp, payload) of about ``n`` line events, 16 stations."""
+    out: list[tuple[str, str, object, dict[str, object]]] = []
+    day = 0
+    while len(out) < n:
+        evs = simulated_line(stations=16, hours=24, seed=day, line=f"L{day}")
+        out.extend((e.type, e.source, e.timestamp, e.payload) for e in evs)
+        day += 1
+    return out[:n]
+
+
+async def through_bus(
+    items: list[tuple[str, str, object, dict[str, object]]],
+    *,
+    analytics: bool,
+    store_url: str | None,
+    second_noop: bool = False,
+    event_store: bool = False,
+) -> float:
+    store = open_store(store_url) if store_url else None
+    bus = EventBus(
+        store, idempotency=store is not None, emit_system_events=False, concurrency=16, queue_size=4096, freeze_gc=True
+    )
+    mock = MockTransport()
+    bus.add_transport(mock)
+
+    async def noop(event: Event) -> None:
+        return None
+
+    bus.register(noop, name="noop", event_types=["*"])
+    if event_store:
+        bus.add_event_store()
+    if analytics:
+        # History rows go to their table behind the bus, as `pywats-events run` configures it.
+        bus.register(AnalyticsHandler(persist=store is not None))
+    if second_noop:
+        bus.register(noop, name="noop-2", event_types=list(HANDLED))
+    n = len(items)
+    async with bus:
+        done = asyncio.Event()
+        left = n
+        dead = 0
+
+        def settled(fut: asyncio.Future[SettleResult]) -> None:
+            nonlocal left, dead
+            dead += fut.result().dead_lettered
+            left -= 1
+            if left == 0:
+                done.set()
+
+        t0 = time.perf_counter()
+        for type_, source, ts, payload in items:
+            ev = Event(type=type_, source=source, timestamp=ts, payload=payload)  # type: ignore[arg-type]
+            (await mock.inject_nowait((ev,))).add_done_callback(settled)
+        await done.wait()
+        elapsed = time.perf_counter() - t0
+    if dead:
+        raise SystemExit(f"{dead} deliveries dead-lettered")
+    return n / elapsed
+
+
+def engine_cost(items: list[tuple[str, str, object, dict[str, object]]]) -> float:
+    events = [Event(type=t, source=s, timestamp=ts, payload=p) for t, s, ts, p in items]  # type: ignore[arg-type]
+    best = float("inf")
+    for _ in range(3):
+        engine = AnalyticsEngine()
+        t0 = time.perf_counter()
+        for e in events:
+            engine.apply(e)
+        best = min(best, time.perf_counter() - t0)
+    return best / len(events) * 1e6
+
+
+def report_latency(history: int) -> tuple[float, float, int]:
+    engine = AnalyticsEngine()
+    fed = 0
+    day = 0
+    last = None
+    while fed < history:
+        # 100 stations over 4 days: 25 lines of 4 stations, one simulated day each call.
+        for line in range(25):
+            evs = simulated_line(stations=4, hours=24, seed=day * 100 + line, line=f"L{line}", start=_start(day))
+            for e in evs:
+                engine.apply(e)
+            fed += len(evs)
+            last = evs[-1].timestamp
+            if fed >= history:
+                break
+        day += 1
+    assert last is not None
+    full = resolve_window(until=last + timedelta(minutes=1), now=last)
+    one_day = resolve_window(until=last + timedelta(minutes=1), window="day", now=last)
+    best_full = best_day = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        rep = engine.report(full)
+        best_full = min(best_full, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        engine.report(one_day)
+        best_day = min(best_day, time.perf_counter() - t0)
+    assert rep["assets"], "the report must cover the history"
+    return best_full * 1000, best_day * 1000, fed
+
+
+def _start(day: int) -> datetime:
+    return datetime(2026, 3, 2, tzinfo=UTC) + timedelta(days=day)
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=50_000, help="events per bus measurement (default 50000)")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds; the best of each is kept")
+    ap.add_argument("--history", type=int, default=1_000_000, help="events in the report's history")
+    args = ap.parse_args()
+    items = stream(args.events)
+    us = engine_cost(items)
+    print(f"engine: {us:.2f} µs per event")
+    best = {"off": 0.0, "on": 0.0, "noop2": 0.0, "store_off": 0.0, "store_on": 0.0, "es_off": 0.0, "es_on": 0.0}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            best["off"] = max(best["off"], await through_bus(items, analytics=False, store_url=None))
+            best["on"] = max(best["on"], await through_bus(items, analytics=True, store_url=None))
+            best["noop2"] = max(
+                best["noop2"], await through_bus(items, analytics=False, store_url=None, second_noop=True)
+            )
+            url = f"sqlite:///{tmp}/off{r}.db"
+            best["store_off"] = max(best["store_off"], await through_bus(items, analytics=False, store_url=url))
+            url = f"sqlite:///{tmp}/on{r}.db"
+            best["store_on"] = max(best["store_on"], await through_bus(items, analytics=True, store_url=url))
+            url = f"sqlite:///{tmp}/es-off{r}.db"
+            eps = await through_bus(items, analytics=False, store_url=url, event_store=True)
+            best["es_off"] = max(best["es_off"], eps)
+            url = f"sqlite:///{tmp}/es-on{r}.db"
+            best["es_on"] = max(
+                best["es_on"], await through_bus(items, analytics=True, store_url=url, event_store=True)
+            )
+    ratio = best["on"] / best["off"]
+    ratio_store = best["store_on"] / best["store_off"]
+    ratio_es = best["es_on"] / best["es_off"]
+    print(f"bus, no store: off {best['off']:,.0f} ev/s, on {best['on']:,.0f} ev/s ({ratio:.1%})")
+    print(f"  reference, a second no-op handler instead: {best['noop2']:,.0f} ev/s ({best['noop2'] / best['off']:.1%})")
+    print(f"bus + SQLite:  off {best['store_off']:,.0f} ev/s, on {best['store_on']:,.0f} ev/s ({ratio_store:.1%})")
+    print(f"bus + SQLite + event store: off {best['es_off']:,.0f} ev/s, on {best['es_on']:,.0f} ev/s ({ratio_es:.1%})")
+    report_ms, day_ms, fed = report_latency(args.history)
+    print(f"report over {fed:,} events: {report_ms:.0f} ms (one day: {day_ms:.0f} ms)")
+    print(
+        json.dumps(
+            {
+                "engine_us_per_event": round(us, 2),
+                "bus_off_eps": round(best["off"]),
+                "bus_on_eps": round(best["on"]),
+                "throughput_ratio": round(ratio, 3),
+                "second_noop_ratio": round(best["noop2"] / best["off"], 3),
+                "bus_store_off_eps": round(best["store_off"]),
+                "bus_store_on_eps": round(best["store_on"]),
+                "throughput_ratio_store": round(ratio_store, 3),
+                "bus_store_event_store_off_eps": round(best["es_off"]),
+                "bus_store_event_store_on_eps": round(best["es_on"]),
+                "throughput_ratio_store_event_store": round(ratio_es, 3),
+                "report_ms": round(report_ms, 1),
+                "report_day_ms": round(day_ms, 1),
+                "history_events": fed,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

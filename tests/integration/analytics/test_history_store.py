@@ -1,0 +1,88 @@
+"""The status-history table on real SQLite and PostgreSQL: intervals with start, end and duration, a late
+change fixing its neighbour's end, queries by asset, state and window, retention, and the handler
+writing behind through a bus whose store is the same database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pywats_events import Event, EventBus, MockTransport
+from pywats_events.analytics.handler import AnalyticsHandler
+from pywats_events.analytics.states import StateChange, epoch_us
+from pywats_events.analytics.store import HistoryStore
+from pywats_events.errors import StoreError
+from pywats_events.sql_store import open_store
+from tests.pg import fresh_database
+
+T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+
+
+def ch(asset: str, minutes: int, cat: str) -> StateChange:
+    return StateChange(asset, epoch_us(T0 + timedelta(minutes=minutes)), f"{asset}-{minutes}", cat, None, cat)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/history.db"
+    else:
+        request.getfixturevalue("postgres")
+        async with fresh_database() as url:
+            yield url
+
+
+async def test_intervals_late_change_window_state_and_retention(db_url: str) -> None:
+    store = HistoryStore(db_url)
+    await store.open()
+    try:
+        assert await store.write([ch("a", 0, "SBY"), ch("a", 10, "PRD"), ch("a", 30, "SBY"), ch("b", 5, "USD")]) == 4
+        assert await store.write([ch("a", 0, "SBY")]) == 0  # same change again: kept once
+        await store.write([ch("a", 20, "USD")])  # late: splits PRD 10..30
+        rows = await store.intervals("a")
+        assert [(r.category, r.duration_s()) for r in rows[:-1]] == [("SBY", 600.0), ("PRD", 600.0), ("USD", 600.0)]
+        assert rows[-1].end_us is None and rows[-1].category == "SBY"
+        usd = await store.intervals(state="usd")
+        assert [(r.asset, r.start_us) for r in usd] == [("a", ch("a", 20, "USD").at_us), ("b", ch("b", 5, "USD").at_us)]
+        window = await store.intervals("a", since=T0 + timedelta(minutes=15), until=T0 + timedelta(minutes=25))
+        assert [r.category for r in window] == ["PRD", "USD"]
+        assert await store.purge(T0 + timedelta(minutes=15)) == 3  # a@0, a@10, b@5
+        assert [r.category for r in await store.intervals()] == ["USD", "SBY"]
+    finally:
+        await store.close()
+
+
+async def test_handler_writes_history_behind_into_the_bus_store(db_url: str) -> None:
+    bus = EventBus(open_store(db_url), emit_system_events=False)
+    mock = MockTransport()
+    bus.add_transport(mock)
+    handler = AnalyticsHandler(flush_interval_s=3600)  # only the stop-time flush writes
+    bus.register(handler)
+    events = [
+        Event(
+            type="asset.state_changed",
+            source="m",
+            timestamp=T0 + timedelta(minutes=i),
+            payload={"asset_id": "m", "new_category": cat, "new_state_name": cat},
+        )
+        for i, cat in enumerate(["SBY", "PRD", "USD", "SBY"])
+    ]
+    async with bus:
+        await mock.inject_many(events)
+        await mock.inject(events[1])  # a redelivered copy: no second row
+    store = HistoryStore(db_url)
+    await store.open()
+    try:
+        rows = await store.intervals("m")
+    finally:
+        await store.close()
+    assert [r.category for r in rows] == ["SBY", "PRD", "USD", "SBY"]
+    assert [r.duration_s() for r in rows[:-1]] == [60.0, 60.0, 60.0]
+
+
+def test_memory_store_url_is_refused_with_the_reason() -> None:
+    with pytest.raises(StoreError, match="memory"):
+        HistoryStore("memory://")
