@@ -261,6 +261,31 @@ class Console:
                                 message=f"No dead letter {request.path_params['entry_id']!r}.")
         return self._render(request, "dead_letter.html", session, entry=entry, page_name="dead_letters")
 
+    async def analytics(self, request: Request, session: Session) -> Response:
+        from ..analytics import find_analytics
+
+        ctx = self._ctx(request)
+        handler = find_analytics(ctx.bus)
+        if handler is None:
+            return self._render(request, "analytics.html", session, report=None, page_name="analytics", bars={},
+                                window=None, error=None)
+        from ...analytics.errors import AnalyticsWindowError
+        from ...analytics.window import resolve_window
+
+        choice = request.query_params.get("window", "shift")
+        error = None
+        try:
+            w = resolve_window(since=None, until=None, window=choice, bucket_s=handler.engine.bucket_s,
+                               shift_starts=handler.shift_starts)
+        except (AnalyticsWindowError, ValueError) as exc:
+            error, choice = str(exc), "day"
+            w = resolve_window(since=None, until=None, window="day", bucket_s=handler.engine.bucket_s,
+                               shift_starts=handler.shift_starts)
+        report = handler.engine.report(w)
+        bars = {asset: _state_bar(fig.get("time_in_state_s")) for asset, fig in report["assets"].items()}
+        return self._render(request, "analytics.html", session, report=report, bars=bars, window=choice,
+                            error=error, page_name="analytics")
+
     async def breakers(self, request: Request, session: Session) -> Response:
         snap = await self.snapshot(request)
         return self._render(request, "breakers.html", session, snap=snap, page_name="breakers")
@@ -338,6 +363,21 @@ class Console:
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
+def _state_bar(time_in_state: dict[str, float] | None, width: float = 300.0) -> list[dict[str, Any]]:
+    """Segments of a horizontal bar (SVG ``x``/``width`` in px) for seconds per SEMI E10 category."""
+    if not time_in_state:
+        return []
+    total = sum(v for v in time_in_state.values() if v) or 1.0
+    out, x = [], 0.0
+    for code in ("PRD", "SBY", "ENG", "SDT", "USD", "NST"):
+        seconds = time_in_state.get(code) or 0.0
+        if seconds > 0:
+            w = width * seconds / total
+            out.append({"code": code, "x": round(x, 1), "width": round(w, 1), "seconds": seconds})
+            x += w
+    return out
+
+
 def _one(form: dict[str, list[str]], key: str) -> str | None:
     values = form.get(key)
     return values[0] if values else None
@@ -381,6 +421,7 @@ def console_routes(settings: ConsoleSettings) -> list[BaseRoute]:
         Route("/console/dead-letters/purge", c.action(c.purge), methods=["POST"]),
         Route("/console/dead-letters/{entry_id}", c.page(c.dead_letter), methods=["GET"]),
         Route("/console/breakers", c.page(c.breakers), methods=["GET"]),
+        Route("/console/analytics", c.page(c.analytics), methods=["GET"]),
         Route("/console/breakers/force", c.action(c.force_breaker), methods=["POST"]),
         Route("/console/stream", c.stream, methods=["GET"]),
         Mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static"),

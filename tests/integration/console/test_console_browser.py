@@ -21,6 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,8 @@ def fault_envelope(source: str) -> bytes:
     env["UniqueID"] = str(uuid.uuid4())
     env["MessageBody"]["Fault"]["FaultOccurrenceId"] = str(uuid.uuid4())
     env["MessageBody"]["Fault"]["Description"] = "Nozzle vacuum lost"
+    now = datetime.now(UTC).isoformat()
+    env["TimeStamp"] = env["MessageBody"]["Fault"]["OccurredAt"] = now
     return json.dumps(env).encode()
 
 
@@ -114,6 +117,8 @@ queue = "{queue}"
 kind = "status-board"
 [[handlers]]
 kind = "event-store"
+[[handlers]]
+kind = "analytics"
 [[handlers]]
 kind = "python"
 target = "pager_handlers:FlakyPager"
@@ -239,6 +244,22 @@ def test_operator_sees_a_fault_live_replays_its_dead_letter_and_viewer_is_refuse
         page.goto(f"{base}/console/breakers")
         expect(page.locator("td", has_text="pager").first).to_be_visible()
         shot(page, "breakers")
+
+        # analytics: the station's state history as an E10 bar, its fault counted
+        state = json.loads((REPO / "samples/cfx/CFX.ResourcePerformance.StationStateChanged__1.json").read_text())
+        state["Source"], state["UniqueID"] = station, str(uuid.uuid4())
+        state["TimeStamp"] = datetime.now(UTC).isoformat()
+        run_async(publish(service["exchange"], f"{station}.CFX.ResourcePerformance.StationStateChanged",
+                          json.dumps(state).encode()))
+        row = page.locator(f'tr[data-asset="{station}"]')
+        for _ in range(50):
+            page.goto(f"{base}/console/analytics?window=day")
+            if row.count() and row.locator("svg.bar rect").count():
+                break
+            time.sleep(0.2)
+        expect(row.locator("svg.bar rect").first).to_be_visible()
+        expect(row.locator("td").nth(6)).to_have_text("1")  # faults
+        shot(page, "analytics")
 
         # log out; the read-only token sees the pages but is refused every action
         page.click("text=Log out")
