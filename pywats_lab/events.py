@@ -241,57 +241,57 @@ class ModuleStatusUpdateEvent(BaseModel):
 
     # The Biosero data model's attribute names (``event.ModuleIdentifier``), read-only views of the fields.
     @property
-    def Id(self) -> int:  # noqa: N802 - the document's name
+    def Id(self) -> int:
         """``Id``: the update's id."""
         return self.id
 
     @property
-    def ModuleIdentifier(self) -> str:  # noqa: N802
+    def ModuleIdentifier(self) -> str:
         """``ModuleIdentifier``: the module's unique id."""
         return self.module_identifier
 
     @property
-    def ModuleName(self) -> str:  # noqa: N802
+    def ModuleName(self) -> str:
         """``ModuleName``: display name."""
         return self.module_name
 
     @property
-    def Status(self) -> ModuleStatus:  # noqa: N802
+    def Status(self) -> ModuleStatus:
         """``Status``."""
         return self.status
 
     @property
-    def StatusDetails(self) -> str | None:  # noqa: N802
+    def StatusDetails(self) -> str | None:
         """``StatusDetails``."""
         return self.status_details
 
     @property
-    def Image(self) -> str | None:  # noqa: N802
+    def Image(self) -> str | None:
         """``Image``."""
         return self.image
 
     @property
-    def OrdersBeingProcessed(self) -> list[str] | None:  # noqa: N802
+    def OrdersBeingProcessed(self) -> list[str] | None:
         """``OrdersBeingProcessed``."""
         return self.orders_being_processed
 
     @property
-    def AllowSimultaneousExecution(self) -> bool:  # noqa: N802
+    def AllowSimultaneousExecution(self) -> bool:
         """``AllowSimultaneousExecution``."""
         return self.allow_simultaneous_execution
 
     @property
-    def InstrumentIdentifiers(self) -> list[str] | None:  # noqa: N802
+    def InstrumentIdentifiers(self) -> list[str] | None:
         """``InstrumentIdentifiers``."""
         return self.instrument_identifiers
 
     @property
-    def Capabilities(self) -> list[str] | None:  # noqa: N802
+    def Capabilities(self) -> list[str] | None:
         """``Capabilities``."""
         return self.capabilities
 
     @property
-    def ClassName(self) -> str:  # noqa: N802
+    def ClassName(self) -> str:
         """``ClassName`` (default ``Biosero.DataModels.Events.ModuleStatusUpdateEvent``)."""
         return self.class_name
 

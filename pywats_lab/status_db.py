@@ -523,6 +523,39 @@ class AsyncStatusDB:
             )
         return experiment_uuid
 
+    @_on_portal
+    async def ensure_experiment(self, experiment_uuid: str, process_name: str, src: str = "") -> bool:
+        """Create experiment ``experiment_uuid`` of the process named ``process_name`` (created too, with
+        ``src``, when no process has that name) unless it exists; True when it was created. Used by the
+        ``lab-status-db`` handler so a redelivered ``lab.experiment.started`` changes nothing.
+
+        Raises:
+            ValueError: empty ``experiment_uuid`` or ``process_name``.
+        """
+        if not experiment_uuid or not process_name:
+            raise ValueError("ensure_experiment: experiment_uuid and process_name must not be empty")
+        write, _ = await self._engines()
+        async with write.begin() as conn:
+            query = select(experiments.c.uuid).where(experiments.c.uuid == experiment_uuid)
+            if (await conn.execute(query)).first() is not None:
+                return False
+            row = (
+                await conn.execute(
+                    select(processes.c.uuid).where(processes.c.name == process_name).order_by(processes.c.created)
+                )
+            ).first()
+            if row is None:
+                process_uuid = str(uuid.uuid4())
+                await conn.execute(
+                    processes.insert().values(uuid=process_uuid, name=process_name, src=src or "", created=_now())
+                )
+            else:
+                process_uuid = row.uuid
+            await conn.execute(
+                experiments.insert().values(uuid=experiment_uuid, process_uuid=process_uuid, created=_now())
+            )
+        return True
+
     # -- containers -------------------------------------------------------------------------------------
     @_on_portal
     async def add_container(self, container_info: ContainerInfo) -> ContainerInfo:
@@ -546,14 +579,14 @@ class AsyncStatusDB:
             async with write.begin() as conn:
                 await self._ensure_position(conn, c.current_device, int(c.current_pos), what)
                 if await self._live(conn, c.barcode) is not None:
-                    raise DuplicateContainerError(f"{what}: a container with barcode {c.barcode!r} is already on the platform")
+                    raise DuplicateContainerError(f"{what}: barcode {c.barcode!r} is already on the platform")
                 await self._check_empty(conn, c.current_device, int(c.current_pos), what)
                 await conn.execute(
                     containers.insert().values(
                         barcode=c.barcode, name=c.name or c.barcode, device=c.current_device, pos=int(c.current_pos),
                         start_device=c.current_device, start_pos=int(c.current_pos), lidded=bool(c.lidded),
                         filled=bool(c.filled), removed=False,
-                    )  # fmt: skip
+                    )
                 )
         except IntegrityError:
             raise PositionOccupiedError(
@@ -563,7 +596,7 @@ class AsyncStatusDB:
             name=c.name or c.barcode, current_device=c.current_device, current_pos=int(c.current_pos),
             barcode=c.barcode, lidded=bool(c.lidded), filled=bool(c.filled), start_device=c.current_device,
             start_pos=int(c.current_pos),
-        )  # fmt: skip
+        )
 
     async def _live(self, conn: AsyncConnection, barcode: str, *, lock: bool = False) -> Any:
         query = select(containers).where(containers.c.barcode == barcode, containers.c.removed.is_(False))
@@ -620,7 +653,9 @@ class AsyncStatusDB:
         write, _ = await self._engines()
         try:
             async with write.begin() as conn:
-                row = await self._move(conn, source_device, int(source_pos), target_device, int(target_pos), barcode, what)
+                row = await self._move(
+                    conn, source_device, int(source_pos), target_device, int(target_pos), barcode, what
+                )
         except IntegrityError:
             raise PositionOccupiedError(f"{what}: the target position was taken meanwhile") from None
         return row
@@ -632,7 +667,9 @@ class AsyncStatusDB:
         if row is None:
             raise UnknownContainerError(f"{what}: no container with barcode {barcode!r} on the platform")
         if (row.device, row.pos) != (src, src_pos):
-            raise ContainerNotAtPositionError(f"{what}: {barcode!r} is at {row.device}[{row.pos}], not {src}[{src_pos}]")
+            raise ContainerNotAtPositionError(
+                f"{what}: {barcode!r} is at {row.device}[{row.pos}], not {src}[{src_pos}]"
+            )
         if (src, src_pos) != (dst, dst_pos):
             await self._ensure_position(conn, dst, dst_pos, what)
             await self._check_empty(conn, dst, dst_pos, what)
@@ -696,7 +733,7 @@ class AsyncStatusDB:
                         select(containers.c.id).where(containers.c.barcode == container.barcode)
                         .order_by(containers.c.id.desc()).limit(1)
                     )
-                ).first()  # fmt: skip
+                ).first()
                 if removed is None:
                     raise UnknownContainerError(
                         f"step {step.name!r}: no container with barcode {container.barcode!r} in the status DB"
@@ -750,7 +787,7 @@ class AsyncStatusDB:
                 moved = await self._move(
                     conn, step.origin_device.name, int(step.origin_pos), step.target_device.name,
                     int(step.destination_pos), barcode, what,
-                )  # fmt: skip
+                )
                 values.update(await self._step_refs(conn, step, moved, experiment_uuid))
                 await self._upsert_step(conn, values)
         except IntegrityError:
@@ -783,7 +820,7 @@ class AsyncStatusDB:
                     "duration": finish - start, "status": r.get("status", "completed"), "container_id": None,
                     "experiment_uuid": None, "origin_device": r.get("origin_device"), "origin_pos": None,
                     "target_device": r.get("target_device"), "target_pos": None,
-                }  # fmt: skip
+                }
             )
         if not rows:
             return 0
@@ -793,6 +830,12 @@ class AsyncStatusDB:
                 await self._ensure_device(conn, name)
             await conn.execute(steps.insert(), rows)
         return len(rows)
+
+    @_on_portal
+    async def get_step(self, step_uuid: str) -> StepRecord | None:
+        """The step recorded under ``step_uuid``, or ``None``."""
+        found = await self._history(steps.c.uuid == str(step_uuid))
+        return found[0] if found else None
 
     # -- estimates --------------------------------------------------------------------------------------
     async def _samples(self, conn: AsyncConnection, q: HistoryQuery) -> list[float]:
@@ -855,7 +898,7 @@ class AsyncStatusDB:
                     select(func.count(c.duration), func.min(c.duration), func.avg(c.duration), func.max(c.duration))
                     .where(c.device == device, c.duration.is_not(None))
                 )
-            ).one()  # fmt: skip
+            ).one()
         return DeviceStatistics(device, int(row[0]), _f(row[1]), _f(row[2]), _f(row[3]))
 
     @_on_portal
@@ -873,7 +916,7 @@ class AsyncStatusDB:
                     select(processes.c.name).select_from(experiments.join(processes))
                     .where(experiments.c.uuid == str(experiment_uuid))
                 )
-            ).first()  # fmt: skip
+            ).first()
             if exp is None:
                 raise UnknownExperimentError(f"no experiment {experiment_uuid!r} in the status DB")
             row = (
@@ -925,7 +968,7 @@ class AsyncStatusDB:
             values = {
                 "capabilities": json.dumps(list(capabilities)), "state": state, "module": module,
                 "seen_running": seen_running,
-            }  # fmt: skip
+            }
             if found is None:
                 self._seq += 1
                 await conn.execute(orders.insert().values(order_id=order_id, seq=self._seq, **values))
@@ -968,7 +1011,7 @@ def _container(row: Any) -> ContainerInfo:
         name=row.name, current_device=row.device, current_pos=int(row.pos), barcode=row.barcode,
         lidded=bool(row.lidded), filled=bool(row.filled), start_device=row.start_device,
         start_pos=int(row.start_pos), removed=bool(row.removed),
-    )  # fmt: skip
+    )
 
 
 def _record(row: Any) -> StepRecord:
@@ -979,7 +1022,7 @@ def _record(row: Any) -> StepRecord:
         status=row.status, start=start, finish=_dt(row.finish), duration=_f(row.duration), barcode=row.barcode,
         experiment_uuid=row.experiment_uuid, origin_device=row.origin_device, origin_pos=row.origin_pos,
         target_device=row.target_device, target_pos=row.target_pos,
-    )  # fmt: skip
+    )
 
 
 def _step_values(step: ProcessStep) -> dict[str, Any]:
@@ -1002,7 +1045,7 @@ def _step_values(step: ProcessStep) -> dict[str, Any]:
         "origin_pos": step.origin_pos if move else None,  # type: ignore[attr-defined]
         "target_device": step.target_device.name if move and step.target_device else None,  # type: ignore[attr-defined]
         "target_pos": step.destination_pos if move else None,  # type: ignore[attr-defined]
-    }  # fmt: skip
+    }
 
 
 class StatusDBImplementation:
@@ -1079,7 +1122,7 @@ class StatusDBImplementation:
             if not getattr(self, "_closed", True):
                 self._closed = True
                 self._portal.stop()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
 
     # The document's calls; each is the ``aio`` coroutine run to completion (see there for Raises).

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Protocol, Self
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from ..errors import ConfigError, UnrecoverableError
 from ..event import Event
@@ -76,13 +76,13 @@ def build_message(
         h = message.headers
         message = {"topic": message.type, "subjects": list(message.subjects), "data": message.payload,
                    "tags": list(message.tags), "createdDateUtc": stamp, "sourceTraceIds": traces,
-                   "organizationId": h.get("lab.organization_id"), "userId": h.get("lab.user_id")}  # fmt: skip
+                   "organizationId": h.get("lab.organization_id"), "userId": h.get("lab.user_id")}
     elif message is None:
         if topic is None:
             raise ValueError("give a message or a topic")
         message = {"topic": topic, "data": data, "subjects": list(subjects), "tags": list(tags),
                    "sourceTraceIds": list(source_trace_ids), "organizationId": organization_id,
-                   "userId": user_id}  # fmt: skip
+                   "userId": user_id}
     elif hasattr(message, "to_wire_dict"):
         message = message.to_wire_dict()
     body = dict(message)
