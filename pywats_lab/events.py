@@ -333,10 +333,10 @@ class ModuleStatusUpdateEvent(BaseModel):
             "Status": payload.get("new_state"),
             "StatusDetails": payload.get("status_details"),
             "Image": payload.get("image"),
-            "OrdersBeingProcessed": payload.get("orders_being_processed"),
+            "OrdersBeingProcessed": payload.get("orders_being_processed") or None,
             "AllowSimultaneousExecution": bool(payload.get("allow_simultaneous_execution")),
-            "InstrumentIdentifiers": payload.get("instrument_identifiers"),
-            "Capabilities": payload.get("capabilities"),
+            "InstrumentIdentifiers": payload.get("instrument_identifiers") or None,
+            "Capabilities": payload.get("capabilities") or None,
             "ClassName": payload.get("class_name"),
         }
         try:
