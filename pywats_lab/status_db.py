@@ -168,9 +168,13 @@ steps = Table(
     Column("target_pos", Integer, nullable=True),
 )
 # Covering indexes for the historians: the newest N durations of one match come from the index alone.
-Index("ix_lab_steps_protocol", steps.c.fct, steps.c.device, steps.c.params, steps.c.id, steps.c.duration)
-Index("ix_lab_steps_fct", steps.c.fct, steps.c.id, steps.c.duration)
-Index("ix_lab_steps_move", steps.c.origin_device, steps.c.target_device, steps.c.id, steps.c.duration)
+# Each matches one HistoryQuery shape with ``id`` last but one, so "ORDER BY id DESC LIMIT n" walks the index
+# backwards and stops after n entries instead of sorting every match.
+c_ = steps.c
+Index("ix_lab_steps_protocol", c_.kind, c_.fct, c_.device, c_.params, c_.id, c_.duration)
+Index("ix_lab_steps_general", c_.kind, c_.fct, c_.device, c_.id, c_.duration)
+Index("ix_lab_steps_fct", c_.kind, c_.fct, c_.id, c_.duration)
+Index("ix_lab_steps_move", c_.kind, c_.origin_device, c_.target_device, c_.id, c_.duration)
 Index("ix_lab_steps_device", steps.c.device, steps.c.duration)
 Index("ix_lab_steps_container", steps.c.container_id, steps.c.start)
 Index("ix_lab_steps_experiment", steps.c.experiment_uuid, steps.c.start)
@@ -825,10 +829,18 @@ class AsyncStatusDB:
         if not rows:
             return 0
         write, _ = await self._engines()
+        names = [c.name for c in steps.columns if c.name != "id"]
         async with write.begin() as conn:
             for name in {r["device"] for r in rows}:
                 await self._ensure_device(conn, name)
-            await conn.execute(steps.insert(), rows)
+            # Plain tuples through the driver's executemany: SQLAlchemy's per-row bind processing would
+            # cost more than the insert itself at this volume.
+            style = conn.dialect.paramstyle
+            marks = [f"${i}" for i in range(1, len(names) + 1)] if style == "numeric_dollar" else (
+                ["%s"] * len(names) if style == "format" else ["?"] * len(names)
+            )
+            sql = f"INSERT INTO lab_steps ({', '.join(names)}) VALUES ({', '.join(marks)})"
+            await conn.exec_driver_sql(sql, [tuple(r[n] for n in names) for r in rows])
         return len(rows)
 
     @_on_portal
