@@ -69,5 +69,7 @@ def _race(first: StatusDBImplementation, second: StatusDBImplementation) -> None
     first.safe_step_to_db(step, holder, experiment)
     summary = second.get_experiment_summary(experiment)
     assert summary.step_count == 1 and summary.duration == pytest.approx(30.0)
-    durations = generate_history(second, count=200, device="Reader", fct="absorbance", duration=lambda r: r.uniform(5, 6))
+    durations = generate_history(
+        second, count=200, device="Reader", fct="absorbance", duration=lambda r: r.uniform(5, 6)
+    )
     assert first.get_estimated_duration(step, 1.0) == pytest.approx(max([*durations, 30.0]), abs=1e-6)
