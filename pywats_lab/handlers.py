@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -350,6 +351,7 @@ class OrchestratorHandler(BaseHandler):
         self._status_db: StatusDBImplementation | None = None
         self.orchestrator = orchestrator
         self._bus: EventBus | None = None
+        self._opening = threading.Lock()
 
     @classmethod
     def from_config(cls, name: str, options: dict[str, Any]) -> Self:
@@ -367,13 +369,14 @@ class OrchestratorHandler(BaseHandler):
         return event.type != "asset.state_changed" or event.payload.get("asset_kind") == "lab_module"
 
     def _ensure(self) -> WorkflowOrchestrator:
-        if self.orchestrator is None:
-            if self._db_url == "memory":
-                self.orchestrator = WorkflowOrchestrator()
-            else:
-                self._status_db = StatusDBImplementation(self._db_url)
-                self.orchestrator = WorkflowOrchestrator(self._status_db)
-        return self.orchestrator
+        with self._opening:  # first deliveries may race on_start: one orchestrator, one queue
+            if self.orchestrator is None:
+                if self._db_url == "memory":
+                    self.orchestrator = WorkflowOrchestrator()
+                else:
+                    self._status_db = StatusDBImplementation(self._db_url)
+                    self.orchestrator = WorkflowOrchestrator(self._status_db)
+            return self.orchestrator
 
     async def on_start(self) -> None:
         # Loading the durable queue reads the DB: off the loop.

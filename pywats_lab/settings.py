@@ -3,8 +3,10 @@
 Read like the rest of the project: keyword arguments first, then the environment (``PYWATS_LAB_DB``,
 ``PYWATS_LAB_CONFIG_FILE``, ``PYWATS_LAB_HISTORY_WINDOW``, ``PYWATS_LAB_STRICT_DEVICES``), then the
 defaults. ``StatusDBImplementation()`` with no arguments uses them, so the LARA document's
-``db = StatusDBImplementation()`` opens ``sqlite:///pywats-lab.db`` in the working directory unless
-``PYWATS_LAB_DB`` names another database (``postgresql://user@host/db`` when several processes share it).
+``db = StatusDBImplementation()`` opens the database ``PYWATS_LAB_DB`` names (``postgresql://user@host/db``
+when several processes share it); without it, the bus's own store ``PYWATS_EVENTS_DB`` when that is a
+SQLite or PostgreSQL URL (the lab tables are prefixed ``lab_``, so they sit beside the bus's); else
+``sqlite:///pywats-lab.db`` in the working directory.
 
 The lab configuration file (YAML or JSON) lists devices and their positions::
 
@@ -20,6 +22,7 @@ With ``strict_devices`` the status DB refuses devices and positions the file doe
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +38,14 @@ __all__ = ["DEFAULT_DB_URL", "DeviceConfig", "LabConfig", "LabSettings"]
 DEFAULT_DB_URL = "sqlite:///pywats-lab.db"
 
 
+_SQL_SCHEMES = ("sqlite:", "sqlite+aiosqlite:", "postgresql:", "postgres:", "postgresql+asyncpg:")
+
+
 class LabSettings(BaseSettings):
     """Lab wing settings.
 
     Attributes:
-        db: SQLAlchemy URL of the status DB: ``sqlite:///path.db`` (default ``sqlite:///pywats-lab.db``) or
+        db: SQLAlchemy URL of the status DB: ``sqlite:///path.db`` (default: see the module docstring) or
             ``postgresql://user@host:5432/db``; the async driver (aiosqlite, asyncpg) is chosen for you.
         config_file: the lab configuration file (devices and positions), or ``None``.
         strict_devices: refuse devices/positions the configuration file does not list.
@@ -61,8 +67,12 @@ class LabSettings(BaseSettings):
             LabConfigError: a value is invalid (the message names the key, ``PYWATS_LAB_<KEY>`` in the
                 environment).
         """
+        given = {k: v for k, v in values.items() if v is not None}
+        shared = os.environ.get("PYWATS_EVENTS_DB", "")
+        if "db" not in given and not os.environ.get("PYWATS_LAB_DB") and shared.startswith(_SQL_SCHEMES):
+            given["db"] = shared
         try:
-            return cls(**{k: v for k, v in values.items() if v is not None})
+            return cls(**given)
         except ValidationError as exc:
             raise LabConfigError.from_validation(exc, "lab.") from None
 

@@ -88,6 +88,11 @@ async def test_event_client_fills_the_status_db_and_rest_routes_answer(
     history = await db.aio.get_container_history("P1")
     assert [(s.name, s.duration) for s in history] == [("Add Compounds", 42.0), ("Move P1 to Incubator", 12.0)]
 
+    urls = iter([svc.url, svc.url])
+    by_provider = EventClient(url_provider=lambda: next(urls))
+    answer = await asyncio.to_thread(by_provider.publish_event, _message("lab.container.added", barcode="P9",
+                                                                         device="Shelf", pos=2))
+    assert answer["settlement"]["handled"] >= 1 and (await db.aio.get_cont_info_by_barcode("P9")) is not None
     server_time = await asyncio.to_thread(client.get_server_time)
     assert abs((server_time - datetime.now(UTC)).total_seconds()) < 5
     helper = EventClient(http_client=HttpClientHelper.configure_http_client(svc.url))

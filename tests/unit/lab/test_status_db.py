@@ -251,3 +251,24 @@ async def test_async_api_serves_a_running_loop(db: StatusDBImplementation) -> No
     assert (moved.current_device, moved.current_pos) == ("Incubator", 1)
     assert (await db.aio.get_cont_info_by_barcode("A")).current_pos == 1  # type: ignore[union-attr]
     assert db.get_cont_info_by_barcode("A").current_device == "Incubator"  # type: ignore[union-attr]
+
+
+def test_default_database_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYWATS_LAB_DB", raising=False)
+    monkeypatch.setenv("PYWATS_EVENTS_DB", f"sqlite:///{tmp_path / 'bus.db'}")
+    shared = StatusDBImplementation()
+    assert shared.settings.db.endswith("bus.db"), "beside the bus's own store"
+    shared.close()
+    monkeypatch.setenv("PYWATS_LAB_DB", f"sqlite:///{tmp_path / 'lab-only.db'}")
+    own = StatusDBImplementation()
+    assert own.settings.db.endswith("lab-only.db")
+    own.close()
+    monkeypatch.delenv("PYWATS_LAB_DB")
+    monkeypatch.setenv("PYWATS_EVENTS_DB", "memory://")
+    monkeypatch.chdir(tmp_path)
+    default = StatusDBImplementation()
+    default.get_devices()
+    assert default.settings.db == "sqlite:///pywats-lab.db" and (tmp_path / "pywats-lab.db").exists()
+    default.close()
+    with pytest.raises(LabConfigError, match="unsupported database"):
+        StatusDBImplementation("mysql://x/y")
