@@ -1173,6 +1173,10 @@ class StatusDBImplementation:
         ``PositionOccupiedError``."""
         return self._run(self.aio.moved_container(source_device, source_pos, target_device, target_pos, barcode))
 
+    def record_move(self, step: MoveStep, barcode: str, experiment_uuid: str | None = None) -> ContainerInfo:
+        """``moved_container`` plus ``safe_step_to_db`` of the move step, in one transaction."""
+        return self._run(self.aio.record_move(step, barcode, experiment_uuid))
+
     def remove_container(self, barcode: str) -> None:
         """The container left the platform. Raises ``UnknownContainerError``."""
         self._run(self.aio.remove_container(barcode))
