@@ -56,7 +56,7 @@ def rows(n: int, rng: random.Random) -> list[dict[str, Any]]:
 
 
 def fill(db: StatusDBImplementation, n: int) -> float:
-    rng = random.Random(7)
+    rng = random.Random(n)
     t0 = time.perf_counter()
     done = 0
     while done < n:
@@ -88,8 +88,9 @@ def pct(values: list[float], q: float) -> float:
 def run(url: str, n: int, label: str) -> dict[str, Any]:
     db = StatusDBImplementation(url)
     try:
-        print(f"{label}: filling {n:,} steps", file=sys.stderr)
-        rate = fill(db, n)
+        have = db.get_device_statistics("arm").count * 10  # moves are one step in ten
+        print(f"{label}: {have:,} steps there, filling to {n:,}", file=sys.stderr)
+        rate = fill(db, n - have) if n > have else 0.0
         probes = probe_steps(random.Random(11))
         db.get_estimated_duration(probes[0][1])  # warm the connection pool
         by_kind: dict[str, list[float]] = {"protocol": [], "general": [], "move": []}
@@ -126,8 +127,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=1_000_000)
     ap.add_argument("--pg", action="store_true", help="PostgreSQL instead of SQLite")
+    ap.add_argument("--db", help="keep the SQLite file here (re-runs reuse its steps) instead of a temporary one")
     args = ap.parse_args()
-    if args.pg:
+    if args.db:
+        result = run(f"sqlite:///{Path(args.db).resolve()}", args.steps, "sqlite")
+    elif args.pg:
         with contextlib.suppress(KeyboardInterrupt):
             result = asyncio.run(pg_run(args.steps))
     else:

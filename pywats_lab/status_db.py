@@ -356,18 +356,16 @@ class AsyncStatusDB:
             cur.close()
 
         write = create_async_engine(self._url)
-        read = create_async_engine(self._url)
+        # Reads run in autocommit: each SELECT is its own snapshot, with no BEGIN/ROLLBACK round trips to
+        # the driver thread (what an estimate's latency is made of).
+        read = create_async_engine(self._url, pool_reset_on_return=None)
         for eng in (write, read):
             event.listen(eng.sync_engine, "connect", pragmas)
 
         def begin_immediate(conn: Any) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-        def begin_deferred(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN")
-
         event.listen(write.sync_engine, "begin", begin_immediate)
-        event.listen(read.sync_engine, "begin", begin_deferred)
         return write, read
 
     async def _engines(self) -> tuple[AsyncEngine, AsyncEngine]:
