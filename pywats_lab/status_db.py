@@ -558,6 +558,16 @@ class AsyncStatusDB:
             )
         return True
 
+    @_on_portal
+    async def get_experiments(self, process_uuid: str | None = None) -> list[str]:
+        """Experiment UUIDs (of one process, or all), oldest first."""
+        _, read = await self._engines()
+        query = select(experiments.c.uuid).order_by(experiments.c.created)
+        if process_uuid is not None:
+            query = query.where(experiments.c.process_uuid == str(process_uuid))
+        async with read.connect() as conn:
+            return list((await conn.execute(query)).scalars())
+
     # -- containers -------------------------------------------------------------------------------------
     @_on_portal
     async def add_container(self, container_info: ContainerInfo) -> ContainerInfo:
@@ -1151,6 +1161,10 @@ class StatusDBImplementation:
     def create_experiment(self, process_uuid: str) -> str:
         """A new experiment of the process; returns its UUID. Raises ``UnknownProcessError``."""
         return self._run(self.aio.create_experiment(process_uuid))
+
+    def get_experiments(self, process_uuid: str | None = None) -> list[str]:
+        """Experiment UUIDs (of one process, or all), oldest first."""
+        return self._run(self.aio.get_experiments(process_uuid))
 
     def add_container(self, container_info: ContainerInfo) -> ContainerInfo:
         """Put a container on the platform. Raises ``DuplicateContainerError``, ``PositionOccupiedError``."""

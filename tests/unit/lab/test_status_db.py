@@ -134,6 +134,7 @@ Cell culture screening workflow:
     assert stats.count == 1 and stats.min == stats.max == pytest.approx(step5.duration, abs=1e-3)
 
     assert db.get_available_processes() == [("Cell Screening", process_uuid)]
+    assert db.get_experiments(process_uuid) == [experiment_uuid] == db.get_experiments()
     assert db.get_process(process_uuid) == process_code
     # The estimate of a step identical to one in the history is that duration; an unseen fct has none.
     assert db.get_estimated_duration(step5, confidence=0.95) == pytest.approx(step5.duration, abs=1e-3)
