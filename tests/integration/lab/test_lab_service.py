@@ -38,6 +38,10 @@ def lab_bus(tmp_path: Path) -> tuple[EventBus, LabStatusDBHandler, list[Event]]:
     async def watch(event: Event) -> None:
         seen.append(event)
 
+    @bus.subscribe("lab.module.*", name="module-watch")
+    async def watch_modules(event: Event) -> None:
+        seen.append(event)
+
     return bus, handler, seen
 
 
@@ -170,3 +174,13 @@ async def test_orchestrator_on_the_bus_queues_then_assigns_when_a_module_turns_r
     assigned = next(e for e in seen if e.type == "lab.order.assigned")
     assert assigned.payload["order_id"] == "o-1" and assigned.payload["module"] == "lh-1"
     assert assigned.causation_id is not None, "decisions name the event that caused them"
+    await wait_for(lambda: any(e.type == "lab.module.status_changed" for e in seen), timeout=10)
+    change = next(e for e in seen if e.type == "lab.module.status_changed")
+    assert (change.payload["previous_status"], change.payload["current_status"]) == ("Busy", "Ready")
+    await asyncio.to_thread(client.publish_event, status(ModuleStatus.Offline))
+    await wait_for(lambda: sum(e.type == "lab.module.status_changed" for e in seen) == 2, timeout=10)
+    offline = [e for e in seen if e.type == "lab.module.status_changed"][-1]
+    assert offline.severity.value == "warning" and "offline" in offline.tags
+    assert offline.payload["previous_status"] == "Ready"
+    requeued = [e for e in seen if e.type == "lab.order.requeued"]
+    assert [e.payload["order_id"] for e in requeued] == ["o-1"], "Offline re-queues the module's order"
