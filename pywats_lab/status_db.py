@@ -396,8 +396,9 @@ class AsyncStatusDB:
     def _safe_url(self) -> str:
         return self._url.render_as_string(hide_password=True)
 
+    @_on_portal
     async def dispose(self) -> None:
-        """Close the connection pools."""
+        """Close the connection pools (on the status DB's own loop, where the connections live)."""
         for eng in {id(e): e for e in (self._engine, self._read_engine) if e is not None}.values():
             await eng.dispose()
         self._engine = self._read_engine = None
