@@ -6,7 +6,9 @@ spread over 20 devices x 10 functions x 5 parameter sets, and moves over 30 devi
 then times ``get_estimated_duration`` for protocol steps (exact parameters), general fallbacks (unseen
 parameters) and moves, from synchronous code as the LARA document calls it. Target: p99 under 50 ms.
 
-The last line is one JSON object: steps, insert rate, and estimate latency percentiles in milliseconds.
+The last line is one JSON object: steps, insert rate, estimate latency percentiles in milliseconds (wall
+clock, so a loaded machine shows in the tail) and the process CPU time per estimate (which does not depend on
+other load). ``--db PATH`` keeps the filled SQLite file so a re-run only measures.
 """
 
 from __future__ import annotations
@@ -95,16 +97,19 @@ def run(url: str, n: int, label: str) -> dict[str, Any]:
         db.get_estimated_duration(probes[0][1])  # warm the connection pool
         by_kind: dict[str, list[float]] = {"protocol": [], "general": [], "move": []}
         answered = 0
+        cpu0 = time.process_time()
         for kind, step in probes:
             t0 = time.perf_counter()
             value = db.get_estimated_duration(step, confidence=0.95)
             by_kind[kind].append((time.perf_counter() - t0) * 1000)
             answered += value is not None
+        cpu_ms = (time.process_time() - cpu0) / len(probes) * 1000  # all threads; does not depend on other load
         every = [v for vs in by_kind.values() for v in vs]
         result: dict[str, Any] = {
             "backend": label, "steps": n, "insert_steps_per_s": round(rate), "estimates": len(every),
             "answered": answered, "estimate_ms_p50": round(statistics.median(every), 2),
             "estimate_ms_p99": round(pct(every, 0.99), 2), "estimate_ms_max": round(max(every), 2),
+            "estimate_cpu_ms": round(cpu_ms, 2),
         }
         for kind, values in by_kind.items():
             result[f"{kind}_ms_p99"] = round(pct(values, 0.99), 2)

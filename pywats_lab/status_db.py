@@ -861,15 +861,27 @@ class AsyncStatusDB:
     # -- estimates --------------------------------------------------------------------------------------
     async def _samples(self, conn: AsyncConnection, q: HistoryQuery) -> list[float]:
         c = steps.c
-        query = select(c.duration).where(c.duration.is_not(None), c.kind == q.kind)
+        where: list[tuple[str, Any]] = [("kind", q.kind)]
         if q.kind == "move":
-            query = query.where(c.origin_device == q.origin, c.target_device == q.target)
+            where += [("origin_device", q.origin), ("target_device", q.target)]
         else:
-            query = query.where(c.fct == q.fct)
+            where.append(("fct", q.fct))
             if q.device is not None:
-                query = query.where(c.device == q.device)
+                where.append(("device", q.device))
             if q.params is not None:
-                query = query.where(c.params == q.params)
+                where.append(("params", q.params))
+        if self._sqlite:
+            # One hop to the driver thread (aiosqlite's execute_fetchall) instead of SQLAlchemy's cursor,
+            # execute, fetch and close, each its own hop: the estimate's latency is made of these hops.
+            sql = (
+                "SELECT duration FROM lab_steps WHERE duration IS NOT NULL AND "
+                + " AND ".join(f"{name} = ?" for name, _ in where)
+                + f" ORDER BY id DESC LIMIT {int(self.settings.history_window)}"
+            )
+            driver: Any = (await conn.get_raw_connection()).driver_connection
+            rows = await driver.execute_fetchall(sql, [value for _, value in where])
+            return [float(r[0]) for r in rows]
+        query = select(c.duration).where(c.duration.is_not(None), *(c[name] == value for name, value in where))
         query = query.order_by(c.id.desc()).limit(self.settings.history_window)
         return [float(v) for v in (await conn.execute(query)).scalars()]
 
