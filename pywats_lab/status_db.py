@@ -31,6 +31,7 @@ import asyncio
 import concurrent.futures
 import functools
 import json
+import sqlite3
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -295,15 +296,36 @@ def _on_portal(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any,
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         portal: _Portal = args[0]._portal  # type: ignore[attr-defined]
         if portal.is_current():
-            return await fn(*args, **kwargs)
-        future = asyncio.run_coroutine_threadsafe(_await(fn(*args, **kwargs)), portal.loop)
+            return await _guarded(fn.__name__, fn(*args, **kwargs))
+        future = asyncio.run_coroutine_threadsafe(_guarded(fn.__name__, fn(*args, **kwargs)), portal.loop)
         return await asyncio.wrap_future(future)
 
     return wrapper
 
 
-async def _await(aw: Awaitable[T]) -> T:
-    return await aw
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [SQLAlchemyError, OSError, sqlite3.Error]
+    try:
+        import asyncpg
+
+        errors += [asyncpg.PostgresError, asyncpg.InterfaceError]
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+_DRIVER_ERRORS = _driver_errors()
+
+
+async def _guarded(what: str, aw: Awaitable[T]) -> T:
+    # Database failures (not data problems, which are LabDataError already) reach callers as StatusDBError
+    # naming the call, whatever the driver: the bus retries them, a script can catch one class.
+    try:
+        return await aw
+    except StatusDBError:
+        raise
+    except _DRIVER_ERRORS as exc:
+        raise StatusDBError(f"status DB {what}: {type(exc).__name__}: {exc}") from exc
 
 
 def _async_url(raw: str) -> tuple[URL, bool]:
@@ -860,7 +882,6 @@ class AsyncStatusDB:
 
     # -- estimates --------------------------------------------------------------------------------------
     async def _samples(self, conn: AsyncConnection, q: HistoryQuery) -> list[float]:
-        c = steps.c
         where: list[tuple[str, Any]] = [("kind", q.kind)]
         if q.kind == "move":
             where += [("origin_device", q.origin), ("target_device", q.target)]
@@ -870,20 +891,19 @@ class AsyncStatusDB:
                 where.append(("device", q.device))
             if q.params is not None:
                 where.append(("params", q.params))
-        if self._sqlite:
-            # One hop to the driver thread (aiosqlite's execute_fetchall) instead of SQLAlchemy's cursor,
-            # execute, fetch and close, each its own hop: the estimate's latency is made of these hops.
-            sql = (
-                "SELECT duration FROM lab_steps WHERE duration IS NOT NULL AND "
-                + " AND ".join(f"{name} = ?" for name, _ in where)
-                + f" ORDER BY id DESC LIMIT {int(self.settings.history_window)}"
-            )
-            driver: Any = (await conn.get_raw_connection()).driver_connection
-            rows = await driver.execute_fetchall(sql, [value for _, value in where])
-            return [float(r[0]) for r in rows]
-        query = select(c.duration).where(c.duration.is_not(None), *(c[name] == value for name, value in where))
-        query = query.order_by(c.id.desc()).limit(self.settings.history_window)
-        return [float(v) for v in (await conn.execute(query)).scalars()]
+        # The driver's own one-call query (aiosqlite execute_fetchall: one hop to its thread; asyncpg fetch:
+        # one prepared-statement round trip) instead of SQLAlchemy's cursor, execute, fetch and close, each a
+        # hop of its own: an estimate's latency is made of these hops, not of the indexed lookup.
+        marks = ["?"] * len(where) if self._sqlite else [f"${i}" for i in range(1, len(where) + 1)]
+        sql = (
+            "SELECT duration FROM lab_steps WHERE duration IS NOT NULL AND "
+            + " AND ".join(f"{name} = {mark}" for (name, _), mark in zip(where, marks, strict=True))
+            + f" ORDER BY id DESC LIMIT {int(self.settings.history_window)}"
+        )
+        values = [value for _, value in where]
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        rows = await (driver.execute_fetchall(sql, values) if self._sqlite else driver.fetch(sql, *values))
+        return [float(r[0]) for r in rows]
 
     async def _estimate(self, conn: AsyncConnection, step: ProcessStep, confidence: float) -> float | None:
         estimate_from_samples((), HistoryQuery("process"), confidence)  # validates confidence up front

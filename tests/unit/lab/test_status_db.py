@@ -273,3 +273,15 @@ def test_default_database_follows_the_environment(tmp_path: Path, monkeypatch: p
     default.close()
     with pytest.raises(LabConfigError, match="unsupported database"):
         StatusDBImplementation("mysql://x/y")
+
+
+def test_unreachable_database_is_a_status_db_error_without_the_password() -> None:
+    from pywats_lab.errors import StatusDBError
+
+    db = StatusDBImplementation("postgresql://lab:s3cret@127.0.0.1:1/lab")
+    try:
+        with pytest.raises(StatusDBError) as info:
+            db.get_cont_info_by_barcode("A")
+        assert "s3cret" not in str(info.value)
+    finally:
+        db.close()
