@@ -365,8 +365,17 @@ class AsyncStatusDB:
     # -- engine ---------------------------------------------------------------------------------------
     def _make_engines(self) -> tuple[AsyncEngine, AsyncEngine]:
         if not self._sqlite:
-            engine = create_async_engine(self._url, pool_pre_ping=True)
-            return engine, engine
+            write = create_async_engine(self._url, pool_pre_ping=True)
+            # Estimates are prepared statements (asyncpg); a generic plan cannot know which device or fct is
+            # asked for and may walk the whole primary key. Custom plans cost a fraction of a millisecond.
+            read = create_async_engine(
+                self._url,
+                pool_pre_ping=True,
+                isolation_level="AUTOCOMMIT",
+                pool_reset_on_return=None,
+                connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
+            )
+            return write, read
 
         def pragmas(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
