@@ -889,6 +889,17 @@ class AsyncStatusDB:
         found = await self._history(steps.c.uuid == str(step_uuid))
         return found[0] if found else None
 
+    @_on_portal
+    async def optimize(self) -> None:
+        """Refresh the planner statistics after a bulk import (``add_steps_bulk``): ``ANALYZE`` on SQLite,
+        ``VACUUM ANALYZE`` of the step table on PostgreSQL, which also marks the pages all-visible so the
+        historians' index-only scans skip the table. Autovacuum does the same eventually; call this when
+        estimates must be fast right after an import.
+        """
+        _, read = await self._engines()
+        async with read.connect() as conn:  # autocommit: VACUUM refuses to run inside a transaction
+            await conn.exec_driver_sql("ANALYZE" if self._sqlite else "VACUUM (ANALYZE) lab_steps")
+
     # -- estimates --------------------------------------------------------------------------------------
     async def _samples(self, conn: AsyncConnection, q: HistoryQuery) -> list[float]:
         where: list[tuple[str, Any]] = [("kind", q.kind)]
@@ -1280,6 +1291,10 @@ class StatusDBImplementation:
     def get_container_history(self, barcode: str) -> list[StepRecord]:
         """The container's steps in start order."""
         return self._run(self.aio.get_container_history(barcode))
+
+    def optimize(self) -> None:
+        """Refresh planner statistics after a bulk import (see ``AsyncStatusDB.optimize``)."""
+        self._run(self.aio.optimize())
 
     def add_steps_bulk(self, records: Sequence[dict[str, Any]]) -> int:
         """Insert many finished steps (see ``AsyncStatusDB.add_steps_bulk``)."""

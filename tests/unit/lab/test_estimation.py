@@ -39,6 +39,8 @@ def test_protocol_estimate_is_the_nearest_rank_quantile_of_the_window(db: Status
     # Uniform(60, 120): the 95th percentile is 117; 1000 samples put the estimate within a second of it.
     assert estimate == pytest.approx(117.0, abs=1.0)
     assert db.get_estimated_duration(READ, confidence=0.5) == pytest.approx(90.0, abs=2.5)
+    db.optimize()
+    assert db.get_estimated_duration(READ, confidence=0.95) == estimate, "statistics change speed, not answers"
 
 
 def test_move_estimate_is_the_maximum_observed_for_the_device_pair(db: StatusDBImplementation) -> None:
