@@ -32,7 +32,6 @@ from .errors import (
 )
 from .event import Event, EventType, Severity, derive_event_id
 from .handlers import BaseHandler, EventStoreHandler, FunctionHandler
-from .lab import LabEventMessage, ModuleStatus, ModuleStatusUpdateEvent
 from .plugins import PluginSpec, describe_plugins
 from .registry import HandlerRegistry, Subscription
 from .retry import RetryPolicy
@@ -55,6 +54,11 @@ def __getattr__(name: str) -> object:
         from . import sql_store
 
         return getattr(sql_store, name)
+    if name in ("LabEventMessage", "ModuleStatus", "ModuleStatusUpdateEvent"):
+        # Moved to pywats_lab.events; the deprecated shim warns and re-exports.
+        from . import lab
+
+        return getattr(lab, name)
     raise AttributeError(f"module 'pywats_events' has no attribute {name!r}")
 
 
@@ -89,11 +93,8 @@ __all__ = [
     "HandlerRegistry",
     "InboundMessage",
     "IngestSink",
-    "LabEventMessage",
     "MemoryStore",
     "MockTransport",
-    "ModuleStatus",
-    "ModuleStatusUpdateEvent",
     "PluginError",
     "PluginSpec",
     "PyWatsEventsError",

@@ -346,6 +346,9 @@ class EventBus:
             priority=priority,
         )
         handler.attach(self.store)
+        attach_bus = getattr(handler, "attach_bus", None)
+        if callable(attach_bus):  # handlers that publish follow-up events (the lab orchestrator) get the bus
+            attach_bus(self)
         policy = handler.breaker or self.breaker_policy
         self.breakers[handler.name] = CircuitBreaker(handler.name, policy, on_change=self._breaker_changed)
         self.metrics.set_breaker(handler.name, BreakerState.CLOSED)

@@ -4,7 +4,7 @@
 
 - ``asset.state_changed``: from the CFX adapters (IPC-CFX ``StationStateChanged``: payload ``asset_id``,
   ``new_state`` (the SEMI E10 code), ``new_state_name``, ``new_category``) and from lab module status
-  updates (``pywats_events.lab``: the same keys plus ``asset_kind: "lab_module"``, orders, capabilities);
+  updates (decoder ``lab-event``: the same keys plus ``asset_kind: "lab_module"``, orders, capabilities);
 - ``asset.fault`` / ``asset.fault_cleared`` (IPC-CFX ``FaultOccurred`` / ``FaultCleared``): the active
   faults of each asset, keyed by the fault occurrence id.
 

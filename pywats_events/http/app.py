@@ -144,6 +144,9 @@ def create_app(bus: EventBus, settings: HTTPSettings | None = None) -> Starlette
         Route("/openapi.json", get_openapi, methods=["GET"]),
         *analytics_routes(bus),
     ]
+    for sub in bus.registry:  # plug-in handlers that serve routes (pywats_lab: containers, estimates)
+        extra = getattr(sub.handler, "http_routes", None)
+        routes.extend(extra() if callable(extra) else ())
     if settings.admin_token is not None:
         from ..admin import Admin
         from .admin import admin_routes

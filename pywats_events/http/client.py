@@ -15,7 +15,7 @@ Each post carries ``Idempotency-Key: <event id>``, so a receiving pyWATS bus ski
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Protocol, Self
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -23,7 +23,6 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from ..errors import ConfigError, UnrecoverableError
 from ..event import Event
 from ..handlers import BaseHandler
-from ..lab import LabEventMessage, event_to_lab_message
 from .errors import EventServiceError
 from .security import sign_body
 
@@ -47,6 +46,12 @@ def _prune(value: Any) -> Any:
     return value
 
 
+class LabEventMessage(Protocol):
+    """A lab event message object (``pywats_lab.events.EventMessage``): anything with ``to_wire_dict()``."""
+
+    def to_wire_dict(self) -> dict[str, Any]: ...
+
+
 def build_message(
     message: LabEventMessage | Event | Mapping[str, Any] | None = None,
     *,
@@ -64,26 +69,27 @@ def build_message(
     Raises:
         ValueError: neither ``message`` nor ``topic`` given, or the message is invalid.
     """
+    # The lab models live in the pywats_lab plug-in, which the core does not import: build the wire form here.
     if isinstance(message, Event):
-        return _prune(event_to_lab_message(message))
-    if message is None:
+        stamp = message.timestamp.isoformat().replace("+00:00", "Z")
+        traces = [i for i in (message.correlation_id, message.causation_id) if i]
+        h = message.headers
+        message = {"topic": message.type, "subjects": list(message.subjects), "data": message.payload,
+                   "tags": list(message.tags), "createdDateUtc": stamp, "sourceTraceIds": traces,
+                   "organizationId": h.get("lab.organization_id"), "userId": h.get("lab.user_id")}
+    elif message is None:
         if topic is None:
             raise ValueError("give a message or a topic")
-        message = LabEventMessage(
-            topic=topic,
-            data=data,
-            subjects=list(subjects),
-            tags=list(tags),
-            source_trace_ids=list(source_trace_ids),
-            organization_id=organization_id,
-            user_id=user_id,
-        )
-    elif not isinstance(message, LabEventMessage):
-        try:
-            message = LabEventMessage.model_validate(dict(message))
-        except ValidationError as exc:
-            raise ValueError(f"invalid lab event message: {exc.errors()[0]['msg']}") from None
-    return _prune(message.to_wire_dict())
+        message = {"topic": topic, "data": data, "subjects": list(subjects), "tags": list(tags),
+                   "sourceTraceIds": list(source_trace_ids), "organizationId": organization_id,
+                   "userId": user_id}
+    elif hasattr(message, "to_wire_dict"):
+        message = message.to_wire_dict()
+    body = dict(message)
+    name = body.get("topic", body.get("Topic"))
+    if not isinstance(name, str) or not name or any(c.isspace() for c in name):
+        raise ValueError("invalid lab event message: 'topic' must be a non-empty string without whitespace")
+    return _prune(body)
 
 
 class EventServiceClient:

@@ -74,4 +74,8 @@ async def get_available(request: Request) -> Response:
 async def get_openapi(request: Request) -> Response:
     """The OpenAPI 3.1 document of this app."""
     ctx = _ctx(request)
-    return _json(build_openapi(ctx.settings))
+    doc = build_openapi(ctx.settings)
+    for sub in ctx.bus.registry:  # paths of plug-in handlers' routes (see create_app)
+        extra = getattr(sub.handler, "openapi_paths", None)
+        doc["paths"].update(extra() if callable(extra) else {})
+    return _json(doc)

@@ -31,7 +31,6 @@ from ..codec import DecodeContext, get_decoder
 from ..errors import BusClosedError, ConfigError, DecodeError
 from ..event import Event, derive_event_id
 from ..http.errors import IngestRefusedError, InvalidRequestError, NotSettledError, SaturatedError
-from ..lab import parse_lab_body
 from .base import RawRecord, SettleResult, Transport, TransportState
 
 __all__ = ["WebhookSettings", "WebhookTransport"]
@@ -219,9 +218,13 @@ class WebhookTransport(Transport):
         Raises:
             InvalidLabMessageError / InvalidRequestError: invalid JSON or message (``field`` names it).
         """
-        data = _parse_json(body)
-        self._check_count(len(data) if isinstance(data, list) else 1)
-        return parse_lab_body(data, source=self.settings.source, id_seed=id_seed, headers=self._meta(route))
+        # The lab dialect is a plug-in (decoder ``lab-event``); a resent request with the same seed gets the
+        # same event ids.
+        events = get_decoder("lab-event")(body, DecodeContext(route, self.settings.source, self._meta(route)))
+        self._check_count(len(events))
+        if id_seed:
+            return [e.model_copy(update={"id": derive_event_id(id_seed, i)}) for i, e in enumerate(events)]
+        return events
 
     def decode_cfx(self, body: bytes, *, route: str) -> list[Event]:
         """Decode IPC-CFX envelopes (plain JSON; gzip was already undone by the app) with decoder ``cfx``.
