@@ -30,6 +30,11 @@ from .admin import Admin
 from .bus import STOP_GRACE
 from .config import Settings, build_bus, build_transport, load_settings
 from .errors import ConfigError, PyWatsEventsError
+from .event import severity_rank
+from .id_prefix import resolve_ids, short_ids
+from .paging import Page
+from .pattern import validate_type_pattern
+from .store import EventQuery
 from .transports.file import FileOutcome, FileSettings, FileTransport, find_inputs
 
 __all__ = ["app", "main"]
@@ -63,6 +68,7 @@ DbOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+OldestFirstOpt = Annotated[bool, typer.Option("--oldest-first", help="Oldest first instead of newest first.")]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -383,6 +389,41 @@ async def _ingest(settings: Settings, files: list[Path], quiet: bool, decoder: s
     return {**totals, "failures": failures, "store": bus.store.url}
 
 
+def _dead_letter_ids(a: Admin, ids: list[str] | None) -> Awaitable[list[str] | None]:
+    """Full ids for the entry ids or prefixes given (``None`` when none: the filters select)."""
+
+    async def resolve() -> list[str] | None:
+        if not ids:
+            return None
+        return await resolve_ids(ids, a.bus.store.dead_letter_ids_with_prefix, "dead-letter entry")
+
+    return resolve()
+
+
+def _line_table(*columns: tuple[str, int | None]) -> Table:
+    """A borderless table whose rows stay one line each at the console width: fixed columns keep their
+    width (characters), the others (width ``None``) share the rest equally and are cut with an ellipsis."""
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    fixed = sum(w for _, w in columns if w is not None)
+    flexible = sum(1 for _, w in columns if w is None)
+    gaps = 2 * (len(columns) - 1)  # one space of padding either side of every inner column edge
+    share = max(8, (out.width - fixed - gaps) // max(flexible, 1))
+    for name, width in columns:
+        w = share if width is None else width
+        table.add_column(name, no_wrap=True, overflow="ellipsis", width=w, min_width=w, max_width=w)
+    return table
+
+
+def _short_time(iso: str) -> str:
+    """``2026-12-03T13:11:12.123+00:00`` as ``2026-12-03 13:11:12`` (UTC, seconds)."""
+    t = datetime.fromisoformat(iso).astimezone(UTC)
+    return t.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
 # -- events ---------------------------------------------------------------------------------------
 def _when(value: str | None) -> datetime | None:
     if value is None:
@@ -403,54 +444,76 @@ def events_list(
     until: Annotated[str | None, typer.Option(help="ISO 8601 end (exclusive).")] = None,
     source: Annotated[str | None, typer.Option(help="Exact source.")] = None,
     unacked: Annotated[bool, typer.Option("--unacked", help="Only unacknowledged events.")] = False,
-    limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
-    offset: Annotated[int, typer.Option(help="Skip this many.")] = 0,
+    limit: Annotated[int, typer.Option(help="At most this many.", min=1, max=100_000)] = 50,
+    offset: Annotated[int, typer.Option(help="Skip this many (from the newest).", min=0)] = 0,
+    oldest_first: OldestFirstOpt = False,
     config: ConfigOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List stored events, oldest first."""
+    """List stored events, newest first, one line each (full ids and payloads: --json)."""
     settings = _settings(config, db)
-    rows = _run(
-        lambda: _with_store(
-            settings,
-            lambda a: a.query_events(
-                type_pattern,
-                category,
-                min_severity,
-                _when(since),
-                _when(until),
-                source,
-                False if unacked else None,
-                limit,
-                offset,
-            ),
+    since_t, until_t = _when(since), _when(until)
+
+    async def listing(a: Admin) -> tuple[Page, list[dict[str, Any]]]:
+        q = EventQuery(
+            type_pattern=type_pattern,
+            category=category,
+            min_severity=min_severity,
+            since=since_t,
+            until=until_t,
+            source=source,
+            acknowledged=False if unacked else None,
         )
-    )
+        if type_pattern is not None:
+            validate_type_pattern(type_pattern)
+        if min_severity is not None:
+            severity_rank(min_severity)
+        page = Page(await a.bus.store.count_events(q), limit, offset, newest_first=not oldest_first)
+        start, n = page.store_window()
+        if n == 0:
+            return page, []
+        rows = await a.query_events(
+            type_pattern, category, min_severity, since_t, until_t, source, q.acknowledged, n, start
+        )
+        return page, rows[::-1] if page.newest_first else rows
+
+    page, rows = _run(lambda: _with_store(settings, listing))
     if as_json:
         _print_json(rows)
         return
-    table = Table(title=f"events ({len(rows)})")
-    for col in ("timestamp", "type", "severity", "source", "id", "acked"):
-        table.add_column(col)
+    width = short_ids([r["id"] for r in rows])
+    table = _line_table(("id", width), ("time", 19), ("sev", 4), ("type", None), ("source", None), ("ack", 3))
     for r in rows:
         table.add_row(
-            r["timestamp"], r["type"], r["severity"], r["source"], r["id"], "yes" if r["acknowledged_at"] else ""
+            r["id"][:width],
+            _short_time(r["timestamp"]),
+            r["severity"][:4],
+            r["type"],
+            r["source"],
+            "yes" if r["acknowledged_at"] else "",
         )
-    out.print(table)
+    if rows:
+        out.print(table)
+    out.print(page.more_hint(len(rows)), highlight=False)
 
 
 @events_app.command("ack")
 def events_ack(
-    ids: Annotated[list[str], typer.Argument(help="Event ids.")],
+    ids: Annotated[list[str], typer.Argument(help="Event ids or unique id prefixes (at least 4 characters).")],
     by: Annotated[str | None, typer.Option(help="Who acknowledges (operator name).")] = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Acknowledge stored events."""
+    """Acknowledge stored events. Every id must name a stored event (exit 2 otherwise; nothing changes)."""
     settings = _settings(config, db)
-    n = _run(lambda: _with_store(settings, lambda a: a.acknowledge_events(ids, by)))
+
+    async def ack(a: Admin) -> int:
+        full = await resolve_ids(ids, a.bus.store.event_ids_with_prefix, "stored event")
+        return await a.acknowledge_events(full, by)
+
+    n = _run(lambda: _with_store(settings, ack))
     _print_json({"acknowledged": n}) if as_json else out.print(f"acknowledged {n} event(s)")
 
 
@@ -481,50 +544,66 @@ ReasonOpt = Annotated[
 def dlq_list(
     handler: HandlerOpt = None,
     reason: ReasonOpt = None,
-    limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
-    offset: Annotated[int, typer.Option(help="Skip this many.")] = 0,
+    limit: Annotated[int, typer.Option(help="At most this many.", min=1, max=100_000)] = 50,
+    offset: Annotated[int, typer.Option(help="Skip this many (from the newest).", min=0)] = 0,
+    oldest_first: OldestFirstOpt = False,
     config: ConfigOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List dead-letter entries, oldest first."""
+    """List dead-letter entries, newest first, one line each; `dlq show ID` for one in full."""
     settings = _settings(config, db)
-    rows = _run(lambda: _with_store(settings, lambda a: a.list_dead_letters(handler, reason, limit, offset)))
+
+    async def listing(a: Admin) -> tuple[Page, list[dict[str, Any]]]:
+        page = Page(await a.count_dead_letters(handler, reason), limit, offset, newest_first=not oldest_first)
+        start, n = page.store_window()
+        rows = await a.list_dead_letters(handler, reason, n, start) if n else []
+        return page, rows[::-1] if page.newest_first else rows
+
+    page, rows = _run(lambda: _with_store(settings, listing))
     if as_json:
         _print_json(rows)
         return
-    table = Table(title=f"dead letters ({len(rows)})")
-    for col in ("id", "reason", "handler", "what", "error", "attempts", "last failure"):
-        table.add_column(col, overflow="fold")
+    width = short_ids([r["id"] for r in rows])
+    table = _line_table(("id", width), ("reason", 12), ("handler", 12), ("what", 20), ("error", None))
     for r in rows:
-        what = r["event"]["type"] if r["event"] else r["origin"]
-        error = f"{r['error_type']}: {r['error_message']}"
-        table.add_row(r["id"], r["reason"], r["handler"] or "-", what, error, str(r["attempts"]), r["last_failure_at"])
-    out.print(table)
+        # Raw input has no event: its origin's last part (the file name, the routing key) tells it apart.
+        what = r["event"]["type"] if r["event"] else r["origin"].rstrip("/").rpartition("/")[2] or r["origin"]
+        # The message says what is wrong; the class name only when there is no message (`show` has both).
+        error = _first_line(r["error_message"]) or r["error_type"]
+        table.add_row(r["id"][:width], r["reason"], r["handler"] or "-", what, error)
+    if rows:
+        out.print(table)
+    out.print(page.more_hint(len(rows)), highlight=False)
 
 
 @dlq_app.command("show")
 def dlq_show(
-    entry_id: Annotated[str, typer.Argument(help="Entry id.")],
+    entry_id: Annotated[str, typer.Argument(help="Entry id or a unique id prefix (at least 4 characters).")],
     config: ConfigOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show one dead-letter entry with its event or raw body and traceback."""
     settings = _settings(config, db)
-    entry = _run(lambda: _with_store(settings, lambda a: a.show_dead_letter(entry_id)))
+
+    async def show(a: Admin) -> dict[str, Any]:
+        (full,) = await resolve_ids([entry_id], a.bus.store.dead_letter_ids_with_prefix, "dead-letter entry")
+        return await a.show_dead_letter(full)
+
+    entry = _run(lambda: _with_store(settings, show))
     if as_json:
         _print_json(entry)
         return
     for key, value in entry.items():
         if key in ("event", "headers"):
             value = json.dumps(value, indent=2, default=str)
-        out.print(f"[bold]{key}[/]: {value}", highlight=False)
+        out.print(f"[bold]{key}[/]: {escape(str(value))}", highlight=False)
 
 
 @dlq_app.command("replay")
 def dlq_replay(
-    ids: Annotated[list[str] | None, typer.Argument(help="Entry ids (none: use the filters).")] = None,
+    ids: Annotated[list[str] | None, typer.Argument(help="Entry ids or id prefixes (none: use the filters).")] = None,
     handler: HandlerOpt = None,
     reason: ReasonOpt = None,
     everything: Annotated[bool, typer.Option("--all", help="Replay every entry.")] = False,
@@ -537,7 +616,12 @@ def dlq_replay(
         raise _fail("give entry ids, --handler, --reason, or --all")
     settings = _settings(config, db)
     _setup_logging("WARNING")
-    report = _run(lambda: _with_bus(settings, lambda a: a.replay_dead_letters(ids or None, handler, reason)))
+
+    async def replay(a: Admin) -> dict[str, Any]:
+        full = await _dead_letter_ids(a, ids)
+        return await a.replay_dead_letters(full, handler, reason)
+
+    report = _run(lambda: _with_bus(settings, replay))
     if as_json:
         _print_json(report)
     else:
@@ -548,7 +632,7 @@ def dlq_replay(
 
 @dlq_app.command("purge")
 def dlq_purge(
-    ids: Annotated[list[str] | None, typer.Argument(help="Entry ids (none: use the filters).")] = None,
+    ids: Annotated[list[str] | None, typer.Argument(help="Entry ids or id prefixes (none: use the filters).")] = None,
     handler: HandlerOpt = None,
     reason: ReasonOpt = None,
     everything: Annotated[bool, typer.Option("--all", help="Delete every entry.")] = False,
@@ -560,7 +644,11 @@ def dlq_purge(
     if not ids and handler is None and reason is None and not everything:
         raise _fail("give entry ids, --handler, --reason, or --all")
     settings = _settings(config, db)
-    n = _run(lambda: _with_store(settings, lambda a: a.purge_dead_letters(ids or None, handler, reason, everything)))
+
+    async def purge(a: Admin) -> int:
+        return await a.purge_dead_letters(await _dead_letter_ids(a, ids), handler, reason, everything)
+
+    n = _run(lambda: _with_store(settings, purge))
     _print_json({"deleted": n}) if as_json else out.print(f"deleted {n} entr{'y' if n == 1 else 'ies'}")
 
 

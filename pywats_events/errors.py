@@ -8,6 +8,7 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
 __all__ = [
+    "AmbiguousIdError",
     "BusClosedError",
     "BusError",
     "CircuitOpenError",
@@ -22,6 +23,7 @@ __all__ = [
     "StoreRefusedError",
     "TransportError",
     "TransportSendNotSupported",
+    "UnknownIdError",
     "UnrecoverableError",
 ]
 
@@ -100,6 +102,14 @@ class StoreRefusedError(StoreError):
 
 class DeadLetterNotFoundError(StoreError):
     """No dead-letter entry has the given id."""
+
+
+class UnknownIdError(StoreError):
+    """No stored event or dead-letter entry has the given id or id prefix."""
+
+
+class AmbiguousIdError(StoreError):
+    """An id prefix matches more than one stored event or dead-letter entry."""
 
 
 class TransportError(PyWatsEventsError):
