@@ -18,7 +18,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -26,12 +26,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from . import __version__
 from .admin import Admin
 from .bus import STOP_GRACE
-from .config import Settings, build_bus, build_transport, load_settings
+from .config import LOG_LEVELS, Settings, build_bus, build_transport, load_settings
 from .errors import ConfigError, PyWatsEventsError
 from .event import severity_rank
 from .id_prefix import resolve_ids, short_ids
+from .logging_setup import LOG_FORMATS, setup_logging
 from .paging import Page
 from .pattern import validate_type_pattern
 from .store import EventQuery
@@ -45,13 +47,17 @@ app = typer.Typer(
     name="pywats-events",
     help="pyWATS events: route factory and lab events (IPC-CFX, MQTT, webhooks, drop folders) to handlers.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 events_app = typer.Typer(help="Stored events: list, acknowledge, purge.", no_args_is_help=True)
 dlq_app = typer.Typer(help="Dead-letter queue: list, show, replay, purge.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 app.add_typer(dlq_app, name="dlq")
+config_app = typer.Typer(help="Configuration: check it as run would use it.", no_args_is_help=True)
+mqtt_app = typer.Typer(help="MQTT mapping rules: try a topic and payload.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(mqtt_app, name="mqtt")
 
 out = Console()
 err = Console(stderr=True)
@@ -77,12 +83,55 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+class _GlobalOptions:
+    """The global options given before the command (``--log-level``, ``--log-format``)."""
+
+    log_level: str | None = None
+    log_format: Literal["text", "json"] = "text"
+
+
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """Log at ``level`` (the command's default, or the configuration's), unless ``--log-level`` was given."""
+    setup_logging(_GlobalOptions.log_level or level, _GlobalOptions.log_format)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"pywats-events {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            help="DEBUG, INFO, WARNING, ERROR or CRITICAL; wins over the configuration's log_level and each "
+            "command's default.",
+            show_default=False,
+        ),
+    ] = None,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format", help="text, or json: one JSON object per log line (time, level, logger, message, fields)."
+        ),
+    ] = "text",
+) -> None:
+    """pyWATS events: route factory and lab events (IPC-CFX, MQTT, webhooks, drop folders) to handlers."""
+    if log_level is not None and log_level.upper() not in LOG_LEVELS:
+        raise _fail(f"--log-level: unknown level {log_level!r}; use one of {', '.join(LOG_LEVELS)}")
+    if log_format not in LOG_FORMATS:
+        raise _fail(f"--log-format: unknown format {log_format!r}; use one of {', '.join(LOG_FORMATS)}")
+    _GlobalOptions.log_level = log_level.upper() if log_level else None
+    _GlobalOptions.log_format = "json" if log_format == "json" else "text"
+    if log_level is not None:
+        setup_logging(log_level, _GlobalOptions.log_format)
 
 
 def _settings(config: Path | None, db: str | None) -> Settings:
@@ -650,6 +699,117 @@ def dlq_purge(
 
     n = _run(lambda: _with_store(settings, purge))
     _print_json({"deleted": n}) if as_json else out.print(f"deleted {n} entr{'y' if n == 1 else 'ies'}")
+
+
+# -- commissioning: config check, mqtt try, publish ---------------------------------------------------
+@config_app.command("check")
+def config_check(
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate everything `run` would (settings, transports, handlers, store, [http] and [http.console])
+    and print the resolved configuration without secrets. Exit 2 with the problem on stderr."""
+    from .commissioning.check import check_configuration
+
+    _setup_logging("WARNING")
+    report = _run(lambda: check_configuration(config, db))
+    if as_json:
+        _print_json(report)
+        return
+    out.print(f"configuration {report['config'] or '(embedded default)'}: ok", highlight=False)
+    out.print_json(data=report)
+
+
+@mqtt_app.command("try")
+def mqtt_try(
+    topic: Annotated[str, typer.Argument(help="MQTT topic name, e.g. stations/fct1/results.")],
+    payload: Annotated[str, typer.Argument(help="Message payload (text); '@FILE' reads it from a file.")],
+    transport: Annotated[
+        str | None, typer.Option("--transport", help="MQTT transport name (when there are several).")
+    ] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show which mapping rule(s) match TOPIC and the event(s) PAYLOAD becomes; warn when several rules
+    match. Exit 1 when no rule matches or the payload gives no event."""
+    from .commissioning.mqtt_trial import try_topic
+
+    settings = _settings(config, None)
+    if payload.startswith("@"):
+        try:
+            body = Path(payload[1:]).read_bytes()
+        except OSError as exc:
+            raise _fail(f"cannot read payload file {payload[1:]}: {exc.strerror or exc}") from None
+    else:
+        body = payload.encode()
+    try:
+        trial = try_topic(settings, topic, body, transport)
+    except PyWatsEventsError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        _print_json(trial.to_json_dict())
+    else:
+        for m in trial.matches:
+            fields = ", ".join(f"{k}={v}" for k, v in m["fields"].items())
+            out.print(
+                f"match rules[{m['index']}] {m['filter']} (decoder {m['decoder']}){': ' + fields if fields else ''}",
+                highlight=False,
+                markup=False,
+            )
+        for w in trial.warnings:
+            err.print(f"[bold yellow]warning:[/] {escape(w)}", highlight=False)
+        for ev in trial.events:
+            out.print_json(data=ev)
+        if trial.error:
+            err.print(f"[bold red]no event:[/] {escape(trial.error)}", highlight=False)
+    if trial.error:
+        raise typer.Exit(1)
+
+
+@app.command("publish")
+def publish(
+    file: Annotated[
+        Path | None, typer.Argument(help="JSON file: an event (or list) or a CFX envelope (or batch).")
+    ] = None,
+    to: Annotated[
+        str, typer.Option("--to", help="A [[transports]] name (cfx or mqtt kind), or 'http' for POST /events|/cfx.")
+    ] = "",
+    sample: Annotated[
+        str | None, typer.Option("--sample", help="Generate a CFX envelope: units-tested, fault, state-changed...")
+    ] = None,
+    seq: Annotated[int, typer.Option("--seq", min=0, help="Generated envelope's sequence number.")] = 0,
+    source: Annotated[str | None, typer.Option("--source", help="Generated envelope's Source (handle).")] = None,
+    topic: Annotated[
+        str | None, typer.Option("--topic", help="MQTT topic or AMQP routing key (default from the settings).")
+    ] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send a test message to a configured transport or the HTTP intake, without starting a consumer;
+    waits for the broker's confirm (AMQP), PUBACK (MQTT QoS 1) or the HTTP answer."""
+    from .commissioning.publish import load_message, publish_message
+
+    if not to:
+        raise _fail("--to: give the transport name from the configuration (or 'http')")
+    settings = _settings(config, None)
+    _setup_logging("WARNING")
+    try:
+        message = load_message(file, sample, seq=seq, source=source)
+    except PyWatsEventsError as exc:
+        raise _fail(str(exc)) from None
+    report = _run(lambda: publish_message(settings, to, message, topic=topic))
+    if as_json:
+        _print_json(report)
+    else:
+        dest = report["destination"]
+        what = ", ".join(report.get("routing_keys") or report.get("topics") or [])
+        out.print(
+            f"published {message.kind} {report['name']} to {to}: {dest}{' ' + what if what else ''}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 # -- plugins --------------------------------------------------------------------------------------
