@@ -249,8 +249,7 @@ async def _publish_mqtt(cfg: TransportConfig, index: int, message: OutgoingTest,
     import asyncio
 
     try:
-        if not await conn.connect(s.connect_timeout):
-            raise MQTTPublishError(f"no connection to mqtt://{s.host}:{s.port} within {s.connect_timeout:g}s")
+        await conn.connect(s.connect_timeout)  # raises MQTTConnectError; returns session-present
         async with asyncio.timeout(s.send_timeout):
             for t, body in sends:
                 await conn.publish(t, body, s.publish_qos, False)
