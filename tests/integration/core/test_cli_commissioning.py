@@ -225,3 +225,41 @@ def test_log_format_json_writes_one_json_object_per_line(tmp_path: Path) -> None
     assert any(r["message"] == "stopped" for r in records)
     bad = cli("--log-format", "xml", "plugins", cwd=tmp_path)
     assert bad.returncode == 2 and "--log-format" in bad.stderr
+
+
+def test_publish_to_http_posts_to_the_running_service_with_the_route_token(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = write(
+        tmp_path / "svc.toml",
+        f'db = "sqlite:///svc.db"\n[[transports]]\nkind = "file"\nname = "inbox"\npath = "inbox"\n'
+        f'[http]\nport = {port}\n[http.routes.cfx]\ntokens = ["t0k-cfx"]\n',
+    )
+    service = subprocess.Popen(
+        [str(CLI), "run", "--config", str(cfg)], cwd=tmp_path, env=cli_env(), stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert service.stderr is not None
+        deadline = time.monotonic() + 30
+        while "pyWATS events running" not in service.stderr.readline():
+            assert time.monotonic() < deadline and service.poll() is None, "service did not start"
+        args = ("publish", "--sample", "units-tested", "--seq", "3", "--to", "http", "--config", str(cfg), "--json")
+        proc = cli(*args, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads(proc.stdout)
+        assert report["destination"] == f"http://127.0.0.1:{port}/cfx" and report["status"] == 200
+        assert report["response"]["accepted"] >= 1
+        listed = cli("events", "list", "--config", str(cfg), "--type", "test.*", "--json", cwd=tmp_path)
+        assert any(e["id"] in report["response"]["event_ids"] for e in json.loads(listed.stdout))
+    finally:
+        service.send_signal(signal.SIGTERM)
+        service.communicate(timeout=30)
+
+
+def test_publish_to_http_without_a_service_exits_2_saying_so(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "svc.toml", "[http]\nport = 9\n")
+    proc = cli("publish", "--sample", "fault", "--to", "http", "--config", str(cfg), cwd=tmp_path)
+    assert proc.returncode == 2 and "is the service running?" in proc.stderr
