@@ -1,8 +1,10 @@
 """The ``pywats-events`` command line (typer + rich).
 
 ``run`` is the long-running service; ``ingest`` processes files once; ``events`` and ``dlq`` inspect and
-manage the store. Every listing takes ``--json`` (one JSON document on stdout). Errors print one line on
-stderr and exit with status 2.
+manage the store (listings newest first, one line per entry at the terminal width; ids or unique id
+prefixes); ``config check``, ``mqtt try`` and ``publish`` are for commissioning (logic in
+``pywats_events.commissioning``). Every listing takes ``--json`` (one JSON document on stdout). Errors print
+one line on stderr and exit with status 2.
 """
 
 from __future__ import annotations
@@ -438,15 +440,15 @@ async def _ingest(settings: Settings, files: list[Path], quiet: bool, decoder: s
     return {**totals, "failures": failures, "store": bus.store.url}
 
 
-def _dead_letter_ids(a: Admin, ids: list[str] | None) -> Awaitable[list[str] | None]:
-    """Full ids for the entry ids or prefixes given (``None`` when none: the filters select)."""
+async def _dead_letter_ids(a: Admin, ids: list[str] | None) -> list[str] | None:
+    """Full ids for the entry ids or prefixes given (``None`` when none: the filters select).
 
-    async def resolve() -> list[str] | None:
-        if not ids:
-            return None
-        return await resolve_ids(ids, a.bus.store.dead_letter_ids_with_prefix, "dead-letter entry")
-
-    return resolve()
+    Raises:
+        UnknownIdError / AmbiguousIdError: an id names no entry, or a prefix several.
+    """
+    if not ids:
+        return None
+    return await resolve_ids(ids, a.bus.store.dead_letter_ids_with_prefix, "dead-letter entry")
 
 
 def _line_table(*columns: tuple[str, int | None]) -> Table:
