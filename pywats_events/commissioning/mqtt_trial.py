@@ -1,10 +1,10 @@
 """``pywats-events mqtt try``: which mapping rules a topic matches and the event(s) a payload becomes.
 
 The rules are the configured MQTT transport's, compiled by ``pywats_mqtt`` exactly as the running transport
-compiles them, so what this shows is what the service would do. The transport routes a message by the
-first matching rule only; when further rules match the same topic too, the trial warns: the order of the
-rules decides, and where several subscriptions overlap a broker may deliver the message once per
-subscription (MQTT 5 section 3.3.4).
+compiles them, so what this shows is what the service would do. The transport builds a message's events with
+the first matching rule only (copies a broker sends for overlapping subscriptions, MQTT 5 section 3.3.4,
+become one event); when further rules match the same topic, the trial warns, since the order of the rules
+then decides silently and a later rule meant for the topic never applies.
 """
 
 from __future__ import annotations
@@ -89,8 +89,8 @@ def try_topic(settings: Settings, topic: str, payload: bytes, transport: str | N
         others = ", ".join(f"rules[{m['index']}] ({m['filter']})" for m in rest)
         trial.warnings.append(
             f"{len(trial.matches)} rules match {topic!r}: rules[{first['index']}] ({first['filter']}) makes the "
-            f"event; {others} also match and never see this topic. If they should, narrow or reorder the "
-            "rules; with overlapping subscriptions the broker may send each message once per subscription"
+            f"event, {others} not (the first matching rule wins); narrow or reorder the rules if another "
+            "should apply"
         )
     if not trial.matches:
         trial.error = f"no mapping rule matches topic {topic!r}: such a message is dead-lettered as unrouted"
