@@ -1,8 +1,10 @@
 """The ``pywats-events`` command line (typer + rich).
 
 ``run`` is the long-running service; ``ingest`` processes files once; ``events`` and ``dlq`` inspect and
-manage the store. Every listing takes ``--json`` (one JSON document on stdout). Errors print one line on
-stderr and exit with status 2.
+manage the store (listings newest first, one line per entry at the terminal width; ids or unique id
+prefixes); ``config check``, ``mqtt try`` and ``publish`` are for commissioning (logic in
+``pywats_events.commissioning``). Every listing takes ``--json`` (one JSON document on stdout). Errors print
+one line on stderr and exit with status 2.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -26,11 +28,18 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from . import __version__
 from .admin import Admin
 from .analytics.cli import analytics_app
 from .bus import STOP_GRACE
-from .config import Settings, build_bus, build_transport, load_settings
+from .config import LOG_LEVELS, Settings, build_bus, build_transport, load_settings
 from .errors import ConfigError, PyWatsEventsError
+from .event import severity_rank
+from .id_prefix import resolve_ids, short_ids
+from .logging_setup import LOG_FORMATS, setup_logging
+from .paging import Page
+from .pattern import validate_type_pattern
+from .store import EventQuery
 from .transports.file import FileOutcome, FileSettings, FileTransport, find_inputs
 
 __all__ = ["app", "main"]
@@ -41,7 +50,7 @@ app = typer.Typer(
     name="pywats-events",
     help="pyWATS events: route factory and lab events (IPC-CFX, MQTT, webhooks, drop folders) to handlers.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 events_app = typer.Typer(help="Stored events: list, acknowledge, purge.", no_args_is_help=True)
@@ -49,6 +58,10 @@ dlq_app = typer.Typer(help="Dead-letter queue: list, show, replay, purge.", no_a
 app.add_typer(events_app, name="events")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(analytics_app, name="analytics")
+config_app = typer.Typer(help="Configuration: check it as run would use it.", no_args_is_help=True)
+mqtt_app = typer.Typer(help="MQTT mapping rules: try a topic and payload.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(mqtt_app, name="mqtt")
 
 out = Console()
 err = Console(stderr=True)
@@ -65,6 +78,7 @@ DbOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+OldestFirstOpt = Annotated[bool, typer.Option("--oldest-first", help="Oldest first instead of newest first.")]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -73,12 +87,55 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+class _GlobalOptions:
+    """The global options given before the command (``--log-level``, ``--log-format``)."""
+
+    log_level: str | None = None
+    log_format: Literal["text", "json"] = "text"
+
+
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """Log at ``level`` (the command's default, or the configuration's), unless ``--log-level`` was given."""
+    setup_logging(_GlobalOptions.log_level or level, _GlobalOptions.log_format)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"pywats-events {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            help="DEBUG, INFO, WARNING, ERROR or CRITICAL; wins over the configuration's log_level and each "
+            "command's default.",
+            show_default=False,
+        ),
+    ] = None,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format", help="text, or json: one JSON object per log line (time, level, logger, message, fields)."
+        ),
+    ] = "text",
+) -> None:
+    """pyWATS events: route factory and lab events (IPC-CFX, MQTT, webhooks, drop folders) to handlers."""
+    if log_level is not None and log_level.upper() not in LOG_LEVELS:
+        raise _fail(f"--log-level: unknown level {log_level!r}; use one of {', '.join(LOG_LEVELS)}")
+    if log_format not in LOG_FORMATS:
+        raise _fail(f"--log-format: unknown format {log_format!r}; use one of {', '.join(LOG_FORMATS)}")
+    _GlobalOptions.log_level = log_level.upper() if log_level else None
+    _GlobalOptions.log_format = "json" if log_format == "json" else "text"
+    if log_level is not None:
+        setup_logging(log_level, _GlobalOptions.log_format)
 
 
 def _settings(config: Path | None, db: str | None) -> Settings:
@@ -385,6 +442,41 @@ async def _ingest(settings: Settings, files: list[Path], quiet: bool, decoder: s
     return {**totals, "failures": failures, "store": bus.store.url}
 
 
+async def _dead_letter_ids(a: Admin, ids: list[str] | None) -> list[str] | None:
+    """Full ids for the entry ids or prefixes given (``None`` when none: the filters select).
+
+    Raises:
+        UnknownIdError / AmbiguousIdError: an id names no entry, or a prefix several.
+    """
+    if not ids:
+        return None
+    return await resolve_ids(ids, a.bus.store.dead_letter_ids_with_prefix, "dead-letter entry")
+
+
+def _line_table(*columns: tuple[str, int | None]) -> Table:
+    """A borderless table whose rows stay one line each at the console width: fixed columns keep their
+    width (characters), the others (width ``None``) share the rest equally and are cut with an ellipsis."""
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    fixed = sum(w for _, w in columns if w is not None)
+    flexible = sum(1 for _, w in columns if w is None)
+    gaps = 2 * (len(columns) - 1)  # one space of padding either side of every inner column edge
+    share = max(8, (out.width - fixed - gaps) // max(flexible, 1))
+    for name, width in columns:
+        w = share if width is None else width
+        table.add_column(name, no_wrap=True, overflow="ellipsis", width=w, min_width=w, max_width=w)
+    return table
+
+
+def _short_time(iso: str) -> str:
+    """``2026-12-03T13:11:12.123+00:00`` as ``2026-12-03 13:11:12`` (UTC, seconds)."""
+    t = datetime.fromisoformat(iso).astimezone(UTC)
+    return t.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
 # -- events ---------------------------------------------------------------------------------------
 def _when(value: str | None) -> datetime | None:
     if value is None:
@@ -405,54 +497,76 @@ def events_list(
     until: Annotated[str | None, typer.Option(help="ISO 8601 end (exclusive).")] = None,
     source: Annotated[str | None, typer.Option(help="Exact source.")] = None,
     unacked: Annotated[bool, typer.Option("--unacked", help="Only unacknowledged events.")] = False,
-    limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
-    offset: Annotated[int, typer.Option(help="Skip this many.")] = 0,
+    limit: Annotated[int, typer.Option(help="At most this many.", min=1, max=100_000)] = 50,
+    offset: Annotated[int, typer.Option(help="Skip this many (from the newest).", min=0)] = 0,
+    oldest_first: OldestFirstOpt = False,
     config: ConfigOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List stored events, oldest first."""
+    """List stored events, newest first, one line each (full ids and payloads: --json)."""
     settings = _settings(config, db)
-    rows = _run(
-        lambda: _with_store(
-            settings,
-            lambda a: a.query_events(
-                type_pattern,
-                category,
-                min_severity,
-                _when(since),
-                _when(until),
-                source,
-                False if unacked else None,
-                limit,
-                offset,
-            ),
+    since_t, until_t = _when(since), _when(until)
+
+    async def listing(a: Admin) -> tuple[Page, list[dict[str, Any]]]:
+        q = EventQuery(
+            type_pattern=type_pattern,
+            category=category,
+            min_severity=min_severity,
+            since=since_t,
+            until=until_t,
+            source=source,
+            acknowledged=False if unacked else None,
         )
-    )
+        if type_pattern is not None:
+            validate_type_pattern(type_pattern)
+        if min_severity is not None:
+            severity_rank(min_severity)
+        page = Page(await a.bus.store.count_events(q), limit, offset, newest_first=not oldest_first)
+        start, n = page.store_window()
+        if n == 0:
+            return page, []
+        rows = await a.query_events(
+            type_pattern, category, min_severity, since_t, until_t, source, q.acknowledged, n, start
+        )
+        return page, rows[::-1] if page.newest_first else rows
+
+    page, rows = _run(lambda: _with_store(settings, listing))
     if as_json:
         _print_json(rows)
         return
-    table = Table(title=f"events ({len(rows)})")
-    for col in ("timestamp", "type", "severity", "source", "id", "acked"):
-        table.add_column(col)
+    width = short_ids([r["id"] for r in rows])
+    table = _line_table(("id", width), ("time", 19), ("sev", 4), ("type", None), ("source", None), ("ack", 3))
     for r in rows:
         table.add_row(
-            r["timestamp"], r["type"], r["severity"], r["source"], r["id"], "yes" if r["acknowledged_at"] else ""
+            r["id"][:width],
+            _short_time(r["timestamp"]),
+            r["severity"][:4],
+            r["type"],
+            r["source"],
+            "yes" if r["acknowledged_at"] else "",
         )
-    out.print(table)
+    if rows:
+        out.print(table)
+    out.print(page.more_hint(len(rows)), highlight=False)
 
 
 @events_app.command("ack")
 def events_ack(
-    ids: Annotated[list[str], typer.Argument(help="Event ids.")],
+    ids: Annotated[list[str], typer.Argument(help="Event ids or unique id prefixes (at least 4 characters).")],
     by: Annotated[str | None, typer.Option(help="Who acknowledges (operator name).")] = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Acknowledge stored events."""
+    """Acknowledge stored events. Every id must name a stored event (exit 2 otherwise; nothing changes)."""
     settings = _settings(config, db)
-    n = _run(lambda: _with_store(settings, lambda a: a.acknowledge_events(ids, by)))
+
+    async def ack(a: Admin) -> int:
+        full = await resolve_ids(ids, a.bus.store.event_ids_with_prefix, "stored event")
+        return await a.acknowledge_events(full, by)
+
+    n = _run(lambda: _with_store(settings, ack))
     _print_json({"acknowledged": n}) if as_json else out.print(f"acknowledged {n} event(s)")
 
 
@@ -483,50 +597,66 @@ ReasonOpt = Annotated[
 def dlq_list(
     handler: HandlerOpt = None,
     reason: ReasonOpt = None,
-    limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
-    offset: Annotated[int, typer.Option(help="Skip this many.")] = 0,
+    limit: Annotated[int, typer.Option(help="At most this many.", min=1, max=100_000)] = 50,
+    offset: Annotated[int, typer.Option(help="Skip this many (from the newest).", min=0)] = 0,
+    oldest_first: OldestFirstOpt = False,
     config: ConfigOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List dead-letter entries, oldest first."""
+    """List dead-letter entries, newest first, one line each; `dlq show ID` for one in full."""
     settings = _settings(config, db)
-    rows = _run(lambda: _with_store(settings, lambda a: a.list_dead_letters(handler, reason, limit, offset)))
+
+    async def listing(a: Admin) -> tuple[Page, list[dict[str, Any]]]:
+        page = Page(await a.count_dead_letters(handler, reason), limit, offset, newest_first=not oldest_first)
+        start, n = page.store_window()
+        rows = await a.list_dead_letters(handler, reason, n, start) if n else []
+        return page, rows[::-1] if page.newest_first else rows
+
+    page, rows = _run(lambda: _with_store(settings, listing))
     if as_json:
         _print_json(rows)
         return
-    table = Table(title=f"dead letters ({len(rows)})")
-    for col in ("id", "reason", "handler", "what", "error", "attempts", "last failure"):
-        table.add_column(col, overflow="fold")
+    width = short_ids([r["id"] for r in rows])
+    table = _line_table(("id", width), ("reason", 12), ("handler", 12), ("what", 20), ("error", None))
     for r in rows:
-        what = r["event"]["type"] if r["event"] else r["origin"]
-        error = f"{r['error_type']}: {r['error_message']}"
-        table.add_row(r["id"], r["reason"], r["handler"] or "-", what, error, str(r["attempts"]), r["last_failure_at"])
-    out.print(table)
+        # Raw input has no event: its origin's last part (the file name, the routing key) tells it apart.
+        what = r["event"]["type"] if r["event"] else r["origin"].rstrip("/").rpartition("/")[2] or r["origin"]
+        # The message says what is wrong; the class name only when there is no message (`show` has both).
+        error = _first_line(r["error_message"]) or r["error_type"]
+        table.add_row(r["id"][:width], r["reason"], r["handler"] or "-", what, error)
+    if rows:
+        out.print(table)
+    out.print(page.more_hint(len(rows)), highlight=False)
 
 
 @dlq_app.command("show")
 def dlq_show(
-    entry_id: Annotated[str, typer.Argument(help="Entry id.")],
+    entry_id: Annotated[str, typer.Argument(help="Entry id or a unique id prefix (at least 4 characters).")],
     config: ConfigOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show one dead-letter entry with its event or raw body and traceback."""
     settings = _settings(config, db)
-    entry = _run(lambda: _with_store(settings, lambda a: a.show_dead_letter(entry_id)))
+
+    async def show(a: Admin) -> dict[str, Any]:
+        (full,) = await resolve_ids([entry_id], a.bus.store.dead_letter_ids_with_prefix, "dead-letter entry")
+        return await a.show_dead_letter(full)
+
+    entry = _run(lambda: _with_store(settings, show))
     if as_json:
         _print_json(entry)
         return
     for key, value in entry.items():
         if key in ("event", "headers"):
             value = json.dumps(value, indent=2, default=str)
-        out.print(f"[bold]{key}[/]: {value}", highlight=False)
+        out.print(f"[bold]{key}[/]: {escape(str(value))}", highlight=False)
 
 
 @dlq_app.command("replay")
 def dlq_replay(
-    ids: Annotated[list[str] | None, typer.Argument(help="Entry ids (none: use the filters).")] = None,
+    ids: Annotated[list[str] | None, typer.Argument(help="Entry ids or id prefixes (none: use the filters).")] = None,
     handler: HandlerOpt = None,
     reason: ReasonOpt = None,
     everything: Annotated[bool, typer.Option("--all", help="Replay every entry.")] = False,
@@ -539,7 +669,12 @@ def dlq_replay(
         raise _fail("give entry ids, --handler, --reason, or --all")
     settings = _settings(config, db)
     _setup_logging("WARNING")
-    report = _run(lambda: _with_bus(settings, lambda a: a.replay_dead_letters(ids or None, handler, reason)))
+
+    async def replay(a: Admin) -> dict[str, Any]:
+        full = await _dead_letter_ids(a, ids)
+        return await a.replay_dead_letters(full, handler, reason)
+
+    report = _run(lambda: _with_bus(settings, replay))
     if as_json:
         _print_json(report)
     else:
@@ -550,7 +685,7 @@ def dlq_replay(
 
 @dlq_app.command("purge")
 def dlq_purge(
-    ids: Annotated[list[str] | None, typer.Argument(help="Entry ids (none: use the filters).")] = None,
+    ids: Annotated[list[str] | None, typer.Argument(help="Entry ids or id prefixes (none: use the filters).")] = None,
     handler: HandlerOpt = None,
     reason: ReasonOpt = None,
     everything: Annotated[bool, typer.Option("--all", help="Delete every entry.")] = False,
@@ -562,8 +697,123 @@ def dlq_purge(
     if not ids and handler is None and reason is None and not everything:
         raise _fail("give entry ids, --handler, --reason, or --all")
     settings = _settings(config, db)
-    n = _run(lambda: _with_store(settings, lambda a: a.purge_dead_letters(ids or None, handler, reason, everything)))
+
+    async def purge(a: Admin) -> int:
+        return await a.purge_dead_letters(await _dead_letter_ids(a, ids), handler, reason, everything)
+
+    n = _run(lambda: _with_store(settings, purge))
     _print_json({"deleted": n}) if as_json else out.print(f"deleted {n} entr{'y' if n == 1 else 'ies'}")
+
+
+# -- commissioning: config check, mqtt try, publish ---------------------------------------------------
+@config_app.command("check")
+def config_check(
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate everything `run` would (settings, transports, handlers, store, [http] and [http.console])
+    and print the resolved configuration without secrets. Exit 2 with the problem on stderr."""
+    from .commissioning.check import check_configuration
+
+    _setup_logging("WARNING")
+    report = _run(lambda: check_configuration(config, db))
+    if as_json:
+        _print_json(report)
+        return
+    out.print(f"configuration {report['config'] or '(embedded default)'}: ok", highlight=False)
+    out.print_json(data=report)
+
+
+@mqtt_app.command("try")
+def mqtt_try(
+    topic: Annotated[str, typer.Argument(help="MQTT topic name, e.g. stations/fct1/results.")],
+    payload: Annotated[str, typer.Argument(help="Message payload (text); '@FILE' reads it from a file.")],
+    transport: Annotated[
+        str | None, typer.Option("--transport", help="MQTT transport name (when there are several).")
+    ] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show which mapping rule(s) match TOPIC and the event(s) PAYLOAD becomes; warn when several rules
+    match. Exit 1 when no rule matches or the payload gives no event."""
+    from .commissioning.mqtt_trial import try_topic
+
+    settings = _settings(config, None)
+    if payload.startswith("@"):
+        try:
+            body = Path(payload[1:]).read_bytes()
+        except OSError as exc:
+            raise _fail(f"cannot read payload file {payload[1:]}: {exc.strerror or exc}") from None
+    else:
+        body = payload.encode()
+    try:
+        trial = try_topic(settings, topic, body, transport)
+    except PyWatsEventsError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        _print_json(trial.to_json_dict())
+    else:
+        for m in trial.matches:
+            fields = ", ".join(f"{k}={v}" for k, v in m["fields"].items())
+            out.print(
+                f"match rules[{m['index']}] {m['filter']} (decoder {m['decoder']}){': ' + fields if fields else ''}",
+                highlight=False,
+                markup=False,
+            )
+        for w in trial.warnings:
+            err.print(f"[bold yellow]warning:[/] {escape(w)}", highlight=False)
+        for ev in trial.events:
+            out.print_json(data=ev)
+        if trial.error:
+            err.print(f"[bold red]no event:[/] {escape(trial.error)}", highlight=False)
+    if trial.error:
+        raise typer.Exit(1)
+
+
+@app.command("publish")
+def publish(
+    file: Annotated[
+        Path | None, typer.Argument(help="JSON file: an event (or list) or a CFX envelope (or batch).")
+    ] = None,
+    to: Annotated[
+        str, typer.Option("--to", help="A [[transports]] name (cfx or mqtt kind), or 'http' for POST /events|/cfx.")
+    ] = "",
+    sample: Annotated[
+        str | None, typer.Option("--sample", help="Generate a CFX envelope: units-tested, fault, state-changed...")
+    ] = None,
+    seq: Annotated[int, typer.Option("--seq", min=0, help="Generated envelope's sequence number.")] = 0,
+    source: Annotated[str | None, typer.Option("--source", help="Generated envelope's Source (handle).")] = None,
+    topic: Annotated[
+        str | None, typer.Option("--topic", help="MQTT topic or AMQP routing key (default from the settings).")
+    ] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send a test message to a configured transport or the HTTP intake, without starting a consumer;
+    waits for the broker's confirm (AMQP), PUBACK (MQTT QoS 1) or the HTTP answer."""
+    from .commissioning.publish import load_message, publish_message
+
+    if not to:
+        raise _fail("--to: give the transport name from the configuration (or 'http')")
+    settings = _settings(config, None)
+    _setup_logging("WARNING")
+    try:
+        message = load_message(file, sample, seq=seq, source=source)
+    except PyWatsEventsError as exc:
+        raise _fail(str(exc)) from None
+    report = _run(lambda: publish_message(settings, to, message, topic=topic))
+    if as_json:
+        _print_json(report)
+    else:
+        dest = report["destination"]
+        what = ", ".join(report.get("routing_keys") or report.get("topics") or [])
+        out.print(
+            f"published {message.kind} {report['name']} to {to}: {dest}{' ' + what if what else ''}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 # -- plugins --------------------------------------------------------------------------------------
@@ -587,6 +837,27 @@ def plugins(as_json: JsonOpt = False) -> None:
         out.print(table)
 
 
+def add_plugin_commands() -> list[str]:
+    """Mount every installed command plug-in (entry-point group ``pywats_events.commands``, a typer app
+    each) as a sub-command; returns their names. One whose extra is not installed is left out (it is
+    listed by ``pywats-events plugins`` with the reason)."""
+    from .plugins import COMMAND_GROUP, available, load_plugin
+
+    mounted = []
+    for name in sorted(available(COMMAND_GROUP)):
+        if any(group.name == name for group in app.registered_groups):
+            continue
+        try:
+            sub = load_plugin(COMMAND_GROUP, name)
+        except PyWatsEventsError as exc:
+            logging.getLogger(__name__).debug("command plug-in %r not mounted: %s", name, exc)
+            continue
+        app.add_typer(sub, name=name)
+        mounted.append(name)
+    return mounted
+
+
 def main() -> None:
     """Entry point of the ``pywats-events`` console script."""
+    add_plugin_commands()
     app()

@@ -8,6 +8,7 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
 __all__ = [
+    "AmbiguousIdError",
     "BusClosedError",
     "BusError",
     "CircuitOpenError",
@@ -23,6 +24,7 @@ __all__ = [
     "StoreRefusedError",
     "TransportError",
     "TransportSendNotSupported",
+    "UnknownIdError",
     "UnrecoverableError",
 ]
 
@@ -118,6 +120,14 @@ class StoreRefusedError(StoreError):
 
 class DeadLetterNotFoundError(StoreError):
     """No dead-letter entry has the given id."""
+
+
+class UnknownIdError(StoreError):
+    """No stored event or dead-letter entry has the given id or id prefix."""
+
+
+class AmbiguousIdError(StoreError):
+    """An id prefix matches more than one stored event or dead-letter entry."""
 
 
 class TransportError(PyWatsEventsError):

@@ -33,6 +33,7 @@ from typing import Any, Literal
 from .errors import PluginError
 
 __all__ = [
+    "COMMAND_GROUP",
     "DECODER_GROUP",
     "HANDLER_GROUP",
     "TRANSPORT_GROUP",
@@ -47,9 +48,14 @@ log = logging.getLogger(__name__)
 TRANSPORT_GROUP = "pywats_events.transports"
 DECODER_GROUP = "pywats_events.decoders"
 HANDLER_GROUP = "pywats_events.handlers"
+#: Command-line sub-apps (typer) a plug-in adds: ``wats = "pywats_wats.commands:app"`` gives
+#: ``pywats-events wats ...``.
+COMMAND_GROUP = "pywats_events.commands"
 
-Group = Literal["pywats_events.transports", "pywats_events.decoders", "pywats_events.handlers"]
-_WHAT = {TRANSPORT_GROUP: "transport", DECODER_GROUP: "decoder", HANDLER_GROUP: "handler"}
+Group = Literal[
+    "pywats_events.transports", "pywats_events.decoders", "pywats_events.handlers", "pywats_events.commands"
+]
+_WHAT = {TRANSPORT_GROUP: "transport", DECODER_GROUP: "decoder", HANDLER_GROUP: "handler", COMMAND_GROUP: "command"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1092,6 +1092,33 @@ class SQLStore(Store):
         stmt = sa.select(sa.func.count()).select_from(_dead_letters).where(*self._dead_filter(handler, reason))
         return int((await self._read(stmt, "dead-letter count"))[0][0])
 
+    async def _ids_with_prefix(self, table: sa.Table, prefix: str, limit: int) -> list[str]:
+        # LIKE is case-insensitive in SQLite: the substr comparison keeps the match exact in every database.
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = (
+            sa.select(table.c.id)
+            .where(table.c.id.like(escaped + "%", escape="\\"), sa.func.substr(table.c.id, 1, len(prefix)) == prefix)
+            .order_by(table.c.id)
+            .limit(limit)
+        )
+        return [r[0] for r in await self._read(stmt, "id prefix lookup")]
+
+    async def event_ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+        """Ids of stored events starting with ``prefix`` (case-sensitive), ascending, at most ``limit``.
+
+        Raises:
+            StoreError: the store is not open or the query failed.
+        """
+        return await self._ids_with_prefix(_events, prefix, limit)
+
+    async def dead_letter_ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+        """Ids of dead-letter entries starting with ``prefix`` (case-sensitive), ascending, at most ``limit``.
+
+        Raises:
+            StoreError: the store is not open or the query failed.
+        """
+        return await self._ids_with_prefix(_dead_letters, prefix, limit)
+
     async def get_dead_letter(self, entry_id: str) -> DeadLetterEntry:
         """One entry by id.
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .errors import DeadLetterNotFoundError
+from .errors import DeadLetterNotFoundError, StoreError
 from .event import Event, severity_rank
 from .pattern import compile_type_pattern
 
@@ -285,6 +285,23 @@ class Store(abc.ABC):
     async def delete_dead_letters(self, entry_ids: Sequence[str]) -> int:
         """Delete entries by id; returns how many were deleted."""
 
+    # -- id prefixes (the command line accepts abbreviated ids, as git does) ---------------------
+    async def event_ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+        """Ids of stored events starting with ``prefix`` (case-sensitive), ascending, at most ``limit``.
+
+        Raises:
+            StoreError: this store cannot look ids up by prefix.
+        """
+        raise StoreError(f"{type(self).__name__} cannot look up event ids by prefix")
+
+    async def dead_letter_ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+        """Ids of dead-letter entries starting with ``prefix`` (case-sensitive), ascending, at most ``limit``.
+
+        Raises:
+            StoreError: this store cannot look ids up by prefix.
+        """
+        raise StoreError(f"{type(self).__name__} cannot look up dead-letter ids by prefix")
+
 
 def _matches(stored: StoredEvent, q: EventQuery) -> bool:
     ev = stored.event
@@ -433,3 +450,9 @@ class MemoryStore(Store):
 
     async def delete_dead_letters(self, entry_ids: Sequence[str]) -> int:
         return sum(1 for i in entry_ids if self._dead.pop(i, None) is not None)
+
+    async def event_ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+        return sorted(i for i in self._events if i.startswith(prefix))[:limit]
+
+    async def dead_letter_ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+        return sorted(i for i in self._dead if i.startswith(prefix))[:limit]

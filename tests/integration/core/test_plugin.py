@@ -31,9 +31,21 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``samples/plugin`` installed by pip into a folder of its own; returns that folder."""
     site = tmp_path_factory.mktemp("site")
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site),
-         str(REPO / "samples/plugin")],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(REPO / "samples/plugin"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, f"pip could not install the sample plug-in:\n{proc.stdout}\n{proc.stderr}"
     assert any(site.glob("pywats_lines-*.dist-info")), sorted(p.name for p in site.iterdir())
@@ -64,7 +76,7 @@ def write_config(folder: Path, port: int) -> Path:
     cfg = folder / "pywats-events.toml"
     cfg.write_text(
         f"""
-db = "sqlite:///{folder / 'events.db'}"
+db = "sqlite:///{folder / "events.db"}"
 
 [[transports]]
 kind = "lines"
@@ -74,7 +86,7 @@ port = {port}
 [[handlers]]
 kind = "jsonl-file"
 event_types = ["test.*"]
-path = "{folder / 'out' / 'events.jsonl'}"
+path = "{folder / "out" / "events.jsonl"}"
 
 [http]
 enabled = false
@@ -133,15 +145,17 @@ def test_run_without_the_plugin_names_the_unknown_kind_and_the_known_ones(tmp_pa
     assert "file" in proc.stderr and "mqtt" in proc.stderr
 
 
-def test_plugin_transport_decoder_and_handler_run_through_pywats_events_run(
-    plugin_site: Path, tmp_path: Path
-) -> None:
+def test_plugin_transport_decoder_and_handler_run_through_pywats_events_run(plugin_site: Path, tmp_path: Path) -> None:
     port = free_port()
     cfg = write_config(tmp_path, port)
     out = tmp_path / "out" / "events.jsonl"
     proc = subprocess.Popen(
-        [str(CLI), "run", "--config", str(cfg)], cwd=tmp_path, env=env_with(plugin_site),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [str(CLI), "run", "--config", str(cfg)],
+        cwd=tmp_path,
+        env=env_with(plugin_site),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         wait_listening(port, proc)
@@ -151,7 +165,9 @@ def test_plugin_transport_decoder_and_handler_run_through_pywats_events_run(
         assert sorted(answers) == ["ACK 1", "ACK 2", "ACK 3", "ACK 4"]
         events = [json.loads(line) for line in out.read_text().splitlines()]
         assert [(e["source"], e["payload"]["serial_number"], e["payload"]["result"]) for e in events] == [
-            ("ict-1", "SN1", "Passed"), ("ict-1", "SN2", "Failed"), ("ict-2", "SN3", "Passed"),
+            ("ict-1", "SN1", "Passed"),
+            ("ict-1", "SN2", "Failed"),
+            ("ict-2", "SN3", "Passed"),
         ]
         # a line sent again (its ACK was lost, say) has the same event id: the handler does not run twice
         assert send_lines(port, [b"ict-1,SN1,pass"]) == ["ACK 1"]
@@ -171,6 +187,7 @@ def test_plugin_transport_decoder_and_handler_run_through_pywats_events_run(
     assert entry["error_type"] == "BadResultLineError"
     assert "expected 'station,serial,result'" in entry["error_message"]
     assert entry["origin"].endswith("#line 3")
-    shown = json.loads(cli("dlq", "show", entry["id"], "--json", "--config", str(cfg), cwd=tmp_path,
-                           site=plugin_site).stdout)
+    shown = json.loads(
+        cli("dlq", "show", entry["id"], "--json", "--config", str(cfg), cwd=tmp_path, site=plugin_site).stdout
+    )
     assert shown["headers"]["pywats-decoder"] == "result-csv"

@@ -96,3 +96,14 @@ def test_auto_asks_every_registered_decoder_whether_it_recognizes_the_input(site
     finally:
         codec._recognizers = None
         codec._DECODERS.pop("fakeplug-magic", None)
+
+
+def test_command_plugins_are_mounted_as_sub_commands() -> None:
+    from typer.testing import CliRunner
+
+    from pywats_events.cli import add_plugin_commands, app
+
+    assert "wats" in add_plugin_commands() or any(g.name == "wats" for g in app.registered_groups)
+    result = CliRunner().invoke(app, ["wats", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "preview" in result.output and "fake-server" in result.output
