@@ -947,7 +947,8 @@ class SQLStore(Store):
         return where
 
     async def query_events(self, query: EventQuery) -> list[StoredEvent]:
-        """Stored events matching ``query``, by timestamp, oldest first (ties by id).
+        """Stored events matching ``query``, by timestamp, oldest first (ties by id), or newest first with
+        ``query.newest_first``.
 
         Raises:
             ValueError: ``query.min_severity`` or ``query.type_pattern`` is invalid.
@@ -956,7 +957,10 @@ class SQLStore(Store):
         stmt = (
             sa.select(_events.c.body, _events.c.stored_at, _events.c.acknowledged_at, _events.c.acknowledged_by)
             .where(*self._event_filter(query))
-            .order_by(_events.c.timestamp, _events.c.id)
+            .order_by(
+                *((_events.c.timestamp.desc(), _events.c.id.desc()) if query.newest_first
+                  else (_events.c.timestamp, _events.c.id))
+            )
             .limit(query.limit)
             .offset(query.offset)
         )

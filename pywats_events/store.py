@@ -142,7 +142,8 @@ class EventQuery:
         since / until: timestamp range, inclusive start, exclusive end (aware datetimes).
         source: exact source.
         acknowledged: ``True`` only acknowledged, ``False`` only unacknowledged, ``None`` both.
-        limit: at most this many (1..100000); ``offset``: skip this many. Ordered by timestamp, oldest first.
+        limit: at most this many (1..100000); ``offset``: skip this many. Ordered by timestamp, oldest first,
+            or newest first with ``newest_first`` (so the newest page of a large store is one indexed read).
     """
 
     type_pattern: str | None = None
@@ -154,6 +155,7 @@ class EventQuery:
     acknowledged: bool | None = None
     limit: int = 100
     offset: int = 0
+    newest_first: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +237,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def query_events(self, query: EventQuery) -> list[StoredEvent]:
-        """Stored events matching ``query``, oldest first."""
+        """Stored events matching ``query``, oldest first (newest first with ``query.newest_first``)."""
 
     @abc.abstractmethod
     async def count_events(self, query: EventQuery | None = None) -> int:
@@ -375,7 +377,11 @@ class MemoryStore(Store):
         return COMPLETED
 
     async def query_events(self, query: EventQuery) -> list[StoredEvent]:
-        rows = sorted((s for s in self._events.values() if _matches(s, query)), key=lambda s: s.event.timestamp)
+        rows = sorted(
+            (s for s in self._events.values() if _matches(s, query)),
+            key=lambda s: (s.event.timestamp, s.event.id),
+            reverse=query.newest_first,
+        )
         return rows[query.offset : query.offset + query.limit]
 
     async def count_events(self, query: EventQuery | None = None) -> int:

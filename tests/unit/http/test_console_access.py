@@ -101,10 +101,11 @@ async def test_purge_needs_confirmation_and_listings_page_on_the_server() -> Non
             await bus.publish(Event(type="test.result", source=f"st-{i:02d}"))
         csrf = await logged_in(client, ADMIN)
         first = await client.get("/console/events?type=test.*")
-        assert "page 1 of 3 · 12 in all" in first.text
+        assert "page 1, newest first" in first.text and 'rel="next"' in first.text
         assert first.text.count('name="id"') == 5 and "st-11" in first.text and "st-06" not in first.text
         last = await client.get("/console/events?type=test.*&page=3")
         assert last.text.count('name="id"') == 2 and "st-00" in last.text
+        assert 'rel="next"' not in last.text  # no older page after the oldest event
         r = await client.post("/console/dead-letters/purge", data={"csrf": csrf, "handler": "x"},
                               headers={"origin": BASE})
         assert r.status_code == 400 and "confirm" in r.text

@@ -133,6 +133,14 @@ async def test_query_is_oldest_first_with_limit_and_offset(store: Store) -> None
     assert await store.count_events(EventQuery(limit=1, offset=3)) == 5
 
 
+async def test_newest_first_pages_from_the_newest_event(store: Store) -> None:
+    events = [ev(minutes=m) for m in (5, 1, 4, 2, 3)]
+    await store.append_events(events)
+    newest = [e.id for e in sorted(events, key=lambda e: e.timestamp, reverse=True)]
+    assert ids(await store.query_events(EventQuery(newest_first=True))) == newest
+    assert ids(await store.query_events(EventQuery(newest_first=True, limit=2, offset=2))) == newest[2:4]
+
+
 @pytest.mark.parametrize(
     ("query", "included", "excluded"),
     [
