@@ -77,31 +77,40 @@ class Tracker:
             if not self.future.done():
                 self.future.set_result(self.result)
             return
-        left = [len(self.pending)]
+        # A write already committed needs no callback; a failed one gets it like the others (below).
+        waiting = [
+            p
+            for p, _ in self.pending
+            if not (isinstance(p, asyncio.Future) and p.done() and not p.cancelled() and p.exception() is None)
+        ]
+        if not waiting:
+            if not self.future.done():
+                self.future.set_result(self.result)
+            return
+        left = [len(waiting)]
 
-        def one_done(f: asyncio.Future[None], event: Event | None) -> None:
+        def one_done(f: asyncio.Future[None]) -> None:
             if f.cancelled():
                 self._fail(BusError("store write cancelled"))
                 return
             exc = f.exception()
             if exc is not None:
-                if isinstance(exc, StoreRefusedError) and event is not None and self.on_refused is not None:
-                    fallback = asyncio.ensure_future(self.on_refused(event, exc))
-                    self.result.dead_lettered += 1
-                    fallback.add_done_callback(lambda g: one_done(g, None))
-                    return
+                if isinstance(exc, StoreRefusedError) and self.on_refused is not None:
+                    # Rare path: find the event whose write was refused, keep it, and count this write
+                    # done once that is durable.
+                    event = next((e for p, e in self.pending if p is f), None)
+                    if event is not None:
+                        self.result.dead_lettered += 1
+                        asyncio.ensure_future(self.on_refused(event, exc)).add_done_callback(one_done)
+                        return
                 self._fail(exc)
                 return
             left[0] -= 1
             if left[0] == 0 and not self.future.done():
                 self.future.set_result(self.result)
 
-        for p, event in self.pending:
-            fut = asyncio.ensure_future(p)
-            if fut.done():
-                one_done(fut, event)
-            else:
-                fut.add_done_callback(lambda f, e=event: one_done(f, e))  # type: ignore[misc]
+        for p in waiting:
+            asyncio.ensure_future(p).add_done_callback(one_done)
 
     def _fail(self, exc: BaseException | None) -> None:
         if not self.future.done():
