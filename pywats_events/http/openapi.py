@@ -1,13 +1,122 @@
-"""The OpenAPI 3.0.3 document of the app (``GET /openapi.json``), written by hand so it says exactly what
-the routes accept and answer; the contract tests (schemathesis) hold the app to it."""
+"""The OpenAPI 3.0.3 document of the app (``GET /openapi.json``).
+
+The request bodies that a pydantic model validates (``Event``, ``LabEventMessage``,
+``ModuleStatusUpdateEvent``) get their schemas from the model (``model_json_schema``, validation mode),
+converted from JSON Schema 2020-12 to the OpenAPI 3.0 schema object (OpenAPI 3.0.3, section 4.7.24), so
+the document cannot drift from what the app validates. The answers and admin bodies, which no model
+validates, are written here. The contract tests (schemathesis) hold the app to the document.
+
+3.0.3 rather than 3.1: the shipped Swagger UI (``/docs``) renders 3.0 documents only.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
+from ..event import Event
+from ..lab import LabEventMessage, ModuleStatusUpdateEvent
 from .settings import HTTPSettings
 
-__all__ = ["build_openapi"]
+__all__ = ["MODEL_SCHEMAS", "build_openapi", "model_schemas", "to_openapi_schema"]
+
+_REF_TEMPLATE = "#/components/schemas/{model}"
+
+#: The components generated from a model, by component name.
+MODEL_SCHEMAS: dict[str, type[BaseModel]] = {
+    "Event": Event,
+    "LabEventMessage": LabEventMessage,
+    "ModuleStatusUpdateEvent": ModuleStatusUpdateEvent,
+}
+
+
+def to_openapi_schema(schema: Any) -> Any:
+    """Convert one JSON Schema 2020-12 value, as pydantic writes it, to an OpenAPI 3.0 schema object.
+
+    The differences handled (OpenAPI 3.0.3, 4.7.24 "Schema Object"): ``{"type": "null"}`` in an ``anyOf``
+    becomes ``nullable: true``; numeric ``exclusiveMinimum``/``exclusiveMaximum`` become ``minimum`` /
+    ``maximum`` with the boolean form; ``const`` becomes a one-value ``enum``; ``examples`` becomes
+    ``example``; a ``$ref`` with siblings (pydantic writes ``default`` beside it) is wrapped in ``allOf``,
+    since 3.0 ignores a reference's siblings; ``title`` (pydantic's field name in title case) is dropped.
+
+    Args:
+        schema: a JSON Schema value (dict, list or scalar); ``$ref`` values must already point into
+            ``#/components/schemas/``.
+
+    Returns:
+        A new value; ``schema`` is not changed.
+
+    Raises:
+        ValueError: a construct OpenAPI 3.0 cannot say (``prefixItems``, ``$defs`` nested in a property).
+    """
+    if isinstance(schema, list):
+        return [to_openapi_schema(v) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    for unsupported in ("prefixItems", "$defs", "dependentSchemas", "unevaluatedProperties"):
+        if unsupported in schema:
+            raise ValueError(f"OpenAPI 3.0 has no {unsupported!r}; cannot convert {schema!r}")
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title":
+            continue
+        if key in ("properties", "patternProperties"):
+            out[key] = {name: to_openapi_schema(sub) for name, sub in value.items()}
+        elif key == "const":
+            out["enum"] = [value]
+        elif key == "examples":
+            if value:
+                out["example"] = value[0]
+        elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
+        else:
+            out[key] = to_openapi_schema(value)
+    for key in ("anyOf", "oneOf"):
+        if key in out:
+            options = [o for o in out[key] if o != {"type": "null"}]
+            if len(options) < len(out[key]):
+                out["nullable"] = True
+                if len(options) == 1:
+                    del out[key]
+                    only = options[0]
+                    if "$ref" in only:
+                        out["allOf"] = [only]
+                    else:
+                        out = {**only, **out}
+                else:
+                    out[key] = options
+    if "$ref" in out and len(out) > 1:
+        ref = out.pop("$ref")
+        out = {"allOf": [{"$ref": ref}], **out}
+    return out
+
+
+def model_schemas(model: type[BaseModel], name: str) -> dict[str, Any]:
+    """The components for ``model`` under ``name`` (plus one per nested model or enum, by its class name),
+    in the validation mode: what the app accepts, not what it writes.
+
+    ``Event`` gets ``category`` back as a read-only property: the JSON form carries it, the input ignores it
+    (``Event.from_json_dict``), and the model's ``extra="forbid"`` would otherwise make it look refused.
+
+    Raises:
+        ValueError: the model's schema has a construct OpenAPI 3.0 cannot say (see ``to_openapi_schema``).
+    """
+    raw = model.model_json_schema(ref_template=_REF_TEMPLATE, mode="validation")
+    defs = raw.pop("$defs", {})
+    out = {def_name: to_openapi_schema(sub) for def_name, sub in defs.items()}
+    main = to_openapi_schema(raw)
+    # The docstring's Raises: section is about the Python API, not the wire.
+    main["description"] = main.get("description", "").split("\n\nRaises:")[0]
+    if model is Event:
+        main["properties"]["category"] = {
+            "type": "string",
+            "readOnly": True,
+            "description": "derived: the first dotted segment of `type`; ignored on input",
+        }
+    out[name] = main
+    return out
 
 _STR = {"type": "string"}
 _STR_LIST = {"type": "array", "items": _STR}
@@ -59,31 +168,6 @@ _SCHEMAS: dict[str, Any] = {
             "limit": {"type": "integer"},
         },
     },
-    "Event": {
-        "type": "object",
-        "description": "An event in the normalized JSON form; `category` is derived and ignored on input",
-        "required": ["type"],
-        "additionalProperties": False,
-        "properties": {
-            "id": {"type": "string", "minLength": 1, "maxLength": 200},
-            "type": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 200,
-                "pattern": "^[a-zA-Z0-9_][a-zA-Z0-9_.:-]*$",
-            },
-            "source": {"type": "string", "minLength": 1, "maxLength": 500},
-            "timestamp": {"type": "string", "format": "date-time"},
-            "category": _STR,
-            "severity": {"type": "string", "enum": ["info", "warning", "error", "critical"]},
-            "payload": {"type": "object"},
-            "correlation_id": _NULL_STR,
-            "causation_id": _NULL_STR,
-            "subjects": _STR_LIST,
-            "tags": _STR_LIST,
-            "headers": {"type": "object"},
-        },
-    },
     "Settlement": {
         "type": "object",
         "required": ["events", "handled", "skipped", "dead_lettered", "unrouted"],
@@ -99,47 +183,6 @@ _SCHEMAS: dict[str, Any] = {
             "accepted": {"type": "integer", "minimum": 0},
             "event_ids": _STR_LIST,
             "settlement": _ref("Settlement"),
-        },
-    },
-    "LabEventMessage": {
-        "type": "object",
-        "description": "Lab event message; camelCase shown, PascalCase and snake_case keys accepted",
-        "required": ["topic"],
-        "properties": {
-            "topic": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 200,
-                "pattern": "^[a-zA-Z0-9_][a-zA-Z0-9_.:-]*$",
-            },
-            "subjects": _STR_LIST,
-            "data": {"description": "JSON object, or a string holding JSON"},
-            "tags": _STR_LIST,
-            "createdDateUtc": {"type": "string", "format": "date-time"},
-            "sourceTraceIds": _STR_LIST,
-            "organizationId": _STR,
-            "userId": _STR,
-        },
-    },
-    "ModuleStatusUpdateEvent": {
-        "type": "object",
-        "required": ["Id", "ModuleIdentifier", "ModuleName", "Status"],
-        "properties": {
-            "Id": {"type": "integer", "minimum": 1},
-            "ModuleIdentifier": {"type": "string", "minLength": 1, "maxLength": 200},
-            "ModuleName": {"type": "string", "minLength": 1, "maxLength": 500},
-            "Status": {
-                "type": "integer",
-                "enum": [0, 1, 2, 3],
-                "description": "0 Ready, 1 Busy, 2 Error, 3 Offline",
-            },
-            "StatusDetails": {"type": "string", "description": "required when Status is 2 (Error)"},
-            "Image": _STR,
-            "OrdersBeingProcessed": {**_STR_LIST, "description": "at least one when Status is 1 (Busy)"},
-            "AllowSimultaneousExecution": {"type": "boolean"},
-            "InstrumentIdentifiers": _STR_LIST,
-            "Capabilities": _STR_LIST,
-            "ClassName": _STR,
         },
     },
     "Readiness": {
@@ -217,6 +260,16 @@ _SCHEMAS: dict[str, Any] = {
         },
     },
 }
+
+
+def _schemas() -> dict[str, Any]:
+    generated: dict[str, Any] = {}
+    for name, model in MODEL_SCHEMAS.items():
+        generated.update(model_schemas(model, name))
+    clash = generated.keys() & _SCHEMAS.keys()
+    if clash:
+        raise ValueError(f"components both generated and written by hand: {sorted(clash)}")
+    return {**_SCHEMAS, **generated}
 
 
 def _security(settings: HTTPSettings, group: str) -> list[dict[str, list[str]]]:
@@ -470,7 +523,7 @@ def build_openapi(settings: HTTPSettings) -> dict[str, Any]:
         "info": {"title": "pyWATS events", "version": "0.1.0"},
         "paths": paths,
         "components": {
-            "schemas": _SCHEMAS,
+            "schemas": _schemas(),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
