@@ -255,7 +255,15 @@ class LabEventMessage(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    topic: str = Field(min_length=1, max_length=200, validation_alias=_aliases("Topic"), serialization_alias="topic")
+    # The pattern is the validator's rule below (str.isspace: \s plus U+001C..U+001F), said in the schema
+    # so the OpenAPI document tells clients.
+    topic: str = Field(
+        min_length=1,
+        max_length=200,
+        validation_alias=_aliases("Topic"),
+        serialization_alias="topic",
+        json_schema_extra={"pattern": r"^[^.\s\x1c-\x1f][^\s\x1c-\x1f]*$"},
+    )
     subjects: list[str] = Field(
         default_factory=list, validation_alias=_aliases("Subjects"), serialization_alias="subjects"
     )

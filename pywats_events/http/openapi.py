@@ -19,7 +19,7 @@ from ..event import Event
 from ..lab import LabEventMessage, ModuleStatusUpdateEvent
 from .settings import HTTPSettings
 
-__all__ = ["MODEL_SCHEMAS", "build_openapi", "model_schemas", "to_openapi_schema"]
+__all__ = ["MODEL_SCHEMAS", "build_openapi", "model_schemas", "portable_pattern", "to_openapi_schema"]
 
 _REF_TEMPLATE = "#/components/schemas/{model}"
 
@@ -31,13 +31,52 @@ MODEL_SCHEMAS: dict[str, type[BaseModel]] = {
 }
 
 
+#: What pydantic-core's regex engine (Rust ``regex``) means by ``\s``: the Unicode White_Space property.
+#: ECMA-262, the dialect of OpenAPI patterns, means something else (no U+0085, but U+FEFF), so a ``\s``
+#: is spelled out for the document to mean what the app checks.
+_WHITE_SPACE = "\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+
+
+def portable_pattern(pattern: str) -> str:
+    """``pattern`` with each ``\\s`` / ``\\S`` replaced by the explicit White_Space class, so that Rust regex
+    (pydantic), Python ``re`` and ECMA-262 (OpenAPI 3.0.3, 4.7.24) agree on what it matches.
+
+    Raises:
+        ValueError: a ``\\S`` inside a character class, which has no explicit spelling.
+    """
+    out: list[str] = []
+    in_class = False
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            nxt = pattern[i + 1]
+            if nxt == "s":
+                out.append(_WHITE_SPACE if in_class else f"[{_WHITE_SPACE}]")
+            elif nxt == "S":
+                if in_class:
+                    raise ValueError(f"cannot spell out \\S inside a character class in {pattern!r}")
+                out.append(f"[^{_WHITE_SPACE}]")
+            else:
+                out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if c == "[" and not in_class:
+            in_class = True
+        elif c == "]" and in_class:
+            in_class = False
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 def to_openapi_schema(schema: Any) -> Any:
     """Convert one JSON Schema 2020-12 value, as pydantic writes it, to an OpenAPI 3.0 schema object.
 
     The differences handled (OpenAPI 3.0.3, 4.7.24 "Schema Object"): ``{"type": "null"}`` in an ``anyOf``
     becomes ``nullable: true``; numeric ``exclusiveMinimum``/``exclusiveMaximum`` become ``minimum`` /
     ``maximum`` with the boolean form; ``const`` becomes a one-value ``enum``; ``examples`` becomes
-    ``example``; a ``$ref`` with siblings (pydantic writes ``default`` beside it) is wrapped in ``allOf``,
+    ``example``; ``\\s`` in a ``pattern`` is spelled out (``portable_pattern``); a ``$ref`` with siblings (pydantic writes ``default`` beside it) is wrapped in ``allOf``,
     since 3.0 ignores a reference's siblings; ``title`` (pydantic's field name in title case) is dropped.
 
     Args:
@@ -63,6 +102,8 @@ def to_openapi_schema(schema: Any) -> Any:
             continue
         if key in ("properties", "patternProperties"):
             out[key] = {name: to_openapi_schema(sub) for name, sub in value.items()}
+        elif key == "pattern":
+            out[key] = portable_pattern(value)
         elif key == "const":
             out["enum"] = [value]
         elif key == "examples":
@@ -93,6 +134,31 @@ def to_openapi_schema(schema: Any) -> Any:
     return out
 
 
+#: Rules a model checks across fields (in validators, which pydantic cannot put in a schema), said in
+#: OpenAPI 3.0 terms; the agreement tests generate bodies from them, so a missing one fails a test.
+_CROSS_FIELD_RULES: dict[str, dict[str, Any]] = {
+    "ModuleStatusUpdateEvent": {
+        "anyOf": [
+            {"properties": {"Status": {"enum": [0, 3]}}},
+            {
+                "description": "Busy (1): OrdersBeingProcessed lists at least one order",
+                "required": ["OrdersBeingProcessed"],
+                "properties": {"Status": {"enum": [1]}, "OrdersBeingProcessed": {"minItems": 1}},
+            },
+            {
+                # not blank as str.strip() sees it: White_Space plus U+001C..U+001F
+                "description": "Error (2): StatusDetails says what is wrong (not blank)",
+                "required": ["StatusDetails"],
+                "properties": {
+                    "Status": {"enum": [2]},
+                    "StatusDetails": {"type": "string", "pattern": "[^\\s\\x1c-\\x1f]"},
+                },
+            },
+        ]
+    },
+}
+
+
 def model_schemas(model: type[BaseModel], name: str) -> dict[str, Any]:
     """The components for ``model`` under ``name`` (plus one per nested model or enum, by its class name),
     in the validation mode: what the app accepts, not what it writes.
@@ -115,7 +181,7 @@ def model_schemas(model: type[BaseModel], name: str) -> dict[str, Any]:
             "readOnly": True,
             "description": "derived: the first dotted segment of `type`; ignored on input",
         }
-    out[name] = main
+    out[name] = {**main, **to_openapi_schema(_CROSS_FIELD_RULES.get(name, {}))}
     return out
 
 _STR = {"type": "string"}
