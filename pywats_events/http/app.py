@@ -17,6 +17,7 @@ from ..bus import EventBus
 from ..status_board import StatusBoard
 from ..transports.webhook import WebhookTransport
 from .context import HTTPContext, HTTPMetrics
+from .docs import docs_routes
 from .ingest import post_cfx, post_event_service, post_events
 from .operations import get_available, get_healthz, get_metrics, get_openapi, get_readyz, get_status
 from .problem import problem
@@ -141,6 +142,7 @@ def create_app(bus: EventBus, settings: HTTPSettings | None = None) -> Starlette
         Route("/status", get_status, methods=["GET"]),
         Route("/status/available", get_available, methods=["GET"]),
         Route("/openapi.json", get_openapi, methods=["GET"]),
+        *docs_routes(),
     ]
     if settings.admin_token is not None:
         from ..admin import Admin
