@@ -66,6 +66,23 @@ _CHECKED_NAMES: set[str] = set()
 _JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.S)
 _NOT_A_BRACKET = re.compile(r"[^\[\]{}]++")
 _BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+# Newtonsoft writes double.NaN and the infinities as these strings (FloatFormatHandling.String, its
+# default); its reader also takes them as bare tokens, which Python's json hands to parse_constant.
+# Non-finite numbers are kept as these strings so that everything emitted later is RFC 8259 JSON.
+NON_FINITE_TEXT: dict[str, str] = {"NaN": "NaN", "Infinity": "Infinity", "-Infinity": "-Infinity"}
+_INF = float("inf")
+
+
+def _finite_or_text(literal: str) -> float | str:
+    # A literal beyond a double's range (1e999) becomes an infinity: keep it as Newtonsoft's text.
+    # Real messages carry few fractional numbers, so this hook costs well under a microsecond each.
+    value = float(literal)
+    if value == _INF or value == -_INF:
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=NON_FINITE_TEXT.__getitem__, parse_float=_finite_or_text)
 # Event.type must be a non-empty dotted word; MessageName becomes the type of unknown messages.
 _MESSAGE_NAME = re.compile(r"[^.\s]\S{0,199}")
 
@@ -283,7 +300,7 @@ def _loads(text: str, origin: str, max_depth: int) -> Any:
     if _too_deep(text, max_depth):
         raise NestingTooDeepError(f"JSON nested deeper than {max_depth} levels", origin)
     try:
-        return json.loads(text)
+        return _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise InvalidJSONError(
             f"invalid JSON: {json_error_text(exc)}", origin
@@ -308,7 +325,9 @@ def parse_envelopes(
             before parsing, so hostile input cannot exhaust the stack.
 
     Returns:
-        The envelopes in input order; an empty array gives an empty list.
+        The envelopes in input order; an empty array gives an empty list. Bare ``NaN``/``Infinity``/
+        ``-Infinity`` tokens and numbers that overflow a double (``1e999``) are read as the strings
+        Newtonsoft writes for them (``"NaN"``, ``"Infinity"``, ``"-Infinity"``), never as non-finite floats.
 
     Raises:
         InvalidGzipError: gzip data that is corrupt, truncated or expands beyond 64 MiB.

@@ -95,7 +95,9 @@ class InvalidMessageBodyError(CFXDecodeError):
 
 
 class InvalidResourceStateError(InvalidMessageBodyError):
-    """A ``ResourceState`` that is not a SEMI E10 code (1000..6999, as number or string, or 22A0/22B0)."""
+    """A ``ResourceState`` that is not a SEMI E10 state: a code 1000..6999 (number or string), 22A0/22B0, or
+    a member name of ``CFX/Structures/ResourceState.cs`` in any letter case. ``field`` is the path inside the
+    body (``NewState``), ``where`` the input (file, queue, request)."""
 
 
 # --- AMQP transport (appended by the transport; the codec's classes above are unchanged) -----------------

@@ -8,8 +8,11 @@ Command line (``python -m pywats_cfx.explorer``)::
     --convert NAME_OR_PATH  decode a sample or any file and print its events (``--json``: one
                             ``Event.to_json()`` per line)
     --generate KIND         print a synthetic valid envelope (``--seq``, ``--count``, ``--source``)
+    --mapping               print the CFX message -> event type -> payload keys table (Markdown),
+                            generated from ``pywats_cfx.adapters.MAPPINGS``
 
-Exit status 0 on success, 2 with one line on stderr naming the file and the reason on bad input.
+Exit status 0 on success, 2 with one line on stderr naming the file and the reason on bad input. Output
+cut short by the reader (``--convert ... | head``) ends quietly with status 0.
 ``generate_envelope`` is the same generator for load tests and benchmarks.
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import uuid
 from collections.abc import Callable, Sequence
@@ -438,6 +442,7 @@ def _parser() -> argparse.ArgumentParser:
     action.add_argument("--sample", metavar="NAME", help="print a sample envelope")
     action.add_argument("--convert", metavar="NAME_OR_PATH", help="decode a sample or file into events")
     action.add_argument("--generate", metavar="KIND", help=f"print a synthetic envelope: {', '.join(_KINDS)}")
+    action.add_argument("--mapping", action="store_true", help="print the message -> event mapping table")
     parser.add_argument("--json", action="store_true", help="with --convert: one event JSON per line")
     parser.add_argument("--samples", type=Path, default=DEFAULT_SAMPLES_DIR, help="samples folder")
     parser.add_argument("--seq", type=int, default=0, help="with --generate: first sequence number")
@@ -451,7 +456,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the explorer; returns the exit status (0 success, 2 bad input or usage)."""
     args = _parser().parse_args(argv)
     try:
-        if args.list:
+        return _run(args)
+    except BrokenPipeError:
+        # The reader stopped early (``| head``): not an error. Point stdout at devnull so that the
+        # interpreter's final flush does not raise again and print a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        if args.mapping:
+            from .adapters import mapping_table
+
+            sys.stdout.write(mapping_table())
+        elif args.list:
             _cmd_list(args.samples)
         elif args.sample:
             print(_read(_find_sample(args.samples, args.sample)).decode("utf-8", "replace").rstrip("\n"))

@@ -17,7 +17,8 @@ __all__ = ["CATEGORIES", "STATE_NAMES", "state_category", "state_code", "state_n
 #: Category code -> SEMI E10 category abbreviation.
 CATEGORIES: dict[int, str] = {1000: "PRD", 2000: "SBY", 3000: "ENG", 4000: "SDT", 5000: "USD", 6000: "NST"}
 
-#: Known codes -> the names the IPC-CFX SDK gives them (enum ``CFX.Structures.ResourceState``).
+#: Known codes -> the names the IPC-CFX SDK gives them (enum ``CFX.Structures.ResourceState``), except 5100,
+#: which the SDK misspells ``USD_UserMaintentanceDelay``; both spellings are read.
 STATE_NAMES: dict[int, str] = {
     1000: "PRD",
     1100: "PRD_RegularWork",
@@ -61,14 +62,26 @@ STATE_NAMES: dict[int, str] = {
 # Letters in a code were the pre-2019 way to write sub-states of 2200; the SDK now uses 2201/2202.
 _LEGACY: dict[str, int] = {"22A0": 2201, "22B0": 2202}
 
+# State names as senders write them, upper-cased: Newtonsoft's StringEnumConverter reads the member names of
+# CFX/Structures/ResourceState.cs case-insensitively, and CFX-Java writes them as text
+# (sdk/generated_src/main/java/org/ipc/cfx/structures/ResourceState.java, @JsonValue getText). The SDK
+# declares 5100 as ``USD_UserMaintentanceDelay`` (sic) and CFX-Java copies it; the corrected spelling that
+# STATE_NAMES gives is read too.
+_BY_NAME: dict[str, int] = {name.upper(): code for code, name in STATE_NAMES.items()}
+_BY_NAME["USD_USERMAINTENTANCEDELAY"] = 5100
 
-def state_code(value: Any, *, field: str = "ResourceState") -> int:
+
+def state_code(value: Any, *, field: str = "ResourceState", where: str = "") -> int:
     """Return the SEMI E10 state code of a CFX ``ResourceState`` value.
 
     Args:
-        value: an int (``2200``), an integral float, a numeric string (``"1100"``), or a legacy code
-            ``"22A0"``/``"22B0"`` (case-insensitive; 2201/2202).
-        field: the field name to report in the error.
+        value: an int (``2200``), an integral float, a numeric string (``"1100"``), a legacy code
+            ``"22A0"``/``"22B0"`` (case-insensitive; 2201/2202), or an SDK member name in any letter case
+            (``"SBY_NoProduct"``, the SDK's ``"USD_UserMaintentanceDelay"`` as well as the corrected
+            spelling, CFX-Java's text), as ``CFX/Structures/ResourceState.cs`` (``StateJsonConverter``)
+            reads them.
+        field: the field path to report in the error (``NewState``, ``RelatedFault.State``).
+        where: the input's origin (file, queue, request) to report in the error.
 
     Returns:
         The code, 1000..6999. Codes inside a category that the table does not list are accepted:
@@ -89,10 +102,13 @@ def state_code(value: Any, *, field: str = "ResourceState") -> int:
         if text.isdecimal() and text.isascii() and len(text) <= 6:
             code = int(text)
         else:
-            code = _LEGACY.get(text.upper())
+            upper = text.upper()
+            code = _LEGACY.get(upper) or _BY_NAME.get(upper)
     if code is None or not 1000 <= code <= 6999:
         raise InvalidResourceStateError(
-            field, f"{value!r} is not a SEMI E10 state code (1000..6999, or 22A0/22B0)"
+            field,
+            f"{value!r:.80} is not a SEMI E10 state (code 1000..6999, 22A0/22B0, or a ResourceState name)",
+            where,
         )
     return code
 

@@ -61,6 +61,7 @@ from pywats_events.transports.base import (
     too_large_record,
 )
 
+from .config import CFXConfig
 from .envelope import CFXEnvelope
 from .errors import CFXPublishError, CFXTransportError, UnsupportedContentEncodingError
 from .publisher import OutgoingMessage, envelope_message, event_message
@@ -362,7 +363,14 @@ class CFXTransport(Transport):
 
     kind = "cfx"
 
-    def __init__(self, name: str = "cfx", settings: CFXSettings | None = None, **options: Any) -> None:
+    def __init__(
+        self, name: str | CFXConfig = "cfx", settings: CFXSettings | None = None, **options: Any
+    ) -> None:
+        if isinstance(name, CFXConfig):  # the pyWATS document's ``CFXTransport(config)``
+            if settings is not None or options:
+                raise TypeError("CFXTransport(config): give the CFXConfig alone")
+            settings = name.to_settings()
+            name = "cfx"
         super().__init__(name)
         self.settings = settings if settings is not None else CFXSettings(**options)
         self._decoder: Decoder = get_decoder(self.settings.decoder)

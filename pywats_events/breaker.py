@@ -144,6 +144,13 @@ class CircuitBreaker:
         elif self._state is BreakerState.CLOSED and self._failures >= self.policy.failure_threshold:
             self._open()
 
+    def trip(self) -> None:
+        """Open a CLOSED circuit now, as if the failure threshold had been reached (a handler told the bus
+        its sink is unavailable); the reset timeout and the half-open probe then run as usual. No effect
+        in any other state."""
+        if self._state is BreakerState.CLOSED:
+            self._open()
+
     def force_open(self) -> None:
         """Open the circuit and keep it open until ``force_close`` (operator action)."""
         self.forced = True

@@ -306,6 +306,9 @@ class EventBus:
                 raise
             except Exception:
                 log.exception("transport %s failed to stop cleanly", t.name)
+        # At once, before the state-change notices the stops just emitted get to run: nothing new is
+        # taken after the last transport stopped.
+        self._accepting = False
 
     # -- handlers ----------------------------------------------------------------------------
     def register(
@@ -537,15 +540,10 @@ class EventBus:
                 if done:
                     finished = done.get(ev.id)
                     if finished:
-                        kept = [s for s in subs if s.name not in finished]
-                        tracker.result.skipped += len(subs) - len(kept)
-                        for s in subs:
-                            if s.name in finished:
-                                metrics.count_skipped(s.name)
-                        if not kept:
+                        subs = self.delivery.unfinished(subs, finished, tracker.result)
+                        if not subs:
                             tracker.event_done()
                             continue
-                        subs = kept
                 lane = lanes[hash(ev.source if by_source else self.ordering_key(ev)) % n]
                 job = (ev, subs, tracker)
                 if not lane.offer(job):
@@ -712,6 +710,10 @@ class EventBus:
         stuck = self._lanes.stuck(self.stuck_after) if self._running else []
         for lane, seconds, event_id in stuck:
             not_ready.append(f"lane {lane}: stuck {seconds:.0f}s on event {event_id}")
+        for sub in self.registry:
+            problem = sub.handler.health()
+            if problem:
+                not_ready.append(f"handler {sub.name}: {problem}")
         return (not not_ready), {
             "running": self._running,
             "started_at": self._started_at.isoformat() if self._started_at else None,

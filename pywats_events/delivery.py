@@ -1,6 +1,7 @@
 """The delivery layer: one event for one handler, through idempotency, breaker, timeout and retry.
 
-This module is the one place that decides what became of a delivery (``DeliveryOutcome``):
+This module is the one place that decides what became of a delivery (``DeliveryOutcome``) and keeps the
+idempotency records: a redelivered event skips the handlers recorded as finished (``unfinished``).
 
 - ``HANDLED``: the handler returned. Its idempotency record (and any rows it asked to store, see
   ``StoreWrite``) commit in one write per event, so a redelivered copy of the message skips it.
@@ -32,13 +33,14 @@ from typing import Any
 
 from .breaker import BreakerState, CircuitBreaker
 from .dead_letter import entry_for_failure, entry_for_refused
-from .errors import BusError, CircuitOpenError, StoreRefusedError
+from .errors import BusError, CircuitOpenError, SinkUnavailableError, StoreRefusedError
 from .event import Event
 from .lanes import Tracker
 from .metrics import BusMetrics
 from .registry import HandlerRegistry, Subscription
 from .retry import RetryPolicy
 from .store import COMPLETED, DeadLetterEntry, DeadLetterReason, Store, StoreWrite
+from .transports.base import SettleResult
 
 __all__ = ["DeliveryLayer", "DeliveryOutcome", "DeliveryResult"]
 
@@ -209,6 +211,8 @@ class DeliveryLayer:
         name = sub.name
         first_at = datetime.now(UTC)
         policy = sub.handler.retry or self.retry
+        if isinstance(first, SinkUnavailableError) and (not first.retry or policy.max_attempts == 1):
+            return self._park(breaker, first, 1, first_at)
         if not policy.is_retryable(first):
             return self._dead(DeadLetterReason.UNRECOVERABLE, first, 1, first_at)
         if policy.max_attempts == 1:
@@ -248,16 +252,46 @@ class DeliveryLayer:
             return DeliveryResult(
                 _PARKED, reason=DeadLetterReason.CIRCUIT_OPEN, error=exc, attempts=attempts, first_failure_at=first_at
             )
+        except SinkUnavailableError as exc:
+            return self._park(breaker, exc, attempts, first_at)
         except Exception as exc:
             reason = _reason_for(exc) if policy.is_retryable(exc) else DeadLetterReason.UNRECOVERABLE
             return self._dead(reason, exc, attempts, first_at)
         return HANDLED if out is None else self._returned(name, out)
 
     @staticmethod
+    def _park(breaker: CircuitBreaker, exc: Exception, attempts: int, first_at: datetime) -> DeliveryResult:
+        """The sink is unavailable (``SinkUnavailableError``): park the delivery and open the breaker, whose
+        probe redelivers the parked deliveries once the sink answers. Without a breaker nothing would ever
+        redeliver, so then the delivery fails as any other."""
+        if not breaker.policy.enabled:
+            return DeliveryResult(
+                DeliveryOutcome.DEAD_LETTERED, reason=DeadLetterReason.FAILED, error=exc, attempts=attempts,
+                first_failure_at=first_at,
+            )
+        breaker.trip()
+        return DeliveryResult(
+            _PARKED, reason=DeadLetterReason.CIRCUIT_OPEN, error=exc, attempts=attempts, first_failure_at=first_at
+        )
+
+    @staticmethod
     def _dead(reason: str, exc: BaseException, attempts: int, first_at: datetime) -> DeliveryResult:
         return DeliveryResult(
             DeliveryOutcome.DEAD_LETTERED, reason=reason, error=exc, attempts=attempts, first_failure_at=first_at
         )
+
+    # -- idempotency -------------------------------------------------------------------------------
+    def unfinished(
+        self, subs: Sequence[Subscription], finished: set[str], result: SettleResult
+    ) -> Sequence[Subscription]:
+        """The subscriptions of a redelivered event whose handlers have no idempotency record yet
+        (``finished``: handler names recorded for the event id); the others count as skipped."""
+        kept = [s for s in subs if s.name not in finished]
+        result.skipped += len(subs) - len(kept)
+        for s in subs:
+            if s.name in finished:
+                self.metrics.count_skipped(s.name)
+        return kept
 
     # -- all deliveries of one event (what a lane runs) ------------------------------------------
     async def run(self, event: Event, subs: Sequence[Subscription], tracker: Tracker) -> None:

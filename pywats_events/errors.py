@@ -18,6 +18,7 @@ __all__ = [
     "HandlerRegistrationError",
     "PluginError",
     "PyWatsEventsError",
+    "SinkUnavailableError",
     "StoreError",
     "StoreRefusedError",
     "TransportError",
@@ -68,6 +69,23 @@ class UnrecoverableError(HandlerError):
     The delivery skips the remaining retries and goes straight to the dead-letter queue with reason
     ``unrecoverable``.
     """
+
+
+class SinkUnavailableError(HandlerError):
+    """Raised by a handler when its sink cannot take the delivery now (unreachable, overloaded, refusing
+    the credentials). Raising it is how a handler opts into store and forward: when the delivery still
+    fails with it after its retries, the bus parks the delivery durably (reason ``circuit_open``) and opens
+    the handler's breaker; the breaker's probe redelivers parked deliveries, oldest first, once the sink
+    answers. The transport message is acknowledged as soon as the delivery is parked.
+
+    Args:
+        message: what is unavailable and why.
+        retry: False to park at once without retries (credentials refused: retrying cannot help soon).
+    """
+
+    def __init__(self, message: str, *, retry: bool = True) -> None:
+        self.retry = retry
+        super().__init__(message)
 
 
 class CircuitOpenError(BusError):

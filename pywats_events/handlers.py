@@ -210,6 +210,11 @@ class BaseHandler:
     def attach(self, store: Store) -> None:
         """Told the bus's store when registered (handlers that persist may keep it)."""
 
+    def health(self) -> str | None:
+        """Why this handler cannot work now (e.g. its sink refused the credentials), shown in the bus's
+        readiness; ``None`` (the default) when nothing is known to be wrong."""
+        return None
+
 
 class FunctionHandler(BaseHandler):
     """A handler made from a function; a sync function runs in a worker thread, never on the event loop.

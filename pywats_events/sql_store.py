@@ -47,7 +47,7 @@ from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from .errors import DeadLetterNotFoundError, StoreError
+from .errors import DeadLetterNotFoundError, StoreError, StoreRefusedError
 from .event import Event, severity_rank
 from .pattern import pattern_to_sql_like
 from .store import DeadLetterEntry, EventQuery, MemoryStore, Store, StoredEvent
@@ -141,6 +141,38 @@ _dead_letters = sa.Table(
     sa.Column("transport", sa.Text, nullable=False),
     sa.Column("headers", sa.JSON, nullable=False),
 )
+
+
+def _safe_text(value: str) -> str:
+    """``value`` in a form both databases hold as text: PostgreSQL refuses U+0000 in text columns, and a
+    lone surrogate (possible in decoded JSON, ``"\\ud800"``) has no UTF-8 form at all. U+0000 becomes the
+    six characters ``\\u0000`` and a lone surrogate its ``\\udXXX`` escape: readable, and the same input
+    always gives the same text, so idempotency lookups still match. The event's JSON body keeps the exact
+    original (JSON escapes both), so the stored event is recovered unchanged."""
+    if not isinstance(value, str):  # not text (a bug elsewhere): the database gives the precise refusal
+        return value
+    if value.isascii():
+        return value.replace("\x00", "\\u0000") if "\x00" in value else value
+    if "\x00" in value:
+        value = value.replace("\x00", "\\u0000")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def _plain(value: str) -> bool:
+    return value.isascii() and "\x00" not in value
+
+
+def _safe_pairs(records: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Idempotency records with ``_safe_text`` applied (the list as it is when nothing needs it)."""
+    out = list(records)
+    for i, (event_id, handler) in enumerate(out):
+        if not (_plain(event_id) and _plain(handler)):
+            out[i] = (_safe_text(event_id), _safe_text(handler))
+    return out
 
 
 def _event_json(ev: Event) -> str:
@@ -285,11 +317,14 @@ class _Rows:
         self.ts: Callable[[datetime], Any] = _ts_sqlite if sqlite else _ts_pg
 
     def event(self, ev: Event) -> tuple[Any, ...]:
+        eid, etype, source = ev.id, ev.type, ev.source
+        if not (_plain(eid) and _plain(etype) and _plain(source)):
+            eid, etype, source = _safe_text(eid), _safe_text(etype), _safe_text(source)
         return (
-            ev.id,
-            ev.type,
-            ev.category,
-            ev.source,
+            eid,
+            etype,
+            _safe_text(ev.category),
+            source,
             ev.severity_rank,
             self.ts(ev.timestamp),
             _event_json(ev),
@@ -298,18 +333,18 @@ class _Rows:
     def dead_letter(self, e: DeadLetterEntry) -> tuple[Any, ...]:
         return (
             e.id,
-            e.reason,
-            e.handler,
+            _safe_text(e.reason),
+            _safe_text(e.handler) if e.handler is not None else None,
             _json_dumps(e.event.to_json_dict()) if e.event is not None else None,
-            e.error_type,
-            e.error_message,
-            e.traceback,
+            _safe_text(e.error_type),
+            _safe_text(e.error_message),
+            _safe_text(e.traceback),
             e.attempts,
             self.ts(e.first_failure_at),
             self.ts(e.last_failure_at),
             e.raw_body,
-            e.origin,
-            e.transport,
+            _safe_text(e.origin),
+            _safe_text(e.transport),
             _json_dumps(e.headers),
         )
 
@@ -317,18 +352,18 @@ class _Rows:
 def _dead_values(e: DeadLetterEntry) -> dict[str, Any]:
     """Column values of an entry for SQLAlchemy statements (which do their own type processing)."""
     return {
-        "reason": e.reason,
-        "handler": e.handler,
+        "reason": _safe_text(e.reason),
+        "handler": _safe_text(e.handler) if e.handler is not None else None,
         "event": e.event.to_json_dict() if e.event is not None else None,
-        "error_type": e.error_type,
-        "error_message": e.error_message,
-        "traceback": e.traceback,
+        "error_type": _safe_text(e.error_type),
+        "error_message": _safe_text(e.error_message),
+        "traceback": _safe_text(e.traceback),
         "attempts": e.attempts,
         "first_failure_at": e.first_failure_at,
         "last_failure_at": e.last_failure_at,
         "raw_body": e.raw_body,
-        "origin": e.origin,
-        "transport": e.transport,
+        "origin": _safe_text(e.origin),
+        "transport": _safe_text(e.transport),
         "headers": e.headers,
     }
 
@@ -699,9 +734,16 @@ class SQLStore(Store):
                 w.future.set_result(None)
 
     def _fail(self, batch: list[_Write], exc: BaseException) -> None:
+        # A write isolated on its own and still refused for its data would be refused again: say so, so
+        # the bus dead-letters the input instead of having it redelivered forever.
+        if len(batch) == 1 and self._is_integrity_error(exc):
+            cls: type[StoreError] = StoreRefusedError
+            text = f"write to {self.url} refused for its data: {self._reason(exc)}"
+        else:
+            cls, text = StoreError, f"write to {self.url} failed: {self._reason(exc)}"
         for w in batch:
             if not w.future.done():
-                w.future.set_exception(StoreError(f"write to {self.url} failed: {self._reason(exc)}"))
+                w.future.set_exception(cls(text))
 
     async def _write_batch(self, batch: list[_Write]) -> None:
         """One transaction: an ``executemany`` per table on the writer's own driver connection, then
@@ -749,7 +791,7 @@ class SQLStore(Store):
         """The data broke the transaction (constraint, bad value), not the connection or the server."""
         import sqlite3
 
-        if isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError | sqlite3.InterfaceError):
+        if isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError | sqlite3.InterfaceError | UnicodeError):
             return True
         try:
             import asyncpg
@@ -788,7 +830,7 @@ class SQLStore(Store):
                     continue
                 batch = list(self._lookups)
                 self._lookups.clear()
-                wanted = [i for lk in batch for i in lk.ids]
+                wanted = [i if _plain(i) else _safe_text(i) for lk in batch for i in lk.ids]
                 try:
                     try:
                         found = await self._lookup(wanted)
@@ -805,7 +847,9 @@ class SQLStore(Store):
                     continue
                 for lk in batch:
                     if not lk.future.done():
-                        lk.future.set_result({i: set(found[i]) for i in lk.ids if i in found})
+                        lk.future.set_result(
+                            {i: set(found[k]) for i in lk.ids if (k := i if _plain(i) else _safe_text(i)) in found}
+                        )
         except asyncio.CancelledError:
             for lk in self._lookups:
                 lk.future.cancel()
@@ -834,7 +878,7 @@ class SQLStore(Store):
         Raises:
             StoreError: the store is not open.
         """
-        return self._enqueue(_IDEM, list(records))
+        return self._enqueue(_IDEM, _safe_pairs(records))
 
     def write(
         self,
@@ -861,7 +905,7 @@ class SQLStore(Store):
         if dead_letters:
             parts.append((_DEAD, [self._rows.dead_letter(e) for e in dead_letters]))
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Write(_IDEM, list(completed), fut, tuple(parts)))
+        self._pending.append(_Write(_IDEM, _safe_pairs(completed), fut, tuple(parts)))
         self._wake.set()
         return fut
 

@@ -199,7 +199,7 @@ class MQTTSettings(BaseModel):
     reconnect_max: float = Field(default=30.0, gt=0)
     connect_timeout: float = Field(default=10.0, gt=0)
     send_timeout: float = Field(default=10.0, gt=0)
-    drain_timeout: float = Field(default=5.0, ge=0)
+    drain_timeout: float = Field(default=10.0, ge=0)
 
     @field_validator("protocol", mode="before")
     @classmethod

@@ -16,14 +16,7 @@ from pywats_events import Event, EventBus, RetryPolicy
 from pywats_events.sql_store import open_store
 from pywats_events.store import DeadLetterReason, EventQuery
 from pywats_events.transports.mock import MockTransport
-from tests.cfx_samples import INVALID, MAPPED_TYPES, VALID
-
-#: Messages that give one event per item of a list (the rest give one event per message).
-PER_ITEM = {
-    "CFX.Production.TestAndInspection.UnitsTested": "TestedUnits",
-    "CFX.Production.TestAndInspection.UnitsInspected": "InspectedUnits",
-    "CFX.Production.Assembly.MaterialsInstalled": "InstalledMaterials",
-}
+from tests.cfx_samples import INVALID, MAPPED_TYPES, VALID, expected_event_count
 
 #: Events the bus publishes itself (transport state, dead-letter notices); not from the samples.
 BUS_OWN_TYPES = ("system.transport_", "system.dead_letter")
@@ -42,12 +35,7 @@ def expected_for_file(path: Path) -> Counter[str]:
     for envelope in data if isinstance(data, list) else [data]:
         name = field(envelope, "MessageName")
         body = field(envelope, "MessageBody") or {}
-        if name in PER_ITEM:
-            n = len(field(body, PER_ITEM[name]) or [])
-            if n == 0 and name.endswith("UnitsInspected") and field(body, "InspectedPanel"):
-                n = 1  # a panel-level AOI report (CFX 1.6+): empty InspectedUnits, the panel is the one unit
-        else:
-            n = 1
+        n = expected_event_count(name, body)
         if n:
             out[MAPPED_TYPES.get(name, name)] += n
     return out

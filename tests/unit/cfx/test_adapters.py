@@ -19,6 +19,7 @@ from pywats_cfx import (
     generate_envelope,
     parse_envelopes,
     parse_message,
+    strip_type_members,
 )
 from pywats_cfx.errors import InvalidResourceStateError
 from pywats_events.codec import DecodeContext
@@ -60,9 +61,12 @@ def test_units_tested_one_event_per_unit_with_the_sdk_values() -> None:
     m = p["tests"][0]["measurements"][0]
     assert m == {
         "name": "RESISTANCE_MEASUREMENT_R21",
+        "id": "e7398b02-e649-4918-96b8-c426629b6762",
+        "sequence": 0,
         "value": 28300.0,
         "units": "Ohm",
         "expected_value": 28.2,
+        "expected_value_units": "kOhm",  # Value in Ohm, ExpectedValue in kOhm: both units matter
         "low_limit": 28.0,
         "high_limit": 28.4,
         "result": "pass",
@@ -240,7 +244,7 @@ def test_endpoint_messages(name: str, type_: str) -> None:
 
 
 def test_other_messages_carry_the_body_without_type_members() -> None:
-    env, (ev,) = events_of("CFX.Production.Processing.UnitsProcessed__1")
+    env, (ev,) = events_of("CFX.Maintenance.GetResourceInformationResponse__1")
     assert ev.type == env.message_name and ev.id == env.unique_id
     assert "$type" not in json.dumps(ev.payload)
     assert ev.payload.keys() == {k for k in env.message_body if k != "$type"}
@@ -343,7 +347,7 @@ def _typed_view(env: CFXEnvelope) -> list[dict[str, Any]]:
             for u in model.tested_units
         ]
     if name == "UnitsInspected":
-        units = model.inspected_units or [model.inspected_panel]
+        units = model.inspected_units + ([model.inspected_panel] if model.inspected_panel else [])
         return [
             {
                 "unit_id": u.unit_identifier,
@@ -362,6 +366,40 @@ def _typed_view(env: CFXEnvelope) -> list[dict[str, Any]]:
         return [{"old_state": model.old_state, "new_state": model.new_state}]
     if name == "MaterialsLoaded":
         return [{"materials": [m.material_package.unique_identifier for m in model.materials]}]
+    if name == "UnitsProcessed":
+        units = model.unit_process_data or [None]
+        return [{"unit_id": u.unit_identifier if u else None} for u in units]
+    if name == "UnitsRepaired":
+        return [
+            {"unit_id": u.unit_identifier, "result": u.overall_result, "repairs": [r.repair_name for r in u.repairs]}
+            for u in model.repaired_units
+        ]
+    if name == "MaterialsUninstalled":
+        return [{"unit_id": u.unit_identifier, "reason": u.reason} for u in model.uninstalled_materials]
+    if name in ("UnitsInitialized", "UnitsLoaded", "UnitsUnloaded"):
+        return [{"units": [(u.unit_identifier, u.position_number) for u in model.units]}]
+    if name in ("WorkStageStarted", "WorkStageCompleted"):
+        return [{"stage": model.stage.stage_name if model.stage else None}]
+    if name == "ToolsUsed":
+        return [{"tools": [t.tool.unique_identifier for t in model.used_tools]}]
+    if name in ("OperatorActivated", "OperatorDeactivated"):
+        return [{"operator_id": model.operator.operator_identifier}]
+    if name == "MaintenancePerformed":
+        return [{"maintenance_type": model.maintenance_type, "order_number": model.maintenance_order_number}]
+    if name == "CalibrationPerformed":
+        return [{"code": model.calibration.calibration_code, "calibration_type": model.calibration.calibration_type}]
+    if name == "MaterialsConsumed":
+        return [
+            {"materials": [c.material_location.material_package.unique_identifier for c in model.consumed_materials]}
+        ]
+    if name == "MaterialsUnloaded":
+        return [{"material_ids": model.material_package_identifiers}]
+    if name == "ProcessDataRecorded":
+        return [{"process_data": strip_type_members(model.process_data)}]
+    if name == "StationOnline":
+        return [{"offline_duration_s": model.offline_duration.total_seconds()}]
+    if name == "StationOffline":
+        return [{}]
     return [{"handle": model.cfx_handle}]
 
 
@@ -377,6 +415,10 @@ def _adapter_view(ev: Event, like: dict[str, Any]) -> dict[str, Any]:
             out[key] = [(u["unit_id"], u["position"]) for u in p["units"]]
         elif key == "materials":
             out[key] = [m["material_id"] for m in p["materials"]]
+        elif key == "repairs":
+            out[key] = [r["name"] for r in p["repairs"]]
+        elif key == "tools":
+            out[key] = [t["tool_id"] for t in p["tools"]]
         else:
             out[key] = p[key]
     return out

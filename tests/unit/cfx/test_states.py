@@ -16,7 +16,7 @@ def test_state_code_accepts_number_numeric_string_and_legacy_codes(value: object
     assert state_code(value) == code
 
 
-@pytest.mark.parametrize("value", [None, True, "", "PRD", "22C0", 999, 7000, "1e3", 12.5, [1100], "١١٠٠"])
+@pytest.mark.parametrize("value", [None, True, "", "PRD_Bogus", "22C0", 999, 7000, "1e3", 12.5, [1100], "١١٠٠"])
 def test_state_code_refuses_garbage_with_a_decode_error(value: object) -> None:
     with pytest.raises(InvalidResourceStateError) as info:
         state_code(value)
