@@ -29,6 +29,7 @@ from rich.table import Table
 from .admin import Admin
 from .bus import STOP_GRACE
 from .config import Settings, build_bus, build_transport, load_settings
+from .docs_command import docs_app
 from .errors import ConfigError, PyWatsEventsError
 from .transports.file import FileOutcome, FileSettings, FileTransport, find_inputs
 
@@ -47,6 +48,7 @@ events_app = typer.Typer(help="Stored events: list, acknowledge, purge.", no_arg
 dlq_app = typer.Typer(help="Dead-letter queue: list, show, replay, purge.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(docs_app, name="docs")
 
 out = Console()
 err = Console(stderr=True)
