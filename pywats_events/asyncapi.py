@@ -237,7 +237,8 @@ def add_rule_channels(
         address, params = template_address(rule.filter, separator, wildcards)
         message = decoder_message(part, rule.decoder)
         msg_key = message["$ref"].rpartition("/")[2]
-        mapping = {k: v for k, v in (("type", rule.type), ("source", rule.source), ("severity", rule.severity)) if v}
+        templates = (("type", rule.type), ("source", rule.source), ("severity", rule.severity))
+        mapping: dict[str, Any] = {k: v for k, v in templates if v}
         if rule.subjects:
             mapping["subjects"] = list(rule.subjects)
         part.channels[channel] = {

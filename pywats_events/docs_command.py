@@ -22,13 +22,18 @@ from .errors import ConfigError, PyWatsEventsError
 
 __all__ = ["docs_app"]
 
-docs_app = typer.Typer(help="API documents: AsyncAPI of the broker channels, OpenAPI of the HTTP API.", no_args_is_help=True)
+docs_app = typer.Typer(
+    help="API documents: AsyncAPI of the broker channels, OpenAPI of the HTTP API.", no_args_is_help=True
+)
 
 _err = Console(stderr=True)
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Configuration file (TOML or YAML).", show_default=False)]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Configuration file (TOML or YAML).", show_default=False)
+]
 OutputOpt = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Write to this file instead of standard output.", show_default=False)
+    Path | None,
+    typer.Option("--output", "-o", help="Write to this file instead of standard output.", show_default=False),
 ]
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="json or yaml.")]
 
@@ -36,7 +41,10 @@ FormatOpt = Annotated[str, typer.Option("--format", "-f", help="json or yaml.")]
 def _write(doc: dict[str, Any], output: Path | None, fmt: str) -> None:
     if fmt not in ("json", "yaml"):
         raise ConfigError(f"--format must be json or yaml, got {fmt!r}")
-    text = json.dumps(doc, indent=2) + "\n" if fmt == "json" else yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+    if fmt == "json":
+        text = json.dumps(doc, indent=2) + "\n"
+    else:
+        text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
     if output is None:
         sys.stdout.write(text)
     else:

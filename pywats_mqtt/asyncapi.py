@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pywats_events.asyncapi import AsyncAPIPart, MappingRuleDoc, add_publish_channel, add_rule_channels, template_address
+from pywats_events.asyncapi import (
+    AsyncAPIPart,
+    MappingRuleDoc,
+    add_publish_channel,
+    add_rule_channels,
+    template_address,
+)
 
 from .settings import MQTTSettings
 

@@ -76,8 +76,9 @@ def to_openapi_schema(schema: Any) -> Any:
     The differences handled (OpenAPI 3.0.3, 4.7.24 "Schema Object"): ``{"type": "null"}`` in an ``anyOf``
     becomes ``nullable: true``; numeric ``exclusiveMinimum``/``exclusiveMaximum`` become ``minimum`` /
     ``maximum`` with the boolean form; ``const`` becomes a one-value ``enum``; ``examples`` becomes
-    ``example``; ``\\s`` in a ``pattern`` is spelled out (``portable_pattern``); a ``$ref`` with siblings (pydantic writes ``default`` beside it) is wrapped in ``allOf``,
-    since 3.0 ignores a reference's siblings; ``title`` (pydantic's field name in title case) is dropped.
+    ``example``; ``\\s`` in a ``pattern`` is spelled out (``portable_pattern``); a ``$ref`` with siblings
+    (pydantic writes ``default`` beside it) is wrapped in ``allOf``, since 3.0 ignores a reference's
+    siblings; ``title`` (pydantic's field name in title case) is dropped.
 
     Args:
         schema: a JSON Schema value (dict, list or scalar); ``$ref`` values must already point into
