@@ -5,7 +5,11 @@ against the model's ``^[^.\\s][^\\s]*$``); these tests fail on any such disagree
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -175,3 +179,29 @@ def test_json_schema_constructs_become_their_openapi_3_0_forms() -> None:
     }
     with pytest.raises(ValueError, match="prefixItems"):
         to_openapi_schema({"type": "array", "prefixItems": [{"type": "string"}]})
+
+
+@pytest.mark.parametrize("admin", [True, False])
+def test_document_is_valid_openapi_3_0(admin: bool) -> None:
+    # The OpenAPI 3.0 meta-schema as schemathesis ships it (the one it checks documents with).
+    import jsonschema_rs
+    from schemathesis.specs.openapi.definitions import OPENAPI_30
+
+    document = build_openapi(HTTPSettings(admin_token="t" if admin else None))
+    errors = [f"{'/'.join(map(str, e.instance_path))}: {e.message}" for e in jsonschema_rs.validator_for(
+        OPENAPI_30
+    ).iter_errors(document)]
+    assert not errors, errors[:5]
+
+
+def test_cli_writes_the_document_the_server_would_serve(tmp_path: Path) -> None:
+    config = tmp_path / "pywats-events.toml"
+    config.write_text('[http]\nadmin_token = "an-admin-token-long-enough-0123456789"\n')
+    cli = str(Path(sys.executable).parent / "pywats-events")
+    done = subprocess.run(
+        [cli, "docs", "openapi", "--config", str(config)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    served = json.loads(done.stdout)
+    assert served == json.loads(json.dumps(build_openapi(HTTPSettings(admin_token="x"))))
+    assert "an-admin-token" not in done.stdout
