@@ -9,6 +9,7 @@ from this origin only.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from starlette.requests import Request
@@ -17,8 +18,11 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..errors import ConfigError
+from .problem import problem
 
 __all__ = ["DOCS_CSP", "docs_routes", "swagger_ui_dir"]
+
+log = logging.getLogger(__name__)
 
 #: Scripts and styles from this origin only; swagger-ui's stylesheet draws its icons as ``data:`` images.
 DOCS_CSP = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"
@@ -91,11 +95,22 @@ async def _init(request: Request) -> Response:
 def docs_routes() -> list[BaseRoute]:
     """The routes of ``/docs`` (the page), ``/docs/init.js`` and ``/docs/assets/*`` (swagger-ui dist).
 
-    Raises:
-        ConfigError: swagger-ui-bundle is missing (see ``swagger_ui_dir``).
+    Without swagger-ui-bundle (an install that skipped the ``http`` extra) the service still starts:
+    ``/docs`` answers 404 with the install command and the reason is logged once, since the API itself
+    does not depend on its rendering.
     """
+    try:
+        assets = swagger_ui_dir()
+    except ConfigError as exc:
+        log.warning("%s; /docs answers 404", exc)
+        reason = str(exc)
+
+        async def _missing(request: Request) -> Response:
+            return problem(404, reason)
+
+        return [Route("/docs", _missing, methods=["GET"])]
     return [
         Route("/docs", _index, methods=["GET"]),
         Route("/docs/init.js", _init, methods=["GET"]),
-        Mount("/docs/assets", app=StaticFiles(directory=swagger_ui_dir()), name="docs-assets"),
+        Mount("/docs/assets", app=StaticFiles(directory=assets), name="docs-assets"),
     ]
