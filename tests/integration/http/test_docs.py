@@ -65,16 +65,16 @@ def test_swagger_ui_renders_every_operation_in_chromium_without_csp_violations(s
     assert not foreign, foreign
 
 
-def test_without_swagger_ui_bundle_docs_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_without_swagger_ui_bundle_docs_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
     from starlette.applications import Starlette
-    from starlette.testclient import TestClient
 
     from pywats_events.http.docs import docs_routes
 
     monkeypatch.setitem(sys.modules, "swagger_ui_bundle", None)  # import fails as if not installed
-    with TestClient(Starlette(routes=docs_routes())) as client:
-        answer = client.get("/docs")
+    app = Starlette(routes=docs_routes())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        answer = await client.get("/docs")
     assert answer.status_code == 404
     assert "pip install 'pywats-events[http]'" in answer.json()["detail"]
