@@ -33,6 +33,7 @@ from .admin import Admin
 from .analytics.cli import analytics_app
 from .bus import STOP_GRACE
 from .config import LOG_LEVELS, Settings, build_bus, build_transport, load_settings
+from .docs_command import docs_app
 from .errors import ConfigError, PyWatsEventsError
 from .event import severity_rank
 from .id_prefix import resolve_ids, short_ids
@@ -62,6 +63,7 @@ config_app = typer.Typer(help="Configuration: check it as run would use it.", no
 mqtt_app = typer.Typer(help="MQTT mapping rules: try a topic and payload.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(mqtt_app, name="mqtt")
+app.add_typer(docs_app, name="docs")
 
 out = Console()
 err = Console(stderr=True)

@@ -155,12 +155,16 @@ class ModuleStatusUpdateEvent(BaseModel):
         max_length=200,
         validation_alias=_aliases("ModuleIdentifier"),
         serialization_alias="ModuleIdentifier",
+        # stripped before the length check (str.strip), so at least one other character: said in the schema
+        json_schema_extra={"pattern": r"[^\s\x1c-\x1f]"},
     )
     module_name: str = Field(
         min_length=1,
         max_length=500,
         validation_alias=_aliases("ModuleName"),
         serialization_alias="ModuleName",
+        # stripped before the length check (str.strip), so at least one other character: said in the schema
+        json_schema_extra={"pattern": r"[^\s\x1c-\x1f]"},
     )
     status: ModuleStatus = Field(validation_alias=_aliases("Status"), serialization_alias="Status")
     status_details: str | None = Field(
@@ -394,7 +398,10 @@ class LabEventMessage(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
+    # The pattern is the validator's rule (str.isspace: \s plus U+001C..U+001F), said in the schema so the
+    # OpenAPI document tells clients.
     topic: str = Field(
+        json_schema_extra={"pattern": r"^[^.\s\x1c-\x1f][^\s\x1c-\x1f]*$"},
         min_length=1, max_length=200, validation_alias=_aliases("Topic"), serialization_alias="topic"
     )
     subjects: list[str] = Field(

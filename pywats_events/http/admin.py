@@ -104,9 +104,11 @@ async def _body(request: Request) -> dict[str, Any]:
 
 
 def _opt(data: dict[str, Any], name: str, kinds: tuple[type, ...]) -> Any:
-    value = data.get(name)
-    if value is None:
+    if name not in data:
         return None
+    value = data[name]
+    if value is None:  # an explicit null is not "absent": the document gives each field one type
+        raise InvalidRequestError(f"field {name!r} must not be null (leave it out instead)", name)
     # bool is an int in Python, but JSON true is no count of days.
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
         raise InvalidRequestError(f"field {name!r} has the wrong type", name)

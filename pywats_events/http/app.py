@@ -18,6 +18,7 @@ from ..status_board import StatusBoard
 from ..transports.webhook import WebhookTransport
 from .analytics import analytics_routes
 from .context import HTTPContext, HTTPMetrics
+from .docs import docs_routes
 from .ingest import post_cfx, post_event_service, post_events
 from .operations import get_available, get_healthz, get_metrics, get_openapi, get_readyz, get_status
 from .problem import problem
@@ -143,6 +144,7 @@ def create_app(bus: EventBus, settings: HTTPSettings | None = None) -> Starlette
         Route("/status/available", get_available, methods=["GET"]),
         Route("/openapi.json", get_openapi, methods=["GET"]),
         *analytics_routes(bus),
+        *docs_routes(),
     ]
     for sub in bus.registry:  # plug-in handlers that serve routes (pywats_lab: containers, estimates)
         extra = getattr(sub.handler, "http_routes", None)

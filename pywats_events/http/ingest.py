@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable
 
 from starlette.requests import Request
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 #: Header a client sets to make retries of a request produce the same event ids (events that carry no id
 #: of their own), so the bus skips the copies a retry would otherwise deliver twice.
 IDEMPOTENCY_HEADER = "idempotency-key"
+_IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,200}")
 
 # One encoder: json.dumps with non-default separators builds a new encoder per call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
@@ -129,7 +131,12 @@ def _id_seed(request: Request, ctx: HTTPContext, group: str, raw: bytes) -> str 
     SHA-256 on a signed one (see the module docstring: the key is not covered by the signature)."""
     if ctx.settings.security(group).hmac_secret is not None:
         return "sha256:" + hashlib.sha256(raw).hexdigest()
-    return request.headers.get(IDEMPOTENCY_HEADER) or None
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    # A key outside the documented 1..200 printable ASCII is a client bug (an unfilled template, a binary
+    # value); refusing it says so, where taking it would silently make ids that no retry reproduces.
+    if key is not None and _IDEMPOTENCY_KEY.fullmatch(key) is None:
+        raise InvalidRequestError("Idempotency-Key must be 1..200 printable ASCII characters", "Idempotency-Key")
+    return key
 
 
 async def _decode_and_ingest(

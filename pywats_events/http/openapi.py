@@ -1,14 +1,201 @@
-"""The OpenAPI 3.0.3 document of the app (``GET /openapi.json``), written by hand so it says exactly what
-the routes accept and answer; the contract tests (schemathesis) hold the app to it."""
+"""The OpenAPI 3.0.3 document of the app (``GET /openapi.json``).
+
+The request bodies that a pydantic model validates (``Event``, ``LabEventMessage``,
+``ModuleStatusUpdateEvent``) get their schemas from the model (``model_json_schema``, validation mode),
+converted from JSON Schema 2020-12 to the OpenAPI 3.0 schema object (OpenAPI 3.0.3, section 4.7.24), so
+the document cannot drift from what the app validates. The answers and admin bodies, which no model
+validates, are written here. The contract tests (schemathesis) hold the app to the document.
+
+3.0.3 rather than 3.1: the shipped Swagger UI (``/docs``) renders 3.0 documents only.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
+from pydantic import BaseModel
+
+from ..event import Event
+from ..plugins import DECODER_GROUP, available
 from .analytics import analytics_paths
 from .settings import HTTPSettings
 
-__all__ = ["build_openapi"]
+__all__ = ["MODEL_SCHEMAS", "build_openapi", "model_schemas", "portable_pattern", "to_openapi_schema"]
+
+_REF_TEMPLATE = "#/components/schemas/{model}"
+
+def _lab_models() -> dict[str, type[BaseModel]]:
+    """The lab event-service body models, from the module of the registered ``lab-event`` decoder (the
+    core names no plug-in package); none when no such decoder is installed."""
+    spec = available(DECODER_GROUP).get("lab-event")
+    if spec is None:
+        return {}
+    try:
+        module = importlib.import_module(spec.value.partition(":")[0])
+    except ImportError:
+        return {}
+    found = {name: getattr(module, name, None) for name in ("LabEventMessage", "ModuleStatusUpdateEvent")}
+    return {n: m for n, m in found.items() if isinstance(m, type) and issubclass(m, BaseModel)}
+
+
+#: The components generated from a model, by component name.
+MODEL_SCHEMAS: dict[str, type[BaseModel]] = {"Event": Event, **_lab_models()}
+
+
+#: What pydantic-core's regex engine (Rust ``regex``) means by ``\s``: the Unicode White_Space property.
+#: ECMA-262, the dialect of OpenAPI patterns, means something else (no U+0085, but U+FEFF), so a ``\s``
+#: is spelled out for the document to mean what the app checks.
+_WHITE_SPACE = "\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+
+
+def portable_pattern(pattern: str) -> str:
+    """``pattern`` with each ``\\s`` / ``\\S`` replaced by the explicit White_Space class, so that Rust regex
+    (pydantic), Python ``re`` and ECMA-262 (OpenAPI 3.0.3, 4.7.24) agree on what it matches.
+
+    Raises:
+        ValueError: a ``\\S`` inside a character class, which has no explicit spelling.
+    """
+    out: list[str] = []
+    in_class = False
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            nxt = pattern[i + 1]
+            if nxt == "s":
+                out.append(_WHITE_SPACE if in_class else f"[{_WHITE_SPACE}]")
+            elif nxt == "S":
+                if in_class:
+                    raise ValueError(f"cannot spell out \\S inside a character class in {pattern!r}")
+                out.append(f"[^{_WHITE_SPACE}]")
+            else:
+                out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if c == "[" and not in_class:
+            in_class = True
+        elif c == "]" and in_class:
+            in_class = False
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def to_openapi_schema(schema: Any) -> Any:
+    """Convert one JSON Schema 2020-12 value, as pydantic writes it, to an OpenAPI 3.0 schema object.
+
+    The differences handled (OpenAPI 3.0.3, 4.7.24 "Schema Object"): ``{"type": "null"}`` in an ``anyOf``
+    becomes ``nullable: true``; numeric ``exclusiveMinimum``/``exclusiveMaximum`` become ``minimum`` /
+    ``maximum`` with the boolean form; ``const`` becomes a one-value ``enum``; ``examples`` becomes
+    ``example``; ``\\s`` in a ``pattern`` is spelled out (``portable_pattern``); a ``$ref`` with siblings
+    (pydantic writes ``default`` beside it) is wrapped in ``allOf``, since 3.0 ignores a reference's
+    siblings; ``title`` (pydantic's field name in title case) is dropped.
+
+    Args:
+        schema: a JSON Schema value (dict, list or scalar); ``$ref`` values must already point into
+            ``#/components/schemas/``.
+
+    Returns:
+        A new value; ``schema`` is not changed.
+
+    Raises:
+        ValueError: a construct OpenAPI 3.0 cannot say (``prefixItems``, ``$defs`` nested in a property).
+    """
+    if isinstance(schema, list):
+        return [to_openapi_schema(v) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    for unsupported in ("prefixItems", "$defs", "dependentSchemas", "unevaluatedProperties"):
+        if unsupported in schema:
+            raise ValueError(f"OpenAPI 3.0 has no {unsupported!r}; cannot convert {schema!r}")
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title":
+            continue
+        if key in ("properties", "patternProperties"):
+            out[key] = {name: to_openapi_schema(sub) for name, sub in value.items()}
+        elif key == "pattern":
+            out[key] = portable_pattern(value)
+        elif key == "const":
+            out["enum"] = [value]
+        elif key == "examples":
+            if value:
+                out["example"] = value[0]
+        elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
+        else:
+            out[key] = to_openapi_schema(value)
+    for key in ("anyOf", "oneOf"):
+        if key in out:
+            options = [o for o in out[key] if o != {"type": "null"}]
+            if len(options) < len(out[key]):
+                out["nullable"] = True
+                if len(options) == 1:
+                    del out[key]
+                    only = options[0]
+                    if "$ref" in only:
+                        out["allOf"] = [only]
+                    else:
+                        out = {**only, **out}
+                else:
+                    out[key] = options
+    if "$ref" in out and len(out) > 1:
+        ref = out.pop("$ref")
+        out = {"allOf": [{"$ref": ref}], **out}
+    return out
+
+
+#: Rules a model checks across fields (in validators, which pydantic cannot put in a schema), said in
+#: OpenAPI 3.0 terms; the agreement tests generate bodies from them, so a missing one fails a test.
+_CROSS_FIELD_RULES: dict[str, dict[str, Any]] = {
+    "ModuleStatusUpdateEvent": {
+        "anyOf": [
+            {"properties": {"Status": {"enum": [0, 3]}}},
+            {
+                "description": "Busy (1): OrdersBeingProcessed lists at least one order",
+                "required": ["OrdersBeingProcessed"],
+                "properties": {"Status": {"enum": [1]}, "OrdersBeingProcessed": {"type": "array", "minItems": 1}},
+            },
+            {
+                # not blank as str.strip() sees it: White_Space plus U+001C..U+001F
+                "description": "Error (2): StatusDetails says what is wrong (not blank)",
+                "required": ["StatusDetails"],
+                "properties": {
+                    "Status": {"enum": [2]},
+                    "StatusDetails": {"type": "string", "pattern": "[^\\s\\x1c-\\x1f]"},
+                },
+            },
+        ]
+    },
+}
+
+
+def model_schemas(model: type[BaseModel], name: str) -> dict[str, Any]:
+    """The components for ``model`` under ``name`` (plus one per nested model or enum, by its class name),
+    in the validation mode: what the app accepts, not what it writes.
+
+    ``Event`` gets ``category`` back as a read-only property: the JSON form carries it, the input ignores it
+    (``Event.from_json_dict``), and the model's ``extra="forbid"`` would otherwise make it look refused.
+
+    Raises:
+        ValueError: the model's schema has a construct OpenAPI 3.0 cannot say (see ``to_openapi_schema``).
+    """
+    raw = model.model_json_schema(ref_template=_REF_TEMPLATE, mode="validation")
+    defs = raw.pop("$defs", {})
+    out = {def_name: to_openapi_schema(sub) for def_name, sub in defs.items()}
+    main = to_openapi_schema(raw)
+    # The docstring's Raises: section is about the Python API, not the wire.
+    main["description"] = main.get("description", "").split("\n\nRaises:")[0]
+    if model is Event:
+        main["properties"]["category"] = {
+            "type": "string",
+            "readOnly": True,
+            "description": "derived: the first dotted segment of `type`; ignored on input",
+        }
+    out[name] = {**main, **to_openapi_schema(_CROSS_FIELD_RULES.get(name, {}))}
+    return out
 
 _STR = {"type": "string"}
 _STR_LIST = {"type": "array", "items": _STR}
@@ -60,31 +247,6 @@ _SCHEMAS: dict[str, Any] = {
             "limit": {"type": "integer"},
         },
     },
-    "Event": {
-        "type": "object",
-        "description": "An event in the normalized JSON form; `category` is derived and ignored on input",
-        "required": ["type"],
-        "additionalProperties": False,
-        "properties": {
-            "id": {"type": "string", "minLength": 1, "maxLength": 200},
-            "type": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 200,
-                "pattern": "^[a-zA-Z0-9_][a-zA-Z0-9_.:-]*$",
-            },
-            "source": {"type": "string", "minLength": 1, "maxLength": 500},
-            "timestamp": {"type": "string", "format": "date-time"},
-            "category": _STR,
-            "severity": {"type": "string", "enum": ["info", "warning", "error", "critical"]},
-            "payload": {"type": "object"},
-            "correlation_id": _NULL_STR,
-            "causation_id": _NULL_STR,
-            "subjects": _STR_LIST,
-            "tags": _STR_LIST,
-            "headers": {"type": "object"},
-        },
-    },
     "Settlement": {
         "type": "object",
         "required": ["events", "handled", "skipped", "dead_lettered", "unrouted"],
@@ -100,47 +262,6 @@ _SCHEMAS: dict[str, Any] = {
             "accepted": {"type": "integer", "minimum": 0},
             "event_ids": _STR_LIST,
             "settlement": _ref("Settlement"),
-        },
-    },
-    "LabEventMessage": {
-        "type": "object",
-        "description": "Lab event message; camelCase shown, PascalCase and snake_case keys accepted",
-        "required": ["topic"],
-        "properties": {
-            "topic": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 200,
-                "pattern": "^[a-zA-Z0-9_][a-zA-Z0-9_.:-]*$",
-            },
-            "subjects": _STR_LIST,
-            "data": {"description": "JSON object, or a string holding JSON"},
-            "tags": _STR_LIST,
-            "createdDateUtc": {"type": "string", "format": "date-time"},
-            "sourceTraceIds": _STR_LIST,
-            "organizationId": _STR,
-            "userId": _STR,
-        },
-    },
-    "ModuleStatusUpdateEvent": {
-        "type": "object",
-        "required": ["Id", "ModuleIdentifier", "ModuleName", "Status"],
-        "properties": {
-            "Id": {"type": "integer", "minimum": 1},
-            "ModuleIdentifier": {"type": "string", "minLength": 1, "maxLength": 200},
-            "ModuleName": {"type": "string", "minLength": 1, "maxLength": 500},
-            "Status": {
-                "type": "integer",
-                "enum": [0, 1, 2, 3],
-                "description": "0 Ready, 1 Busy, 2 Error, 3 Offline",
-            },
-            "StatusDetails": {"type": "string", "description": "required when Status is 2 (Error)"},
-            "Image": _STR,
-            "OrdersBeingProcessed": {**_STR_LIST, "description": "at least one when Status is 1 (Busy)"},
-            "AllowSimultaneousExecution": {"type": "boolean"},
-            "InstrumentIdentifiers": _STR_LIST,
-            "Capabilities": _STR_LIST,
-            "ClassName": _STR,
         },
     },
     "Readiness": {
@@ -218,6 +339,16 @@ _SCHEMAS: dict[str, Any] = {
         },
     },
 }
+
+
+def _schemas() -> dict[str, Any]:
+    generated: dict[str, Any] = {}
+    for name, model in MODEL_SCHEMAS.items():
+        generated.update(model_schemas(model, name))
+    clash = generated.keys() & _SCHEMAS.keys()
+    if clash:
+        raise ValueError(f"components both generated and written by hand: {sorted(clash)}")
+    return {**_SCHEMAS, **generated}
 
 
 def _security(settings: HTTPSettings, group: str) -> list[dict[str, list[str]]]:
@@ -472,7 +603,7 @@ def build_openapi(settings: HTTPSettings) -> dict[str, Any]:
         "info": {"title": "pyWATS events", "version": "0.1.0"},
         "paths": paths,
         "components": {
-            "schemas": _SCHEMAS,
+            "schemas": _schemas(),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

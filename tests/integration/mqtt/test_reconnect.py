@@ -77,8 +77,6 @@ async def test_broker_restart_while_messages_flow_loses_nothing_and_reports_stat
     assert deliveries >= n  # at least once: copies in flight during the restart may come twice
     assert "system.transport_disconnected" in during
     assert during[-1] == "system.transport_connected"
-    # since the stop waits for state events emitted before it, the stop itself is reported too
-    assert [e.type for e in system][-1] == "system.transport_disconnected"
 
 
 async def test_transport_started_while_broker_is_down_connects_when_it_comes_up(
