@@ -588,3 +588,6 @@ def plugins(as_json: JsonOpt = False) -> None:
 def main() -> None:
     """Entry point of the ``pywats-events`` console script."""
     app()
+
+
+app.add_typer(__import__("pywats_events.db_cli").db_cli.db_app, name="db")  # schema migrations: db_cli.py
