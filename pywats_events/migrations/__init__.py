@@ -73,17 +73,15 @@ class SchemaState:
         unknown: recorded revisions this code does not know: written by a newer pywats-events or by a
             plug-in not installed here.
         unversioned_tables: the database has store tables but no ``alembic_version`` (made by 0.1.0).
+        up_to_date: every head is applied (recorded, or an ancestor or dependency of a recorded revision:
+            Alembic records only the newest of a chain) and nothing unknown is recorded.
     """
 
     current: tuple[str, ...]
     heads: tuple[str, ...]
     unknown: tuple[str, ...] = ()
     unversioned_tables: bool = False
-
-    @property
-    def up_to_date(self) -> bool:
-        """Every head is recorded, and nothing this code does not know."""
-        return set(self.current) == set(self.heads)
+    up_to_date: bool = False
 
     @property
     def version(self) -> str | None:
@@ -156,7 +154,9 @@ def _state(conn: Connection, script: ScriptDirectory) -> SchemaState:
         except CommandError:
             unknown.append(rev)
     unversioned = not current and sa.inspect(conn).has_table("events")
-    return SchemaState(current, tuple(sorted(script.get_heads())), tuple(unknown), unversioned)
+    heads = tuple(sorted(script.get_heads()))
+    applied = set() if unknown else {r.revision for r in script.iterate_revisions(current, "base") if r}
+    return SchemaState(current, heads, tuple(unknown), unversioned, bool(current) and applied >= set(heads))
 
 
 @contextlib.asynccontextmanager
