@@ -115,9 +115,7 @@ def db_upgrade(
     elif before.current == after.current:
         _out.print(f"{escape(store.url)}: {escape(after.describe())}; nothing to do", highlight=False)
     else:
-        _out.print(
-            f"{escape(store.url)}: upgraded {before.version or 'none'} -> {after.version}", highlight=False
-        )
+        _out.print(f"{escape(store.url)}: upgraded {before.version or 'none'} -> {after.version}", highlight=False)
 
 
 @db_app.command("downgrade")

@@ -37,12 +37,12 @@ def _standalone() -> None:
 
     from pywats_events.sql_store import _resolve
 
-    target = _resolve(context.config.get_main_option("sqlalchemy.url"))
-    if target.driver_url is None:
+    url = _resolve(context.config.get_main_option("sqlalchemy.url")).driver_url
+    if url is None:
         raise SystemExit("memory:// has no schema to migrate")
 
     async def run() -> None:
-        engine = create_async_engine(target.driver_url)
+        engine = create_async_engine(url)
         try:
             async with engine.begin() as conn:
                 await conn.run_sync(_configure)

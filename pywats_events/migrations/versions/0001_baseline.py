@@ -14,6 +14,8 @@ columns is someone else's table, and the upgrade stops with an error naming it i
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -27,10 +29,10 @@ depends_on = None
 _TS = sa.DateTime(timezone=True)  # sql_store._UTCDateTime's storage type (DATETIME / timestamptz)
 
 
-def _tables() -> list[tuple[str, list[sa.Column[object]], dict[str, object], list[tuple[str, str]]]]:
+def _tables() -> list[tuple[str, list[sa.Column[Any]], dict[str, Any], list[tuple[str, str]]]]:
     """The 0.1.0 tables: ``(name, columns, table options, indexes)``, the indexes ``(name, column)`` as
     0.1.0's ``index=True`` named them. New column objects on each call (a column belongs to one table)."""
-    events = [
+    events: list[sa.Column[Any]] = [
         sa.Column("id", sa.String(200), primary_key=True),
         sa.Column("type", sa.String(200), nullable=False),
         sa.Column("category", sa.String(200), nullable=False),
@@ -42,12 +44,12 @@ def _tables() -> list[tuple[str, list[sa.Column[object]], dict[str, object], lis
         sa.Column("acknowledged_at", _TS, nullable=True),
         sa.Column("acknowledged_by", sa.String(200), nullable=True),
     ]
-    idempotency = [
+    idempotency: list[sa.Column[Any]] = [
         sa.Column("event_id", sa.String(200), primary_key=True),
         sa.Column("handler", sa.String(200), primary_key=True),
         sa.Column("completed_at", _TS, nullable=False),
     ]
-    dead_letters = [
+    dead_letters: list[sa.Column[Any]] = [
         sa.Column("id", sa.String(200), primary_key=True),
         sa.Column("reason", sa.String(50), nullable=False),
         sa.Column("handler", sa.String(200), nullable=True),

@@ -251,7 +251,7 @@ async def test_a_foreign_table_of_the_stores_name_is_refused_not_adopted(url: st
 
 
 PLUGIN_REVISIONS = {
-    "p001_items.py": '''
+    "p001_items.py": """
         import sqlalchemy as sa
         from alembic import op
 
@@ -266,8 +266,8 @@ PLUGIN_REVISIONS = {
 
         def downgrade():
             op.drop_table("plug_items")
-    ''',
-    "p002_drop_old.py": '''
+    """,
+    "p002_drop_old.py": """
         import sqlalchemy as sa
         from alembic import op
 
@@ -286,7 +286,7 @@ PLUGIN_REVISIONS = {
             with op.batch_alter_table("plug_items") as batch:
                 batch.alter_column("name", existing_type=sa.String(50), nullable=True)
                 batch.add_column(sa.Column("old", sa.Text))
-    ''',
+    """,
 }
 
 
@@ -297,11 +297,11 @@ async def test_a_plugin_branch_migrates_beside_the_core_in_batch_mode(url: str, 
         (plug / name).write_text(textwrap.dedent(text))
     script = migrations.script_directory((*migrations.version_locations(), str(plug)))
     async with engine_for(url) as engine:
-        before, after = await migrations.upgrade(engine, "plugtest@p001", script=script)
+        _before, after = await migrations.upgrade(engine, "plugtest@p001", script=script)
         assert after.current == ("p001",)  # depends_on pulled the core's 0001 in first
         async with engine.begin() as conn:
             await conn.execute(sa.text("INSERT INTO plug_items (id, name, old) VALUES (1, 'kept', 'x')"))
-        before, after = await migrations.upgrade(engine, script=script)
+        _before, after = await migrations.upgrade(engine, script=script)
         # Alembic records the newest of the chain; 0001 is applied as p001's dependency.
         assert after.current == ("p002",) and after.up_to_date and after.heads == ("0001", "p002")
         async with engine.connect() as conn:
@@ -342,16 +342,16 @@ asyncio.run(main())
 async def test_two_processes_opening_a_fresh_store_at_once_both_succeed(url: str, tmp_path: Path) -> None:
     go = tmp_path / "go"
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", OPENER, url, str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", OPENER, url, str(go), stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         for _ in range(3)
     ]
     await asyncio.sleep(2.0)  # let the interpreters import everything and wait on the same file
     go.touch()
-    results = [await asyncio.to_thread(p.communicate, timeout=120) for p in procs]
+    results = [await asyncio.wait_for(p.communicate(), 120) for p in procs]
     for p, (out, err) in zip(procs, results, strict=True):
-        assert p.returncode == 0, err
-        assert out.strip() == "0001"
+        assert p.returncode == 0, err.decode()
+        assert out.decode().strip() == "0001"
     async with engine_for(url) as engine:
         assert await version_rows(engine) == ["0001"]
