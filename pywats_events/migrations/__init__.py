@@ -111,11 +111,17 @@ class SchemaState:
 
 def version_locations() -> list[str]:
     """Directories holding revisions: this package's ``versions/``, then each plug-in's (entry points in
-    ``MIGRATIONS_GROUP``, sorted by name).
+    ``MIGRATIONS_GROUP``, sorted by name). Read once per process: scanning the installed distributions'
+    metadata costs more than the rest of an open, and plug-ins are installed between runs.
 
     Raises:
         PluginError: an entry point names a module that cannot be imported or is not a package.
     """
+    return list(_locations())
+
+
+@functools.cache
+def _locations() -> tuple[str, ...]:
     locations = [str(_HERE / "versions")]
     for ep in sorted(md.entry_points(group=MIGRATIONS_GROUP), key=lambda e: e.name):
         where = f"entry point {ep.name!r} in group {MIGRATIONS_GROUP!r} ({ep.value!r})"
@@ -127,7 +133,7 @@ def version_locations() -> list[str]:
         if not paths:
             raise PluginError(f"{where}: not a package (a directory of revision files)")
         locations.append(str(Path(paths[0]).resolve()))
-    return locations
+    return tuple(locations)
 
 
 def script_directory(locations: tuple[str, ...] | None = None) -> ScriptDirectory:
@@ -136,7 +142,7 @@ def script_directory(locations: tuple[str, ...] | None = None) -> ScriptDirector
     Raises:
         PluginError: see ``version_locations``.
     """
-    return _script(tuple(locations) if locations is not None else tuple(version_locations()))
+    return _script(tuple(locations) if locations is not None else _locations())
 
 
 @functools.cache
