@@ -863,3 +863,6 @@ def main() -> None:
     """Entry point of the ``pywats-events`` console script."""
     add_plugin_commands()
     app()
+
+
+app.add_typer(__import__("pywats_events.db_cli").db_cli.db_app, name="db")  # schema migrations: db_cli.py

@@ -22,6 +22,7 @@ __all__ = [
     "SinkUnavailableError",
     "StoreError",
     "StoreRefusedError",
+    "StoreSchemaError",
     "TransportError",
     "TransportSendNotSupported",
     "UnknownIdError",
@@ -116,6 +117,11 @@ class StoreRefusedError(StoreError):
     """The database refused the data itself (a constraint or a value it cannot hold), not the connection:
     writing the same rows again would fail the same way, so the bus does not retry them (the input goes to
     the dead-letter queue with reason ``store_refused``)."""
+
+
+class StoreSchemaError(StoreError):
+    """The database's schema cannot be brought to this version's: it was migrated by a newer pywats-events
+    (a revision this one does not know), or a table of the store's name belongs to something else."""
 
 
 class DeadLetterNotFoundError(StoreError):

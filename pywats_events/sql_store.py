@@ -30,13 +30,12 @@ import asyncio
 import contextlib
 import json
 import os
-import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from pydantic_core import PydanticSerializationError
@@ -47,10 +46,13 @@ from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from .errors import DeadLetterNotFoundError, StoreError, StoreRefusedError
+from .errors import DeadLetterNotFoundError, StoreError, StoreRefusedError, StoreSchemaError
 from .event import Event, severity_rank
 from .pattern import pattern_to_sql_like
 from .store import DeadLetterEntry, EventQuery, MemoryStore, Store, StoredEvent
+
+if TYPE_CHECKING:  # alembic is imported when a store opens, not with this module
+    from .migrations import SchemaState
 
 __all__ = ["DEFAULT_DB", "ENV_VAR", "SQLStore", "open_store"]
 
@@ -64,9 +66,6 @@ _CHUNK = 500
 
 _SQLITE_SCHEMES = {"sqlite", "sqlite+aiosqlite"}
 _PG_SCHEMES = {"postgresql", "postgres", "postgresql+asyncpg", "postgres+asyncpg"}
-
-#: Key of the PostgreSQL advisory lock that serializes concurrent ``CREATE TABLE`` at open.
-_SCHEMA_LOCK_KEY = zlib.crc32(b"pywats_events.schema")
 
 
 # -- schema ------------------------------------------------------------------------------------------
@@ -435,6 +434,8 @@ class SQLStore(Store):
         self._pool_size = pool_size
         self._rows = _Rows(self._is_sqlite)
         self._engine: AsyncEngine | None = None
+        #: Alembic revision(s) of the schema once open (``"0001"``), shown by ``/readyz``.
+        self.schema_version: str | None = None
         self._closing = False
         self._accepting = False  # open, with both background tasks running: the hot-path check
         # group commit: queued writes, and the task that commits them on its own connection
@@ -535,13 +536,17 @@ class SQLStore(Store):
         return engine
 
     async def open(self) -> None:
-        """Connect, create the tables and indexes if missing, and start the group-commit writer.
+        """Connect, bring the schema to this version (Alembic migrations: creates the tables in an empty
+        database, adopts a 0.1.0 store, runs newer revisions), and start the group-commit writer.
 
-        Safe when several processes open the same database at once (PostgreSQL: an advisory lock
-        serializes schema creation; SQLite: the file lock plus a retry). Opening an open store does nothing.
+        Safe when several processes open the same database at once (PostgreSQL: an advisory lock,
+        SQLite: the file's write lock, serialize the migration; see ``pywats_events.migrations``).
+        Opening an open store does nothing.
 
         Raises:
-            StoreError: the database cannot be reached or opened, or the tables cannot be created; the
+            StoreSchemaError: the database was migrated by a newer pywats-events (a revision unknown here),
+                or a table of the store's name belongs to another application.
+            StoreError: the database cannot be reached or opened, or the schema cannot be migrated; the
                 message gives the URL (without password) and the reason.
         """
         if self._engine is not None:
@@ -553,6 +558,9 @@ class SQLStore(Store):
             raise StoreError(f"cannot open {self.url}: the driver {driver} is not installed") from exc
         try:
             await self._create_schema(engine)
+        except StoreSchemaError as exc:
+            await engine.dispose()
+            raise StoreSchemaError(f"cannot open database {self.url}: {exc}") from None
         except Exception as exc:
             await engine.dispose()
             raise StoreError(f"cannot open database {self.url}: {self._reason(exc)}") from None
@@ -571,20 +579,77 @@ class SQLStore(Store):
         self._accepting = False
 
     async def _create_schema(self, engine: AsyncEngine) -> None:
-        for attempt in range(5):
-            try:
-                async with engine.begin() as conn:
-                    if not self._is_sqlite:
-                        lock = sa.text("SELECT pg_advisory_xact_lock(:k)")
-                        await conn.execute(lock, {"k": _SCHEMA_LOCK_KEY})
-                    await conn.run_sync(_metadata.create_all, checkfirst=True)
-                return
-            except DBAPIError as exc:
-                # Another process created the same table between our check and our CREATE.
-                if attempt < 4 and "already exists" in str(exc):
-                    await asyncio.sleep(0.05 * (attempt + 1))
-                    continue
-                raise
+        # Alembic migrations under the schema lock, instead of 0.1.0's create_all (pywats_events.migrations).
+        from . import migrations
+
+        _before, after = await migrations.upgrade(engine)
+        self.schema_version = after.version
+
+    async def _schema_engine(self) -> tuple[AsyncEngine, bool]:
+        """The open store's engine, or a new one to dispose of after use (``(engine, temporary)``)."""
+        if self._engine is not None:
+            return self._engine, False
+        try:
+            return self._make_engine(), True
+        except ImportError as exc:
+            raise StoreError(f"cannot open {self.url}: its database driver is not installed ({exc})") from exc
+
+    async def schema_state(self) -> SchemaState:
+        """Where the database's schema stands against this code (reads ``alembic_version``; changes
+        nothing, so it works on a store that is not open and would not open).
+
+        Raises:
+            StoreError: the database cannot be reached or read.
+        """
+        from . import migrations
+
+        engine, temporary = await self._schema_engine()
+        try:
+            return await migrations.schema_state(engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read the schema version of {self.url}: {self._reason(exc)}") from None
+        finally:
+            if temporary:
+                await engine.dispose()
+
+    async def migrate_schema(
+        self, target: str = "heads", *, down: bool = False
+    ) -> tuple[SchemaState, SchemaState]:
+        """Upgrade (or with ``down``, downgrade) the schema to the Alembic revision ``target`` under the
+        schema lock; ``open`` does ``migrate_schema("heads")`` itself.
+
+        Args:
+            target: ``"heads"``, a revision id (``"0001"``), or ``"base"`` (down only: drops all tables).
+            down: downgrade instead of upgrade.
+
+        Returns:
+            ``(before, after)`` schema states.
+
+        Raises:
+            StoreSchemaError: the database records a revision this code does not know, or a table of the
+                store's name belongs to another application.
+            StoreError: ``target`` names no revision, or the database refused the change (nothing of it
+                is kept); the message gives the URL and the reason.
+        """
+        from alembic.util import CommandError
+
+        from . import migrations
+
+        engine, temporary = await self._schema_engine()
+        try:
+            if down:
+                result = await migrations.downgrade(engine, target)
+            else:
+                result = await migrations.upgrade(engine, target)
+            self.schema_version = result[1].version
+            return result
+        except CommandError as exc:
+            raise StoreError(f"schema migration of {self.url} to {target!r}: {exc}") from None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"schema migration of {self.url} failed: {self._reason(exc)}") from None
+        finally:
+            if temporary:
+                await engine.dispose()
 
     async def close(self) -> None:
         """Commit everything queued, stop the writer and release connections. Idempotent."""

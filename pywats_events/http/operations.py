@@ -38,7 +38,10 @@ async def get_healthz(request: Request) -> Response:
 
 async def get_readyz(request: Request) -> Response:
     """Readiness: 200 ``{"ready": true, ...}`` or 503 ``{"ready": false, "not_ready": [...], ...}``."""
-    ready, details = _ctx(request).bus.readiness()
+    bus = _ctx(request).bus
+    ready, details = bus.readiness()
+    # The store's Alembic revision ("0001"; None for a memory store): which schema this instance runs on.
+    details["schema_version"] = getattr(bus.store, "schema_version", None)
     return _json({"ready": ready, **details}, 200 if ready else 503)
 
 
