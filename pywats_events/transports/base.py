@@ -204,7 +204,7 @@ class InboundMessage(abc.ABC):
             ``None`` when it cannot tell (then idempotency records are consulted).
     """
 
-    __slots__ = ("body", "decoder", "headers", "origin", "received_at", "redelivered", "source")
+    __slots__ = ("body", "dead_letter_id", "decoder", "headers", "origin", "received_at", "redelivered", "source")
 
     def __init__(
         self,
@@ -223,6 +223,16 @@ class InboundMessage(abc.ABC):
         self.headers: dict[str, Any] = headers if headers is not None else {}
         self.redelivered = redelivered
         self.received_at = datetime.now(UTC)
+        #: Id of the dead-letter entry holding the body whole when it could not be decoded (set by
+        #: ``Transport.intake`` before ``ack``; ``None`` otherwise). HTTP answers name it.
+        self.dead_letter_id: str | None = None
+
+    def dead_letter_record(self, record: RawRecord) -> RawRecord:
+        """The record ``Transport.intake`` stores when the body cannot be decoded; ``record`` is built
+        from the message (reason and error type from the decoder). Override to add protocol headers or
+        a stable entry id (header ``pywats-entry-id``: the same input dead-lettered again replaces its
+        entry), or to remember the reason for the answer. Default: ``record`` unchanged."""
+        return record
 
     @abc.abstractmethod
     async def ack(self, result: SettleResult) -> None:
@@ -373,17 +383,19 @@ class Transport(abc.ABC):
         else:
             log.exception("transport %s: decoder %r failed on %s", self.name, message.decoder, message.origin)
             reason, error_type = f"decoder {message.decoder!r} failed: {type(exc).__name__}: {exc}", "DecoderBug"
-        record = RawRecord(
-            body=message.body,
-            origin=message.origin,
-            transport=self.name,
-            reason=reason,
-            error_type=error_type,
-            headers={**message.headers, "pywats-decoder": message.decoder},
-            received_at=message.received_at,
-            decoder=message.decoder,
+        record = message.dead_letter_record(
+            RawRecord(
+                body=message.body,
+                origin=message.origin,
+                transport=self.name,
+                reason=reason,
+                error_type=error_type,
+                headers={**message.headers, "pywats-decoder": message.decoder},
+                received_at=message.received_at,
+                decoder=message.decoder,
+            )
         )
-        await self.sink.dead_letter_raw(record)
+        message.dead_letter_id = await self.sink.dead_letter_raw(record)
         return SettleResult(dead_lettered=1)
 
     def _intake_spawn(
