@@ -202,9 +202,14 @@ class InboundMessage(abc.ABC):
         headers: transport metadata copied into every event's ``headers`` and into raw dead letters.
         redelivered: ``False`` when the protocol guarantees a first delivery, ``True`` for a redelivery,
             ``None`` when it cannot tell (then idempotency records are consulted).
+        events: the events, when the protocol had to decode before taking the message (an HTTP route
+            answers 400 to an invalid request, naming the field, instead of dead-lettering it); ``intake``
+            then submits them as they are. ``None``: ``intake`` decodes ``body``.
     """
 
-    __slots__ = ("body", "dead_letter_id", "decoder", "headers", "origin", "received_at", "redelivered", "source")
+    __slots__ = (
+        "body", "dead_letter_id", "decoder", "events", "headers", "origin", "received_at", "redelivered", "source"
+    )
 
     def __init__(
         self,
@@ -215,8 +220,10 @@ class InboundMessage(abc.ABC):
         source: str | None = None,
         headers: dict[str, Any] | None = None,
         redelivered: bool | None = None,
+        events: Sequence[Event] | None = None,
     ) -> None:
         self.body = body
+        self.events = events
         self.origin = origin
         self.decoder = decoder
         self.source = source
@@ -367,12 +374,14 @@ class Transport(abc.ABC):
         loop = asyncio.get_running_loop()
         out: asyncio.Future[SettleResult] = loop.create_future()
         out.add_done_callback(_retrieve)
-        ctx = DecodeContext(origin=message.origin, source=message.source, headers=message.headers)
-        try:
-            events = self.decoder(message.decoder)(message.body, ctx)
-        except Exception as exc:  # a decoder bug must not stop the consumer either
-            self._intake_spawn(message, self._intake_dead_letter(message, exc), out)
-            return out
+        events = message.events
+        if events is None:
+            ctx = DecodeContext(origin=message.origin, source=message.source, headers=message.headers)
+            try:
+                events = self.decoder(message.decoder)(message.body, ctx)
+            except Exception as exc:  # a decoder bug must not stop the consumer either
+                self._intake_spawn(message, self._intake_dead_letter(message, exc), out)
+                return out
         submitted = await self.sink.submit(events, transport=self.name, redelivered=message.redelivered)
         submitted.add_done_callback(lambda f: self._intake_spawn(message, f, out))
         return out
