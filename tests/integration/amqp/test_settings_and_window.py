@@ -7,7 +7,6 @@ password stays out of logs, state details and ``describe()``.
 from __future__ import annotations
 
 import asyncio
-
 import logging
 import shutil
 import ssl
@@ -106,7 +105,6 @@ async def test_ack_window_releases_settled_messages_stuck_behind_a_slow_one() ->
     from pywats_cfx import envelope_to_bytes
     from pywats_cfx.explorer import generate_envelope
     from pywats_cfx.testing import AckFrame, CFXTestBroker
-    from pywats_events import Event, EventBus
 
     transport = CFXTransport(queue="q", prefetch=12)
     broker = CFXTestBroker(transport)
