@@ -85,7 +85,7 @@ def _invalid(ctx: HTTPContext, route: str, exc: InvalidRequestError) -> Response
 
 async def _hand_over(ctx: HTTPContext, route: str, events: list[Event], first_delivery: bool = False) -> Response:
     try:
-        result = await ctx.transport.ingest(events, first_delivery=first_delivery)
+        result = await ctx.transport.ingest(events, first_delivery=first_delivery, route=route)
     except IngestRefusedError as exc:
         return _refused(ctx, route, exc)
     except Exception as exc:

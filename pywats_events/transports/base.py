@@ -202,9 +202,14 @@ class InboundMessage(abc.ABC):
         headers: transport metadata copied into every event's ``headers`` and into raw dead letters.
         redelivered: ``False`` when the protocol guarantees a first delivery, ``True`` for a redelivery,
             ``None`` when it cannot tell (then idempotency records are consulted).
+        events: the events, when the protocol had to decode before taking the message (an HTTP route
+            answers 400 to an invalid request, naming the field, instead of dead-lettering it); ``intake``
+            then submits them as they are. ``None``: ``intake`` decodes ``body``.
     """
 
-    __slots__ = ("body", "decoder", "headers", "origin", "received_at", "redelivered", "source")
+    __slots__ = (
+        "body", "dead_letter_id", "decoder", "events", "headers", "origin", "received_at", "redelivered", "source"
+    )
 
     def __init__(
         self,
@@ -215,14 +220,26 @@ class InboundMessage(abc.ABC):
         source: str | None = None,
         headers: dict[str, Any] | None = None,
         redelivered: bool | None = None,
+        events: Sequence[Event] | None = None,
     ) -> None:
         self.body = body
+        self.events = events
         self.origin = origin
         self.decoder = decoder
         self.source = source
         self.headers: dict[str, Any] = headers if headers is not None else {}
         self.redelivered = redelivered
         self.received_at = datetime.now(UTC)
+        #: Id of the dead-letter entry holding the body whole when it could not be decoded (set by
+        #: ``Transport.intake`` before ``ack``; ``None`` otherwise). HTTP answers name it.
+        self.dead_letter_id: str | None = None
+
+    def dead_letter_record(self, record: RawRecord) -> RawRecord:
+        """The record ``Transport.intake`` stores when the body cannot be decoded; ``record`` is built
+        from the message (reason and error type from the decoder). Override to add protocol headers or
+        a stable entry id (header ``pywats-entry-id``: the same input dead-lettered again replaces its
+        entry), or to remember the reason for the answer. Default: ``record`` unchanged."""
+        return record
 
     @abc.abstractmethod
     async def ack(self, result: SettleResult) -> None:
@@ -357,12 +374,14 @@ class Transport(abc.ABC):
         loop = asyncio.get_running_loop()
         out: asyncio.Future[SettleResult] = loop.create_future()
         out.add_done_callback(_retrieve)
-        ctx = DecodeContext(origin=message.origin, source=message.source, headers=message.headers)
-        try:
-            events = self.decoder(message.decoder)(message.body, ctx)
-        except Exception as exc:  # a decoder bug must not stop the consumer either
-            self._intake_spawn(message, self._intake_dead_letter(message, exc), out)
-            return out
+        events = message.events
+        if events is None:
+            ctx = DecodeContext(origin=message.origin, source=message.source, headers=message.headers)
+            try:
+                events = self.decoder(message.decoder)(message.body, ctx)
+            except Exception as exc:  # a decoder bug must not stop the consumer either
+                self._intake_spawn(message, self._intake_dead_letter(message, exc), out)
+                return out
         submitted = await self.sink.submit(events, transport=self.name, redelivered=message.redelivered)
         submitted.add_done_callback(lambda f: self._intake_spawn(message, f, out))
         return out
@@ -373,17 +392,19 @@ class Transport(abc.ABC):
         else:
             log.exception("transport %s: decoder %r failed on %s", self.name, message.decoder, message.origin)
             reason, error_type = f"decoder {message.decoder!r} failed: {type(exc).__name__}: {exc}", "DecoderBug"
-        record = RawRecord(
-            body=message.body,
-            origin=message.origin,
-            transport=self.name,
-            reason=reason,
-            error_type=error_type,
-            headers={**message.headers, "pywats-decoder": message.decoder},
-            received_at=message.received_at,
-            decoder=message.decoder,
+        record = message.dead_letter_record(
+            RawRecord(
+                body=message.body,
+                origin=message.origin,
+                transport=self.name,
+                reason=reason,
+                error_type=error_type,
+                headers={**message.headers, "pywats-decoder": message.decoder},
+                received_at=message.received_at,
+                decoder=message.decoder,
+            )
         )
-        await self.sink.dead_letter_raw(record)
+        message.dead_letter_id = await self.sink.dead_letter_raw(record)
         return SettleResult(dead_lettered=1)
 
     def _intake_spawn(

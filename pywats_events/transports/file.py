@@ -7,6 +7,10 @@ cannot be decoded is stored whole in the dead-letter queue and moved to ``failed
 first. A crash before the move leaves the file in place: it is read again on restart, and the
 idempotency records make that a no-op for handlers that had finished (event ids come from the content).
 
+Decoding, dead-lettering and settling are the core's (``Transport.intake``): each file, or each line of a
+JSON Lines file, is an ``InboundMessage`` whose ``ack`` does the bookkeeping and, for the file's last
+message, the move; ``settle_failed`` leaves the file where it is.
+
 JSON Lines (``*.jsonl``, ``*.jsonl.gz``, as ``pywats_cfx.explorer --generate --count`` writes them): every
 non-blank line is its own message, decoded on its own. A line that cannot be decoded (invalid JSON, nested
 too deeply, not an event) is its own raw dead letter with origin ``<file>:line <n>``; the other lines are
@@ -47,8 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..codec import DecodeContext, get_decoder, maybe_gunzip
 from ..errors import ConfigError, DecodeError, TransportError
-from ..event import Event
-from .base import RawRecord, SettleResult, Transport, TransportState
+from .base import InboundMessage, RawRecord, SettleResult, Transport, TransportState
 
 __all__ = ["FileOutcome", "FileSettings", "FileTransport"]
 
@@ -152,7 +155,8 @@ class FileTransport(Transport):
             self.settings = settings or FileSettings(**options)
         except ValidationError as exc:
             raise ConfigError(f"file transport {name!r}: {exc}") from None
-        self._decoder = get_decoder(self.settings.decoder)
+        # Looked up now so an unknown decoder name fails at configuration, not on the first file.
+        self._decoders[self.settings.decoder] = get_decoder(self.settings.decoder)
         # One absolute name per file: the first scan, the watcher and the rescan must agree on it, or a
         # relative folder has each file scheduled twice (once as "inbox/x", once as "/cwd/inbox/x").
         self._folder = self.settings.path.expanduser().resolve()
@@ -317,10 +321,11 @@ class FileTransport(Transport):
     async def process_file(self, path: Path) -> FileOutcome:
         """Decode, route and settle one file now (no stability wait), then move it as configured.
 
-        A ``.jsonl`` file is decoded line by line (see the module docstring). Never raises for bad
+        The file (or each line of a ``.jsonl`` file, see the module docstring) goes through
+        ``Transport.intake``; the file is moved when its last message is settled. Never raises for bad
         content: undecodable files are dead-lettered and reported as ``failed``, a symbolic link is
-        dead-lettered without reading its target. A store failure leaves the file in place (``error``) so
-        it is tried again later.
+        dead-lettered without reading its target. A store failure, or a bus that is not running, leaves
+        the file in place (``error``) so it is tried again later.
         """
         origin = str(path)
         try:
@@ -333,99 +338,66 @@ class FileTransport(Transport):
                 )
             body = await asyncio.to_thread(_read_no_follow, path)
         except SymlinkNotFollowedError as exc:
-            return await self._failed(path, b"", exc, reason_code=SYMLINK_REASON)
+            return await self._refused(path, exc, reason_code=SYMLINK_REASON)
         except DecodeError as exc:
-            return await self._failed(path, b"", exc)
+            return await self._refused(path, exc)
         except OSError as exc:
             if exc.errno == errno.ELOOP:  # swapped for a link after the check: O_NOFOLLOW refused it
                 link = SymlinkNotFollowedError(f"{path.name} is a symbolic link; links are not followed", origin)
-                return await self._failed(path, b"", link, reason_code=SYMLINK_REASON)
+                return await self._refused(path, link, reason_code=SYMLINK_REASON)
             return FileOutcome(path, "error", SettleResult(), f"cannot read: {exc}")
+        lines: list[tuple[int, bytes]] | None = None
         if path.name.endswith(LINES_SUFFIXES):
-            return await self._process_lines(path, body)
-        try:
-            events = self._decode(body, origin, path)
-        except DecodeError as exc:
-            return await self._failed(path, body, exc)
-        return await self._settle(path, events)
-
-    def _decode(self, body: bytes, origin: str, path: Path, line: int | None = None) -> list[Event]:
-        """Run the decoder; any failure of it is a ``DecodeError`` (a decoder bug or a pathological input
-        must end in the dead-letter queue, not in a file retried for ever)."""
-        headers: dict[str, Any] = {"transport": self.name, "file": path.name}
-        if line is not None:
-            headers["line"] = line
-        try:
-            return self._decoder(body, DecodeContext(origin=origin, headers=headers))
-        except DecodeError:
-            raise
-        except RecursionError:
-            raise DecodeError("JSON nested too deeply", origin) from None
-        except Exception as exc:
-            log.exception("drop folder %s: decoder %r failed on %s", self.folder, self.settings.decoder, origin)
-            raise DecodeError(
-                f"decoder {self.settings.decoder!r} failed: {type(exc).__name__}: {exc}", origin
-            ) from None
-
-    async def _settle(self, path: Path, events: list[Event], bad_lines: tuple[BadLine, ...] = ()) -> FileOutcome:
-        try:
-            future = await self.sink.submit(events, transport=self.name, redelivered=None)
-            result = await future
-        except Exception as exc:
-            log.error("drop folder %s: %s not settled (%s); left in place for a retry", self.folder, path, exc)
-            return FileOutcome(path, "error", SettleResult(events=len(events)), str(exc), bad_lines=bad_lines)
-        result.dead_lettered += len(bad_lines)
-        moved = self._move(path, self.settings.processed_dir)
-        reason = ""
-        if bad_lines:
-            reason = f"{len(bad_lines)} line(s) dead-lettered: " + "; ".join(
-                f"line {b.number}: {b.reason}" for b in bad_lines[:5]
-            )
-            if moved is not None:
-                self._write_note(
-                    path, moved, "DecodeError", "\n".join(f"line {b.number}: {b.reason}" for b in bad_lines)
-                )
-        return FileOutcome(path, "processed", result, reason, moved_to=moved, bad_lines=bad_lines)
-
-    async def _process_lines(self, path: Path, body: bytes) -> FileOutcome:
-        """JSON Lines: each non-blank line is decoded on its own; bad lines are dead-lettered one by one."""
-        try:
-            text = maybe_gunzip(body, str(path))
-        except DecodeError as exc:
-            return await self._failed(path, body, exc)
-        events: list[Event] = []
-        bad: list[BadLine] = []
-        for number, line in enumerate(text.split(b"\n"), 1):
-            if not line.strip():
-                continue
-            origin = f"{path}:line {number}"
             try:
-                events.extend(self._decode(line, origin, path, number))
-            except DecodeError as exc:
-                record = self._raw_record(path, line.rstrip(b"\r"), exc, origin=origin, line=number)
-                try:
-                    entry_id = await self.sink.dead_letter_raw(record)
-                except Exception as store_exc:
-                    log.error("drop folder %s: %s not settled (%s); left in place", self.folder, path, store_exc)
-                    return FileOutcome(path, "error", SettleResult(), str(store_exc))
-                bad.append(BadLine(number, exc.reason, entry_id))
-        if bad and not events:
-            # Nothing in the file was usable: it goes to failed/ like any undecodable file, but each line
-            # keeps its own entry (replayable one by one).
-            moved = self._move(path, self.settings.failed_dir)
-            lines = "\n".join(f"line {b.number}: {b.reason}" for b in bad)
-            if moved is not None:
-                self._write_note(path, moved, "DecodeError", lines)
-            return FileOutcome(
-                path, "failed", SettleResult(dead_lettered=len(bad)), f"every line failed; {lines}", moved, tuple(bad)
-            )
-        return await self._settle(path, events, tuple(bad))
+                text = maybe_gunzip(body, origin)
+            except DecodeError:
+                pass  # handed over whole: the decoder refuses it the same way and it is dead-lettered
+            else:
+                lines = [(n, line.rstrip(b"\r")) for n, line in enumerate(text.split(b"\n"), 1) if line.strip()]
+        file = _FileSettlement(self, path, by_line=lines is not None)
+        try:
+            if lines is None:
+                await file.hand_over(body, None)
+            else:
+                await self._hand_over_lines(file, lines)
+        except Exception as exc:  # the bus is not running: nothing more is handed over, the file stays
+            file.abandon(exc)
+        return await file.close()
+
+    async def _hand_over_lines(self, file: _FileSettlement, lines: list[tuple[int, bytes]]) -> None:
+        """JSON Lines: every line is decoded on its own; a line the decoder refuses is its own message
+        (``intake`` dead-letters it whole), and the good lines' events go as one message. One submission
+        per file, not per line, keeps one idempotency lookup per file (a query each on SQL stores)."""
+        decode = self.decoder(self.settings.decoder)
+        events: list[Any] = []
+        bad: list[tuple[int, bytes]] = []
+        for number, line in lines:
+            headers = {"transport": self.name, "file": file.path.name, "line": number}
+            try:
+                events.extend(decode(line, DecodeContext(origin=f"{file.path}:line {number}", headers=headers)))
+            except Exception:  # handed over on its own below: intake records why (decoder bugs included)
+                bad.append((number, line))
+        for number, line in bad:
+            await file.hand_over(line, number)
+        if events or not bad:
+            await file.hand_over(b"", None, events=events)
 
     def _raw_record(
-        self, path: Path, body: bytes, exc: DecodeError, *, origin: str, line: int | None = None, reason_code: str = ""
+        self,
+        path: Path,
+        body: bytes,
+        reason: str,
+        error_type: str,
+        *,
+        origin: str,
+        line: int | None = None,
+        reason_code: str = "",
+        received_at: datetime | None = None,
     ) -> RawRecord:
+        """A raw dead-letter record of ``path`` (or one line of it) with an id derived from origin,
+        bytes and reason, so ingesting the same folder again replaces its entries."""
         digest = hashlib.sha256(body).hexdigest()
-        entry_id = uuid.uuid5(_RAW_ENTRY_NAMESPACE, f"{origin}\0{digest}\0{exc.reason}")
+        entry_id = uuid.uuid5(_RAW_ENTRY_NAMESPACE, f"{origin}\0{digest}\0{reason}")
         headers: dict[str, Any] = {
             "pywats-decoder": self.settings.decoder,
             "file": path.name,
@@ -439,13 +411,19 @@ class FileTransport(Transport):
             body=body,
             origin=origin,
             transport=self.name,
-            reason=exc.reason,
-            error_type=type(exc).__name__,
+            reason=reason,
+            error_type=error_type,
             headers=headers,
+            received_at=received_at or datetime.now(UTC),
+            decoder=self.settings.decoder,
         )
 
-    async def _failed(self, path: Path, body: bytes, exc: DecodeError, *, reason_code: str = "") -> FileOutcome:
-        record = self._raw_record(path, body, exc, origin=str(path), reason_code=reason_code)
+    async def _refused(self, path: Path, exc: DecodeError, *, reason_code: str = "") -> FileOutcome:
+        """A file refused before it is read (symbolic link, over ``max_file_bytes``): dead-lettered with
+        an empty body (the content is never read) and moved to ``failed/``."""
+        record = self._raw_record(
+            path, b"", exc.reason, type(exc).__name__, origin=str(path), reason_code=reason_code
+        )
         try:
             await self.sink.dead_letter_raw(record)
         except Exception as store_exc:
@@ -504,6 +482,149 @@ class FileTransport(Transport):
         out = super().describe()
         out.update(folder=str(self.folder), in_flight=len(self._inflight))
         return out
+
+
+class _FileMessage(InboundMessage):
+    """A whole file, or one line of a JSON Lines file, as handed to ``Transport.intake``: settling it
+    tells the file's ``_FileSettlement``, which moves the file once its last message is settled."""
+
+    __slots__ = ("_file", "line", "refusal")
+
+    def __init__(self, file: _FileSettlement, body: bytes, line: int | None, **kw: Any) -> None:
+        super().__init__(body, **kw)
+        self._file = file
+        self.line = line
+        #: ``(error type, reason)`` when the decoder refused the body (for the ``.error.txt`` note).
+        self.refusal: tuple[str, str] | None = None
+
+    def dead_letter_record(self, record: RawRecord) -> RawRecord:
+        # The file's own record: a stable entry id (re-ingest replaces) and the file's header names.
+        self.refusal = (record.error_type, record.reason)
+        return self._file.transport._raw_record(
+            self._file.path,
+            record.body,
+            record.reason,
+            record.error_type,
+            origin=record.origin,
+            line=self.line,
+            received_at=record.received_at,
+        )
+
+    async def ack(self, result: SettleResult) -> None:
+        self._file.settled(self, result)
+
+    async def settle_failed(self, exc: BaseException) -> None:
+        self._file.failed(exc)
+
+
+class _FileSettlement:
+    """The bookkeeping of one file between its hand-over and its move: how many of its messages are
+    not settled yet, what they produced, and the ``FileOutcome`` once the last one is settled."""
+
+    def __init__(self, transport: FileTransport, path: Path, *, by_line: bool) -> None:
+        self.transport = transport
+        self.path = path
+        self.by_line = by_line
+        self.result = SettleResult()
+        self.bad: list[BadLine] = []
+        self.raw_failure: tuple[str, str] | None = None  # (error type, reason) of a whole undecodable file
+        self.error: BaseException | None = None
+        self._pending = 0
+        self._closed = False
+        self._outcome: asyncio.Future[FileOutcome] = asyncio.get_running_loop().create_future()
+
+    async def hand_over(self, body: bytes, line: int | None, *, events: list[Any] | None = None) -> None:
+        """Hand one message of the file to ``intake`` (waits while the bus is full): the whole file, one
+        line (``line``: its 1-based number), or the decoded ``events`` of a JSON Lines file's good lines.
+
+        Raises:
+            BusClosedError: the bus is not running (the message was not taken).
+        """
+        t = self.transport
+        headers: dict[str, Any] = {"transport": t.name, "file": self.path.name}
+        origin = str(self.path)
+        if line is not None:
+            headers["line"] = line
+            origin = f"{self.path}:line {line}"
+        message = _FileMessage(
+            self, body, line, origin=origin, decoder=t.settings.decoder, headers=headers, events=events
+        )
+        self._pending += 1
+        try:
+            await t.intake(message)
+        except BaseException:
+            self._pending -= 1
+            raise
+
+    def settled(self, message: _FileMessage, result: SettleResult) -> None:
+        self.result.merge(result)
+        if message.dead_letter_id is not None:
+            refusal = message.refusal or ("DecodeError", "")
+            if self.by_line:
+                self.bad.append(BadLine(message.line or 0, refusal[1], message.dead_letter_id))
+            else:
+                self.raw_failure = refusal
+        self._pending -= 1
+        self._maybe_finish()
+
+    def failed(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+        self._pending -= 1
+        self._maybe_finish()
+
+    def abandon(self, exc: BaseException) -> None:
+        """The rest of the file could not be handed over: the file stays in place (``error``)."""
+        if self.error is None:
+            self.error = exc
+
+    async def close(self) -> FileOutcome:
+        """Every message is handed over; wait until they are settled and the file moved."""
+        self._closed = True
+        self._maybe_finish()
+        return await self._outcome
+
+    def _maybe_finish(self) -> None:
+        if self._pending or not self._closed or self._outcome.done():
+            return
+        try:
+            outcome = self._finish()
+        except Exception as exc:  # the move failed: the file stays and is tried again
+            log.exception("drop folder %s: settling %s failed", self.transport.folder, self.path)
+            outcome = FileOutcome(self.path, "error", self.result, f"{type(exc).__name__}: {exc}")
+        self._outcome.set_result(outcome)
+
+    def _finish(self) -> FileOutcome:
+        t, path = self.transport, self.path
+        bad = tuple(sorted(self.bad, key=lambda b: b.number))
+        if self.error is not None:
+            log.error("drop folder %s: %s not settled (%s); left in place for a retry", t.folder, path, self.error)
+            return FileOutcome(path, "error", self.result, str(self.error), bad_lines=bad)
+        if self.raw_failure is not None:
+            error_type, reason = self.raw_failure
+            moved = t._move(path, t.settings.failed_dir)
+            if moved is not None:
+                t._write_note(path, moved, error_type, reason)
+            return FileOutcome(path, "failed", SettleResult(dead_lettered=1), reason, moved)
+        lines = "\n".join(f"line {b.number}: {b.reason}" for b in bad)
+        if bad and not self.result.events:
+            # Nothing in the file was usable: it goes to failed/ like any undecodable file, but each line
+            # keeps its own entry (replayable one by one).
+            moved = t._move(path, t.settings.failed_dir)
+            if moved is not None:
+                t._write_note(path, moved, "DecodeError", lines)
+            return FileOutcome(
+                path, "failed", SettleResult(dead_lettered=len(bad)), f"every line failed; {lines}", moved, bad
+            )
+        moved = t._move(path, t.settings.processed_dir)
+        reason = ""
+        if bad:
+            reason = f"{len(bad)} line(s) dead-lettered: " + "; ".join(
+                f"line {b.number}: {b.reason}" for b in bad[:5]
+            )
+            if moved is not None:
+                t._write_note(path, moved, "DecodeError", lines)
+        return FileOutcome(path, "processed", self.result, reason, moved_to=moved, bad_lines=bad)
 
 
 def find_inputs(paths: Sequence[Path], patterns: Sequence[str] = DEFAULT_PATTERNS) -> list[Path]:

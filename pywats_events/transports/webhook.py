@@ -1,11 +1,12 @@
 """``WebhookTransport``: events pushed over HTTP (``POST /events``, ``POST /cfx``, the lab event service).
 
-The HTTP app (``pywats_events.http``) owns the protocol: credentials, size limits, status codes. This
-transport owns what every transport owns: decoding bytes into events, handing them to the bus, and
-deciding when the message may be settled. An HTTP request is settled by its answer, so the app answers
-2xx only after ``ingest`` returned, that is after the bus's settlement future resolved: every delivery
-succeeded or is durably in the dead-letter queue. A crash before that leaves the client without a 2xx,
-and it sends again.
+The HTTP app (``pywats_events.http``) owns the protocol: credentials, size limits, status codes. Each
+request becomes one ``InboundMessage`` handed to ``Transport.intake``, the core's one intake path. An
+HTTP request is settled by its answer, so the answer is derived from the settlement future ``intake``
+returns: 2xx with the counts once every delivery succeeded or is durably in the dead-letter queue, 503
+when the outcome could not be recorded (``settle_failed``). A crash before that leaves the client
+without a 2xx, and it sends again. ``/events`` and the lab routes decode before the hand-over, because an
+invalid request is answered 400 naming the field (the client keeps it) rather than dead-lettered.
 
 Its state is CONNECTED while the HTTP server is serving (the server calls ``set_serving``), CONNECTING
 when the bus started it but the server is not up yet, DISCONNECTED otherwise.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -31,7 +33,7 @@ from ..codec import DecodeContext, get_decoder
 from ..errors import BusClosedError, ConfigError, DecodeError
 from ..event import Event, derive_event_id
 from ..http.errors import IngestRefusedError, InvalidRequestError, NotSettledError, SaturatedError
-from .base import RawRecord, SettleResult, Transport, TransportState
+from .base import InboundMessage, RawRecord, SettleResult, Transport, TransportState
 
 __all__ = ["WebhookSettings", "WebhookTransport"]
 
@@ -240,18 +242,29 @@ class WebhookTransport(Transport):
     async def dead_letter_body(
         self, body: bytes, exc: DecodeError, *, route: str, headers: dict[str, Any], decoder: str
     ) -> str:
-        """Store an undecodable body whole in the dead-letter queue; returns the entry id (durable when
-        this returns). Raises ``StoreError`` when the store fails."""
-        return await self.sink.dead_letter_raw(
-            RawRecord(
-                body=body,
-                origin=route,
-                transport=self.name,
-                reason=exc.reason,
-                error_type=type(exc).__name__,
-                headers={**headers, "pywats-decoder": decoder},
-            )
-        )
+        """Store an undecodable body whole in the dead-letter queue through ``intake``; returns the entry
+        id (durable when this returns).
+
+        Args:
+            body: the bytes as received (after ``Content-Encoding`` was undone, when it could be).
+            exc: why the app could not decode it (kept as the entry's reason and error type).
+            route: the URL path (the entry's origin). headers: request metadata kept with the entry.
+            decoder: the decoder to use on replay (``cfx``).
+
+        Returns:
+            The entry id; ``""`` in the unlikely case that ``decoder`` accepted what the app refused (the
+            events were then routed and settled like any other; a warning is logged).
+
+        Raises:
+            StoreError (or another exception from the bus): the entry could not be stored.
+            BusClosedError: the bus is not running.
+        """
+        message = _Request(body, origin=route, decoder=decoder, headers=dict(headers), refusal=exc)
+        await (await self.intake(message))
+        if message.dead_letter_id is None:  # the decoder took what the app refused: routed, not lost
+            log.warning("%s: body refused by the app (%s) was decoded by %r and routed", route, exc.reason, decoder)
+            return ""
+        return message.dead_letter_id
 
     # -- hand-over to the bus ------------------------------------------------------------------
     def _release(self, _: object = None) -> None:
@@ -273,11 +286,14 @@ class WebhookTransport(Transport):
         if self._in_flight >= s.max_in_flight or getattr(self.sink, "saturated", False):
             raise SaturatedError("the event bus is saturated; retry later", s.retry_after)
 
-    async def ingest(self, events: Sequence[Event], *, first_delivery: bool = False) -> SettleResult:
-        """Hand ``events`` (one request) to the bus and wait for their settlement.
+    async def ingest(
+        self, events: Sequence[Event], *, first_delivery: bool = False, route: str = "/events"
+    ) -> SettleResult:
+        """Hand ``events`` (one request) to the bus through ``intake`` and wait for their settlement.
 
         Args:
             events: the request's events.
+            route: the URL path (origin of the message).
             first_delivery: the events have new random ids, so the bus may skip its idempotency lookup
                 (``redelivered=False``); otherwise it consults the records (a retried request).
 
@@ -309,16 +325,17 @@ class WebhookTransport(Transport):
         released = False
         hint = False if first_delivery else None
         future: asyncio.Future[SettleResult] | None = None
+        message = _Request(b"", origin=route, events=events, redelivered=hint)
         try:
             if len(events) == 1:
                 # Cancelling bus.submit of a single event leaves nothing queued, so the deadline may
                 # interrupt it directly (no task needed on the hot path).
-                future = await self.sink.submit(events, transport=self.name, redelivered=hint)
+                future = await self.intake(message)
             else:
                 # Several events go in a task of their own: if the wait for room runs out, the submission
                 # goes on (some events may be queued already) and stays counted in flight until it
                 # settles, rather than being cancelled halfway.
-                submitting = asyncio.ensure_future(self.sink.submit(events, transport=self.name, redelivered=hint))
+                submitting = asyncio.ensure_future(self.intake(message))
                 try:
                     future = await asyncio.shield(submitting)
                 except asyncio.CancelledError:
@@ -373,6 +390,34 @@ class WebhookTransport(Transport):
             self._release()
             return
         submit.result().add_done_callback(self._release)
+
+
+class _Request(InboundMessage):
+    """One HTTP request as handed to ``Transport.intake``. The request is settled by its answer, which the
+    app derives from the settlement future ``intake`` returns (2xx with the counts, 503 when it raises), so
+    ``ack`` and ``settle_failed`` have nothing left to do.
+
+    Args:
+        refusal: the app's own decode error for a body it refused (corrupt gzip, invalid CFX), kept as the
+            dead-letter entry's reason and error type.
+    """
+
+    __slots__ = ("refusal",)
+
+    def __init__(self, body: bytes, *, refusal: DecodeError | None = None, **kw: Any) -> None:
+        super().__init__(body, **kw)
+        self.refusal = refusal
+
+    def dead_letter_record(self, record: RawRecord) -> RawRecord:
+        if self.refusal is None:
+            return record
+        return dataclasses.replace(record, reason=self.refusal.reason, error_type=type(self.refusal).__name__)
+
+    async def ack(self, result: SettleResult) -> None:
+        """Nothing to do: the answer is written from the settlement."""
+
+    async def settle_failed(self, exc: BaseException) -> None:
+        """Nothing to do: the answer (503) is written from the settlement's exception."""
 
 
 def _parse_json(body: bytes) -> Any:

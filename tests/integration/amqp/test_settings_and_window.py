@@ -6,6 +6,7 @@ password stays out of logs, state details and ``describe()``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import ssl
@@ -98,18 +99,46 @@ def test_ack_window_acks_contiguous_runs_with_one_frame_and_never_past_an_unsett
     assert len(w) == 1
 
 
-def test_ack_window_releases_settled_messages_stuck_behind_a_slow_one() -> None:
-    w = _AckWindow(blocked_limit=3)
-    for tag in range(1, 6):
-        w.add(tag)
-    w.resolve(2, True)
-    w.resolve(3, True)
-    assert w.take() == []
-    w.resolve(4, True)
-    assert w.take() == [("one", 2), ("one", 3), ("one", 4)]  # the prefetch window is not held hostage
-    w.resolve(1, True)
-    w.resolve(5, True)
-    assert w.take() == [("ack", 5)]  # 2..4 are no longer outstanding, so one frame covers 1 and 5
+async def test_ack_window_releases_settled_messages_stuck_behind_a_slow_one() -> None:
+    # Through the real transport (pywats_cfx.testing): prefetch 12 lets 3 settled deliveries pile up
+    # behind an unsettled one before they are acked one by one.
+    from pywats_cfx import envelope_to_bytes
+    from pywats_cfx.explorer import generate_envelope
+    from pywats_cfx.testing import AckFrame, CFXTestBroker
+
+    transport = CFXTransport(queue="q", prefetch=12)
+    broker = CFXTestBroker(transport)
+    lanes = 16
+    # The bus picks a lane by hash(source) % concurrency (str hashes differ per process): a source per
+    # lane, so the fast deliveries never queue behind the slow one.
+    sources: list[str] = []
+    for k in range(1000):
+        if len(sources) < 5 and hash(f"station-{k}") % lanes not in {hash(x) % lanes for x in sources}:
+            sources.append(f"station-{k}")
+    bus = EventBus(concurrency=lanes, emit_system_events=False)
+    bus.add_transport(transport)
+    slow = asyncio.Event()
+
+    @bus.subscribe("system.heartbeat")
+    async def handle(event: Event) -> None:
+        if event.source == sources[0]:
+            await slow.wait()
+
+    def body(i: int) -> bytes:
+        envelope = generate_envelope("heartbeat", seq=i)
+        envelope["Source"] = envelope["MessageBody"]["CFXHandle"] = sources[i - 1]
+        return envelope_to_bytes(envelope)
+
+    async with bus:
+        first = broker.deliver(body(1), routing_key="st.CFX.Heartbeat")
+        tags = [broker.deliver(body(i), routing_key="st.CFX.Heartbeat") for i in (2, 3, 4)]
+        assert [await broker.settled(t) for t in tags] == ["ack"] * 3  # the prefetch window is not held hostage
+        assert broker.frames == [AckFrame("ack", t) for t in tags] and broker.outcome(first) is None
+        slow.set()
+        last = broker.deliver(body(5), routing_key="st.CFX.Heartbeat")
+        assert [await broker.settled(first), await broker.settled(last)] == ["ack", "ack"]
+        # 2..4 are no longer outstanding, so multiple=True frames now cover 1 and 5
+        assert all(f.multiple for f in broker.frames[3:]) and broker.frames[-1].tag == last
 
 
 @given(st.permutations(list(range(1, 41))), st.sets(st.integers(1, 40)), st.integers(1, 10))

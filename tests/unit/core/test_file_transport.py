@@ -413,3 +413,56 @@ async def test_recursive_watch_never_enters_a_linked_folder_outside_the_inbox(tm
         assert [e.id for e in await stored(bus)] == ["00000000-0000-4000-8000-000000000001"]
         assert await bus.store.count_dead_letters() == 0
     assert (outside / "private.json").exists()
+
+
+# -- one intake path (issue 10, deliverable 2) -------------------------------------------------------
+async def test_a_file_whose_dead_letter_cannot_be_stored_stays_in_place_and_settles_on_the_next_try(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pywats_events.errors import StoreError
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "bad.json").write_bytes(b"{broken")
+    (folder / "lines.jsonl").write_bytes(event_body(1) + b"\nnot json\n" + event_body(2) + b"\n")
+    bus = EventBus(_sqlite(tmp_path), retry=RetryPolicy(max_attempts=1))
+    bus.add_event_store()
+    transport = FileTransport(path=folder, name="ingest")
+    transport.bind(bus)
+    async with bus:
+        real = bus.dead_letter_raw
+
+        async def refuse(record: object) -> str:
+            raise StoreError("disk full")
+
+        monkeypatch.setattr(bus, "dead_letter_raw", refuse)
+        first = await transport.ingest([folder / "bad.json", folder / "lines.jsonl"])
+        assert [(o.status, o.reason) for o in first] == [("error", "disk full"), ("error", "disk full")]
+        assert names(folder) == ["bad.json", "lines.jsonl"]  # settle_failed: nothing moved
+        assert await bus.store.count_dead_letters() == 0
+        monkeypatch.setattr(bus, "dead_letter_raw", real)
+        second = await transport.ingest([folder / "bad.json", folder / "lines.jsonl"])
+        assert [o.status for o in second] == ["failed", "processed"]
+        assert [b.number for b in second[1].bad_lines] == [2]
+        assert second[1].result.events == 2 and second[1].result.dead_lettered == 1
+        entries = await bus.store.list_dead_letters(reason=DeadLetterReason.DECODE_ERROR)
+        assert sorted(e.origin for e in entries) == [str(folder / "bad.json"), f"{folder / 'lines.jsonl'}:line 2"]
+        assert second[1].bad_lines[0].entry_id in {e.id for e in entries}
+        assert {e.headers["pywats-decoder"] for e in entries} == {"auto"}
+        # the good lines of the refused first try were routed then; the retry is skipped by idempotency
+        assert sorted(e.id for e in await stored(bus)) == [f"00000000-0000-4000-8000-{i:012d}" for i in (1, 2)]
+    assert names(folder / "processed") == ["lines.jsonl", "lines.jsonl.error.txt"]
+    assert names(folder / "failed") == ["bad.json", "bad.json.error.txt"]
+    assert "reason: " in (folder / "failed" / "bad.json.error.txt").read_text(encoding="utf-8")
+
+
+async def test_a_file_offered_to_a_stopped_bus_is_left_in_place(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "one.json").write_bytes(event_body(1))
+    bus = EventBus(MemoryStore())
+    transport = FileTransport(path=folder, name="ingest")
+    transport.bind(bus)  # never started: submit raises BusClosedError
+    [outcome] = await asyncio.wait_for(transport.ingest([folder / "one.json"]), 5)
+    assert outcome.status == "error" and "not running" in outcome.reason
+    assert names(folder) == ["one.json"]

@@ -1,4 +1,4 @@
-"""PUBACK ordering, stale connections and flow control, with a recording stand-in for the connection.
+"""PUBACK ordering, stale connections and flow control, with ``pywats_mqtt.testing.MQTTTestBroker``.
 
 The broker cannot show in which order PUBACKs arrived, so these checks look at what the transport hands
 to the connection; the real-broker tests prove the end-to-end guarantees.
@@ -9,33 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-import paho.mqtt.client as paho
-
 from pywats_events import Event, EventBus
 from pywats_mqtt import MQTTTransport
-
-
-class RecordingConnection:
-    def __init__(self) -> None:
-        self.connected = True
-        self.paused = False
-        self.acks: list[int] = []
-
-    def ack(self, mid: int, qos: int) -> None:
-        self.acks.append(mid)
-
-    def pause_reading(self) -> None:
-        self.paused = True
-
-    def resume_reading(self) -> None:
-        self.paused = False
-
-    async def publish(self, topic: str, payload: object, qos: int, retain: bool, properties: object = None) -> None:
-        pass
-
-    async def disconnect(self, limit: float = 2.0) -> None:
-        self.connected = False
-
+from pywats_mqtt.testing import MQTTTestBroker
 
 LANES = 16
 
@@ -58,15 +34,13 @@ def _sources_on_distinct_lanes(n: int) -> list[str]:
 SOURCES = _sources_on_distinct_lanes(10)
 
 
-def message(mid: int, qos: int = 1) -> paho.MQTTMessage:
-    m = paho.MQTTMessage(mid, b"t/st")
-    m.qos = qos
-    m.payload = json.dumps({"seq": mid, "src": SOURCES[mid]}).encode()
-    return m
+def publish(broker: MQTTTestBroker, mid: int, qos: int = 1) -> None:
+    broker.publish("t/st", json.dumps({"seq": mid, "src": SOURCES[mid]}).encode(), qos=qos, mid=mid)
 
 
-async def setup(**options: object) -> tuple[MQTTTransport, RecordingConnection, EventBus, dict[int, asyncio.Event]]:
+async def setup(**options: object) -> tuple[MQTTTransport, MQTTTestBroker, EventBus, dict[int, asyncio.Event]]:
     t = MQTTTransport("m", rules=[{"topic": "t/{station}", "type": "x.y", "source": "{payload.src}"}], **options)
+    broker = MQTTTestBroker(t)
     bus = EventBus(concurrency=LANES, queue_size=64, emit_system_events=False)
     release: dict[int, asyncio.Event] = {i: asyncio.Event() for i in range(1, 10)}
 
@@ -75,12 +49,8 @@ async def setup(**options: object) -> tuple[MQTTTransport, RecordingConnection, 
         await release[event.payload["seq"]].wait()
 
     bus.add_transport(t)
-    await bus.start()  # the transport's start fails to connect (no broker on this port) and keeps trying
-    assert t._supervisor is not None
-    t._supervisor.cancel()  # no reconnection attempts: the stand-in below plays the connection
-    conn = RecordingConnection()
-    t._conn = conn  # type: ignore[assignment]
-    return t, conn, bus, release
+    await bus.start()  # the transport starts on the test broker: no connection attempt
+    return t, broker, bus, release
 
 
 async def settle(t: MQTTTransport, n: int) -> None:
@@ -90,70 +60,70 @@ async def settle(t: MQTTTransport, n: int) -> None:
 
 
 async def test_pubacks_go_out_in_arrival_order_even_when_settled_out_of_order() -> None:
-    t, conn, bus, release = await setup(port=1, reconnect_initial=5, reconnect_max=5)
+    t, broker, bus, release = await setup(port=1, reconnect_initial=5, reconnect_max=5)
     try:
         for mid in (1, 2, 3):
-            t._on_message(message(mid))
+            publish(broker, mid)
         release[3].set()
         release[2].set()
         await settle(t, 1)
-        assert conn.acks == [], "2 and 3 are settled but 1 is not: nothing may be acknowledged yet"
+        assert broker.pubacks == [], "2 and 3 are settled but 1 is not: nothing may be acknowledged yet"
         release[1].set()
         await settle(t, 0)
-        assert conn.acks == [1, 2, 3]
+        assert broker.pubacks == [1, 2, 3]
     finally:
         await bus.stop()
 
 
 async def test_out_of_order_acks_when_disabled() -> None:
-    t, conn, bus, release = await setup(port=1, reconnect_initial=5, reconnect_max=5, ack_in_order=False)
+    t, broker, bus, release = await setup(port=1, reconnect_initial=5, reconnect_max=5, ack_in_order=False)
     try:
         for mid in (1, 2):
-            t._on_message(message(mid))
+            publish(broker, mid)
         release[2].set()
         await settle(t, 1)
-        assert conn.acks == [2]
+        assert broker.pubacks == [2]
         release[1].set()
         await settle(t, 0)
-        assert conn.acks == [2, 1]
+        assert broker.pubacks == [2, 1]
     finally:
         await bus.stop()
 
 
 async def test_message_from_a_lost_connection_is_not_acknowledged_on_the_new_one() -> None:
-    t, conn, bus, release = await setup(port=1, reconnect_initial=5, reconnect_max=5)
+    t, broker, bus, release = await setup(port=1, reconnect_initial=5, reconnect_max=5)
     try:
-        t._on_message(message(1))
+        publish(broker, 1)
         t._on_lost("test: connection dropped")  # the broker will redeliver message 1 to the new connection
         release[1].set()
         await settle(t, 0)
-        assert conn.acks == []
+        assert broker.pubacks == []
     finally:
         await bus.stop()
 
 
 async def test_reading_pauses_at_max_inflight_and_resumes_when_messages_settle() -> None:
-    t, conn, bus, release = await setup(port=1, reconnect_initial=5, reconnect_max=5, max_inflight=2)
+    t, broker, bus, release = await setup(port=1, reconnect_initial=5, reconnect_max=5, max_inflight=2)
     try:
-        t._on_message(message(1))
-        assert not conn.paused
-        t._on_message(message(2))
-        assert conn.paused and t.pending == 2
+        publish(broker, 1)
+        assert not broker.reading_paused
+        publish(broker, 2)
+        assert broker.reading_paused and t.pending == 2
         release[1].set()
         await settle(t, 1)
-        assert not conn.paused
-        assert conn.acks == [1]
+        assert not broker.reading_paused
+        assert broker.pubacks == [1]
         release[2].set()
     finally:
         await bus.stop()
 
 
 async def test_qos0_messages_are_handled_without_acknowledgement() -> None:
-    t, conn, bus, release = await setup(port=1, reconnect_initial=5, reconnect_max=5)
+    t, broker, bus, release = await setup(port=1, reconnect_initial=5, reconnect_max=5)
     try:
-        t._on_message(message(4, qos=0))
+        publish(broker, 4, qos=0)
         release[4].set()
         await settle(t, 0)
-        assert conn.acks == []
+        assert broker.pubacks == []
     finally:
         await bus.stop()
