@@ -30,6 +30,7 @@ from .admin import Admin
 from .bus import STOP_GRACE
 from .config import Settings, build_bus, build_transport, load_settings
 from .errors import ConfigError, PyWatsEventsError
+from .schema_cli import schema_command
 from .transports.file import FileOutcome, FileSettings, FileTransport, find_inputs
 
 __all__ = ["app", "main"]
@@ -47,6 +48,7 @@ events_app = typer.Typer(help="Stored events: list, acknowledge, purge.", no_arg
 dlq_app = typer.Typer(help="Dead-letter queue: list, show, replay, purge.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 app.add_typer(dlq_app, name="dlq")
+app.command("schema")(schema_command)
 
 out = Console()
 err = Console(stderr=True)

@@ -111,9 +111,7 @@ def _check_iso(value: str) -> str:
 
 
 #: An ISO 8601 date-time string, kept as sent (with its UTC offset); checked, not converted.
-IsoDateTime = Annotated[
-    str, AfterValidator(_check_iso), WithJsonSchema({"type": "string", "format": "date-time"})
-]
+IsoDateTime = Annotated[str, AfterValidator(_check_iso), WithJsonSchema({"type": "string", "format": "date-time"})]
 #: A JSON number, or the text Newtonsoft writes for a non-finite double.
 Number = int | float | Literal["NaN", "Infinity", "-Infinity"]
 #: An enumeration value: the project's word or the SDK member name, or an unknown value as sent.
@@ -138,7 +136,7 @@ class _Part(BaseModel):
 
     # Strict: a producer's "3" for an integer is a contract error to report, not to guess at. Extras are
     # kept: a producer may add its own members to a structure, as CFX vendors do.
-    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True, defer_build=True)
 
 
 class UnknownEnumValue(_Part):
@@ -158,7 +156,7 @@ class DomainPayload(BaseModel):
         CFX_MESSAGES: the IPC-CFX message names whose adapters produce it (documentation only).
     """
 
-    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True, defer_build=True)
 
     EVENT_TYPE: ClassVar[str] = ""
     CFX_MESSAGES: ClassVar[tuple[str, ...]] = ()
@@ -190,7 +188,7 @@ class _AssetTransaction(_Asset):
 
 class _Unit(_Transaction):
     unit_id: str | None = _f("Serial number of the unit (CFX ``UnitIdentifier``).")
-    unit_position: int | None = _f("Position of the unit in its carrier or panel, 1-based (CFX ``UnitPositionNumber``).")
+    unit_position: int | None = _f("Position of the unit in its carrier or panel, 1-based (``UnitPositionNumber``).")
 
 
 # --- structures --------------------------------------------------------------------------------------
@@ -702,7 +700,7 @@ class AssetFaultEvent(_Asset, FaultDetails):
     EVENT_TYPE: ClassVar[str] = "asset.fault"
     CFX_MESSAGES: ClassVar[tuple[str, ...]] = ("CFX.ResourcePerformance.FaultOccurred",)
 
-    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True, defer_build=True)
 
 
 class _FaultFollowUp(_Asset):
