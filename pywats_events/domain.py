@@ -29,7 +29,7 @@ Rules of the models:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, overload
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
@@ -885,6 +885,8 @@ class HeartbeatEvent(DomainPayload):
     active_recipes: list[ActiveRecipe] = _list("Recipes active at the sender (CFX 1.7).")
 
 
+P = TypeVar("P", bound=DomainPayload)
+
 #: Every typed payload model, by event type.
 DOMAIN_EVENTS: dict[str, type[DomainPayload]] = {
     m.EVENT_TYPE: m
@@ -941,20 +943,32 @@ def payload_model(event_type: str) -> type[DomainPayload]:
         raise NoPayloadModelError(str(event_type), sorted(DOMAIN_EVENTS)) from None
 
 
-def typed_payload(event: Event) -> DomainPayload:
+@overload
+def typed_payload(event: Event) -> DomainPayload: ...
+@overload
+def typed_payload(event: Event, model: type[P]) -> P: ...
+
+
+def typed_payload(event: Event, model: type[DomainPayload] | None = None) -> DomainPayload:
     """Validate ``event.payload`` against the model of ``event.type`` and return the model instance.
 
-    Raising it from a handler sends the delivery straight to the dead-letter queue (reason
+    Args:
+        event: the event.
+        model: the model to validate against instead of the registered one (``typed_payload(event,
+            TestResultEvent)`` is typed as ``TestResultEvent`` for type checkers; also the way to type an
+            event type of your own).
+
+    Raising its error from a handler sends the delivery straight to the dead-letter queue (reason
     ``unrecoverable``): retrying cannot make a payload fit.
 
     Raises:
-        NoPayloadModelError: ``event.type`` has no payload model.
+        NoPayloadModelError: no ``model`` given and ``event.type`` has no payload model.
         PayloadValidationError: the payload does not fit; ``event_type``, ``event_id``, ``field`` (the
             dotted path, e.g. ``tests.0.result``) and ``reason`` say where and why.
     """
-    model = payload_model(event.type)
+    target = model if model is not None else payload_model(event.type)
     try:
-        return model.model_validate(event.payload)
+        return target.model_validate(event.payload)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "(payload)"

@@ -78,6 +78,20 @@ def test_a_producer_with_fewer_fields_validates_with_none_and_empty_lists() -> N
     assert model.model_dump(mode="json", exclude_unset=True) == mqtt  # nothing added, nothing lost
 
 
+def test_an_explicit_model_types_the_result_and_serves_custom_types() -> None:
+    model = typed_payload(ev("test.result", {"unit_id": "SN-1"}), TestResultEvent)
+    assert model.unit_id == "SN-1"  # typed as TestResultEvent, no isinstance needed
+
+    class OvenProfile(DomainPayload):
+        zone_temperatures_c: list[float] = []
+
+    custom = typed_payload(ev("vendor.oven_profile", {"zone_temperatures_c": [180.0, 245]}), OvenProfile)
+    assert custom.zone_temperatures_c == [180.0, 245]
+    with pytest.raises(PayloadValidationError) as info:
+        typed_payload(ev("vendor.oven_profile", {"zone_temperatures_c": ["hot"]}), OvenProfile)
+    assert (info.value.event_type, info.value.field) == ("vendor.oven_profile", "zone_temperatures_c.0")
+
+
 def test_members_the_model_does_not_declare_are_kept() -> None:
     model = typed_payload(ev("asset.fault", {"asset_id": "oven-1", "code": "E42", "line": "L3"}))
     assert isinstance(model, AssetFaultEvent)
@@ -138,7 +152,7 @@ def test_several_problems_are_counted_in_the_message() -> None:
 def test_models_are_immutable() -> None:
     model = typed_payload(ev("asset.online", {"asset_id": "a", "offline_duration_s": 12.5}))
     with pytest.raises(ValueError, match="frozen"):
-        model.asset_id = "b"  # type: ignore[misc]
+        model.asset_id = "b"  # type: ignore[attr-defined]
 
 
 async def test_a_payload_that_does_not_fit_goes_to_the_dead_letter_queue_without_retries() -> None:
@@ -162,7 +176,7 @@ async def test_a_payload_that_does_not_fit_goes_to_the_dead_letter_queue_without
     assert good.dead_lettered == 0 and bad.dead_lettered == 1
     (entry,) = entries
     assert entry.reason == DeadLetterReason.UNRECOVERABLE and entry.attempts == 1
-    assert entry.event.id == "bad" and entry.error_type.endswith("PayloadValidationError")
+    assert entry.event is not None and entry.event.id == "bad" and entry.error_type.endswith("PayloadValidationError")
     assert "test.result payload of event bad: result" in entry.error_message
 
 
