@@ -40,6 +40,7 @@ from .id_prefix import resolve_ids, short_ids
 from .logging_setup import LOG_FORMATS, setup_logging
 from .paging import Page
 from .pattern import validate_type_pattern
+from .schema_cli import schema_command
 from .store import EventQuery
 from .transports.file import FileOutcome, FileSettings, FileTransport, find_inputs
 
@@ -64,6 +65,7 @@ mqtt_app = typer.Typer(help="MQTT mapping rules: try a topic and payload.", no_a
 app.add_typer(config_app, name="config")
 app.add_typer(mqtt_app, name="mqtt")
 app.add_typer(docs_app, name="docs")
+app.command("schema")(schema_command)
 
 out = Console()
 err = Console(stderr=True)

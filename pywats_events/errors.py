@@ -17,6 +17,8 @@ __all__ = [
     "DecodeError",
     "HandlerError",
     "HandlerRegistrationError",
+    "NoPayloadModelError",
+    "PayloadValidationError",
     "PluginError",
     "PyWatsEventsError",
     "SinkUnavailableError",
@@ -89,6 +91,44 @@ class SinkUnavailableError(HandlerError):
     def __init__(self, message: str, *, retry: bool = True) -> None:
         self.retry = retry
         super().__init__(message)
+
+
+class PayloadValidationError(UnrecoverableError, ValueError):
+    """An event's payload does not fit the typed model of its event type (``pywats_events.domain``).
+
+    An ``UnrecoverableError``: raised from a handler, the delivery goes straight to the dead-letter queue.
+
+    Args:
+        event_type: the event's type (``test.result``).
+        field: dotted path of the first field that does not fit (``tests.0.result``).
+        reason: what is wrong with it.
+        event_id: the event's id, when there is an event.
+        problems: how many fields do not fit (count).
+    """
+
+    def __init__(self, event_type: str, field: str, reason: str, *, event_id: str = "", problems: int = 1) -> None:
+        self.event_type = event_type
+        self.field = field
+        self.reason = reason
+        self.event_id = event_id
+        self.problems = problems
+        more = f" (and {problems - 1} more)" if problems > 1 else ""
+        of = f" of event {event_id}" if event_id else ""
+        super().__init__(f"{event_type} payload{of}: {field}: {reason}{more}")
+
+
+class NoPayloadModelError(PyWatsEventsError, LookupError):
+    """No typed payload model is registered for an event type.
+
+    Args:
+        event_type: the type asked for.
+        known: the types that have a model.
+    """
+
+    def __init__(self, event_type: str, known: list[str]) -> None:
+        self.event_type = event_type
+        self.known = known
+        super().__init__(f"no payload model for event type {event_type!r}; known: {', '.join(known)}")
 
 
 class CircuitOpenError(BusError):
