@@ -268,22 +268,31 @@ class NATSTransport(Transport):
                 await self._connector
             self._connector = None
         pull = self._tasks[0] if self._tasks else None
+        grace = max(1.0, self.settings.drain_timeout)
         if pull is not None:
             pull.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pull
+            await asyncio.wait([pull], timeout=grace)
         if self._settling:
             await asyncio.wait(list(self._settling), timeout=self.settings.drain_timeout)
         if self._background:
             await asyncio.wait(list(self._background), timeout=self.settings.drain_timeout)
-        await self._flush_acks()
-        for task in self._tasks:
+        # Every step below is bounded: a stop never hangs on a dead connection or a stuck task.
+        try:
+            await asyncio.wait_for(self._flush_acks(), grace)
+        except Exception as exc:
+            log.warning("transport %s: acknowledgements not flushed at stop: %s", self.name, type(exc).__name__)
+        leftover = [*self._tasks, *self._background]
+        for task in leftover:
             task.cancel()
-        for task in [*self._tasks, *self._background]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if leftover:
+            _, stuck = await asyncio.wait(leftover, timeout=grace)
+            if stuck:
+                log.warning("transport %s: %d task(s) did not end at stop; abandoned", self.name, len(stuck))
         self._tasks = []
-        await self._close()
+        try:
+            await asyncio.wait_for(self._close(), grace)
+        except Exception as exc:
+            log.warning("transport %s: connection not closed cleanly at stop: %s", self.name, type(exc).__name__)
         self._started = False
         self._inflight.clear()
         self._by_seq.clear()
