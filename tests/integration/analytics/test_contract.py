@@ -85,7 +85,8 @@ def test_analytics_routes_conform_to_the_openapi_document(service: _Service) -> 
         seen += 1
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+                  derandomize=True)
         def run(case) -> None:  # type: ignore[no-untyped-def]
             case.call_and_validate(base_url=service.url, checks=checks, timeout=30)
 

@@ -87,7 +87,8 @@ def test_api_conforms_to_its_openapi_document(service: ThreadedService) -> None:
         operations += 1
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+                  derandomize=True)
         def run(case) -> None:  # type: ignore[no-untyped-def]
             case.call_and_validate(
                 base_url=service.url, headers={"Authorization": f"Bearer {TOKEN}"}, checks=checks, timeout=30
