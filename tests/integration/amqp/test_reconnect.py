@@ -1,12 +1,16 @@
-"""A real broker restart (``rabbitmqctl stop_app`` / ``start_app``) while messages flow: the transport goes
-RECONNECTING then CONNECTED, its consumer is restored, readiness and ``system.transport_*`` events say
-so, and every message published before, during and after the restart is handled."""
+"""A real broker crash and restart (``kill -9`` of the VM, then start again) while messages flow: the
+transport goes RECONNECTING then CONNECTED, its consumer is restored, readiness and ``system.transport_*``
+events say so, and every message published before, during and after the restart is handled.
+
+The restarted broker is a PRIVATE RabbitMQ node started by the ``private_rabbit`` fixture
+(``tests/integration/amqp/private_broker.py``), never the shared one other test runs use."""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 
 import aio_pika
 import pytest
@@ -17,25 +21,30 @@ from pywats_events.event import Event
 from pywats_events.store import MemoryStore
 from pywats_events.transports.base import TransportState
 from tests.integration.amqp.broker import AmqpNames, envelope_bytes, expected_event_ids, wait_for
+from tests.integration.amqp.private_broker import PrivateRabbit, require_private_rabbit
 from tests.services import AMQP_URL
 
 ROUTING = "CFX.Production.TestAndInspection.UnitsTested"
 
 
-async def rabbitmqctl(*args: str) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode == 0, f"rabbitmqctl {' '.join(args)} failed: {out.decode(errors='replace')}"
+@pytest.fixture
+def private_rabbit(tmp_path: Path) -> Iterator[PrivateRabbit]:
+    """A RabbitMQ node of this test's own (port from 56800-56899), stopped and removed afterwards."""
+    require_private_rabbit()
+    node = PrivateRabbit(tmp_path / "rabbitmq")
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
 
 
-async def publish_until_confirmed(names: AmqpNames, seqs: range) -> None:
+async def publish_until_confirmed(names: AmqpNames, seqs: range, url: str = AMQP_URL) -> None:
     """Publish with confirms, reconnecting and re-sending what was not confirmed (as a CFX endpoint would)."""
     left = list(seqs)
     while left:
         try:
-            conn = await aio_pika.connect(AMQP_URL, timeout=5)
+            conn = await aio_pika.connect(url, timeout=5)
             async with conn:
                 ch = await conn.channel(publisher_confirms=True)
                 ex = await ch.get_exchange(names.exchange)
@@ -59,10 +68,11 @@ async def publish_until_confirmed(names: AmqpNames, seqs: range) -> None:
 
 
 @pytest.mark.slow
-async def test_consumer_is_restored_after_a_broker_restart_and_every_message_is_handled(amqp: AmqpNames) -> None:
-    if shutil.which("rabbitmqctl") is None:
-        pytest.skip("rabbitmqctl is not installed here (the broker is not local)")
-    transport = CFXTransport("cfx", **amqp.transport_options(heartbeat=5, prefetch=50))
+async def test_consumer_is_restored_after_a_broker_restart_and_every_message_is_handled(
+    amqp: AmqpNames, private_rabbit: PrivateRabbit
+) -> None:
+    url = private_rabbit.url
+    transport = CFXTransport("cfx", **amqp.transport_options(heartbeat=5, prefetch=50, url=url))
     bus = EventBus(store=MemoryStore())
     bus.add_transport(transport)
     handled: Counter[str] = Counter()
@@ -80,17 +90,17 @@ async def test_consumer_is_restored_after_a_broker_restart_and_every_message_is_
     await bus.start()
     try:
         assert bus.readiness()[0]
-        await publish_until_confirmed(amqp, range(0, 400))
+        await publish_until_confirmed(amqp, range(0, 400), url)
         await wait_for(lambda: len(handled) >= 50, 30, "messages to flow before the restart")
-        await rabbitmqctl("stop_app")
+        await asyncio.to_thread(private_rabbit.kill)
         try:
             await wait_for(lambda: transport.state is TransportState.RECONNECTING, 30, "RECONNECTING")
             ready, details = bus.readiness()
             assert not ready
             assert "transport cfx: reconnecting" in details["not_ready"]
         finally:
-            await rabbitmqctl("start_app")
-        await publish_until_confirmed(amqp, range(400, 600))
+            await asyncio.to_thread(private_rabbit.start)
+        await publish_until_confirmed(amqp, range(400, 600), url)
         await wait_for(lambda: transport.state is TransportState.CONNECTED, 60, "CONNECTED again")
         await wait_for(lambda: len(handled) == 600, 60, "all 600 messages to be handled")
 
