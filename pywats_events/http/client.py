@@ -10,6 +10,11 @@
 on failure, so the bus's retry policy, circuit breaker and dead-letter queue apply; a 4xx answer other
 than 408/429 means retrying cannot help and dead-letters the delivery at once (``UnrecoverableError``).
 Each post carries ``Idempotency-Key: <event id>``, so a receiving pyWATS bus skips a retried copy.
+
+With ``webhook_secret`` each post is signed by Standard Webhooks (``webhook-id`` = the event id, or the
+idempotency key, the same on every retry; ``webhook-timestamp`` = the time of that attempt). A 409
+``/problems/already-accepted`` answer (the receiver accepted that id before and the answer was lost) counts
+as delivered.
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Protocol, Self
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ..errors import ConfigError, UnrecoverableError
 from ..event import Event
 from ..handlers import BaseHandler
 from .errors import EventServiceError
 from .security import sign_body
+from .webhook_signature import parse_secret, signature_headers
 
 __all__ = ["EVENT_SERVICE_PATH", "EventServiceClient", "ForwarderSettings", "HttpForwarder"]
 
@@ -44,6 +50,14 @@ def _prune(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_prune(v) for v in value]
     return value
+
+
+def _problem(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 class LabEventMessage(Protocol):
@@ -100,12 +114,13 @@ class EventServiceClient:
             appended.
         token: bearer token, if the service requires one.
         hmac_secret: key for the ``X-Signature`` body signature, if the service requires one.
+        webhook_secret: Standard Webhooks secret (``whsec_<base64>``): sign every request with it.
         timeout: seconds for connecting and for the answer.
         headers: extra headers for every request.
 
     Raises (from the publish methods):
         EventServiceError: no answer (network error, ``status`` None) or a non-2xx answer (``status``).
-        ValueError: invalid message.
+        ValueError: invalid message; on construction, an invalid ``webhook_secret``.
     """
 
     def __init__(
@@ -114,12 +129,15 @@ class EventServiceClient:
         *,
         token: str | SecretStr | None = None,
         hmac_secret: str | SecretStr | None = None,
+        webhook_secret: str | SecretStr | None = None,
         timeout: float = 10.0,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.url = base_url.rstrip("/") + EVENT_SERVICE_PATH
         self._token = _secret(token)
         self._hmac = _secret(hmac_secret)
+        whsec = _secret(webhook_secret)
+        self._webhook_key = parse_secret(whsec) if whsec else None
         self.timeout = timeout
         self._headers = dict(headers or {})
         self._sync: httpx.Client | None = None
@@ -137,11 +155,18 @@ class EventServiceClient:
             headers["Authorization"] = f"Bearer {self._token}"
         if self._hmac:
             headers["X-Signature"] = sign_body(raw, self._hmac)
+        if self._webhook_key is not None:
+            headers.update(signature_headers(self._webhook_key, raw, msg_id=idempotency_key))
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         return raw, headers
 
     def _result(self, response: httpx.Response) -> dict[str, Any]:
+        if response.status_code == 409 and self._webhook_key is not None:
+            problem = _problem(response)
+            if problem.get("type") == "/problems/already-accepted":
+                # Accepted (settled) before under this webhook-id; the earlier answer was lost.
+                return {"already_accepted": True, **problem}
         if response.status_code // 100 != 2:
             detail = response.text[:500]
             raise EventServiceError(
@@ -229,6 +254,7 @@ class ForwarderSettings(BaseModel):
         event_types: type patterns to forward.
         min_severity: lowest severity forwarded (``None``: all).
         token / hmac_secret: the target's credentials (secrets).
+        webhook_secret: Standard Webhooks secret (``whsec_<base64>``) to sign each post with.
         timeout: seconds per post.
         include_system: also forward ``system.*`` events.
     """
@@ -240,8 +266,16 @@ class ForwarderSettings(BaseModel):
     min_severity: str | None = None
     token: SecretStr | None = None
     hmac_secret: SecretStr | None = None
+    webhook_secret: SecretStr | None = None
     timeout: float = Field(default=10.0, gt=0)
     include_system: bool = False
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_secret(value.get_secret_value())
+        return value
 
 
 class HttpForwarder(BaseHandler):
@@ -251,7 +285,7 @@ class HttpForwarder(BaseHandler):
         base_url: target service base URL.
         event_types: type patterns forwarded (default all; narrow it, e.g. ``("asset.*", "test.result")``).
         name: handler name (default ``http-forwarder``); keep it stable, dead letters are keyed by it.
-        token / hmac_secret / timeout: as ``EventServiceClient``.
+        token / hmac_secret / webhook_secret / timeout: as ``EventServiceClient``.
         min_severity: lowest severity forwarded.
         include_system: also forward ``system.*`` events (bus internals: transport states, dead-letter
             notices); off by default, so a failing target cannot feed on its own failure notices.
@@ -275,6 +309,7 @@ class HttpForwarder(BaseHandler):
         timeout: float = 10.0,
         min_severity: str | None = None,
         include_system: bool = False,
+        webhook_secret: str | SecretStr | None = None,
     ) -> None:
         if name:
             self.name = name
@@ -282,7 +317,9 @@ class HttpForwarder(BaseHandler):
         self.event_types = tuple(event_types)  # type: ignore[misc]
         self.min_severity = min_severity
         self.include_system = include_system
-        self.client = EventServiceClient(base_url, token=token, hmac_secret=hmac_secret, timeout=timeout)
+        self.client = EventServiceClient(
+            base_url, token=token, hmac_secret=hmac_secret, webhook_secret=webhook_secret, timeout=timeout
+        )
 
     @classmethod
     def from_config(cls, name: str, options: dict[str, Any]) -> Self:
@@ -303,6 +340,7 @@ class HttpForwarder(BaseHandler):
             name=name,
             token=s.token,
             hmac_secret=s.hmac_secret,
+            webhook_secret=s.webhook_secret,
             timeout=s.timeout,
             min_severity=s.min_severity,
             include_system=s.include_system,

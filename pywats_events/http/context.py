@@ -4,7 +4,7 @@ the HTTP-layer metrics. Built once by ``create_app``."""
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -13,6 +13,7 @@ from ..bus import EventBus
 from ..status_board import StatusBoard
 from ..transports.webhook import WebhookTransport
 from .settings import HTTPSettings
+from .webhook_signature import ReplayGuard
 
 __all__ = ["HTTPContext", "HTTPMetrics"]
 
@@ -83,3 +84,5 @@ class HTTPContext:
     transport: WebhookTransport
     board: StatusBoard
     metrics: HTTPMetrics
+    #: Standard Webhooks ids accepted recently (replays answered 409).
+    replay: ReplayGuard = field(default_factory=ReplayGuard)

@@ -1,7 +1,8 @@
 """Ingest routes: ``POST /events``, ``POST /cfx``, ``POST /api/v2.0/EventService``.
 
-Each request goes: bearer token (401/403) → capacity (503) → body within the limit (413) → HMAC
-signature over the raw body (401/403) → ``Content-Encoding`` (``gzip`` decoded within
+Each request goes: bearer token (401/403) → capacity (503) → body within the limit (413) → body
+signature over the raw body, ``X-Signature`` or Standard Webhooks (401/403; 403 for a stale
+``webhook-timestamp``, 409 for a ``webhook-id`` already accepted) → ``Content-Encoding`` (``gzip`` decoded within
 ``max_decompressed_bytes``, 413 beyond; unknown encodings 415) → decoding (400, problem naming the field)
 → the bus → 200 once settled. The answer body is ``{"accepted": n, "event_ids": [...], "settlement":
 {events, handled, skipped, dead_lettered, unrouted}}``.
@@ -10,7 +11,8 @@ signature over the raw body (401/403) → ``Content-Encoding`` (``gzip`` decoded
 routes without an HMAC secret. The signature covers the body, not the headers, so on a signed route a
 client (or anyone replaying a captured request) could change the key and with it the ids, and have the
 handlers run again. There the key is ignored and the ids derive from the SHA-256 of the signed body as
-received: a retried or replayed request gets the same ids and the bus skips it.
+received: a retried or replayed request gets the same ids and the bus skips it. A Standard Webhooks
+request's ids derive from its signed ``webhook-id`` instead (the same on every resend of one message).
 """
 
 from __future__ import annotations
@@ -30,9 +32,12 @@ from .context import HTTPContext
 from .errors import IngestRefusedError, InvalidRequestError
 from .limits import BodyTooLargeError, gunzip_limited, read_body
 from .problem import problem
-from .security import check_bearer, check_signature
+from .security import check_bearer, check_body_signature
+from .webhook_signature import Verified
 
 __all__ = ["post_cfx", "post_event_service", "post_events"]
+
+_GROUPS = {"/events": "events", "/cfx": "cfx", "/api/v2.0/EventService": "event_service"}
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +76,13 @@ async def _admit_and_read(request: Request, ctx: HTTPContext, group: str, route:
             # Close the connection: otherwise the server keeps reading (and discarding) the rest of an
             # oversized upload to reuse the connection.
             return problem(413, str(exc), limit=exc.limit, headers={"Connection": "close"})
-        denied = check_signature(request, body, sec.hmac_secret)
-        if denied is None:
+        checked = check_body_signature(request, body, sec, ctx.replay, route)
+        if checked is None or isinstance(checked, Verified):
+            request.state.webhook = checked
             return body
-    ctx.metrics.rejected.labels(route, "unauthorized" if denied.status_code == 401 else "forbidden").inc()
+        denied = checked
+    reason = {401: "unauthorized", 409: "replayed"}.get(denied.status_code, "forbidden")
+    ctx.metrics.rejected.labels(route, reason).inc()
     return denied
 
 
@@ -83,7 +91,9 @@ def _invalid(ctx: HTTPContext, route: str, exc: InvalidRequestError) -> Response
     return problem(400, exc.reason, field=exc.field or None)
 
 
-async def _hand_over(ctx: HTTPContext, route: str, events: list[Event], first_delivery: bool = False) -> Response:
+async def _hand_over(
+    ctx: HTTPContext, route: str, events: list[Event], first_delivery: bool = False, request: Request | None = None
+) -> Response:
     try:
         result = await ctx.transport.ingest(events, first_delivery=first_delivery, route=route)
     except IngestRefusedError as exc:
@@ -105,6 +115,11 @@ async def _hand_over(ctx: HTTPContext, route: str, events: list[Event], first_de
         "unrouted": result.unrouted,
     }
     body = {"accepted": len(events), "event_ids": [e.id for e in events], "settlement": settlement}
+    verified = getattr(request.state, "webhook", None) if request is not None else None
+    if isinstance(verified, Verified):
+        # Remembered only once settled: a resend after a 503 or a lost connection must get through.
+        sec = ctx.settings.security(_GROUPS[route])
+        ctx.replay.remember(verified.msg_id, verified.timestamp, sec.webhook_tolerance)
     return Response(_ENCODER.encode(body), status_code=200, media_type="application/json")
 
 
@@ -127,9 +142,14 @@ def _content_decoded(request: Request, ctx: HTTPContext, route: str, raw: bytes)
 
 
 def _id_seed(request: Request, ctx: HTTPContext, group: str, raw: bytes) -> str | None:
-    """The seed of derived event ids: the ``Idempotency-Key`` on an unsigned route, the signed body's
-    SHA-256 on a signed one (see the module docstring: the key is not covered by the signature)."""
-    if ctx.settings.security(group).hmac_secret is not None:
+    """The seed of derived event ids: the ``Idempotency-Key`` on an unsigned route, the signed
+    ``webhook-id`` of a Standard Webhooks request (the same on every resend of a message, as the spec
+    says), the signed body's SHA-256 on an ``X-Signature`` route (see the module docstring: the key is not
+    covered by the signature)."""
+    verified = getattr(request.state, "webhook", None)
+    if isinstance(verified, Verified):
+        return verified.msg_id
+    if ctx.settings.security(group).signed:
         return "sha256:" + hashlib.sha256(raw).hexdigest()
     key = request.headers.get(IDEMPOTENCY_HEADER)
     # A key outside the documented 1..200 printable ASCII is a client bug (an unfilled template, a binary
@@ -153,7 +173,7 @@ async def _decode_and_ingest(
         events, first_delivery = decode(body, _id_seed(request, ctx, group, raw))
     except InvalidRequestError as exc:
         return _invalid(ctx, route, exc)
-    return await _hand_over(ctx, route, events, first_delivery)
+    return await _hand_over(ctx, route, events, first_delivery, request)
 
 
 async def post_events(request: Request) -> Response:
@@ -209,7 +229,7 @@ async def post_cfx(request: Request) -> Response:
         return _invalid(ctx, route, exc)
     except DecodeError as exc:
         return await _dead_letter(ctx, route, body, exc, meta)
-    return await _hand_over(ctx, route, events)
+    return await _hand_over(ctx, route, events, request=request)
 
 
 async def _dead_letter(ctx: HTTPContext, route: str, body: bytes, exc: DecodeError, meta: dict[str, str]) -> Response:

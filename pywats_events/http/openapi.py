@@ -356,21 +356,32 @@ def _security(settings: HTTPSettings, group: str) -> list[dict[str, list[str]]]:
 
 
 def _signature(settings: HTTPSettings, group: str) -> list[dict[str, Any]]:
-    if settings.security(group).hmac_secret is None:
-        return []
-    return [
-        {
-            "name": "X-Signature",
-            "in": "header",
-            "required": True,
-            "description": "sha256=<hex HMAC-SHA256 of the raw body>",
-            "schema": _STR,
-        }
-    ]
+    sec = settings.security(group)
+    both = sec.hmac_secret is not None and bool(sec.webhook_secret)
+    params: list[dict[str, Any]] = []
+    if sec.hmac_secret is not None:
+        params.append(
+            {
+                "name": "X-Signature",
+                "in": "header",
+                "required": not both,
+                "description": "sha256=<hex HMAC-SHA256 of the raw body>"
+                + (" (or the Standard Webhooks headers)" if both else ""),
+                "schema": _STR,
+            }
+        )
+    if sec.webhook_secret:
+        for name, text in (
+            ("webhook-id", "Standard Webhooks message id, the same on every resend; a replay is answered 409"),
+            ("webhook-timestamp", "integer Unix seconds of signing; outside the tolerance window: 403"),
+            ("webhook-signature", "space-separated v1,<base64 HMAC-SHA256 of '{id}.{timestamp}.{raw body}'>"),
+        ):
+            params.append({"name": name, "in": "header", "required": not both, "description": text, "schema": _STR})
+    return params
 
 
 def _ingest(settings: HTTPSettings, group: str, summary: str, body: dict[str, Any], extra: dict[str, Any]) -> Any:
-    signed = settings.security(group).hmac_secret is not None
+    signed = settings.security(group).signed
     key_use = (
         "ignored on this signed route (the signature does not cover it): events without an id get ids "
         "derived from the signed body, so a retried or replayed request is a no-op"

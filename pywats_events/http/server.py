@@ -139,8 +139,8 @@ class Server:
         loopback = ipaddress.ip_address(bound.split("%", 1)[0]).is_loopback
         for group in open_groups:
             log.warning(
-                "HTTP intake %r is open: anyone who can reach %s may post events; set [http.routes.%s] tokens "
-                "or hmac_secret (or PYWATS_HTTP_ROUTES__%s__TOKENS)",
+                "HTTP intake %r is open: anyone who can reach %s may post events; set [http.routes.%s] tokens, "
+                "hmac_secret or webhook_secret (or PYWATS_HTTP_ROUTES__%s__TOKENS)",
                 group,
                 self.url,
                 group,
@@ -149,7 +149,8 @@ class Server:
         if not loopback and not self.settings.allow_open_intake:
             raise HTTPServerError(
                 f"refusing to serve open intake route(s) {', '.join(open_groups)} on {self.settings.host} "
-                "(not a loopback address): give them tokens or an hmac_secret ([http.routes.<group>], "
+                "(not a loopback address): give them tokens, an hmac_secret or a webhook_secret "
+                "([http.routes.<group>], "
                 'PYWATS_HTTP_ROUTES__<GROUP>__TOKENS), bind host = "127.0.0.1", or set '
                 "[http] allow_open_intake = true"
             )

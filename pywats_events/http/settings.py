@@ -7,7 +7,7 @@ variables ``PYWATS_HTTP_<FIELD>`` (nested with ``__``: ``PYWATS_HTTP_ADMIN_TOKEN
 as the sample says takes effect even where the file has a placeholder such as ``tokens = []``. Secrets are
 ``SecretStr``: never logged, shown as ``**********`` in ``repr`` and ``describe()``.
 
-Open intake (a route group of ``INTAKE_ROUTES`` with neither tokens nor an HMAC secret) is logged at
+Open intake (a route group of ``INTAKE_ROUTES`` with neither tokens nor a signature secret) is logged at
 WARNING when the server starts; on an address other than loopback the server refuses to start with open
 intake unless ``allow_open_intake = true``.
 """
@@ -35,17 +35,46 @@ INTAKE_ROUTES = ("events", "cfx", "event_service")
 
 
 class RouteSecurity(BaseModel):
-    """Credentials one route group requires. With both set, a request needs both.
+    """Credentials one route group requires. A bearer token and a body signature: with both kinds set, a
+    request needs both. The two signature schemes are alternatives: with ``hmac_secret`` and
+    ``webhook_secret`` set, a request signed by either passes.
 
     Attributes:
         tokens: accepted bearer tokens (``Authorization: Bearer <token>``); several allow rotation.
         hmac_secret: key of the HMAC-SHA256 body signature (``X-Signature: sha256=<hex>``).
+        webhook_secret: Standard Webhooks secrets (``whsec_<base64>``; one, or several during a rotation):
+            ``webhook-id``, ``webhook-timestamp``, ``webhook-signature`` headers, stale timestamps and
+            replayed ids refused (``pywats_events.http.webhook_signature``).
+        webhook_tolerance: seconds a ``webhook-timestamp`` may differ from the server clock (either way),
+            and how long an accepted ``webhook-id`` is remembered; 1..86400, default 300.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     tokens: list[SecretStr] = Field(default_factory=list)
     hmac_secret: SecretStr | None = None
+    webhook_secret: list[SecretStr] = Field(default_factory=list)
+    webhook_tolerance: float = Field(default=300.0, ge=1, le=86400)
+
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _one_secret(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _whsec(cls, value: list[SecretStr]) -> list[SecretStr]:
+        from .webhook_signature import parse_secret
+
+        for secret in value:
+            parse_secret(secret.get_secret_value())  # ValueError names the expected form
+        return value
+
+    def webhook_keys(self) -> list[bytes]:
+        """The key bytes of ``webhook_secret``."""
+        from .webhook_signature import parse_secret
+
+        return [parse_secret(s.get_secret_value()) for s in self.webhook_secret]
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -62,7 +91,12 @@ class RouteSecurity(BaseModel):
     @property
     def open(self) -> bool:
         """True when the route needs no credentials."""
-        return not self.tokens and self.hmac_secret is None
+        return not self.tokens and self.hmac_secret is None and not self.webhook_secret
+
+    @property
+    def signed(self) -> bool:
+        """True when the route requires a body signature (either scheme)."""
+        return self.hmac_secret is not None or bool(self.webhook_secret)
 
 
 _OPEN = RouteSecurity()
@@ -175,7 +209,11 @@ class HTTPSettings(BaseSettings):
             "max_body_bytes": self.max_body_bytes,
             "admin_api": self.admin_token is not None,
             "routes": {
-                name: {"bearer": bool(sec.tokens), "hmac": sec.hmac_secret is not None}
+                name: {
+                    "bearer": bool(sec.tokens),
+                    "hmac": sec.hmac_secret is not None,
+                    "standard_webhooks": bool(sec.webhook_secret),
+                }
                 for name, sec in self.routes.items()
             },
         }
