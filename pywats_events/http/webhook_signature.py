@@ -155,8 +155,8 @@ def verify(
     stamp = headers.get(TIMESTAMP_HEADER)
     signatures = headers.get(SIGNATURE_HEADER)
     if not (msg_id and stamp and signatures):
-        given = ((ID_HEADER, msg_id), (TIMESTAMP_HEADER, stamp), (SIGNATURE_HEADER, signatures))
-        missing = [name for name, value in given if not value]
+        pairs = ((ID_HEADER, msg_id), (TIMESTAMP_HEADER, stamp), (SIGNATURE_HEADER, signatures))
+        missing = [name for name, value in pairs if not value]
         raise WebhookSignatureError(
             401, "missing", f"Standard Webhooks signature required: header(s) {', '.join(missing)} missing"
         )
