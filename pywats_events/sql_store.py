@@ -48,7 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from . import _json
 from .errors import DeadLetterNotFoundError, StoreError, StoreRefusedError, StoreSchemaError
-from .event import Event, severity_rank
+from .event import Event, Severity, severity_rank
 from .pattern import pattern_to_sql_like, validate_type_pattern
 from .store import DeadLetterEntry, EventQuery, MemoryStore, Store, StoredEvent
 
@@ -418,6 +418,49 @@ def _type_conditions(pattern: str, sqlite: bool) -> list[sa.ColumnElement[bool]]
     else:
         out.append(c.type.like(pattern_to_sql_like(_safe_text(pattern)), escape="\\"))
     return out
+
+
+_BODY_KEYS = frozenset(
+    ("id", "type", "source", "timestamp", "category", "severity", "payload", "correlation_id", "causation_id",
+     "subjects", "tags", "headers")
+)
+_SEVERITIES = {s.value: s for s in Severity}
+
+
+def _stored_event(data: dict[str, Any]) -> Event:
+    """An event from a body this store wrote (``Event.model_dump_json``): built with ``Event.trusted``
+    (no re-validation, pages of query results are read often). A body of any other shape (edited by
+    hand, written by another version) goes through ``Event.from_json_dict``, which validates it."""
+    try:
+        if (
+            data.keys() <= _BODY_KEYS
+            and isinstance(data.get("type"), str)
+            and isinstance(data.get("id"), str)
+            and isinstance(data.get("source"), str)
+            and isinstance(data.get("payload"), dict)
+            and isinstance(data.get("headers", {}), dict)
+        ):
+            ts = datetime.fromisoformat(data["timestamp"])
+            if ts.tzinfo is None:
+                ts = ts.replace(tzinfo=UTC)
+            elif ts.utcoffset():
+                ts = ts.astimezone(UTC)
+            return Event.trusted(
+                id=data["id"],
+                type=data["type"],
+                source=data["source"],
+                timestamp=ts,
+                payload=data["payload"],
+                correlation_id=data.get("correlation_id"),
+                causation_id=data.get("causation_id"),
+                severity=_SEVERITIES[data["severity"]],
+                subjects=tuple(data.get("subjects") or ()),
+                tags=tuple(data.get("tags") or ()),
+                headers=data.get("headers") or {},
+            )
+    except (KeyError, TypeError, ValueError):
+        pass
+    return Event.from_json_dict(data)
 
 
 def _chunks(items: Sequence[str], size: int = _CHUNK) -> list[list[str]]:
@@ -1064,7 +1107,7 @@ class SQLStore(Store):
         )
         rows = await self._read(stmt, "event query")
         return [
-            StoredEvent(event=Event.from_json_dict(r[0]), stored_at=r[1], acknowledged_at=r[2], acknowledged_by=r[3])
+            StoredEvent(event=_stored_event(r[0]), stored_at=r[1], acknowledged_at=r[2], acknowledged_by=r[3])
             for r in rows
         ]
 
