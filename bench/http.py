@@ -12,7 +12,9 @@ The same load generator hits both, one after the other: ``wrk`` when installed (
 else an httpx loop in a separate process with ``--connections`` concurrent keep-alive requests. Each server
 gets a warm-up, then a measured run of ``--seconds``; the servers alternate for ``--rounds`` rounds and each
 one's best run counts (other load on the machine comes and goes). Only 2xx answers count. Prints one line per figure
-and, last, one JSON object: ``{"bare_rps": ..., "bus_rps": ..., "ratio": bus_rps / bare_rps}``.
+and, last, one JSON object: ``{"loadgen": "wrk" or "httpx", "bare_rps": ..., "bus_rps": ..., "ratio":
+bus_rps / bare_rps, "cpu_ratio": bare / bus server CPU per request, ...}``. Without wrk (and with
+``--loadgen auto``) it says so in capitals before the figures and ``loadgen`` is ``"httpx"``.
 """
 
 from __future__ import annotations
@@ -208,6 +210,14 @@ def main() -> None:
     loadgen = args.loadgen
     if loadgen == "auto":
         loadgen = "wrk" if shutil.which("wrk") else "httpx"
+        if loadgen == "httpx":
+            print(
+                "NOTE: wrk is not installed (Debian: apt-get install wrk); FALLING BACK to an httpx load generator, "
+                "which is slower than the servers, so the figures below are not comparable with wrk's",
+                flush=True,
+            )
+    elif loadgen == "wrk" and not shutil.which("wrk"):
+        raise SystemExit("--loadgen wrk: wrk is not installed (Debian: apt-get install wrk)")
     print(f"load generator: {loadgen}, {args.connections} connections, {args.seconds:g}s per run")
     # Alternate the servers and keep each one's best run, so a burst of load from other processes on the
     # machine does not decide the ratio.
@@ -224,12 +234,21 @@ def main() -> None:
                 bare = max(bare, rps)
             else:
                 bus = max(bus, rps)
+    result: dict[str, object] = {
+        "loadgen": loadgen,
+        "connections": args.connections,
+        "bare_rps": round(bare, 1),
+        "bus_rps": round(bus, 1),
+        "ratio": round(bus / bare, 3),
+    }
     if cpu["bare"] and cpu["bus"]:
         # Server CPU per request does not depend on what else runs on the machine; its ratio is the
         # throughput ratio a dedicated core would show.
         b, e = min(cpu["bare"]), min(cpu["bus"])
         print(f"server CPU per request: bare {b:,.0f} us, bus {e:,.0f} us; CPU-bound ratio {b / e:.3f}")
-    print(json.dumps({"bare_rps": round(bare, 1), "bus_rps": round(bus, 1), "ratio": round(bus / bare, 3)}))
+        result.update(bare_cpu_us=round(b, 1), bus_cpu_us=round(e, 1), cpu_ratio=round(b / e, 3))
+    result["load_avg"] = round(os.getloadavg()[0], 2)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -19,11 +19,14 @@ import uuid
 from collections.abc import Awaitable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Running a script puts its folder first on sys.path, where bench/http.py would shadow the standard
+# library's http package: drop it, and make the repository importable without installation.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from pywats_events.event import Event
-from pywats_events.sql_store import open_store
-from pywats_events.store import Store
+from pywats_events.event import Event  # noqa: E402
+from pywats_events.sql_store import open_store  # noqa: E402
+from pywats_events.store import Store  # noqa: E402
 
 Rate = tuple[float, float]  # (per wall second, CPU microseconds of this process per item, all threads)
 

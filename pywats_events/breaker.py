@@ -112,6 +112,8 @@ class CircuitBreaker:
     def allow(self) -> bool:
         """Ask to make one call now. True: call, then report with ``record_success`` or
         ``record_failure``. False: the circuit is open (or all trial slots are taken); park the delivery."""
+        if self._state is BreakerState.CLOSED:  # the hot path: one identity test
+            return True
         if not self.policy.enabled:
             return True
         state = self.state

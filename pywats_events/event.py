@@ -169,6 +169,57 @@ class Event(BaseModel):
         return value
 
     @classmethod
+    def trusted(
+        cls,
+        *,
+        type: str,
+        source: str = "unknown",
+        id: str | None = None,
+        timestamp: datetime | None = None,
+        payload: dict[str, Any] | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        severity: Severity = Severity.INFO,
+        subjects: tuple[str, ...] = (),
+        tags: tuple[str, ...] = (),
+        headers: dict[str, Any] | None = None,
+    ) -> Event:
+        """Build an event from values that are already valid, without running validation (about 4x
+        cheaper than ``Event(...)``). For adapters and stores whose input was validated on its own terms
+        (a typed CFX message, a row this store wrote), on the decode hot path.
+
+        The caller guarantees what validation would otherwise enforce: ``type`` a non-empty dotted
+        string without whitespace (at most 200 characters), ``source`` and ``id`` non-empty (``id``
+        ``None``: a new UUID4), ``timestamp`` timezone-aware UTC (``None``: now), ``severity`` a
+        ``Severity`` member, ``subjects`` and ``tags`` tuples of strings, ``payload`` and ``headers``
+        JSON-serializable dicts (``None``: empty). Nothing is checked or copied: an event built from
+        invalid values misbehaves later (in the store, in handlers) instead of failing here, so input
+        from outside (bytes off the wire, user JSON) goes through ``Event(...)`` or ``from_json_dict``.
+        The result is the same frozen model: equal to ``Event(...)`` built from the same values.
+        """
+        fields = {
+            "id": id if id is not None else _new_id(),
+            "type": type,
+            "source": source,
+            "timestamp": timestamp if timestamp is not None else _now(),
+            "payload": payload if payload is not None else {},
+            "correlation_id": correlation_id,
+            "causation_id": causation_id,
+            "severity": severity,
+            "subjects": subjects,
+            "tags": tags,
+            "headers": headers if headers is not None else {},
+        }
+        event = cls.__new__(cls)
+        # What BaseModel.model_construct sets, without its per-field default handling (20x slower).
+        _set = object.__setattr__
+        _set(event, "__dict__", fields)
+        _set(event, "__pydantic_fields_set__", set(_ALL_FIELDS))
+        _set(event, "__pydantic_extra__", None)
+        _set(event, "__pydantic_private__", None)
+        return event
+
+    @classmethod
     def from_json_dict(cls, data: dict[str, Any]) -> Event:
         """Build an event from its JSON form (as ``to_json_dict`` writes it); ``category`` is ignored.
 
@@ -211,3 +262,6 @@ class Event(BaseModel):
     def severity_rank(self) -> int:
         """Rank of ``severity`` (0 = info .. 3 = critical)."""
         return _SEVERITY_RANK[self.severity.value]
+
+
+_ALL_FIELDS = frozenset(Event.model_fields)

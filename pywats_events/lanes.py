@@ -48,7 +48,7 @@ class Tracker:
             and the message settles once that is durable instead of failing forever.
     """
 
-    __slots__ = ("future", "on_refused", "pending", "remaining", "result", "transport")
+    __slots__ = ("_left", "future", "on_refused", "pending", "remaining", "result", "transport")
 
     def __init__(
         self,
@@ -64,6 +64,7 @@ class Tracker:
         self.on_refused = on_refused
         #: Store writes (and deferred completions) to wait for, each with the event it belongs to.
         self.pending: list[tuple[Awaitable[None], Event | None]] = []
+        self._left = 0
 
     def event_done(self) -> None:
         """One event's deliveries have run (their writes may still be pending)."""
@@ -87,30 +88,34 @@ class Tracker:
             if not self.future.done():
                 self.future.set_result(self.result)
             return
-        left = [len(waiting)]
-
-        def one_done(f: asyncio.Future[None]) -> None:
-            if f.cancelled():
-                self._fail(BusError("store write cancelled"))
-                return
-            exc = f.exception()
-            if exc is not None:
-                if isinstance(exc, StoreRefusedError) and self.on_refused is not None:
-                    # Rare path: find the event whose write was refused, keep it, and count this write
-                    # done once that is durable.
-                    event = next((e for p, e in self.pending if p is f), None)
-                    if event is not None:
-                        self.result.dead_lettered += 1
-                        asyncio.ensure_future(self.on_refused(event, exc)).add_done_callback(one_done)
-                        return
-                self._fail(exc)
-                return
-            left[0] -= 1
-            if left[0] == 0 and not self.future.done():
-                self.future.set_result(self.result)
-
+        self._left = len(waiting)
+        # A bound method, not a closure per message: this runs once per settled message.
+        done = self._write_done
         for p in waiting:
-            asyncio.ensure_future(p).add_done_callback(one_done)
+            if isinstance(p, asyncio.Future):
+                p.add_done_callback(done)
+            else:
+                asyncio.ensure_future(p).add_done_callback(done)
+
+    def _write_done(self, f: asyncio.Future[None]) -> None:
+        if f.cancelled():
+            self._fail(BusError("store write cancelled"))
+            return
+        exc = f.exception()
+        if exc is not None:
+            if isinstance(exc, StoreRefusedError) and self.on_refused is not None:
+                # Rare path: find the event whose write was refused, keep it, and count this write
+                # done once that is durable.
+                event = next((e for p, e in self.pending if p is f), None)
+                if event is not None:
+                    self.result.dead_lettered += 1
+                    asyncio.ensure_future(self.on_refused(event, exc)).add_done_callback(self._write_done)
+                    return
+            self._fail(exc)
+            return
+        self._left -= 1
+        if self._left == 0 and not self.future.done():
+            self.future.set_result(self.result)
 
     def _fail(self, exc: BaseException | None) -> None:
         if not self.future.done():

@@ -46,9 +46,10 @@ from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from . import _json
 from .errors import DeadLetterNotFoundError, StoreError, StoreRefusedError, StoreSchemaError
-from .event import Event, severity_rank
-from .pattern import pattern_to_sql_like
+from .event import Event, Severity, severity_rank
+from .pattern import pattern_to_sql_like, validate_type_pattern
 from .store import DeadLetterEntry, EventQuery, MemoryStore, Store, StoredEvent
 
 if TYPE_CHECKING:  # alembic is imported when a store opens, not with this module
@@ -102,7 +103,7 @@ _events = sa.Table(
     _metadata,
     sa.Column("id", sa.String(200), primary_key=True),
     sa.Column("type", sa.String(200), nullable=False, index=True),
-    sa.Column("category", sa.String(200), nullable=False, index=True),
+    sa.Column("category", sa.String(200), nullable=False),
     sa.Column("source", sa.String(500), nullable=False),
     sa.Column("severity", sa.SmallInteger, nullable=False),
     sa.Column("timestamp", _UTCDateTime, nullable=False, index=True),
@@ -110,6 +111,8 @@ _events = sa.Table(
     sa.Column("stored_at", _UTCDateTime, nullable=False),
     sa.Column("acknowledged_at", _UTCDateTime, nullable=True),
     sa.Column("acknowledged_by", sa.String(200), nullable=True),
+    # Revision 0003: one category's time range in timestamp order, severity answered from the index.
+    sa.Index("ix_events_category_timestamp", "category", "timestamp", "severity"),
 )
 
 _idempotency = sa.Table(
@@ -127,7 +130,7 @@ _dead_letters = sa.Table(
     _metadata,
     sa.Column("id", sa.String(200), primary_key=True),
     sa.Column("reason", sa.String(50), nullable=False, index=True),
-    sa.Column("handler", sa.String(200), nullable=True, index=True),
+    sa.Column("handler", sa.String(200), nullable=True),
     sa.Column("event", sa.JSON(none_as_null=True), nullable=True),
     sa.Column("error_type", sa.Text, nullable=False),
     sa.Column("error_message", sa.Text, nullable=False),
@@ -139,6 +142,8 @@ _dead_letters = sa.Table(
     sa.Column("origin", sa.Text, nullable=False),
     sa.Column("transport", sa.Text, nullable=False),
     sa.Column("headers", sa.JSON, nullable=False),
+    # Revision 0003: one handler's entries in the listing's order (first failure, then id).
+    sa.Index("ix_dead_letters_handler_first_failure", "handler", "first_failure_at", "id"),
 )
 
 
@@ -184,8 +189,9 @@ def _event_json(ev: Event) -> str:
 
 
 def _json_rows(rows: list[tuple[Any, ...]]) -> str:
-    # ensure_ascii=False: text goes to SQLite as UTF-8 as it is, no \u escapes to decode there.
-    return json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+    # Non-ASCII written as is: text goes to SQLite as UTF-8, no \u escapes to decode there. orjson when
+    # installed: this encodes every row of a group commit (event rows hold their JSON body as a string).
+    return _json.dumps_compact(rows)
 
 
 def _json_dumps(value: Any) -> str:
@@ -385,6 +391,76 @@ def _dead_entry(row: Any) -> DeadLetterEntry:
         transport=m["transport"],
         headers=m["headers"] or {},
     )
+
+
+def _type_conditions(pattern: str, sqlite: bool) -> list[sa.ColumnElement[bool]]:
+    """SQL conditions for an event-type pattern, shaped for the indexes: an exact type is an equality
+    (``ix_events_type``); a pattern whose first segment is literal (``test.*``, ``CFX.Production.*``) also
+    names its category, since ``Event.category`` is always the type's first segment, so
+    ``ix_events_category_timestamp`` reads only that category's time range. Matching is case-sensitive
+    on both databases, as ``pywats_events.pattern`` defines it: SQLite gets ``GLOB`` (its ``LIKE``
+    ignores ASCII case), PostgreSQL ``LIKE``.
+
+    Raises:
+        ValueError: the pattern is invalid.
+    """
+    c = _events.c
+    if "*" not in pattern and "?" not in pattern:
+        validate_type_pattern(pattern)
+        return [c.type == _safe_text(pattern)]
+    out: list[sa.ColumnElement[bool]] = []
+    head, dot, _rest = pattern.partition(".")
+    if dot and "*" not in head and "?" not in head:
+        out.append(c.category == _safe_text(head))
+    if sqlite:
+        # GLOB's own wildcards are ours; "[" opens a character class there, so a literal one is "[[]".
+        out.append(c.type.op("GLOB")(_safe_text(pattern).replace("[", "[[]")))
+    else:
+        out.append(c.type.like(pattern_to_sql_like(_safe_text(pattern)), escape="\\"))
+    return out
+
+
+_BODY_KEYS = frozenset(
+    ("id", "type", "source", "timestamp", "category", "severity", "payload", "correlation_id", "causation_id",
+     "subjects", "tags", "headers")
+)
+_SEVERITIES = {s.value: s for s in Severity}
+
+
+def _stored_event(data: dict[str, Any]) -> Event:
+    """An event from a body this store wrote (``Event.model_dump_json``): built with ``Event.trusted``
+    (no re-validation, pages of query results are read often). A body of any other shape (edited by
+    hand, written by another version) goes through ``Event.from_json_dict``, which validates it."""
+    try:
+        if (
+            data.keys() <= _BODY_KEYS
+            and isinstance(data.get("type"), str)
+            and isinstance(data.get("id"), str)
+            and isinstance(data.get("source"), str)
+            and isinstance(data.get("payload"), dict)
+            and isinstance(data.get("headers", {}), dict)
+        ):
+            ts = datetime.fromisoformat(data["timestamp"])
+            if ts.tzinfo is None:
+                ts = ts.replace(tzinfo=UTC)
+            elif ts.utcoffset():
+                ts = ts.astimezone(UTC)
+            return Event.trusted(
+                id=data["id"],
+                type=data["type"],
+                source=data["source"],
+                timestamp=ts,
+                payload=data["payload"],
+                correlation_id=data.get("correlation_id"),
+                causation_id=data.get("causation_id"),
+                severity=_SEVERITIES[data["severity"]],
+                subjects=tuple(data.get("subjects") or ()),
+                tags=tuple(data.get("tags") or ()),
+                headers=data.get("headers") or {},
+            )
+    except (KeyError, TypeError, ValueError):
+        pass
+    return Event.from_json_dict(data)
 
 
 def _chunks(items: Sequence[str], size: int = _CHUNK) -> list[list[str]]:
@@ -994,7 +1070,7 @@ class SQLStore(Store):
         c = _events.c
         where: list[sa.ColumnElement[bool]] = []
         if q.type_pattern and q.type_pattern != "*":
-            where.append(c.type.like(pattern_to_sql_like(q.type_pattern), escape="\\"))
+            where.extend(_type_conditions(q.type_pattern, self._is_sqlite))
         if q.category:
             where.append(c.category == q.category)
         if q.min_severity:
@@ -1031,7 +1107,7 @@ class SQLStore(Store):
         )
         rows = await self._read(stmt, "event query")
         return [
-            StoredEvent(event=Event.from_json_dict(r[0]), stored_at=r[1], acknowledged_at=r[2], acknowledged_by=r[3])
+            StoredEvent(event=_stored_event(r[0]), stored_at=r[1], acknowledged_at=r[2], acknowledged_by=r[3])
             for r in rows
         ]
 
