@@ -177,12 +177,14 @@ class _AckWindow:
     - ``("nack", tag)`` for each delivery to put back in the queue.
     """
 
-    __slots__ = ("_last", "_order", "_outcome", "blocked_limit", "ordered")
+    __slots__ = ("_last", "_order", "_outcome", "acked", "blocked_limit", "ordered")
 
     def __init__(self, blocked_limit: int = 64) -> None:
         self._order: deque[int] = deque()
         self._outcome: dict[int, bool] = {}
         self._last = 0
+        #: Deliveries acknowledged (frames taken) so far.
+        self.acked = 0
         self.blocked_limit = max(1, blocked_limit)
         #: False if tags ever arrived out of order; then every ack covers only its own tag.
         self.ordered = True
@@ -211,6 +213,7 @@ class _AckWindow:
         while order and order[0] in outcome:
             tag = order.popleft()
             if outcome.pop(tag):
+                self.acked += 1
                 if self.ordered:
                     last_ack = tag
                 else:
@@ -229,6 +232,7 @@ class _AckWindow:
                 if ack is None:
                     keep.append(tag)
                 else:
+                    self.acked += ack
                     ops.append(("one" if ack else "nack", tag))
             self._order = keep
         return ops
@@ -357,6 +361,8 @@ class _Session:
         self._full: asyncio.Future[None] | None = None
         #: Frames sent: ``basic.ack multiple=True``, single acks, nacks (for ``describe`` and benchmarks).
         self.frames = {"ack_multiple": 0, "ack_single": 0, "nack": 0}
+        #: Set each time frames were sent (``CFXTransport.wait_acked``).
+        self.sent = asyncio.Event()
 
     def on_deliver(self, message: DeliveredMessage) -> None:
         # Called in delivery order (aiormq's consumer callback); queue at once so order is kept.
@@ -412,6 +418,8 @@ class _Session:
             else:
                 frames["nack"] += 1
                 await raw.basic_nack(tag, multiple=False, requeue=True)
+        if ops:
+            self.sent.set()
 
     async def run_acker(self) -> None:
         window = self.window
@@ -572,9 +580,29 @@ class CFXTransport(Transport):
     @property
     def ack_frames(self) -> dict[str, int]:
         """Settlement frames sent in the current (or last) session: ``ack_multiple`` (``basic.ack`` with
-        ``multiple=True``), ``ack_single``, ``nack`` (counts)."""
+        ``multiple=True``), ``ack_single``, ``nack`` (counts), and ``acked``: deliveries they acknowledged."""
         s = self._last_session
-        return {"ack_multiple": 0, "ack_single": 0, "nack": 0} if s is None else dict(s.frames)
+        if s is None:
+            return {"ack_multiple": 0, "ack_single": 0, "nack": 0, "acked": 0}
+        return {**s.frames, "acked": s.window.acked}
+
+    async def wait_acked(self, count: int, timeout: float | None = None) -> None:
+        """Wait until ``count`` deliveries of the current session are acknowledged to the broker (the
+        frames sent, not only settled): the finish line of benchmarks and tests.
+
+        Raises:
+            TimeoutError: not so many within ``timeout`` seconds (``None``: no bound).
+        """
+        async with asyncio.timeout(timeout):
+            while True:
+                session = self._last_session
+                if session is None:
+                    await asyncio.sleep(0.01)
+                    continue
+                if session.window.acked >= count:
+                    return
+                session.sent.clear()
+                await session.sent.wait()
 
     @classmethod
     def from_config(cls, name: str, options: dict[str, Any]) -> Self:
