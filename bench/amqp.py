@@ -1,19 +1,25 @@
-"""Benchmark: consuming IPC-CFX from RabbitMQ, plain aio-pika vs ``CFXTransport`` -> bus -> no-op handler.
+"""Benchmark: consuming IPC-CFX from RabbitMQ: ``CFXTransport`` -> bus -> no-op handler against three peers.
 
-Run: ``python bench/amqp.py [--messages 20000] [--backlog 100000] [--store memory|sqlite] [--prefetch 512]``
-against the RabbitMQ at ``PYWATS_TEST_AMQP_URL`` (default ``amqp://guest:guest@127.0.0.1:5672/``).
+Run: ``python bench/amqp.py [--messages 20000] [--rounds 5] [--backlog 100000] [--store memory|sqlite]
+[--prefetch 512]`` against the RabbitMQ at ``PYWATS_TEST_AMQP_URL`` (default
+``amqp://guest:guest@127.0.0.1:5672/``). FastStream comes with the ``bench`` extra
+(``pip install -e ".[bench]"``); without it the bench says so and reports ``ratio_faststream: null``.
 
-1. The same ``--messages`` CFX ``UnitsTested`` envelopes (~1.5 KB each) are published to an exchange
-   that feeds two queues; steps 1-3 run ``--rounds`` times (order of (a) and (b) alternating) and the
-   medians are reported, as other work on the machine makes single runs noisy.
-2. (a) a plain aio-pika consumer drains queue A: ``json.loads`` the body, ``ack`` each message.
-3. (b) ``CFXTransport`` drains queue B into an ``EventBus`` (``--store``: in-memory, or SQLite on a temp
-   file) with one no-op async handler; done when every message is settled and acknowledged.
-4. Peak RSS: a fresh child process (so the publishing above does not count) runs (b) on a backlog of
+1. The same ``--messages`` CFX ``UnitsTested`` envelopes (~1 KB each) are published to an exchange that
+   feeds one queue per contender; every round drains all of them, in an order that rotates from round to
+   round (so no contender always runs on a warmer or busier machine), and the medians are reported.
+2. Contenders, all with the same prefetch:
+   (a) plain aio-pika, ``json.loads`` the body, ``ack`` each message;
+   (c) plain aio-pika, ``json.loads``, ``ack(multiple=True)`` every 100 messages (and the last);
+   (f) FastStream's RabbitMQ subscriber (``@broker.subscriber``, body parsed to a ``dict``, acked after
+       the handler, its default);
+   (b) ``CFXTransport`` into an ``EventBus`` (``--store``: in-memory, or SQLite on a temp file) with one
+       no-op async handler; done when every message is settled and acknowledged to the broker.
+3. Peak RSS: a fresh child process (so the publishing above does not count) runs (b) on a backlog of
    ``--backlog`` messages and reports its peak resident set size (``ru_maxrss``).
 
-Prints both rates (messages/s), the ratio (b)/(a) (target >= 0.9) and the peak RSS in MB (target < 150);
-the last line is one JSON object: ``{"raw_eps": ..., "bus_eps": ..., "ratio": ..., "peak_rss_mb": ...}``.
+The last line is one JSON object: ``{"raw_eps", "batched_eps", "faststream_eps", "bus_eps", "ratio"
+(b/a), "ratio_batched" (b/c), "ratio_faststream" (b/f), "bus_cpu_us", "peak_rss_mb", "load_avg"}``.
 Queues and exchanges get a random suffix and are deleted afterwards.
 
 ``--large N`` runs only the large-message case (issue 9: 8 x 50 MB in flight took RSS to 2.1 GB, 673 MB
@@ -88,8 +94,9 @@ async def wait_queue_filled(queue: str, n: int) -> None:
             await asyncio.sleep(0.1)
 
 
-async def drain_raw(queue: str, n: int, prefetch: int) -> float:
-    """(a) plain aio-pika: parse JSON, ack each message; returns messages/s."""
+async def drain_raw(queue: str, n: int, prefetch: int, batch: int = 1) -> tuple[float, float]:
+    """(a) / (c) plain aio-pika: parse JSON, ack each message (``batch`` 1) or every ``batch`` messages with
+    ``multiple=True``; returns (messages/s, client CPU us/message)."""
     conn = await aio_pika.connect(AMQP_URL)
     async with conn:
         ch = await conn.channel()
@@ -101,8 +108,11 @@ async def drain_raw(queue: str, n: int, prefetch: int) -> float:
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             nonlocal count
             json.loads(message.body)
-            await message.ack()
             count += 1
+            if batch == 1:
+                await message.ack()
+            elif count % batch == 0 or count == n:
+                await message.ack(multiple=True)
             if count == n:
                 done.set()
 
@@ -110,9 +120,43 @@ async def drain_raw(queue: str, n: int, prefetch: int) -> float:
         tag = await q.consume(on_message)
         await done.wait()
         rate = n / (time.perf_counter() - t0)
-        print(f"    (a) client CPU {(time.process_time() - c0) / n * 1e6:.0f} us/message")
+        cpu = (time.process_time() - c0) / n * 1e6
         await q.cancel(tag)
-        return rate
+        return rate, cpu
+
+
+def faststream_available() -> bool:
+    try:
+        import faststream.rabbit  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+async def drain_faststream(queue: str, n: int, prefetch: int) -> tuple[float, float]:
+    """(f) FastStream's RabbitMQ subscriber (acks after the handler); returns (messages/s, CPU us/message)."""
+    from faststream.rabbit import Channel, RabbitBroker, RabbitQueue
+
+    broker = RabbitBroker(AMQP_URL, default_channel=Channel(prefetch_count=prefetch), logger=None)
+    done = asyncio.Event()
+    count = 0
+
+    @broker.subscriber(RabbitQueue(queue, declare=False))
+    async def handle(body: dict[str, Any]) -> None:
+        nonlocal count
+        count += 1
+        if count == n:
+            done.set()
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    await broker.start()
+    try:
+        await done.wait()
+        rate = n / (time.perf_counter() - t0)
+        cpu = (time.process_time() - c0) / n * 1e6
+    finally:
+        await broker.stop()
+    return rate, cpu
 
 
 def make_store(kind: str, tmp: str) -> Store | None:
@@ -121,8 +165,8 @@ def make_store(kind: str, tmp: str) -> Store | None:
     return None
 
 
-async def drain_bus(options: dict[str, Any], n: int, store_kind: str) -> float:
-    """(b) CFXTransport -> EventBus -> no-op handler; returns messages/s (settled and acked)."""
+async def drain_bus(options: dict[str, Any], n: int, store_kind: str) -> tuple[float, float]:
+    """(b) CFXTransport -> EventBus -> no-op handler; returns (messages/s settled and acked, CPU us/message)."""
     with tempfile.TemporaryDirectory() as tmp:
         transport = CFXTransport("cfx", **options)
         bus = EventBus(store=make_store(store_kind, tmp))
@@ -132,32 +176,21 @@ async def drain_bus(options: dict[str, Any], n: int, store_kind: str) -> float:
         async def noop(event: Event) -> None:
             return None
 
-        settled = asyncio.Event()
         await bus.start()
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            session = transport._session  # the acks are the finish line: every message settled and acked
-            assert session is not None
-            acker = session.send
-
-            async def counting_send(ops: list[tuple[str, int]]) -> None:
-                await acker(ops)
-                if transport.stats["settled"] >= n and not len(session.window):
-                    settled.set()
-
-            session.send = counting_send  # type: ignore[method-assign]
-            await settled.wait()
+            await transport.wait_acked(n)  # the finish line: every message settled and acked
             rate = n / (time.perf_counter() - t0)
-            print(f"    (b) client CPU {(time.process_time() - c0) / n * 1e6:.0f} us/message")
+            cpu = (time.process_time() - c0) / n * 1e6
         finally:
             await bus.stop()
-        return rate
+        return rate, cpu
 
 
 async def setup(exchange: str, queues: list[str], prefetch: int) -> list[dict[str, Any]]:
     options = []
     for q in queues:
-        opts = {"url": AMQP_URL, "exchange": exchange, "queue": q, "handle": HANDLE, "prefetch": prefetch}
+        opts = {"url": AMQP_URL, "exchange": exchange, "queue": q, "handle": HANDLE, "max_in_flight": prefetch}
         await CFXTransport("declare", **opts).declare_topology()
         options.append(opts)
     return options
@@ -177,9 +210,9 @@ async def cleanup(exchange: str, queues: list[str]) -> None:
 def child_main(args: argparse.Namespace) -> None:
     """The peak-RSS child: drain the backlog queue through the bus, print peak RSS in MB."""
     options = json.loads(args.child)
-    rate = asyncio.run(drain_bus(options, args.backlog, args.store))
+    rate, cpu = asyncio.run(drain_bus(options, args.backlog, args.store))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"eps": rate, "peak_rss_mb": peak_mb}))
+    print(json.dumps({"eps": rate, "cpu_us": cpu, "peak_rss_mb": peak_mb}))
 
 
 async def drain_large(options: dict[str, Any], n: int) -> dict[str, Any]:
@@ -272,34 +305,62 @@ async def main_large(args: argparse.Namespace) -> dict[str, Any]:
         await cleanup(exchange, [queue])
 
 
+SIDES = {
+    "raw": "(a) plain aio-pika, json.loads + ack each",
+    "batched": "(c) plain aio-pika, json.loads + ack(multiple=True) every 100",
+    "faststream": "(f) FastStream RabbitMQ subscriber, dict body, ack after handler",
+    "bus": "(b) CFXTransport -> bus -> no-op handler",
+}
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     exchange = f"bench-cfx-{tag}"
-    qa, qb, qc = f"bench-raw-{tag}", f"bench-bus-{tag}", f"bench-backlog-{tag}"
+    sides = ["raw", "batched", "faststream", "bus"]
+    if not faststream_available():
+        print("FastStream is not installed (pip install -e '.[bench]'): skipping (f); ratio_faststream is null")
+        sides.remove("faststream")
+    queues = {side: f"bench-{side}-{tag}" for side in sides}
+    qc = f"bench-backlog-{tag}"
     try:
-        opts = await setup(exchange, [qa, qb], args.prefetch)
+        opts = dict(zip(sides, await setup(exchange, list(queues.values()), args.prefetch), strict=True))
         payloads = bodies(args.messages)
         size = sum(map(len, payloads)) / len(payloads)
-        raws: list[float] = []
-        buses: list[float] = []
+        rates: dict[str, list[float]] = {side: [] for side in sides}
+        cpus: dict[str, list[float]] = {side: [] for side in sides}
         for r in range(args.rounds):
-            print(f"round {r + 1}: publishing {args.messages} UnitsTested envelopes ({size:.0f} B avg) to 2 queues")
+            print(f"round {r + 1}: publishing {args.messages} UnitsTested envelopes ({size:.0f} B avg) "
+                  f"to {len(sides)} queues; load average {os.getloadavg()[0]:.2f}")
             await publish(exchange, payloads)
-            await wait_queue_filled(qa, args.messages)
-            await wait_queue_filled(qb, args.messages)
-            # Alternate the order so that neither side always runs on a warmer (or busier) machine.
-            for side in ("raw", "bus") if r % 2 == 0 else ("bus", "raw"):
+            for q in queues.values():
+                await wait_queue_filled(q, args.messages)
+            # Rotate the order so that no contender always runs first (on a warmer or busier machine).
+            order = sides[r % len(sides):] + sides[: r % len(sides)]
+            for side in order:
                 if side == "raw":
-                    raws.append(await drain_raw(qa, args.messages, args.prefetch))
-                    print(f"  (a) plain aio-pika, json.loads + ack each: {raws[-1]:,.0f} msg/s")
+                    rate, cpu = await drain_raw(queues[side], args.messages, args.prefetch)
+                elif side == "batched":
+                    rate, cpu = await drain_raw(queues[side], args.messages, args.prefetch, batch=100)
+                elif side == "faststream":
+                    rate, cpu = await drain_faststream(queues[side], args.messages, args.prefetch)
                 else:
-                    buses.append(await drain_bus(opts[1], args.messages, args.store))
-                    print(f"  (b) CFXTransport -> bus ({args.store} store) -> no-op handler: {buses[-1]:,.0f} msg/s")
-        raw, bus = statistics.median(raws), statistics.median(buses)
-        print(f"median of {args.rounds}: (a) {raw:,.0f} msg/s, (b) {bus:,.0f} msg/s, ratio (b)/(a) {bus / raw:.2f}")
+                    rate, cpu = await drain_bus(opts[side], args.messages, args.store)
+                rates[side].append(rate)
+                cpus[side].append(cpu)
+                print(f"  {SIDES[side]}: {rate:,.0f} msg/s, {cpu:.0f} us CPU/message")
+        med = {side: statistics.median(v) for side, v in rates.items()}
+        cpu_med = {side: statistics.median(v) for side, v in cpus.items()}
+        print(f"median of {args.rounds} rounds (ranges in brackets):")
+        for side in sides:
+            print(f"  {SIDES[side]}: {med[side]:,.0f} msg/s [{min(rates[side]):,.0f}-{max(rates[side]):,.0f}], "
+                  f"{cpu_med[side]:.0f} us CPU/message")
+        bus = med["bus"]
+        ratio_fs = round(bus / med["faststream"], 3) if "faststream" in med else None
+        print(f"ratios: bus/ack-each {bus / med['raw']:.2f}, bus/batched {bus / med['batched']:.2f}, "
+              f"bus/FastStream {ratio_fs if ratio_fs is not None else 'n/a'}")
         peak = None
         if args.backlog:
-            await cleanup(exchange, [qa, qb])
+            await cleanup(exchange, list(queues.values()))
             (opts_c,) = await setup(exchange, [qc], args.prefetch)
             print(f"publishing a backlog of {args.backlog} ...")
             for i in range(0, args.backlog, len(payloads)):
@@ -324,9 +385,20 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             child = json.loads(out.stdout.strip().splitlines()[-1])
             peak = round(child["peak_rss_mb"], 1)
             print(f"draining the {args.backlog} backlog: {child['eps']:,.0f} msg/s, peak RSS {peak} MB")
-        return {"raw_eps": round(raw), "bus_eps": round(bus), "ratio": round(bus / raw, 3), "peak_rss_mb": peak}
+        return {
+            "raw_eps": round(med["raw"]),
+            "batched_eps": round(med["batched"]),
+            "faststream_eps": round(med["faststream"]) if "faststream" in med else None,
+            "bus_eps": round(bus),
+            "ratio": round(bus / med["raw"], 3),
+            "ratio_batched": round(bus / med["batched"], 3),
+            "ratio_faststream": ratio_fs,
+            "bus_cpu_us": round(cpu_med["bus"], 1),
+            "peak_rss_mb": peak,
+            "load_avg": round(os.getloadavg()[0], 2),
+        }
     finally:
-        await cleanup(exchange, [qa, qb, qc])
+        await cleanup(exchange, [*queues.values(), qc])
 
 
 if __name__ == "__main__":
@@ -334,7 +406,7 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--backlog", type=int, default=100_000)
     parser.add_argument("--prefetch", type=int, default=512)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--store", choices=["memory", "sqlite"], default="memory")
     parser.add_argument("--large", type=int, default=0, help="run only the large-message case with N of each")
     parser.add_argument("--large-mb", type=int, default=50)

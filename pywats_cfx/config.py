@@ -21,6 +21,8 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from pywats_events.transports.settings import TLSSettings
+
 from .settings import CFXSettings
 
 __all__ = ["AMQPConfig", "CFXConfig", "EndpointConfig", "ExchangeConfig"]
@@ -92,10 +94,16 @@ class CFXConfig(BaseModel):
         return CFXSettings(
             url=SecretStr(url),
             password=a.password,
-            ca_file=a.ssl_ca_path,
-            cert_file=a.ssl_cert_path,
-            key_file=a.ssl_key_path,
-            tls_verify_hostname=a.ssl_verify,
+            tls=(
+                TLSSettings(
+                    ca_file=a.ssl_ca_path,
+                    cert_file=a.ssl_cert_path,
+                    key_file=a.ssl_key_path,
+                    verify_hostname=a.ssl_verify,
+                )
+                if a.use_ssl or any(f is not None for f in (a.ssl_ca_path, a.ssl_cert_path, a.ssl_key_path))
+                else None
+            ),
             heartbeat=a.heartbeat,
             connect_timeout=a.connection_timeout,
             handle=self.endpoint.cfx_handle,

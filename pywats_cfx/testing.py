@@ -2,11 +2,12 @@
 
 Deliveries given as AMQP 0-9-1 would carry them (routing key, properties and headers, body, redelivered
 flag) go through the transport's own code: the header mapping, content-encoding checks, the configured
-decoder (the real CFX decoder), the size limit, the bus, and the ack window that turns settlements into
-``basic.ack`` (``multiple``) / ``basic.nack`` frames. The frames are recorded instead of sent, and so are
-republishes (a failed settlement requeued with its delivery count, or parked on the dead-letter
-exchange). The real-broker guarantees (redelivery after a crash, prefetch) are proven by the integration
-tests; this double shows what the transport decided.
+decoder (the real CFX decoder), ``Transport.intake``, the size limit, the bus, and the ack window that turns
+settlements into ``basic.ack`` (``multiple``, batched by ``ack_batch_size`` / ``ack_flush_ms``) /
+``basic.nack`` frames. It attaches through the transport's public ``attach`` / ``receive`` seam. The
+frames are recorded instead of sent, and so are republishes (a failed settlement requeued with its
+delivery count, or parked on the dead-letter exchange). The real-broker guarantees (redelivery after a
+crash, prefetch) are proven by the integration tests; this double shows what the transport decided.
 
 ```python
 transport = CFXTransport(queue="q")
@@ -28,9 +29,7 @@ from typing import Any
 import aiormq.abc
 from pamqp import commands, header
 
-from pywats_events import TransportState
-
-from .transport import CFXTransport, _Session
+from .transport import CFXTransport
 
 __all__ = ["AckFrame", "CFXTestBroker", "Republished"]
 
@@ -87,13 +86,8 @@ class _PublishChannel:
         self._broker = broker
         self.default_exchange = _Exchange(broker, "")
 
-    async def get_exchange(self, name: str, ensure: bool = False) -> _Exchange:
+    async def get_exchange(self, name: str, *, ensure: bool = False) -> _Exchange:
         return _Exchange(self._broker, name)
-
-
-class _Connection:
-    async def close(self) -> None:
-        return None
 
 
 class CFXTestBroker:
@@ -116,24 +110,13 @@ class CFXTestBroker:
         self._delivered: list[int] = []
         self._next_tag = 0
         self._changed = asyncio.Event()
-        self._session: _Session | None = None
+        self._started = False
         setattr(transport, "start", self._start)  # noqa: B010 - replace the bound method on this instance
 
     async def _start(self) -> None:
-        t = self.transport
-        t._stopping = False
-        session = _Session(
-            conn=_Connection(),  # type: ignore[arg-type]
-            channel=None,  # type: ignore[arg-type]
-            raw=_Channel(self),  # type: ignore[arg-type]
-            publish=_PublishChannel(self),  # type: ignore[arg-type]
-            prefetch=t.settings.prefetch,
-        )
-        session.intake = asyncio.create_task(t._intake(session), name=f"cfx-test-intake-{t.name}")
-        session.tasks.append(asyncio.create_task(session.run_acker(), name=f"cfx-test-acker-{t.name}"))
-        t._session = t._last_session = self._session = session
-        t._connected.set()
-        t._set_state(TransportState.CONNECTED, "CFXTestBroker")
+        # The transport's public seam for a channel that is not a broker connection.
+        self.transport.attach(_Channel(self), _PublishChannel(self), detail="CFXTestBroker")
+        self._started = True
 
     def deliver(
         self,
@@ -160,7 +143,7 @@ class CFXTestBroker:
         Raises:
             RuntimeError: the transport was not started (``bus.start``) on this double.
         """
-        if self._session is None or self._session.closed:
+        if not self._started:
             raise RuntimeError("the transport is not started on this CFXTestBroker; start the bus first")
         self._next_tag += 1
         tag = self._next_tag
@@ -182,7 +165,7 @@ class CFXTestBroker:
             channel=None,  # type: ignore[arg-type]
         )
         self._delivered.append(tag)
-        self._session.inbox.put_nowait(message)
+        self.transport.receive(message)
         return tag
 
     def _frame(self, frame: AckFrame) -> None:

@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Self, cast
+from typing import Any, Protocol, Self, cast
 from urllib.parse import urlsplit
 
 import aio_pika
@@ -46,13 +46,13 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 from aiormq.abc import DeliveredMessage
 from aiormq.connection import TransportFactory
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 from yarl import URL
 
-from pywats_events.codec import DecodeContext, Decoder, get_decoder
+from pywats_events.codec import DecodeContext, Decoder
 from pywats_events.errors import BusClosedError, DecodeError
 from pywats_events.event import Event
 from pywats_events.transports.base import (
+    InboundMessage,
     RawRecord,
     SettleResult,
     Transport,
@@ -60,6 +60,7 @@ from pywats_events.transports.base import (
     return_large_buffers,
     too_large_record,
 )
+from pywats_events.transports.reconnect import ConnectFailedError, Reconnector
 
 from .config import CFXConfig
 from .envelope import CFXEnvelope
@@ -67,7 +68,7 @@ from .errors import CFXPublishError, CFXTransportError, UnsupportedContentEncodi
 from .publisher import OutgoingMessage, envelope_message, event_message
 from .settings import CFXSettings
 
-__all__ = ["DELIVERY_COUNT_HEADER", "CFXTransport"]
+__all__ = ["DELIVERY_COUNT_HEADER", "AMQPMessage", "AckChannel", "CFXConnectError", "CFXTransport", "PublishChannel"]
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,6 @@ log = logging.getLogger(__name__)
 DELIVERY_COUNT_HEADER = "x-pywats-delivery-count"
 _ORIG_EXCHANGE = "x-pywats-original-exchange"
 _ORIG_ROUTING_KEY = "x-pywats-original-routing-key"
-_ACK_COALESCE_S = 0.002
 _GZIP_ENCODINGS = frozenset({"gzip", "x-gzip"})
 # Producers misuse content-encoding for the charset; these all mean "not compressed".
 _IDENTITY_ENCODINGS = frozenset({"", "identity", "utf-8", "utf8", "binary", "7bit", "8bit"})
@@ -107,6 +107,61 @@ def _json_value(value: Any) -> Any:
     return str(value)
 
 
+def _check_encoding(encoding: str, body: bytes, origin: str) -> None:
+    """Refuse a ``content-encoding`` the decoders cannot undo (``UnsupportedContentEncodingError``)."""
+    encoding = encoding.strip().lower()
+    if encoding in _GZIP_ENCODINGS:
+        if body[:2] != b"\x1f\x8b":
+            raise UnsupportedContentEncodingError(
+                "content-encoding is gzip but the body does not start with the gzip magic bytes", origin
+            )
+    elif encoding not in _IDENTITY_ENCODINGS:
+        raise UnsupportedContentEncodingError(
+            f"unsupported content-encoding {encoding!r} (supported: gzip, identity)", origin
+        )
+
+
+class CFXConnectError(CFXTransportError):
+    """One failed attempt to connect to RabbitMQ, as the operator reads it: the broker's reason (never
+    credentials) and what to check. ``permanent``: retrying alone cannot help (refused login, unknown or
+    forbidden vhost); the state is ERROR while it keeps retrying."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class AckChannel(Protocol):
+    """What the transport sends settlement frames on: an aiormq channel, or a test double
+    (``pywats_cfx.testing.CFXTestBroker``). AMQP 0-9-1 ``basic.ack`` / ``basic.nack`` / ``basic.cancel``."""
+
+    async def basic_ack(self, delivery_tag: int, multiple: bool = False) -> Any:
+        """Acknowledge ``delivery_tag`` (and every tag below it when ``multiple``)."""
+        ...
+
+    async def basic_nack(self, delivery_tag: int, multiple: bool = False, requeue: bool = True) -> Any:
+        """Reject ``delivery_tag``; ``requeue`` puts it back in the queue."""
+        ...
+
+    async def basic_cancel(self, consumer_tag: str, timeout: float | None = None) -> Any:
+        """Stop the consumer ``consumer_tag``."""
+        ...
+
+
+class PublishChannel(Protocol):
+    """What the transport republishes on (requeue with its delivery count, park on the dead-letter
+    exchange): an aio-pika channel with publisher confirms, or a test double."""
+
+    @property
+    def default_exchange(self) -> Any:
+        """The default exchange (routing key = queue name)."""
+        ...
+
+    async def get_exchange(self, name: str, *, ensure: bool = False) -> Any:
+        """The exchange ``name`` (``publish(message, routing_key, timeout=...)``)."""
+        ...
+
+
 class _AckWindow:
     """The unacknowledged deliveries of one channel, in delivery order, and what becomes of each.
 
@@ -122,12 +177,14 @@ class _AckWindow:
     - ``("nack", tag)`` for each delivery to put back in the queue.
     """
 
-    __slots__ = ("_last", "_order", "_outcome", "blocked_limit", "ordered")
+    __slots__ = ("_last", "_order", "_outcome", "acked", "blocked_limit", "ordered")
 
     def __init__(self, blocked_limit: int = 64) -> None:
         self._order: deque[int] = deque()
         self._outcome: dict[int, bool] = {}
         self._last = 0
+        #: Deliveries acknowledged (frames taken) so far.
+        self.acked = 0
         self.blocked_limit = max(1, blocked_limit)
         #: False if tags ever arrived out of order; then every ack covers only its own tag.
         self.ordered = True
@@ -144,6 +201,11 @@ class _AckWindow:
     def resolve(self, tag: int, ack: bool) -> None:
         self._outcome[tag] = ack
 
+    def forget(self, tag: int) -> None:
+        """Drop ``tag`` without an outcome (it was never handed on; the broker redelivers it)."""
+        with contextlib.suppress(ValueError):
+            self._order.remove(tag)
+
     def take(self, *, final: bool = False) -> list[tuple[str, int]]:
         ops: list[tuple[str, int]] = []
         order, outcome = self._order, self._outcome
@@ -151,6 +213,7 @@ class _AckWindow:
         while order and order[0] in outcome:
             tag = order.popleft()
             if outcome.pop(tag):
+                self.acked += 1
                 if self.ordered:
                     last_ack = tag
                 else:
@@ -169,6 +232,7 @@ class _AckWindow:
                 if ack is None:
                     keep.append(tag)
                 else:
+                    self.acked += ack
                     ops.append(("one" if ack else "nack", tag))
             self._order = keep
         return ops
@@ -250,17 +314,23 @@ class _Session:
     socket while the bodies received but unsettled reach ``budget`` bytes (TCP flow control then holds the
     rest at the broker) and reads again once they are below half of it: the bytes in flight stay below the
     budget plus one message plus what was already read (asyncio reads up to 256 KiB per loop iteration).
+
+    Batched settlement: ``resolve`` only records the outcome; the acker task sends the frames the window
+    allows (one ``basic.ack multiple=True`` per contiguous settled run) once ``ack_batch`` settlements have
+    piled up, or ``ack_flush`` seconds after the first of them, whichever comes first.
     """
 
     def __init__(
         self,
-        conn: AbstractConnection,
-        channel: AbstractChannel,
-        raw: aiormq.abc.AbstractChannel,
-        publish: AbstractChannel,
+        conn: AbstractConnection | None,
+        channel: AbstractChannel | None,
+        raw: AckChannel,
+        publish: PublishChannel,
         prefetch: int,
         gate: _ReadGate | None = None,
         budget: int = 1 << 62,
+        ack_batch: int = 128,
+        ack_flush: float = 0.005,
     ) -> None:
         self.conn = conn
         self.channel = channel
@@ -275,7 +345,7 @@ class _Session:
         self.consumer_tag: str | None = None
         self.intake: asyncio.Task[None] | None = None
         self.tasks: list[asyncio.Task[None]] = []
-        self.exchanges: dict[str, AbstractExchange] = {}
+        self.exchanges: dict[str, Any] = {}
         self.gate = gate
         self.budget = budget
         #: Body bytes of the messages delivered and not yet resolved, and each one's size by delivery tag.
@@ -284,9 +354,18 @@ class _Session:
         self._sizes: dict[int, int] = {}
         self.paused = False
         self.pauses = 0
+        self.ack_batch = max(1, ack_batch)
+        self.ack_flush = max(0.0, ack_flush)
+        #: Settlements recorded since the last frames were sent, and the acker's wait for a full batch.
+        self._resolved = 0
+        self._full: asyncio.Future[None] | None = None
+        #: Frames sent: ``basic.ack multiple=True``, single acks, nacks (for ``describe`` and benchmarks).
+        self.frames = {"ack_multiple": 0, "ack_single": 0, "nack": 0}
+        #: Set each time frames were sent (``CFXTransport.wait_acked``).
+        self.sent = asyncio.Event()
 
-    async def on_deliver(self, message: DeliveredMessage) -> None:
-        # aiormq runs this as one task per delivery, in delivery order; queue at once so order is kept.
+    def on_deliver(self, message: DeliveredMessage) -> None:
+        # Called in delivery order (aiormq's consumer callback); queue at once so order is kept.
         size = len(message.body)
         self._sizes[int(_delivery(message).delivery_tag or 0)] = size
         self.inflight_bytes += size
@@ -295,6 +374,9 @@ class _Session:
         if self.inflight_bytes >= self.budget:
             self._pause()
         self.inbox.put_nowait(message)
+
+    async def on_deliver_async(self, message: DeliveredMessage) -> None:
+        self.on_deliver(message)
 
     def _pause(self) -> None:
         if self.paused or self.gate is None:
@@ -316,29 +398,116 @@ class _Session:
         if self.paused and self.inflight_bytes < self.budget // 2:
             self._resume()
         self.window.resolve(tag, ack)
+        self._resolved += 1
+        if not ack or self._resolved >= self.ack_batch:
+            # A full batch (or a nack, which must not wait) goes out at once.
+            full = self._full
+            if full is not None and not full.done():
+                full.set_result(None)
         self.wake.set()
 
     async def send(self, ops: list[tuple[str, int]]) -> None:
-        raw = self.raw
+        raw, frames = self.raw, self.frames
         for op, tag in ops:
             if op == "ack":
+                frames["ack_multiple"] += 1
                 await raw.basic_ack(tag, multiple=True)
             elif op == "one":
+                frames["ack_single"] += 1
                 await raw.basic_ack(tag, multiple=False)
             else:
+                frames["nack"] += 1
                 await raw.basic_nack(tag, multiple=False, requeue=True)
+        if ops:
+            self.sent.set()
 
     async def run_acker(self) -> None:
         window = self.window
+        loop = asyncio.get_running_loop()
         while True:
             await self.wake.wait()
-            # Let settlements that finish in the next moment join this frame: one ack per few ms instead of
-            # one per message costs the broker and us far less, and delays nothing that matters.
-            await asyncio.sleep(_ACK_COALESCE_S)
+            if self._resolved < self.ack_batch and self.ack_flush > 0:
+                # Let the settlements of the next moment join this frame: one ack per batch instead of one
+                # per message costs the broker and us far less, and delays nothing that matters.
+                full = self._full = loop.create_future()
+                timer = loop.call_later(self.ack_flush, _set_done, full)
+                try:
+                    await full
+                finally:
+                    timer.cancel()
+                    self._full = None
             self.wake.clear()
+            self._resolved = 0
             await self.send(window.take())
             if not window:
                 self.idle.set()
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class AMQPMessage(InboundMessage):
+    """One ``basic.deliver`` as ``Transport.intake`` sees it: the body, ``amqp://host/queue#routing.key``
+    as origin, the AMQP properties and headers in ``headers`` (see ``CFXTransport``), the broker's
+    redelivered flag (or our ``x-pywats-delivery-count`` header).
+
+    Settling: ``ack`` records the delivery as settled in the channel's acknowledgement window (the acker
+    sends ``basic.ack multiple=True`` for the contiguous settled run, see ``ack_batch_size`` /
+    ``ack_flush_ms``). ``settle_failed`` (the store could not record the outcome) puts the message back in
+    the queue after ``requeue_delay`` seconds with ``x-pywats-delivery-count`` incremented, parks it on the
+    dead-letter exchange at ``max_deliveries``, and parks undecodable input at once (it is never requeued).
+
+    Attributes:
+        tag: the delivery tag (AMQP 0-9-1, per channel). delivered: the aiormq message.
+    """
+
+    __slots__ = ("delivered", "raw_record", "session", "tag", "transport")
+
+    def __init__(
+        self, transport: CFXTransport, session: _Session, tag: int, delivered: DeliveredMessage, **kw: Any
+    ) -> None:
+        super().__init__(delivered.body, **kw)
+        self.transport = transport
+        self.session = session
+        self.tag = tag
+        self.delivered = delivered
+        #: The dead-letter record, when the body could not be decoded.
+        self.raw_record: RawRecord | None = None
+
+    def dead_letter_record(self, record: RawRecord) -> RawRecord:
+        """Remember that this delivery is undecodable (a failure to store it parks it, never requeues)."""
+        self.raw_record = record
+        return record
+
+    def ack_now(self, result: SettleResult) -> bool:
+        """Record the delivery as settled in the window; the acker sends the frame. Always True."""
+        self.transport.stats["settled" if self.raw_record is None else "raw_dead_lettered"] += 1
+        self.session.resolve(self.tag, True)
+        return True
+
+    async def ack(self, result: SettleResult) -> None:
+        """Same as ``ack_now``."""
+        self.ack_now(result)
+
+    async def settle_failed(self, exc: BaseException) -> None:
+        """Requeue with the delivery count (park at ``max_deliveries``); park undecodable input at once."""
+        t, session, record = self.transport, self.session, self.raw_record
+        if record is None:
+            await t._settlement_failed(session, self.tag, self.delivered, exc)
+            return
+        log.error(
+            "transport %s: cannot store undecodable message from %s (%s); parking it in %s",
+            t.name, self.origin, t._describe_error(exc), t.settings.dlq_name,
+        )
+        try:
+            await t._park(session, self.delivered, record.reason, record.error_type)
+        except Exception:
+            session.resolve(self.tag, False)
+            return
+        t.stats["raw_dead_lettered"] += 1
+        session.resolve(self.tag, True)
 
 
 class CFXTransport(Transport):
@@ -362,6 +531,7 @@ class CFXTransport(Transport):
     """
 
     kind = "cfx"
+    settings_model = CFXSettings
 
     def __init__(
         self, name: str | CFXConfig = "cfx", settings: CFXSettings | None = None, **options: Any
@@ -373,13 +543,20 @@ class CFXTransport(Transport):
             name = "cfx"
         super().__init__(name)
         self.settings = settings if settings is not None else CFXSettings(**options)
-        self._decoder: Decoder = get_decoder(self.settings.decoder)
+        self._checked: dict[str, Decoder] = {}
+        self.decoder(self.settings.decoder)  # KeyError now for an unknown decoder, not at the first message
         self._session: _Session | None = None
         self._last_session: _Session | None = None
         self._stopping = False
         self._connected = asyncio.Event()
         self._reconnect_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._reconnector = Reconnector(
+            self,
+            self.settings.reconnect,
+            where=self.settings.where(),
+            permanent=lambda exc: isinstance(exc, CFXConnectError) and exc.permanent,
+        )
         host = urlsplit(self.settings.url.get_secret_value()).hostname or "broker"
         self._origin_prefix = f"amqp://{host}/{self.settings.queue}#"
         #: Counters for tests and the admin API: messages acked, nacked, dead-lettered raw, parked, sessions.
@@ -399,6 +576,33 @@ class CFXTransport(Transport):
         the most at once, and how often the consumer was paused for the ``max_inflight_bytes`` budget."""
         s = self._last_session
         return (0, 0, 0) if s is None else (s.inflight_bytes, s.peak_inflight_bytes, s.pauses)
+
+    @property
+    def ack_frames(self) -> dict[str, int]:
+        """Settlement frames sent in the current (or last) session: ``ack_multiple`` (``basic.ack`` with
+        ``multiple=True``), ``ack_single``, ``nack`` (counts), and ``acked``: deliveries they acknowledged."""
+        s = self._last_session
+        if s is None:
+            return {"ack_multiple": 0, "ack_single": 0, "nack": 0, "acked": 0}
+        return {**s.frames, "acked": s.window.acked}
+
+    async def wait_acked(self, count: int, timeout: float | None = None) -> None:
+        """Wait until ``count`` deliveries of the current session are acknowledged to the broker (the
+        frames sent, not only settled): the finish line of benchmarks and tests.
+
+        Raises:
+            TimeoutError: not so many within ``timeout`` seconds (``None``: no bound).
+        """
+        async with asyncio.timeout(timeout):
+            while True:
+                session = self._last_session
+                if session is None:
+                    await asyncio.sleep(0.01)
+                    continue
+                if session.window.acked >= count:
+                    return
+                session.sent.clear()
+                await session.sent.wait()
 
     @classmethod
     def from_config(cls, name: str, options: dict[str, Any]) -> Self:
@@ -424,6 +628,7 @@ class CFXTransport(Transport):
         out = super().describe()
         out.update(self.settings.describe())
         out["stats"] = dict(self.stats)
+        out["ack_frames"] = self.ack_frames
         session = self._session
         if session is not None:
             out["inflight_bytes"] = session.inflight_bytes
@@ -434,8 +639,9 @@ class CFXTransport(Transport):
     async def start(self) -> None:
         """Connect, declare the topology and start consuming.
 
-        If the broker cannot be reached, the state goes RECONNECTING and connecting goes on in the
-        background with backoff; this returns at once then.
+        If the broker cannot be reached, the state goes RECONNECTING (ERROR for a refused login or vhost)
+        and connecting goes on in the background with backoff (the shared ``Reconnector``); this returns
+        after the first attempt then.
 
         Raises:
             ConfigError: unreadable TLS files.
@@ -443,17 +649,43 @@ class CFXTransport(Transport):
         self._stopping = False
         self.settings.ssl_context()  # fail fast on unreadable TLS files (ConfigError)
         return_large_buffers()  # large bodies must not keep the process's memory up after they are freed
-        self._set_state(TransportState.CONNECTING, self.settings.redacted_url)
-        try:
-            await self._open_session()
-        except Exception as exc:
-            permanent = self._report_connect_failure(exc, 1)
-            self._schedule_reconnect(self._describe_error(exc), permanent=permanent)
-            return
-        self._set_state(TransportState.CONNECTED, self.settings.redacted_url)
+        tried = asyncio.Event()
+        self._schedule_connect(first=True, tried=tried)
+        await tried.wait()
+        await asyncio.sleep(0)  # let the reconnector report the first failure before returning
+
+    def attach(self, channel: AckChannel, publisher: PublishChannel, *, detail: str = "attached") -> None:
+        """Consume from ``channel`` instead of a broker connection: what ``start`` does once connected,
+        for a test double (``pywats_cfx.testing.CFXTestBroker``) that records the frames. Deliveries are
+        then handed in with ``receive``; ``stop`` is the usual one (drain, final acks).
+
+        Args:
+            channel: receives ``basic_ack`` / ``basic_nack`` frames. publisher: receives republishes.
+            detail: shown with the CONNECTED state.
+        """
+        s = self.settings
+        self._stopping = False
+        session = _Session(
+            None, None, channel, publisher, s.max_in_flight,
+            ack_batch=s.ack_batch_size, ack_flush=s.ack_flush_ms / 1000,
+        )
+        self._begin(session)
+        self._set_state(TransportState.CONNECTED, detail)
+
+    def receive(self, message: DeliveredMessage) -> None:
+        """Take one ``basic.deliver`` (with its content header and body) from the consuming channel; it
+        is decoded, submitted and settled in delivery order.
+
+        Raises:
+            RuntimeError: no consuming session (not started, or the connection is lost).
+        """
+        session = self._session
+        if session is None or session.closed:
+            raise RuntimeError(f"transport {self.name!r} has no consuming session ({self.state.value})")
+        session.on_deliver(message)
 
     async def stop(self) -> None:
-        """Stop consuming, wait up to ``stop_timeout`` seconds for in-flight messages to settle and be
+        """Stop consuming, wait up to ``drain_timeout`` seconds for in-flight messages to settle and be
         acked, then close. Messages not settled by then are redelivered by the broker."""
         self._stopping = True
         if self._reconnect_task is not None:
@@ -481,13 +713,13 @@ class CFXTransport(Transport):
         if session.intake is not None:
             session.intake.cancel()
         try:
-            await asyncio.wait_for(session.idle.wait(), self.settings.stop_timeout)
+            await asyncio.wait_for(session.idle.wait(), self.settings.drain_timeout)
         except TimeoutError:
             log.warning(
                 "transport %s: %d message(s) not settled within %.1fs; the broker will redeliver them",
                 self.name,
                 len(session.window),
-                self.settings.stop_timeout,
+                self.settings.drain_timeout,
             )
 
     async def _close_session(self, session: _Session, *, graceful: bool = False) -> None:
@@ -502,8 +734,9 @@ class CFXTransport(Transport):
             # Acks the acker had not sent yet: send them before closing, or those messages come back.
             with contextlib.suppress(Exception):
                 await session.send(session.window.take(final=True))
-        with contextlib.suppress(Exception):
-            await session.conn.close()
+        if session.conn is not None:
+            with contextlib.suppress(Exception):
+                await session.conn.close()
 
     # -- connecting --------------------------------------------------------------------------
     def _connect_url(self) -> str:
@@ -511,6 +744,15 @@ class CFXTransport(Transport):
         if "heartbeat=" not in url:
             url += ("&" if "?" in url else "?") + f"heartbeat={self.settings.heartbeat}"
         return url
+
+    def _begin(self, session: _Session) -> None:
+        session.intake = asyncio.create_task(self._consume(session), name=f"cfx-intake-{self.name}")
+        session.tasks.append(session.intake)
+        session.tasks.append(asyncio.create_task(session.run_acker(), name=f"cfx-acker-{self.name}"))
+        self._session = session
+        self.stats["sessions"] += 1
+        self._last_session = session
+        self._connected.set()
 
     async def _open_session(self) -> None:
         s = self.settings
@@ -527,11 +769,15 @@ class CFXTransport(Transport):
         session: _Session | None = None
         try:
             channel = await conn.channel(publisher_confirms=False)
-            await channel.set_qos(prefetch_count=s.prefetch)
+            await channel.set_qos(prefetch_count=s.max_in_flight)
             await self._declare(channel)
             publish = await conn.channel(publisher_confirms=True)
             raw = await channel.get_underlay_channel()
-            session = _Session(conn, channel, raw, publish, s.prefetch, sockets.gate, s.max_inflight_bytes)
+            session = _Session(
+                conn, channel, cast(AckChannel, raw), cast(PublishChannel, publish), s.max_in_flight, sockets.gate,
+                s.max_inflight_bytes,
+                ack_batch=s.ack_batch_size, ack_flush=s.ack_flush_ms / 1000,
+            )
             conn.close_callbacks.add(functools.partial(self._on_lost, session))
             channel.close_callbacks.add(functools.partial(self._on_lost, session))
             # The broker cancels the consumer when the queue is deleted (or a quorum queue loses its
@@ -540,21 +786,15 @@ class CFXTransport(Transport):
                 lambda frame: self._on_lost(session, None, CFXTransportError("the broker cancelled the consumer"))
             )
             # Deliveries that arrive before the tasks below exist wait in the session's inbox.
-            ok = await raw.basic_consume(s.queue, session.on_deliver, no_ack=False)
+            ok = await raw.basic_consume(s.queue, session.on_deliver_async, no_ack=False)
             session.consumer_tag = ok.consumer_tag
-            session.intake = asyncio.create_task(self._intake(session), name=f"cfx-intake-{self.name}")
-            session.tasks.append(session.intake)
-            session.tasks.append(asyncio.create_task(session.run_acker(), name=f"cfx-acker-{self.name}"))
         except BaseException:
             if session is not None:
                 session.closed = True
             with contextlib.suppress(Exception):
                 await conn.close()
             raise
-        self._session = session
-        self.stats["sessions"] += 1
-        self._last_session = session
-        self._connected.set()
+        self._begin(session)
 
     async def _declare(self, channel: AbstractChannel) -> None:
         s = self.settings
@@ -600,44 +840,36 @@ class CFXTransport(Transport):
         task = asyncio.ensure_future(self._close_session(session))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-        self._schedule_reconnect(detail)
-
-    def _schedule_reconnect(self, detail: str, *, permanent: bool = False) -> None:
         self.last_error = detail
-        self._set_state(TransportState.ERROR if permanent else TransportState.RECONNECTING, detail)
+        self._schedule_connect(first=False)
+
+    def _schedule_connect(self, *, first: bool, tried: asyncio.Event | None = None) -> None:
         if self._reconnect_task is None or self._reconnect_task.done():
-            self._reconnect_task = asyncio.create_task(self._reconnect(), name=f"cfx-reconnect-{self.name}")
+            self._reconnect_task = asyncio.create_task(self._connect(first, tried), name=f"cfx-connect-{self.name}")
+        elif tried is not None:
+            tried.set()
 
-    async def _reconnect(self) -> None:
-        s = self.settings
-        retrying = AsyncRetrying(
-            wait=wait_exponential_jitter(
-                multiplier=s.reconnect_initial_delay, max=s.reconnect_max_delay, jitter=s.reconnect_initial_delay
-            ),
-            retry=retry_if_exception_type(Exception),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                if self._stopping:
-                    return
-                try:
-                    await self._open_session()
-                except Exception as exc:
-                    detail = self._describe_error(exc)
-                    # +1: the first attempt was start()'s (or the one that lost the session).
-                    if self._report_connect_failure(exc, attempt.retry_state.attempt_number + 1):
-                        self._set_state(TransportState.ERROR, detail)
-                    else:
-                        self.last_error = detail
-                        self._set_state(TransportState.RECONNECTING, detail)
-                    raise
-        if not self._stopping:
-            self._set_state(TransportState.CONNECTED, self.settings.redacted_url)
+    async def _connect(self, first: bool, tried: asyncio.Event | None) -> None:
+        async def attempt() -> None:
+            try:
+                await self._open_session()
+            except Exception as exc:
+                error = self._connect_error(exc)
+                self.last_error = str(error)
+                raise error from exc
+            finally:
+                if tried is not None:
+                    tried.set()
 
-    def _report_connect_failure(self, exc: BaseException, attempt: int) -> bool:
-        """Log a failed connection attempt at WARNING with what to check; True when retrying cannot help
-        until someone changes a setting (refused login, unknown or forbidden vhost): state ERROR."""
+        try:
+            await self._reconnector.connect(attempt, first=first)
+        except ConnectFailedError as exc:
+            log.error("%s", exc)
+
+    def _connect_error(self, exc: BaseException) -> CFXConnectError:
+        """The failed attempt as the operator reads it: the broker's reason without credentials and what to
+        check (refused login, unknown vhost, unreachable host:port, TLS); ``permanent`` when retrying cannot
+        help until someone changes a setting (refused login, unknown or forbidden vhost: state ERROR)."""
         detail = self._describe_error(exc)
         s = self.settings
         host = urlsplit(s.url.get_secret_value())
@@ -657,21 +889,16 @@ class CFXTransport(Transport):
                 "user has access (rabbitmqctl list_permissions -p <vhost>)"
             )
         elif isinstance(exc, (ssl.SSLError, aiormq.exceptions.AMQPConnectionError)) and "SSL" in detail.upper():
-            check = "TLS failed: check ca_file, cert_file/key_file and tls_verify_hostname"
+            check = "TLS failed: check the tls table (ca_file, cert_file/key_file, verify_hostname)"
         elif isinstance(exc, (ConnectionError, OSError, TimeoutError, aiormq.exceptions.AMQPConnectionError)):
             check = f"cannot reach {address}: check the host and port, that RabbitMQ runs, and firewalls"
         else:
             check = "see the error"
-        log.warning(
-            "transport %s: connecting to RabbitMQ failed (attempt %d; %s): %s. %s. Settings: %s",
-            self.name,
-            attempt,
-            "fix the setting; still retrying" if permanent else "retrying with backoff",
-            detail.rstrip("."),
-            check[:1].upper() + check[1:],
-            s.where(),
+        what = "fix the setting; still retrying" if permanent else "retrying with backoff"
+        return CFXConnectError(
+            f"connecting to RabbitMQ failed ({what}): {detail.rstrip('.')}. {check[:1].upper() + check[1:]}",
+            permanent=permanent,
         )
-        return permanent
 
     @staticmethod
     def _describe_error(exc: BaseException) -> str:
@@ -680,6 +907,36 @@ class CFXTransport(Transport):
         return f"{type(exc).__name__}: {text}"[:300]
 
     # -- consuming ---------------------------------------------------------------------------
+    def decoder(self, name: str) -> Decoder:
+        """The registered decoder ``name`` behind this transport's ``content-encoding`` check: ``gzip``
+        bodies must start with the gzip magic bytes (the decoders undo gzip themselves, bounded against
+        gzip bombs), identity names pass, anything else (``br``) is an ``UnsupportedContentEncodingError``
+        (a ``DecodeError``: the body goes whole to the dead-letter queue). Any other exception of the
+        decoder (a bug) becomes a ``DecodeError`` ``decoder failed: <type>: <text>`` too.
+
+        Raises:
+            KeyError: no decoder of that name.
+        """
+        found = self._checked.get(name)
+        if found is None:
+            inner = super().decoder(name)
+
+            def decode(body: bytes, ctx: DecodeContext) -> list[Event]:
+                encoding = ctx.headers.get("amqp.content_encoding") if ctx.headers else None
+                if encoding is not None:
+                    _check_encoding(str(encoding), body, ctx.origin or "")
+                try:
+                    return inner(body, ctx)
+                except DecodeError:
+                    raise
+                except Exception as exc:
+                    # A decoder bug must not stop the consumer: keep the bytes like any undecodable input.
+                    log.exception("transport %s: decoder %r failed on %s", self.name, name, ctx.origin)
+                    raise DecodeError(f"decoder failed: {type(exc).__name__}: {exc}", ctx.origin) from exc
+
+            found = self._checked[name] = decode
+        return found
+
     def _event_headers(self, message: DeliveredMessage) -> dict[str, Any]:
         d = _delivery(message)
         p = message.header.properties
@@ -711,139 +968,62 @@ class CFXTransport(Transport):
                 h["amqp.routing_key"] = h.pop(_ORIG_ROUTING_KEY)
         return h
 
-    def _body(self, message: DeliveredMessage, origin: str) -> bytes:
-        encoding = (message.header.properties.content_encoding or "").strip().lower()
-        body = message.body
-        if encoding in _GZIP_ENCODINGS:
-            if body[:2] != b"\x1f\x8b":
-                raise UnsupportedContentEncodingError(
-                    "content-encoding is gzip but the body does not start with the gzip magic bytes", origin
-                )
-            return body  # decoders undo gzip themselves (bounded against gzip bombs)
-        if encoding not in _IDENTITY_ENCODINGS:
-            raise UnsupportedContentEncodingError(
-                f"unsupported content-encoding {encoding!r} (supported: gzip, identity)", origin
-            )
-        return body
-
-    async def _intake(self, session: _Session) -> None:
-        """Take deliveries in order: decode, submit (waits while the bus is full), attach settlement."""
-        inbox, window, sink, decoder = session.inbox, session.window, self.sink, self._decoder
-        trust = self.settings.trust_redelivered_flag
-        stats = self.stats
+    async def _consume(self, session: _Session) -> None:
+        """Take deliveries in order and hand each to ``Transport.intake`` (decode, raw dead letter,
+        submit: waits while the bus is full); the size limit is this protocol's own."""
+        inbox, window, intake = session.inbox, session.window, self.intake
+        s = self.settings
+        trust, limit, decoder = s.trust_redelivered_flag, s.max_message_bytes, s.decoder
+        stats, prefix = self.stats, self._origin_prefix
         while True:
-            message = await inbox.get()
+            delivered = await inbox.get()
             stats["received"] += 1
-            tag = int(_delivery(message).delivery_tag or 0)
-            headers = self._event_headers(message)
-            origin = self._origin_prefix + str(headers["amqp.routing_key"])
+            tag = int(_delivery(delivered).delivery_tag or 0)
+            headers = self._event_headers(delivered)
+            rk = str(headers["amqp.routing_key"])
             source = headers.get("cfx-handle")
             if not isinstance(source, str):
-                rk = str(headers["amqp.routing_key"])
                 cut = rk.find(".CFX.")
                 source = rk[:cut] if cut > 0 else None
-            if len(message.body) > self.settings.max_message_size:
-                window.add(tag)
-                session.idle.clear()
-                self._spawn(self._dead_letter_too_large(session, tag, message, origin, headers))
+            redelivered: bool | None = None
+            if trust:
+                redelivered = headers["amqp.redelivered"] or DELIVERY_COUNT_HEADER in headers
+            message = AMQPMessage(
+                self, session, tag, delivered,
+                origin=prefix + rk, decoder=decoder, source=source, headers=headers, redelivered=redelivered,
+            )
+            window.add(tag)
+            session.idle.clear()
+            if len(delivered.body) > limit:
+                self._spawn(self._dead_letter_too_large(message))
                 continue
             try:
-                events = decoder(self._body(message, origin), DecodeContext(origin, source, headers))
-            except Exception as exc:
-                if not isinstance(exc, DecodeError):
-                    # A decoder bug must not stop the consumer: keep the bytes like any undecodable input.
-                    log.exception("transport %s: decoder %r failed on %s", self.name, self.settings.decoder, origin)
-                    exc = DecodeError(f"decoder failed: {type(exc).__name__}: {exc}", origin)
-                window.add(tag)
-                session.idle.clear()
-                self._spawn(self._dead_letter_raw(session, tag, message, origin, headers, exc))
-                continue
-            redelivered: bool | None = headers["amqp.redelivered"] or DELIVERY_COUNT_HEADER in headers
-            if not trust:
-                redelivered = None
-            try:
-                future = await sink.submit(events, transport=self.name, redelivered=redelivered)
+                await intake(message)
             except BusClosedError:
-                return  # left unacked: the broker redelivers it
+                window.forget(tag)  # left unacked: the broker redelivers it
+                return
             except Exception as exc:
                 # The bus could not even queue the events (its idempotency lookup failed): same as a
                 # failed settlement, so the message is requeued with our counter, not lost or stuck.
-                window.add(tag)
-                session.idle.clear()
-                self._spawn(self._settlement_failed(session, tag, message, exc))
-                continue
-            window.add(tag)
-            session.idle.clear()
-            if future.done():
-                self._settled(session, tag, message, future)
-            else:
-                future.add_done_callback(functools.partial(self._settled, session, tag, message))
+                self._spawn(message.settle_failed(exc))
 
-    def _settled(
-        self, session: _Session, tag: int, message: DeliveredMessage, future: asyncio.Future[SettleResult]
-    ) -> None:
-        if session.closed:
-            return
-        exc = None if future.cancelled() else future.exception()
-        if future.cancelled() or exc is not None:
-            self._spawn(self._settlement_failed(session, tag, message, exc))
-            return
-        self.stats["settled"] += 1
-        session.resolve(tag, True)
-
-    async def _dead_letter_raw(
-        self,
-        session: _Session,
-        tag: int,
-        message: DeliveredMessage,
-        origin: str,
-        headers: dict[str, Any],
-        exc: DecodeError,
-    ) -> None:
-        record = RawRecord(
-            body=message.body,
-            origin=origin,
-            transport=self.name,
-            reason=exc.reason,
-            error_type=type(exc).__name__,
-            headers={**headers, "pywats-decoder": self.settings.decoder},
-        )
-        try:
-            await self.sink.dead_letter_raw(record)
-        except Exception as store_exc:
-            log.error(
-                "transport %s: cannot store undecodable message from %s (%s); parking it in %s",
-                self.name,
-                origin,
-                self._describe_error(store_exc),
-                self.settings.dlq_name,
-            )
-            try:
-                await self._park(session, message, exc.reason, type(exc).__name__)
-            except Exception:
-                session.resolve(tag, False)
-                return
-        self.stats["raw_dead_lettered"] += 1
-        session.resolve(tag, True)
-
-    async def _dead_letter_too_large(
-        self, session: _Session, tag: int, message: DeliveredMessage, origin: str, headers: dict[str, Any]
-    ) -> None:
-        limit = self.settings.max_message_size
-        record = too_large_record(message.body, origin, self.name, limit, headers)
-        log.warning("transport %s: %s from %s; dead-lettered (too_large)", self.name, record.reason, origin)
+    async def _dead_letter_too_large(self, message: AMQPMessage) -> None:
+        limit = self.settings.max_message_bytes
+        record = too_large_record(message.body, message.origin, self.name, limit, message.headers)
+        log.warning("transport %s: %s from %s; dead-lettered (too_large)", self.name, record.reason, message.origin)
+        session, tag = message.session, message.tag
         try:
             await self.sink.dead_letter_raw(record)
         except Exception as store_exc:
             log.error(
                 "transport %s: cannot store the too-large message from %s (%s); parking it in %s",
                 self.name,
-                origin,
+                message.origin,
                 self._describe_error(store_exc),
                 self.settings.dlq_name,
             )
             try:
-                await self._park(session, message, record.reason, record.error_type)
+                await self._park(session, message.delivered, record.reason, record.error_type)
             except Exception:
                 session.resolve(tag, False)
                 return
@@ -913,7 +1093,7 @@ class CFXTransport(Transport):
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         ex = session.publish.default_exchange if not exchange else await self._exchange(session, exchange)
-        await ex.publish(out, routing_key, timeout=self.settings.publish_timeout)
+        await ex.publish(out, routing_key, timeout=self.settings.send_timeout)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -931,10 +1111,10 @@ class CFXTransport(Transport):
     async def _publish(self, out: OutgoingMessage, exchange: str | None = None) -> None:
         s = self.settings
         try:
-            await asyncio.wait_for(self._connected.wait(), s.publish_timeout)
+            await asyncio.wait_for(self._connected.wait(), s.send_timeout)
         except TimeoutError:
             raise CFXPublishError(
-                f"transport {self.name!r} is {self.state.value}: no broker connection within {s.publish_timeout}s"
+                f"transport {self.name!r} is {self.state.value}: no broker connection within {s.send_timeout}s"
             ) from None
         session = self._session
         if session is None:
@@ -951,7 +1131,7 @@ class CFXTransport(Transport):
         )
         try:
             ex = await self._exchange(session, exchange or s.exchange)
-            confirm = await ex.publish(message, out.routing_key, timeout=s.publish_timeout)
+            confirm = await ex.publish(message, out.routing_key, timeout=s.send_timeout)
         except Exception as exc:  # aiormq raises many kinds when the channel or connection goes away
             raise CFXPublishError(f"publish to {exchange or s.exchange!r} failed: {self._describe_error(exc)}") from exc
         if confirm is not None and not isinstance(confirm, aiormq.spec.Basic.Ack):

@@ -247,6 +247,12 @@ class InboundMessage(abc.ABC):
         dead-letter queue (``result`` says which; for undecodable input ``dead_lettered`` is 1 and
         ``events`` 0). Broker acknowledgement, PUBACK, file move, HTTP 2xx."""
 
+    def ack_now(self, result: SettleResult) -> bool:
+        """Settle as done at once, in the callback that learns the outcome, when the protocol can do it
+        without awaiting (an acknowledgement window that another task flushes): saves a task per
+        message. Return True when settled; False (the default) makes ``intake`` await ``ack`` in a task."""
+        return False
+
     @abc.abstractmethod
     async def settle_failed(self, exc: BaseException) -> None:
         """The core could not record the outcome durably (``exc``: the store error, the bus stopping):
@@ -383,8 +389,19 @@ class Transport(abc.ABC):
                 self._intake_spawn(message, self._intake_dead_letter(message, exc), out)
                 return out
         submitted = await self.sink.submit(events, transport=self.name, redelivered=message.redelivered)
-        submitted.add_done_callback(lambda f: self._intake_spawn(message, f, out))
+        submitted.add_done_callback(lambda f: self._intake_done(message, f, out))
         return out
+
+    def _intake_done(
+        self, message: InboundMessage, submitted: asyncio.Future[SettleResult], out: asyncio.Future[SettleResult]
+    ) -> None:
+        if not submitted.cancelled() and submitted.exception() is None:
+            result = submitted.result()
+            if message.ack_now(result):
+                if not out.done():
+                    out.set_result(result)
+                return
+        self._intake_spawn(message, submitted, out)
 
     async def _intake_dead_letter(self, message: InboundMessage, exc: Exception) -> SettleResult:
         if isinstance(exc, DecodeError):
