@@ -31,17 +31,19 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import string
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from ..codec import DecodeContext, get_decoder, json_error_text, maybe_gunzip
 from ..errors import ConfigError, DecodeError
 from ..event import Event, Severity, derive_event_id
+from .settings import TransportSettings
 
 __all__ = [
     "EVENT_DECODERS",
@@ -52,6 +54,7 @@ __all__ = [
     "NameMapper",
     "Rule",
     "Template",
+    "check_rule_settings",
     "decode_events",
     "decode_payload",
 ]
@@ -601,3 +604,27 @@ class NameMapper:
         rule, fields = found
         headers = {**headers, self._fields_key: dict(fields), self._rule_key: rule.index}
         return rule.build_events(name, fields, body, headers, origin, message_id)
+
+
+def check_rule_settings(settings: TransportSettings) -> None:
+    """The checks every rule-mapping transport's settings model runs after validation (call it from a
+    pydantic ``model_validator(mode="after")``): the reconnect delays are in order, ``decoder`` is not set
+    on the transport (each rule names its own), at least one rule is given, and a ``password_env``
+    variable is read into ``password`` (a ``SecretStr``) when ``password`` is unset.
+
+    Raises:
+        ValueError: what is inconsistent, naming the key (pydantic reports it as a validation error).
+    """
+    r = settings.reconnect
+    if r.max_delay < r.initial_delay:
+        raise ValueError("reconnect.max_delay (reconnect_max) must be >= reconnect.initial_delay (reconnect_initial)")
+    if "decoder" in settings.model_fields_set:
+        raise ValueError("decoder: set the decoder on each mapping rule (rules[].decoder), not on the transport")
+    env = getattr(settings, "password_env", None)
+    if getattr(settings, "password", None) is None and env is not None:
+        value = os.environ.get(env)
+        if value is None:
+            raise ValueError(f"password_env: environment variable {env} is not set")
+        object.__setattr__(settings, "password", SecretStr(value))
+    if not getattr(settings, "rules", None):
+        raise ValueError("rules: give at least one mapping rule (unmatched messages are dead-lettered)")
