@@ -52,6 +52,8 @@ class Reconnector:
         hint: what to check when connecting fails (``check the URL, user and vhost``).
         fatal: exception types that must not be retried (a malformed URL): the state goes to ERROR and
             ``connect`` raises ``ConnectFailedError`` at once.
+        permanent: tells a failure that cannot heal until someone changes a setting (a refused login) but
+            is still retried: the state is ERROR instead of RECONNECTING while it lasts. ``None``: none is.
     """
 
     def __init__(
@@ -62,12 +64,14 @@ class Reconnector:
         where: str,
         hint: str = "",
         fatal: tuple[type[BaseException], ...] = (),
+        permanent: Callable[[BaseException], bool] | None = None,
     ) -> None:
         self.transport = transport
         self.settings = settings
         self.where = where
         self.hint = hint
         self.fatal = fatal
+        self.permanent = permanent
         #: Failed attempts since the last successful connect.
         self.failures = 0
         self._next_warning = 1
@@ -124,7 +128,8 @@ class Reconnector:
         self.failures += 1
         detail = self._detail(exc) if exc is not None else self.where
         delay = state.next_action.sleep if state.next_action is not None else 0.0
-        self.transport._set_state(TransportState.RECONNECTING, detail)
+        lasting = exc is not None and self.permanent is not None and self.permanent(exc)
+        self.transport._set_state(TransportState.ERROR if lasting else TransportState.RECONNECTING, detail)
         if self.failures >= self._next_warning:  # 1st, 2nd, 4th, 8th... failure: visible, not a flood
             self._next_warning *= 2
             log.warning("transport %s: cannot connect (attempt %d, next in %.1f s): %s",
