@@ -4,8 +4,9 @@ PUBLISH packets given as the broker would send them (topic, QoS, payload, retain
 properties) go through the transport's own code, through its public seams only (``connection_factory``
 and the connection's ``on_message`` callback): the topic mapping rules, the size limit,
 ``Transport.intake`` and the bus, the ordered-PUBACK logic (a PUBACK only once every earlier QoS 1
-message is settled) and the ``max_in_flight`` flow control. The PUBACKs are recorded instead of sent. The broker-side guarantees (redelivery to a
-persistent session, Receive Maximum) are proven by the integration tests against Mosquitto.
+message is settled) and the ``max_in_flight`` flow control. The PUBACKs are recorded instead of sent.
+The broker-side guarantees (redelivery to a persistent session, Receive Maximum) are proven by the
+integration tests against Mosquitto.
 
 ```python
 transport = MQTTTransport(rules=[{"topic": "plant/{station}/result", "type": "test.result"}])
