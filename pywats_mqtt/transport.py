@@ -142,6 +142,11 @@ class _Inbound(InboundMessage):
         """Settled: PUBACK this message (and copies merged with it) in arrival order."""
         self.transport._settled_ok(self)
 
+    def ack_nowait(self, result: SettleResult) -> bool:
+        """A PUBACK is only written to the socket buffer: settled at once, without a task."""
+        self.transport._settled_ok(self)
+        return True
+
     async def settle_failed(self, exc: BaseException) -> None:
         """Not recorded: no PUBACK; the transport reconnects so that the broker redelivers it."""
         self.transport._settled_failed(self, exc)

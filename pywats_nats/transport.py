@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 import uuid
@@ -41,20 +40,18 @@ import nats.js.errors
 from nats.aio.client import Client as NATSClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from pywats_events.codec import DecodeContext, register_decoder
-from pywats_events.errors import BusClosedError, DecodeError
+from pywats_events.errors import BusClosedError
 from pywats_events.event import Event
-from pywats_events.transports.base import RawRecord, SettleResult, Transport, TransportState
+from pywats_events.transports.base import InboundMessage, RawRecord, SettleResult, Transport, TransportState
+from pywats_events.transports.reconnect import ConnectFailedError, Reconnector
 
 from .errors import (
     NATSConnectError,
     NATSError,
     NATSPublishError,
     NATSStreamError,
-    PayloadDecodeError,
-    UnroutedSubjectError,
 )
 from .mapping import MappingRule, SubjectMapper, Template, valid_subject
 from .settings import NATSSettings
@@ -69,40 +66,69 @@ MSG_ID_HEADER = "Nats-Msg-Id"
 PUBLISH_FIELDS = ("type", "category", "source", "severity", "id")
 #: Dead-letter reason of a message whose last allowed delivery could not be settled.
 REASON_MAX_DELIVER = "max_deliver"
+#: NATS headers also copied to the top level of the message headers (W3C Trace Context).
+TRACE_HEADERS = ("traceparent", "tracestate")
 
 
-class _Delivery:
-    """One fetched JetStream message on its way through the bus."""
+class _Delivery(InboundMessage):
+    """One fetched JetStream message on its way through ``Transport.intake``; ``ack`` queues ``+ACK``,
+    ``settle_failed`` naks it with a delay (or dead-letters it on its last allowed delivery)."""
 
     __slots__ = (
-        "body",
         "delivered",
-        "headers",
         "message_id",
         "msg",
-        "origin",
+        "nats_headers",
         "progress_at",
+        "record",
         "seq",
         "stream",
         "subject",
+        "subject_origin",
+        "transport",
         "twins",
     )
 
-    def __init__(self, msg: Msg, origin_prefix: str, progress_every: float) -> None:
+    def __init__(self, transport: NATSTransport, msg: Msg, progress_every: float) -> None:
         md = msg.metadata
+        self.transport = transport
         self.msg = msg
         self.subject: str = msg.subject
-        self.body: bytes = msg.data
-        self.headers: dict[str, str] = dict(msg.headers or {})
+        self.nats_headers: dict[str, str] = dict(msg.headers) if msg.headers else {}
         self.delivered: int = md.num_delivered
         self.seq: int = md.sequence.stream
         self.stream: str = md.stream
-        own = self.headers.get(MSG_ID_HEADER)
+        own = self.nats_headers.get(MSG_ID_HEADER)
         self.message_id = own if own else f"{md.stream}#{self.seq}"
-        self.origin = f"{origin_prefix}{self.subject}"
+        self.subject_origin = f"{transport._origin_prefix}{self.subject}"
+        # The fragment carries the message id so a replay rebuilds the same event ids.
+        super().__init__(
+            msg.data, origin=f"{self.subject_origin}#{self.message_id}", decoder=transport._decoder_name
+        )
         self.progress_at = time.monotonic() + progress_every
         #: Later deliveries of the same stream message that arrived while this one was still in the bus.
         self.twins: list[_Delivery] | None = None
+        #: The raw dead-letter record, when the body could not be decoded.
+        self.record: RawRecord | None = None
+
+    def dead_letter_record(self, record: RawRecord) -> RawRecord:
+        """The raw record with the NATS metadata (reason ``unrouted`` when no rule matched)."""
+        reason = "unrouted" if record.error_type == "UnroutedSubjectError" else None
+        self.record = self.transport._raw_record(self, record.reason, record.error_type, reason)
+        return self.record
+
+    async def ack(self, result: SettleResult) -> None:
+        """Settled: queue ``+ACK`` for this delivery (and its twins)."""
+        self.transport._queue_ack(self, result)
+
+    def ack_nowait(self, result: SettleResult) -> bool:
+        """``+ACK`` is queued for the acker task without waiting: settled at once."""
+        self.transport._queue_ack(self, result)
+        return True
+
+    async def settle_failed(self, exc: BaseException) -> None:
+        """Not recorded: ``-NAK`` with a growing delay, or the dead-letter queue on the last delivery."""
+        await self.transport._settlement_failed(self, exc, self.record)
 
 
 class NATSTransport(Transport):
@@ -171,7 +197,6 @@ class NATSTransport(Transport):
         # Stream sequences up to this one may be redeliveries even when the server counts a first delivery:
         # a server that restarts can lose its consumer's delivery counts (they are flushed periodically).
         self._distrust_through: float = 0
-        self._settling: set[asyncio.Future[SettleResult]] = set()
         self._acks: deque[_Delivery] = deque()
         self._ack_wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -179,6 +204,12 @@ class NATSTransport(Transport):
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._connector: asyncio.Task[None] | None = None
+        self._reconnector = Reconnector(
+            self,
+            s.reconnect,
+            where=f"{','.join(s.servers)} stream {s.stream} consumer {s.durable}",
+            permanent=lambda exc: isinstance(exc, NATSStreamError) and exc.permanent,
+        )
         self._stopping = False
         self._started = False
         self.state_detail: str | None = None
@@ -272,8 +303,7 @@ class NATSTransport(Transport):
         if pull is not None:
             pull.cancel()
             await asyncio.wait([pull], timeout=grace)
-        if self._settling:
-            await asyncio.wait(list(self._settling), timeout=self.settings.drain_timeout)
+        await self.drain_settlements(self.settings.drain_timeout)
         if self._background:
             await asyncio.wait(list(self._background), timeout=self.settings.drain_timeout)
         # Every step below is bounded: a stop never hangs on a dead connection or a stuck task.
@@ -309,7 +339,7 @@ class NATSTransport(Transport):
         nc = NATSClient()
         # nats-py retries a failed first connection for ever when reconnection is unlimited, so the first
         # connection gets a deadline; our own backoff loop (``_connect_loop``) then tries again.
-        first_deadline = s.connect_timeout * len(s.servers) + s.reconnect_initial
+        first_deadline = s.connect_timeout * len(s.servers) + s.reconnect.initial_delay
         try:
             async with asyncio.timeout(first_deadline):
                 await nc.connect(
@@ -321,7 +351,8 @@ class NATSTransport(Transport):
                     connect_timeout=max(1, round(s.connect_timeout)),
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
-                    reconnect_time_wait=s.reconnect_initial,  # type: ignore[arg-type]
+                    reconnect_time_wait=s.reconnect.initial_delay,  # type: ignore[arg-type]
+                    tls=s.tls.client_context() if s.tls is not None else None,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
                     error_cb=self._on_error,
@@ -394,7 +425,7 @@ class NATSTransport(Transport):
             ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=s.ack_wait,
             max_deliver=s.max_deliver,
-            max_ack_pending=s.max_inflight,
+            max_ack_pending=s.max_in_flight,
             filter_subject=s.filter_subject,
             deliver_policy=api.DeliverPolicy.ALL if s.deliver_policy == "all" else api.DeliverPolicy.NEW,
         )
@@ -407,7 +438,7 @@ class NATSTransport(Transport):
             same = (c.ack_wait, c.max_deliver, c.max_ack_pending, c.filter_subject or None) == (
                 s.ack_wait,
                 s.max_deliver,
-                s.max_inflight,
+                s.max_in_flight,
                 s.filter_subject,
             )
             if same:
@@ -440,31 +471,17 @@ class NATSTransport(Transport):
         self._set_state(TransportState.ERROR if permanent else TransportState.RECONNECTING, str(exc))
 
     async def _connect_loop(self) -> None:
-        s = self.settings
-        retrying = AsyncRetrying(
-            wait=wait_exponential_jitter(
-                multiplier=s.reconnect_initial, max=s.reconnect_max, jitter=s.reconnect_initial
-            ),
-            # Any failure is retried: giving up would leave the line without its input; the state and the
-            # log say what is wrong (a missing stream is ERROR and fixed by creating it).
-            retry=retry_if_exception_type(Exception),
-            before_sleep=self._before_retry,
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                await self._open()
-        self._connector = None
+        # Any failure is retried: giving up would leave the line without its input; the state and the log
+        # say what is wrong (a missing stream is ERROR and fixed by creating it). Only ``give_up_after``
+        # ends it (state ERROR).
+        try:
+            await self._reconnector.connect(self._open, first=False)
+        except ConnectFailedError as exc:
+            log.error("transport %s: %s", self.name, exc)
+            return
+        finally:
+            self._connector = None
         self._on_open()
-
-    def _before_retry(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        if exc is not None:
-            self._report_failure(exc)
-            wait = state.next_action.sleep if state.next_action is not None else 0.0
-            log.warning(
-                "transport %s: attempt %d failed (%s); next in %.1fs", self.name, state.attempt_number, exc, wait
-            )
 
     async def _on_disconnected(self) -> None:
         self._connected.clear()
@@ -510,7 +527,7 @@ class NATSTransport(Transport):
         s = self.settings
         failures = 0
         while True:
-            room = s.max_inflight - len(self._inflight)
+            room = s.max_in_flight - len(self._inflight)
             if room < self._low_water:
                 # Wait for a useful amount of room: fetching one message per ack would cost one round trip
                 # to the server per message.
@@ -526,7 +543,7 @@ class NATSTransport(Transport):
                 continue  # nothing to fetch (or the server is away: nats-py is reconnecting)
             except (nats.errors.Error, OSError) as exc:
                 failures += 1
-                delay = min(s.reconnect_max, s.reconnect_initial * 2 ** min(failures, 8))
+                delay = min(s.reconnect.max_delay, s.reconnect.initial_delay * 2 ** min(failures, 8))
                 log.warning(
                     "transport %s: fetch failed (%s: %s); again in %.1fs", self.name, type(exc).__name__, exc, delay
                 )
@@ -534,15 +551,18 @@ class NATSTransport(Transport):
                 continue
             failures = 0
             for msg in msgs:
-                await self._receive(msg)
+                await self.receive(msg)
 
-    async def _receive(self, msg: Msg) -> None:
-        """The intake path of one JetStream message: map, submit, attach the settlement.
+    async def receive(self, msg: Msg) -> None:
+        """Hand one fetched JetStream message to the intake path: map it, ``Transport.intake`` (submit,
+        settle), and ack, nak or dead-letter it when the bus is done. Returns once it is submitted.
 
-        Runs the same for messages fetched from the server and for those ``pywats_nats.testing`` feeds in.
+        The pull loop calls it for every fetched message; ``pywats_nats.testing`` feeds its messages in
+        through it as well. ``msg``: a ``nats.aio.msg.Msg`` of this transport's consumer (or an object with
+        the same ``subject``, ``data``, ``headers``, ``metadata``, ``ack``/``nak``/``in_progress``).
         """
         s = self.settings
-        d = _Delivery(msg, self._origin_prefix, s.progress_every)
+        d = _Delivery(self, msg, s.progress_every)
         self.stats["received"] += 1
         if d.delivered > 1:
             self.stats["redelivered"] += 1
@@ -561,33 +581,20 @@ class NATSTransport(Transport):
                 leader.twins.append(d)
             return
         self._by_seq[d.seq] = d
+        d.headers = self._event_headers(d)
         try:
-            events = self.mapper.map(d.subject, d.body, self._event_headers(d), d.origin, d.message_id)
-        except DecodeError as exc:
-            self._spawn(self._dead_letter_undecodable(d, exc))
-            return
-        except Exception as exc:
-            # A mapping bug must not stop intake: keep the message whole, like undecodable input.
-            log.exception("transport %s: mapping a message from %r failed", self.name, d.subject)
-            self._spawn(self._dead_letter_undecodable(d, PayloadDecodeError(f"{type(exc).__name__}: {exc}", d.origin)))
-            return
-        redelivered: bool | None = None
+            d.events = self.mapper.map(d.subject, d.body, d.headers, d.subject_origin, d.message_id)
+        except Exception:
+            pass  # ``intake`` decodes it again with the registered decoder and dead-letters it whole
         if s.trust_redelivered_flag and d.seq > self._distrust_through:
-            redelivered = d.delivered > 1
+            d.redelivered = d.delivered > 1
         try:
-            fut = await self.sink.submit(events, transport=self.name, redelivered=redelivered)
+            await self.intake(d)
         except BusClosedError:
             # Never entered the bus: hand it back at once (another process of the durable may take it).
             self._spawn(self._nak(d, 0.0))
-            return
         except Exception as exc:
             self._spawn(self._settlement_failed(d, exc))
-            return
-        if fut.done():
-            self._settled(d, fut)
-        else:
-            self._settling.add(fut)
-            fut.add_done_callback(functools.partial(self._settled, d))
 
     def _event_headers(self, d: _Delivery) -> dict[str, Any]:
         h: dict[str, Any] = {
@@ -597,22 +604,24 @@ class NATSTransport(Transport):
             "nats_seq": d.seq,
             "nats_delivered": d.delivered,
         }
-        own = d.headers.get(MSG_ID_HEADER)
+        own = d.nats_headers
         if own:
-            h["nats_msg_id"] = own
-        others = {k: v for k, v in d.headers.items() if k != MSG_ID_HEADER}
-        if others:
-            h["nats_headers"] = others
+            msg_id = own.get(MSG_ID_HEADER)
+            if msg_id:
+                h["nats_msg_id"] = msg_id
+            others = {k: v for k, v in own.items() if k != MSG_ID_HEADER}
+            if others:
+                h["nats_headers"] = others
+                for key in TRACE_HEADERS:  # W3C Trace Context travels as NATS headers
+                    if key in others:
+                        h[key] = others[key]
         return h
 
-    def _settled(self, d: _Delivery, fut: asyncio.Future[SettleResult]) -> None:
-        self._settling.discard(fut)
-        exc = BusClosedError("settlement cancelled") if fut.cancelled() else fut.exception()
-        if exc is not None:
-            self._spawn(self._settlement_failed(d, exc))
-            return
+    def _queue_ack(self, d: _Delivery, result: SettleResult) -> None:
         self._acks.append(d)
         self._ack_wake.set()
+        if result.events == 0 and result.dead_lettered:
+            self.stats["raw_dead_lettered"] += 1
 
     async def _acker(self) -> None:
         # One task sends the acknowledgements: a done-callback cannot await, and a task per message costs
@@ -683,30 +692,20 @@ class NATSTransport(Transport):
             "nats_delivered": d.delivered,
             "nats_msg_id": d.message_id,
         }
-        if d.headers:
-            headers["nats_headers"] = dict(d.headers)
+        if d.nats_headers:
+            headers["nats_headers"] = dict(d.nats_headers)
         if dl_reason is not None:
             headers["pywats-reason"] = dl_reason
-        # The fragment carries the message id so a replay rebuilds the same event ids.
         return RawRecord(
             body=d.body,
-            origin=f"{d.origin}#{d.message_id}",
+            origin=d.origin,
             transport=self.name,
             reason=reason,
             error_type=error_type,
             headers=headers,
+            received_at=d.received_at,
+            decoder=self._decoder_name,
         )
-
-    async def _dead_letter_undecodable(self, d: _Delivery, exc: DecodeError) -> None:
-        reason = "unrouted" if isinstance(exc, UnroutedSubjectError) else None
-        record = self._raw_record(d, exc.reason, type(exc).__name__, reason)
-        try:
-            await self.sink.dead_letter_raw(record)
-        except Exception as store_exc:
-            await self._settlement_failed(d, store_exc, record)
-            return
-        self.stats["raw_dead_lettered"] += 1
-        await self._send_ack(d)
 
     async def _settlement_failed(self, d: _Delivery, exc: BaseException, record: RawRecord | None = None) -> None:
         """Nak with a growing delay; on the last delivery ``max_deliver`` allows, dead-letter and ack."""
@@ -745,7 +744,7 @@ class NATSTransport(Transport):
             await self._nak(d, 0.0)
             return
         headers = {
-            **d.headers,
+            **d.nats_headers,
             "Pywats-Reason": record.reason[:1000],
             "Pywats-Original-Subject": d.subject,
             "Pywats-Original-Stream": s.stream,

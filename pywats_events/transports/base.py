@@ -247,6 +247,13 @@ class InboundMessage(abc.ABC):
         dead-letter queue (``result`` says which; for undecodable input ``dead_lettered`` is 1 and
         ``events`` 0). Broker acknowledgement, PUBACK, file move, HTTP 2xx."""
 
+    def ack_nowait(self, result: SettleResult) -> bool:
+        """Settle as done at once, without awaiting, when the protocol can (the ack is queued for a writer
+        task that batches or pipelines it); return ``True`` when it did. ``Transport.intake`` tries this
+        first and awaits ``ack`` in a task only when it returns ``False`` (the default), which saves a
+        task per message on the hot path. Must not raise."""
+        return False
+
     @abc.abstractmethod
     async def settle_failed(self, exc: BaseException) -> None:
         """The core could not record the outcome durably (``exc``: the store error, the bus stopping):
@@ -383,8 +390,22 @@ class Transport(abc.ABC):
                 self._intake_spawn(message, self._intake_dead_letter(message, exc), out)
                 return out
         submitted = await self.sink.submit(events, transport=self.name, redelivered=message.redelivered)
-        submitted.add_done_callback(lambda f: self._intake_spawn(message, f, out))
+        if submitted.done():
+            self._intake_submitted(message, out, submitted)
+        else:
+            submitted.add_done_callback(lambda f: self._intake_submitted(message, out, f))
         return out
+
+    def _intake_submitted(
+        self, message: InboundMessage, out: asyncio.Future[SettleResult], submitted: asyncio.Future[SettleResult]
+    ) -> None:
+        if not submitted.cancelled() and submitted.exception() is None:
+            result = submitted.result()
+            if message.ack_nowait(result):  # settled without a task
+                if not out.done():
+                    out.set_result(result)
+                return
+        self._intake_spawn(message, submitted, out)
 
     async def _intake_dead_letter(self, message: InboundMessage, exc: Exception) -> SettleResult:
         if isinstance(exc, DecodeError):

@@ -10,6 +10,7 @@ WARNING with what to check every time the delay has doubled, never silently at I
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -97,7 +98,7 @@ class Reconnector:
                 multiplier=s.initial_delay, max=s.max_delay, exp_base=s.multiplier, jitter=s.jitter
             ),
             stop=stop_after_delay(s.give_up_after) if s.give_up_after is not None else stop_never,
-            retry=retry_if_exception(lambda exc: not isinstance(exc, self.fatal)),
+            retry=retry_if_exception(self._retryable),
             before_sleep=self._before_sleep,
             reraise=True,
         )
@@ -118,6 +119,14 @@ class Reconnector:
         self._next_warning = 1
         self.transport._set_state(TransportState.CONNECTED)
         return result
+
+    def _retryable(self, exc: BaseException) -> bool:
+        # tenacity sees BaseException too: a stop (this task cancelled) must end the loop, not be retried;
+        # a CancelledError from inside the client library while nobody cancels us is a failed attempt.
+        if isinstance(exc, asyncio.CancelledError):
+            task = asyncio.current_task()
+            return task is not None and not task.cancelling()
+        return isinstance(exc, Exception) and not isinstance(exc, self.fatal)
 
     def _detail(self, exc: BaseException) -> str:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
