@@ -28,7 +28,7 @@ import contextlib
 import logging
 import random
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Self
 
 import paho.mqtt.client as paho
@@ -51,6 +51,7 @@ from pywats_events.transports.reconnect import ConnectFailedError, Reconnector
 
 from .connection import MQTTConnection
 from .errors import (
+    MQTTConfigError,
     MQTTConnectError,
     MQTTError,
     MQTTPublishError,
@@ -157,16 +158,21 @@ class _Plan:
 
     __slots__ = ("filters", "ids", "mapper", "subscriptions")
 
-    def __init__(self, s: MQTTSettings) -> None:
-        self.mapper = TopicMapper(
-            [
-                MappingRule.build(
-                    r.topic, decoder=r.decoder, type=r.type, source=r.source, subjects=r.subjects,
-                    severity=r.severity, id_field=r.id_field, event_id=r.event_id, index=i,
+    def __init__(self, s: MQTTSettings, where: str) -> None:
+        rules: list[MappingRule] = []
+        for i, r in enumerate(s.rules):
+            try:
+                rules.append(
+                    MappingRule.build(
+                        r.topic, decoder=r.decoder, type=r.type, source=r.source, subjects=r.subjects,
+                        severity=r.severity, id_field=r.id_field, event_id=r.event_id, index=i,
+                    )
                 )
-                for i, r in enumerate(s.rules)
-            ]
-        )
+            except MQTTConfigError as exc:  # name the table and the rule: transports[l1].rules[2].topic
+                text = str(exc)
+                text = f"{where}.{text}" if text.startswith("rules[") else f"{where}.rules[{i}].topic: {text}"
+                raise type(exc)(text) from None
+        self.mapper = TopicMapper(rules)
         subs: list[tuple[str, int]] = [(x.topic, x.qos) for x in s.subscriptions]
         subs = _without_covered(subs or [(f, s.qos) for f in self.mapper.filters])
         # Filters that overlap without one covering the other (a/+/c and a/b/+) may still bring two copies
@@ -216,7 +222,7 @@ class MQTTTransport(Transport):
             raise TypeError("give either settings or keyword options, not both")
         self.settings = settings
         s = settings
-        plan = _Plan(s)
+        plan = _Plan(s, f"transports[{name}]")
         self.mapper = plan.mapper
         self.client_id = s.client_id or f"pywats-{socket.gethostname()}-{name}"
         self._publish_topic = Template(s.publish_topic, PUBLISH_FIELDS, "publish_topic")
@@ -392,6 +398,70 @@ class MQTTTransport(Transport):
         self._unacked.clear()
         self._inflight.clear()
         self._set_state(TransportState.DISCONNECTED)
+
+    # -- reload ------------------------------------------------------------------------------
+    async def reload(self, options: Mapping[str, Any]) -> list[str]:
+        """Apply changed options while running (``SIGHUP``): the topic mapping rules and subscriptions.
+
+        ``options`` are keys of this transport's configuration table (all of them or only the changed
+        ones; unchanged values are ignored). Changed ``rules``, ``subscriptions`` and ``qos`` are applied:
+        the new rule table and subscription list are checked first (an invalid one raises and changes
+        nothing), then swapped in at once between two messages (a message already mapped settles as it
+        was mapped), the new subscription list is sent (filters already subscribed are replaced, without
+        their retained messages again: MQTT 5 Retain Handling 1), and filters no longer wanted are
+        unsubscribed. Messages that arrive for a removed filter before its UNSUBACK are mapped by the new
+        rules (no rule: dead-lettered ``unrouted``, replayable), never dropped. While disconnected, the next
+        connection subscribes the new list.
+
+        Returns:
+            The changed option keys that were NOT applied (broker, client id, credentials, TLS, shared group,
+            limits...): they take effect only after a restart. Sorted.
+
+        Raises:
+            MQTTConfigError: the new options are invalid (the message names the key); nothing changed.
+            MQTTSubscribeError: the broker refused a new subscription or the unsubscription; the new rules
+                are in place and the next reconnection subscribes again.
+        """
+        old = self.settings
+        options = {k: v for k, v in options.items() if k not in ("kind", "name")}  # the table's own keys
+        table = {**old.model_dump(exclude_unset=True), **options}
+        new = MQTTSettings.from_options(table, f"transports[{self.name}]")
+        field_of = {**MQTTSettings.aliases, **MQTTSettings.deprecated}
+        changed = sorted(
+            key
+            for key in options
+            if getattr(new, field_of.get(key, key).partition(".")[0], None)
+            != getattr(old, field_of.get(key, key).partition(".")[0], None)
+        )
+        apply = [k for k in changed if k in RELOADABLE]
+        if apply:
+            plan = _Plan(new, f"transports[{self.name}]")  # may raise MQTTConfigError: nothing is changed then
+            before = set(self.subscriptions)
+            # One synchronous step: the pump reads these per message, so no message sees half of them.
+            self.settings = old.model_copy(update={k: getattr(new, k) for k in RELOADABLE})
+            self.mapper = plan.mapper
+            self.subscriptions = plan.subscriptions
+            self._sub_filters = plan.filters
+            self._sub_ids = plan.ids
+            self._canonical_cache = {}
+            removed = [f for f, _ in before - set(plan.subscriptions) if f not in {t for t, _ in plan.subscriptions}]
+            log.info(
+                "transport %s: reloaded %s: %d rule(s), subscriptions %s%s",
+                self.name, ", ".join(apply), len(plan.mapper.rules), [t for t, _ in plan.subscriptions],
+                f", unsubscribing {removed}" if removed else "",
+            )  # fmt: skip
+            conn = self._conn
+            if conn is not None and conn.connected:
+                limit = self.settings.connect_timeout
+                reasons = await conn.subscribe(self.subscriptions, limit, identifiers=self._sub_ids)
+                refused = [f"{t}: {r}" for (t, _), r in zip(self.subscriptions, reasons, strict=False) if r.is_failure]
+                if refused:
+                    raise MQTTSubscribeError(f"broker refused subscriptions: {'; '.join(refused)}")
+                await conn.unsubscribe(removed, limit)
+        rest = [k for k in changed if k not in RELOADABLE]
+        if rest:
+            log.warning("transport %s: changed option(s) %s need a restart to take effect", self.name, rest)
+        return rest
 
     # -- connection supervision --------------------------------------------------------------
     async def _connect_once(self) -> None:
