@@ -148,7 +148,7 @@ class Template:
     Subclasses set ``config_error`` (raised when built) and ``decode_error`` (raised by ``render``).
     """
 
-    __slots__ = ("_parts", "fields", "text")
+    __slots__ = ("_constant", "_parts", "fields", "text")
 
     config_error: ClassVar[type[ConfigError]] = ConfigError
     decode_error: ClassVar[type[DecodeError]] = DecodeError
@@ -181,6 +181,7 @@ class Template:
             fields.append(field)
         self._parts = tuple(parts)
         self.fields = tuple(fields)
+        self._constant = None if fields else "".join(literal for literal, _ in parts)
 
     @property
     def constant(self) -> bool:
@@ -193,6 +194,8 @@ class Template:
         Raises:
             decode_error: a field is missing from ``values`` (for instance a payload member).
         """
+        if self._constant is not None:
+            return self._constant  # no placeholders: no work per message
         out: list[str] = []
         for literal, path in self._parts:
             if path is None:
