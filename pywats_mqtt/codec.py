@@ -17,10 +17,6 @@ problem and the topic; the transport then dead-letters the message whole.
 
 from __future__ import annotations
 
-from typing import Any
-
-from pywats_events.codec import DecodeContext
-from pywats_events.event import Event
 from pywats_events.transports import mapping as _core
 
 from .errors import PayloadDecodeError
@@ -32,22 +28,10 @@ PAYLOAD_DECODERS = _core.PAYLOAD_DECODERS
 #: Decoders that turn the payload into whole events, mapped to their name in ``pywats_events.codec``.
 EVENT_DECODERS = _core.EVENT_DECODERS
 
-
-def decode_payload(decoder: str, body: bytes, origin: str) -> dict[str, Any]:
-    """Decode ``body`` into an event payload with the ``json``, ``text`` or ``bytes`` decoder
-    (``pywats_events.transports.mapping.decode_payload``).
-
-    Raises:
-        PayloadDecodeError: invalid UTF-8 or JSON, corrupt gzip, or an unknown decoder name.
-    """
-    return _core.decode_payload(decoder, body, origin, PayloadDecodeError)
-
-
-def decode_events(decoder: str, body: bytes, ctx: DecodeContext) -> list[Event]:
-    """Decode ``body`` into whole events with the ``cfx`` or ``event`` decoder.
-
-    Raises:
-        DecodeError: as the underlying decoder raises (``CFXDecodeError`` subclasses, ``InvalidEventError``).
-        PayloadDecodeError: an unknown decoder name.
-    """
-    return _core.decode_events(decoder, body, ctx, PayloadDecodeError)
+_CODEC = _core.PayloadCodec(PayloadDecodeError)
+#: ``decode_payload(decoder, body, origin)``: the body as an event payload (``json``, ``text``, ``bytes``);
+#: raises ``PayloadDecodeError`` naming the problem and the origin.
+decode_payload = _CODEC.decode_payload
+#: ``decode_events(decoder, body, ctx)``: whole events (``cfx``, ``event``); raises the decoder's
+#: ``DecodeError`` (``PayloadDecodeError`` for an unknown decoder name).
+decode_events = _CODEC.decode_events

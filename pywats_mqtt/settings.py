@@ -18,8 +18,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from pywats_events.event import Severity
-from pywats_events.transports.mapping import check_rule_settings
-from pywats_events.transports.settings import ReconnectSettings, TLSSettings, TransportSettings
+from pywats_events.transports.mapping import RuleTransportSettings
+from pywats_events.transports.settings import ReconnectSettings, TLSSettings
 
 from .errors import MQTTConfigError
 
@@ -118,7 +118,7 @@ class MQTTRuleSettings(BaseModel):
     event_id: Literal["content", "delivery"] = "content"
 
 
-class MQTTSettings(TransportSettings):
+class MQTTSettings(RuleTransportSettings):
     """Everything an ``MQTTTransport`` needs.
 
     Attributes:
@@ -171,6 +171,7 @@ class MQTTSettings(TransportSettings):
     """
 
     model_config = _FORBID
+    config_error = MQTTConfigError
     aliases = {"receive_maximum": "max_in_flight", "max_inflight": "max_in_flight"}
     deprecated = {
         "reconnect_initial": "reconnect.initial_delay",
@@ -220,43 +221,10 @@ class MQTTSettings(TransportSettings):
             raise ValueError("a share name may not contain '/', '+', '#' (MQTT 5 section 4.8.2)")
         return value
 
-    @model_validator(mode="after")
-    def _consistent(self) -> MQTTSettings:
-        check_rule_settings(self)
-        return self
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any], where: str = "mqtt") -> MQTTSettings:
-        """Validate a configuration table.
-
-        Args:
-            options: the table's keys (``host``, ``port``, ``rules``...), without ``kind`` and ``name``.
-            where: prefix naming the table in error messages (``transports[line1]``).
-
-        Raises:
-            MQTTConfigError: the first invalid key, named by its path (``transports[l1].rules[0].topic``).
-        """
-        return cls.from_table(options, where, MQTTConfigError)
-
-    @property
-    def max_inflight(self) -> int:
-        """``max_in_flight`` (the name of the previous release)."""
-        return self.max_in_flight
-
     @property
     def max_message_size(self) -> int:
         """``max_message_bytes`` (the name of the previous release)."""
         return self.max_message_bytes
-
-    @property
-    def reconnect_initial(self) -> float:
-        """``reconnect.initial_delay`` (the name of the previous release)."""
-        return self.reconnect.initial_delay
-
-    @property
-    def reconnect_max(self) -> float:
-        """``reconnect.max_delay`` (the name of the previous release)."""
-        return self.reconnect.max_delay
 
     def describe(self) -> dict[str, Any]:
         """The settings as shown in readiness and the admin API: no password, no key password."""

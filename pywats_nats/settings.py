@@ -17,8 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from pywats_events.event import Severity
-from pywats_events.transports.mapping import check_rule_settings
-from pywats_events.transports.settings import ReconnectSettings, TransportSettings
+from pywats_events.transports.mapping import RuleTransportSettings
+from pywats_events.transports.settings import ReconnectSettings
 
 from .errors import NATSConfigError
 
@@ -62,7 +62,7 @@ class NATSRuleSettings(BaseModel):
     id_field: str | None = None
 
 
-class NATSSettings(TransportSettings):
+class NATSSettings(RuleTransportSettings):
     """Everything a ``NATSTransport`` needs.
 
     Attributes:
@@ -123,6 +123,7 @@ class NATSSettings(TransportSettings):
     """
 
     model_config = _FORBID
+    config_error = NATSConfigError
     aliases = {"max_ack_pending": "max_in_flight", "max_inflight": "max_in_flight"}
     deprecated = {"reconnect_initial": "reconnect.initial_delay", "reconnect_max": "reconnect.max_delay"}
 
@@ -182,41 +183,12 @@ class NATSSettings(TransportSettings):
             raise ValueError("in_progress_interval must be shorter than ack_wait, or the server redelivers first")
         if self.create_stream and not self.stream_subjects:
             raise ValueError("stream_subjects: give the subjects of the stream to create (create_stream = true)")
-        check_rule_settings(self)
         return self
 
     @property
     def progress_every(self) -> float:
         """Seconds between ``in_progress`` signals for a message still in the bus."""
         return self.in_progress_interval if self.in_progress_interval is not None else self.ack_wait / 3
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any], where: str = "nats") -> NATSSettings:
-        """Validate a configuration table.
-
-        Args:
-            options: the table's keys (``servers``, ``stream``, ``rules``...), without ``kind`` and ``name``.
-            where: prefix naming the table in error messages (``transports[line1]``).
-
-        Raises:
-            NATSConfigError: the first invalid key, named by its path (``transports[l1].rules[0].subject``).
-        """
-        return cls.from_table(options, where, NATSConfigError)
-
-    @property
-    def max_inflight(self) -> int:
-        """``max_in_flight`` (the name of the previous release)."""
-        return self.max_in_flight
-
-    @property
-    def reconnect_initial(self) -> float:
-        """``reconnect.initial_delay`` (the name of the previous release)."""
-        return self.reconnect.initial_delay
-
-    @property
-    def reconnect_max(self) -> float:
-        """``reconnect.max_delay`` (the name of the previous release)."""
-        return self.reconnect.max_delay
 
     def describe(self) -> dict[str, Any]:
         """The settings as shown in readiness and the admin API: no password, no token."""

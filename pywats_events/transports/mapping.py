@@ -36,9 +36,9 @@ import string
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Self
 
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr, ValidationError, model_validator
 
 from ..codec import DecodeContext, get_decoder, json_error_text, maybe_gunzip
 from ..errors import ConfigError, DecodeError
@@ -52,7 +52,9 @@ __all__ = [
     "FilterSyntax",
     "NameFilter",
     "NameMapper",
+    "PayloadCodec",
     "Rule",
+    "RuleTransportSettings",
     "Template",
     "check_rule_settings",
     "decode_events",
@@ -131,6 +133,25 @@ def decode_events(
         known = sorted(EVENT_DECODERS)
         raise error(f"unknown event decoder {decoder!r}; expected one of {known}", ctx.origin) from None
     return get_decoder(name)(body, ctx)
+
+
+class PayloadCodec:
+    """``decode_payload`` and ``decode_events`` raising one transport package's ``DecodeError`` subclass.
+
+    Args:
+        error: the package's payload error (``pywats_mqtt.PayloadDecodeError``...).
+    """
+
+    def __init__(self, error: type[DecodeError]) -> None:
+        self.error = error
+
+    def decode_payload(self, decoder: str, body: bytes, origin: str) -> dict[str, Any]:
+        """``decode_payload`` (module function) with this codec's error class."""
+        return decode_payload(decoder, body, origin, self.error)
+
+    def decode_events(self, decoder: str, body: bytes, ctx: DecodeContext) -> list[Event]:
+        """``decode_events`` (module function) with this codec's error class."""
+        return decode_events(decoder, body, ctx, self.error)
 
 
 class Template:
@@ -631,3 +652,45 @@ def check_rule_settings(settings: TransportSettings) -> None:
         object.__setattr__(settings, "password", SecretStr(value))
     if not getattr(settings, "rules", None):
         raise ValueError("rules: give at least one mapping rule (unmatched messages are dead-lettered)")
+
+
+class RuleTransportSettings(TransportSettings):
+    """Base of the settings of a rule-mapping transport (MQTT, NATS): ``from_options`` raising the
+    package's ``config_error`` and naming the key as written, the checks of ``check_rule_settings``, and
+    the attribute names of the previous release (``max_inflight``, ``reconnect_initial``,
+    ``reconnect_max``) as read-only properties. Subclasses set ``config_error`` and add ``rules``."""
+
+    config_error: ClassVar[type[Exception]] = ConfigError
+
+    @model_validator(mode="after")
+    def _rule_settings(self) -> Self:
+        check_rule_settings(self)
+        return self
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any], where: str = "transport") -> Self:
+        """Validate a configuration table.
+
+        Args:
+            options: the table's keys, without ``kind`` and ``name``.
+            where: prefix naming the table in error messages (``transports[line1]``).
+
+        Raises:
+            config_error: the first invalid key, named by its path (``transports[l1].rules[0].topic``).
+        """
+        return cls.from_table(options, where, cls.config_error)
+
+    @property
+    def max_inflight(self) -> int:
+        """``max_in_flight`` (the name of the previous release)."""
+        return self.max_in_flight
+
+    @property
+    def reconnect_initial(self) -> float:
+        """``reconnect.initial_delay`` (the name of the previous release)."""
+        return self.reconnect.initial_delay
+
+    @property
+    def reconnect_max(self) -> float:
+        """``reconnect.max_delay`` (the name of the previous release)."""
+        return self.reconnect.max_delay
