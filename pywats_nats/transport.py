@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -39,6 +40,7 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATSClient
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext, api
 
 from pywats_events.codec import DecodeContext, register_decoder
@@ -189,7 +191,12 @@ class NATSTransport(Transport):
 
         self._nc: NATSClient | None = None
         self._js: JetStreamContext | None = None
-        self._sub: JetStreamContext.PullSubscription | None = None
+        self._sub: Subscription | None = None
+        #: Where pull requests are sent and where the consumer delivers (this connection's inbox).
+        self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{s.stream}.{s.durable}"
+        self._inbox: str | None = None
+        self._requested = 0
+        self._request_done = asyncio.Event()
         self._inflight: dict[int, _Delivery] = {}
         self._by_seq: dict[int, _Delivery] = {}
         #: Room (messages) the intake waits for before it fetches again.
@@ -373,14 +380,13 @@ class NATSTransport(Transport):
             js = nc.jetstream(timeout=s.connect_timeout)
             await self._ensure_stream(js)
             await self._ensure_consumer(js)
-            sub = await js.pull_subscribe_bind(
-                durable=s.durable, stream=s.stream, pending_msgs_limit=max(s.max_inflight * 2, 1024)
-            )
+            inbox = nc.new_inbox()
+            sub = await nc.subscribe(inbox, cb=self._on_pulled, pending_msgs_limit=max(s.max_in_flight * 4, 4096))
         except BaseException:
             with contextlib.suppress(Exception):
                 await nc.close()
             raise
-        self._nc, self._js, self._sub = nc, js, sub
+        self._nc, self._js, self._sub, self._inbox = nc, js, sub, inbox
 
     async def _ensure_stream(self, js: JetStreamContext) -> None:
         s = self.settings
@@ -452,7 +458,7 @@ class NATSTransport(Transport):
             ) from None
 
     async def _close(self) -> None:
-        nc, self._nc, self._js, self._sub = self._nc, None, None, None
+        nc, self._nc, self._js, self._sub, self._inbox = self._nc, None, None, None, None
         if nc is not None:
             with contextlib.suppress(Exception):
                 await nc.close()
@@ -524,8 +530,18 @@ class NATSTransport(Transport):
 
     # -- intake ------------------------------------------------------------------------------
     async def _pull(self) -> None:
+        """Ask the durable consumer for messages as room allows: JetStream pull requests
+        (``$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>`` with ``batch`` and ``expires``, NATS docs
+        "JetStream wire API"), one at a time. The messages arrive on this connection's inbox and go to
+        ``receive`` from the subscription's callback, one coroutine call each (nats-py's ``fetch`` awaits
+        every message with a timeout: a task per message). A request ends when its batch has been
+        received, or with the server's status 404/408/409; one the server never answers (lost in a
+        reconnect) is given up after ``expires`` plus a margin. Every message that arrives is taken, so
+        request accounting affects only the pace, never what is delivered."""
         s = self.settings
         failures = 0
+        expires_ns = int(s.fetch_timeout * 1e9)
+        margin = s.fetch_timeout + max(1.0, s.connect_timeout)
         while True:
             room = s.max_in_flight - len(self._inflight)
             if room < self._low_water:
@@ -534,24 +550,50 @@ class NATSTransport(Transport):
                 self._room.clear()
                 await self._room.wait()
                 continue
-            sub = self._sub
-            if sub is None:
+            nc, inbox = self._nc, self._inbox
+            if nc is None or inbox is None:
                 return
+            batch = min(s.fetch_batch, room)
+            self._requested = batch
+            self._request_done.clear()
+            request = json.dumps({"batch": batch, "expires": expires_ns}).encode()
             try:
-                msgs = await sub.fetch(min(s.fetch_batch, room), timeout=s.fetch_timeout)
-            except TimeoutError:  # nats.errors.TimeoutError included
-                continue  # nothing to fetch (or the server is away: nats-py is reconnecting)
+                await nc.publish(self._next_subject, request, reply=inbox)
             except (nats.errors.Error, OSError) as exc:
                 failures += 1
                 delay = min(s.reconnect.max_delay, s.reconnect.initial_delay * 2 ** min(failures, 8))
                 log.warning(
-                    "transport %s: fetch failed (%s: %s); again in %.1fs", self.name, type(exc).__name__, exc, delay
-                )
+                    "transport %s: pull request failed (%s: %s); again in %.1fs",
+                    self.name, type(exc).__name__, exc, delay,
+                )  # fmt: skip
                 await asyncio.sleep(delay)
                 continue
             failures = 0
-            for msg in msgs:
-                await self.receive(msg)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(margin):
+                    await self._request_done.wait()
+
+    async def _on_pulled(self, msg: Msg) -> None:
+        """The inbox subscription's callback: a JetStream message, or a status ending the pull request."""
+        headers = msg.headers
+        status = headers.get("Status") if headers else None
+        if status is not None and not msg.data and not msg.reply.startswith("$JS.ACK."):
+            if status != "100":  # 100: idle heartbeat / flow control; 404, 408, 409 end the request
+                if status == "409":
+                    why = (headers or {}).get("Description")
+                    log.info("transport %s: pull request ended: %s %s", self.name, status, why)
+                self._request_done.set()
+            return
+        self._requested -= 1
+        if self._requested <= 0:
+            self._request_done.set()
+        if self._stopping:
+            self._spawn(self._nak(_Delivery(self, msg, self.settings.progress_every), 0.0))  # hand it back now
+            return
+        try:
+            await self.receive(msg)
+        except Exception:  # never let one message end the subscription's task
+            log.exception("transport %s: intake of %s failed", self.name, msg.subject)
 
     async def receive(self, msg: Msg) -> None:
         """Hand one fetched JetStream message to the intake path: map it, ``Transport.intake`` (submit,
