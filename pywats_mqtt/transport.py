@@ -2,9 +2,9 @@
 
 Delivery (QoS 1 subscriptions, the default):
 
-1. A PUBLISH arrives; the transport maps it to events (``pywats_mqtt.mapping``) and ``submit``s them to the
-   bus. Messages no rule matches, or whose payload cannot be decoded, are stored whole in the dead-letter
-   queue (reason ``unrouted`` or ``decode_error``).
+1. A PUBLISH arrives; the transport maps it to events (``pywats_mqtt.mapping``) and hands it to
+   ``Transport.intake``, which submits them to the bus. Messages no rule matches, or whose payload cannot
+   be decoded, are stored whole in the dead-letter queue (reason ``unrouted`` or ``decode_error``).
 2. The PUBACK is sent only when the bus has settled the message (every delivery succeeded or is durably
    dead-lettered). PUBACKs go out in arrival order (MQTT section 4.6), unless ``ack_in_order`` is off.
 3. If the process dies first, the broker still holds the message in the persistent session and sends it
@@ -15,8 +15,8 @@ Flow control: at most ``max_in_flight`` messages are received but unsettled. Tha
 Receive Maximum, so the broker keeps the rest; if a broker sends more anyway (or QoS 0 floods in), the
 transport stops reading the socket until the bus catches up.
 
-Connection: reconnects with exponential backoff and jitter (tenacity), subscribes again on every
-connection, and reports CONNECTING / CONNECTED / RECONNECTING / ERROR / DISCONNECTED to the bus. A birth
+Connection: reconnects through the shared ``Reconnector`` (exponential backoff with jitter), subscribes
+again on every connection, and reports CONNECTING / CONNECTED / RECONNECTING / ERROR / DISCONNECTED to the bus. A birth
 message (``online``) and a last will (``offline``) are kept retained on ``status_topic``.
 """
 

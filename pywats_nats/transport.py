@@ -2,10 +2,11 @@
 
 Delivery (a durable pull consumer with explicit acknowledgement):
 
-1. The transport fetches batches from the durable consumer ``durable`` on ``stream`` (made if missing;
-   the stream itself is made when ``create_stream`` is on, else it must exist). At most ``max_inflight``
-   messages are fetched and unsettled at once; that number is also the consumer's MaxAckPending.
-2. Each message is mapped to events (``pywats_nats.mapping``) and ``submit``ted to the bus. Messages no
+1. The transport sends JetStream pull requests for batches to the durable consumer ``durable`` on
+   ``stream`` (made if missing; the stream itself is made when ``create_stream`` is on, else it must
+   exist); the messages arrive on its inbox subscription. At most ``max_in_flight`` messages are pulled
+   and unsettled at once; that number is also the consumer's MaxAckPending.
+2. Each message is mapped to events (``pywats_nats.mapping``) and goes through ``Transport.intake``. Messages no
    rule matches, or whose body cannot be decoded, are stored whole in the dead-letter queue (reason
    ``unrouted`` or ``decode_error``) and acknowledged.
 3. The message is acknowledged only when the bus has settled it (every delivery handled or durably
@@ -18,10 +19,11 @@ Delivery (a durable pull consumer with explicit acknowledgement):
    raised; the event keeps its id (``Nats-Msg-Id`` or stream sequence), and the bus's idempotency records
    make the copy a no-op for handlers that already finished.
 
-Connection: nats-py reconnects by itself (``reconnect_initial`` apart, for ever); the transport reports
-RECONNECTING while it is away and CONNECTED when it is back. A first connection that fails is retried
-with exponential backoff (tenacity) in the background. ``send`` publishes to JetStream with a
-``Nats-Msg-Id`` (the event id), so a retried publish is stored once (JetStream de-duplication).
+Connection: nats-py reconnects by itself (``reconnect.initial_delay`` apart, for ever); the transport
+reports RECONNECTING while it is away and CONNECTED when it is back. A first connection that fails is
+retried in the background by the shared ``Reconnector`` (exponential backoff with jitter). ``send``
+publishes to JetStream with a ``Nats-Msg-Id`` (the event id), so a retried publish is stored once
+(JetStream de-duplication).
 """
 
 from __future__ import annotations
