@@ -481,15 +481,15 @@ class AMQPMessage(InboundMessage):
         self.raw_record = record
         return record
 
-    def ack_now(self, result: SettleResult) -> bool:
+    def ack_nowait(self, result: SettleResult) -> bool:
         """Record the delivery as settled in the window; the acker sends the frame. Always True."""
         self.transport.stats["settled" if self.raw_record is None else "raw_dead_lettered"] += 1
         self.session.resolve(self.tag, True)
         return True
 
     async def ack(self, result: SettleResult) -> None:
-        """Same as ``ack_now``."""
-        self.ack_now(result)
+        """Same as ``ack_nowait``."""
+        self.ack_nowait(result)
 
     async def settle_failed(self, exc: BaseException) -> None:
         """Requeue with the delivery count (park at ``max_deliveries``); park undecodable input at once."""

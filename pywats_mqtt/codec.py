@@ -17,79 +17,21 @@ problem and the topic; the transport then dead-letters the message whole.
 
 from __future__ import annotations
 
-import base64
-import json
-from typing import Any, Final
-
-from pywats_events.codec import DecodeContext, get_decoder, maybe_gunzip
-from pywats_events.errors import DecodeError
-from pywats_events.event import Event
+from pywats_events.transports import mapping as _core
 
 from .errors import PayloadDecodeError
 
 __all__ = ["EVENT_DECODERS", "PAYLOAD_DECODERS", "decode_events", "decode_payload"]
 
 #: Decoders that turn the payload into the event payload; the mapping rule supplies type and source.
-PAYLOAD_DECODERS: Final = ("json", "text", "bytes")
+PAYLOAD_DECODERS = _core.PAYLOAD_DECODERS
 #: Decoders that turn the payload into whole events, mapped to their name in ``pywats_events.codec``.
-EVENT_DECODERS: Final = {"cfx": "cfx", "event": "event-json"}
+EVENT_DECODERS = _core.EVENT_DECODERS
 
-
-def decode_payload(decoder: str, body: bytes, origin: str) -> dict[str, Any]:
-    """Decode ``body`` into an event payload with the ``json``, ``text`` or ``bytes`` decoder.
-
-    Args:
-        decoder: one of ``PAYLOAD_DECODERS``.
-        body: the MQTT payload bytes.
-        origin: the message's topic (or URL), named in error messages.
-
-    Raises:
-        PayloadDecodeError: invalid UTF-8 or JSON, corrupt gzip, or an unknown decoder name.
-    """
-    if decoder == "json":
-        try:
-            text = maybe_gunzip(body, origin).decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise PayloadDecodeError(f"invalid UTF-8 at byte {exc.start}", origin) from None
-        except DecodeError as exc:  # corrupt gzip: report it with this package's class
-            raise PayloadDecodeError(exc.reason, origin) from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PayloadDecodeError(
-                f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", origin
-            ) from None
-        except RecursionError:
-            raise PayloadDecodeError("JSON nested too deeply", origin) from None
-        return data if isinstance(data, dict) else {"value": data}
-    if decoder == "text":
-        try:
-            return {"text": body.decode("utf-8")}
-        except UnicodeDecodeError as exc:
-            raise PayloadDecodeError(f"invalid UTF-8 at byte {exc.start}", origin) from None
-    if decoder == "bytes":
-        return {"base64": base64.b64encode(body).decode("ascii"), "size": len(body)}
-    raise PayloadDecodeError(
-        f"unknown payload decoder {decoder!r}; expected one of {PAYLOAD_DECODERS}", origin
-    )
-
-
-def decode_events(decoder: str, body: bytes, ctx: DecodeContext) -> list[Event]:
-    """Decode ``body`` into whole events with the ``cfx`` or ``event`` decoder.
-
-    Args:
-        decoder: a key of ``EVENT_DECODERS``.
-        body: the MQTT payload bytes.
-        ctx: origin (topic URL), a default source and the MQTT headers copied into each event.
-
-    Raises:
-        DecodeError: as the underlying decoder raises (``CFXDecodeError`` subclasses, ``InvalidEventError``).
-        PayloadDecodeError: an unknown decoder name.
-    """
-    try:
-        name = EVENT_DECODERS[decoder]
-    except KeyError:
-        raise PayloadDecodeError(
-            f"unknown event decoder {decoder!r}; expected one of {sorted(EVENT_DECODERS)}", ctx.origin
-        ) from None
-    return get_decoder(name)(body, ctx)
+_CODEC = _core.PayloadCodec(PayloadDecodeError)
+#: ``decode_payload(decoder, body, origin)``: the body as an event payload (``json``, ``text``, ``bytes``);
+#: raises ``PayloadDecodeError`` naming the problem and the origin.
+decode_payload = _CODEC.decode_payload
+#: ``decode_events(decoder, body, ctx)``: whole events (``cfx``, ``event``); raises the decoder's
+#: ``DecodeError`` (``PayloadDecodeError`` for an unknown decoder name).
+decode_events = _CODEC.decode_events

@@ -127,6 +127,7 @@ class MQTTConnection:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = self._on_subscribe  # same shape: mid and reason codes (UNSUBACK)
         client.on_publish = self._on_publish
         client.on_socket_open = self._on_socket_open
         client.on_socket_close = self._on_socket_close
@@ -430,6 +431,32 @@ class MQTTConnection:
             packets.append(self._subscribe_packet([topic], props, limit))
         results = await asyncio.gather(*packets)
         return [r for reasons in results for r in reasons]
+
+    async def unsubscribe(self, filters: list[str], limit: float) -> None:
+        """Unsubscribe from ``filters`` (as subscribed, ``$share/`` prefix included) and wait for the
+        UNSUBACK (MQTT 5 section 3.10 / 3.1.1 section 3.10).
+
+        Raises:
+            MQTTSubscribeError: not connected, no UNSUBACK within ``limit`` seconds, or (MQTT 5) a failure
+                reason code for one of the filters.
+        """
+        if not filters:
+            return
+        rc, mid = self._client.unsubscribe(filters)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            raise MQTTSubscribeError(f"cannot unsubscribe: {paho.error_string(rc)}")
+        fut: asyncio.Future[list[ReasonCode]] = self._loop.create_future()
+        self._pending_subs[mid] = fut
+        try:
+            async with asyncio.timeout(limit):
+                reasons = await fut
+        except TimeoutError:
+            raise MQTTSubscribeError(f"no UNSUBACK within {limit:g}s") from None
+        finally:
+            self._pending_subs.pop(mid, None)
+        refused = [f"{f}: {r}" for f, r in zip(filters, reasons or [], strict=False) if r.is_failure]
+        if refused:
+            raise MQTTSubscribeError(f"broker refused to unsubscribe: {'; '.join(refused)}")
 
     async def _subscribe_packet(
         self, topics: list[tuple[str, Any]], properties: Properties | None, limit: float

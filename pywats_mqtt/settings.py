@@ -2,26 +2,24 @@
 
 Validated with pydantic; ``MQTTSettings.from_options`` turns validation failures into ``MQTTConfigError``
 naming the bad key. The password and the TLS key password are ``SecretStr``: never logged or shown.
+
+``MQTTSettings`` derives from ``pywats_events.transports.settings.TransportSettings``: ``tls``,
+``reconnect.initial_delay`` / ``reconnect.max_delay``, ``connect_timeout``, ``send_timeout``,
+``drain_timeout``, ``max_in_flight`` (alias ``receive_maximum``, the MQTT 5 word, and ``max_inflight``) and
+``max_message_bytes`` mean what they mean for every transport. The keys of the previous release
+(``reconnect_initial``, ``reconnect_max``, ``max_message_size``) still work, with a ``DeprecationWarning``.
 """
 
 from __future__ import annotations
 
-import os
 import ssl
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from pywats_events.event import Severity
+from pywats_events.transports.mapping import RuleTransportSettings
+from pywats_events.transports.settings import ReconnectSettings, TLSSettings
 
 from .errors import MQTTConfigError
 
@@ -30,8 +28,9 @@ __all__ = ["MQTTRuleSettings", "MQTTSettings", "MQTTSubscriptionSettings", "MQTT
 _FORBID = ConfigDict(extra="forbid", frozen=True)
 
 
-class MQTTTLSSettings(BaseModel):
-    """TLS towards the broker (usually port 8883).
+class MQTTTLSSettings(TLSSettings):
+    """TLS towards the broker (usually port 8883); ``pywats_events.transports.settings.TLSSettings``
+    where the key may be inside ``cert_file``.
 
     Attributes:
         ca_file: PEM file of the CA(s) that signed the broker's certificate; ``None`` uses the system CAs.
@@ -43,11 +42,11 @@ class MQTTTLSSettings(BaseModel):
 
     model_config = _FORBID
 
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    key_password: SecretStr | None = None
-    verify_hostname: bool = True
+    @model_validator(mode="after")
+    def _key_with_cert(self) -> MQTTTLSSettings:  # replaces the base check: the key may be in cert_file
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("tls.key_file: set cert_file as well")
+        return self
 
     def ssl_context(self) -> ssl.SSLContext:
         """A client ``SSLContext`` (TLS 1.2 or later) built from these settings.
@@ -119,7 +118,7 @@ class MQTTRuleSettings(BaseModel):
     event_id: Literal["content", "delivery"] = "content"
 
 
-class MQTTSettings(BaseModel):
+class MQTTSettings(RuleTransportSettings):
     """Everything an ``MQTTTransport`` needs.
 
     Attributes:
@@ -143,9 +142,11 @@ class MQTTSettings(BaseModel):
         shared_group: subscribe as ``$share/<group>/<filter>`` so several processes split the messages
             (MQTT 5 shared subscriptions; Mosquitto also offers them to 3.1.1 clients).
         rules: ordered topic mapping rules.
-        max_inflight: messages received but not yet settled, at most (count). Sent to the broker as the
-            MQTT 5 Receive Maximum; reading from the socket pauses when this many are pending.
-        max_message_size: largest payload accepted, in bytes (default 8 MiB). A larger one is not decoded:
+        max_in_flight: messages received but not yet settled, at most (count; aliases ``receive_maximum``
+            and ``max_inflight``). Sent to the broker as the MQTT 5 Receive Maximum; reading from the socket
+            pauses when this many are pending.
+        max_message_bytes: largest payload accepted, in bytes (default 8 MiB; formerly
+            ``max_message_size``). A larger one is not decoded:
             it goes to the dead-letter queue with reason ``too_large``, keeping its first 4096 bytes and its
             size, and is acknowledged.
         max_inflight_bytes: payload bytes received but not yet settled, at most (default 64 MiB); reading
@@ -160,8 +161,9 @@ class MQTTSettings(BaseModel):
         status_topic: where the birth (``status_online``) and last-will (``status_offline``) messages go,
             retained, QoS 1; field ``client_id``; ``None`` disables them.
         status_online / status_offline: the two status payloads.
-        reconnect_initial / reconnect_max: first and largest wait between reconnection attempts, seconds
-            (exponential backoff with jitter).
+        reconnect: ``initial_delay`` / ``max_delay`` (formerly ``reconnect_initial`` / ``reconnect_max``):
+            first and largest wait between reconnection attempts, seconds (exponential backoff with jitter,
+            ``pywats_events.transports.reconnect.Reconnector``).
         connect_timeout: seconds to wait for the broker's CONNACK (and SUBACK).
         send_timeout: seconds ``send`` waits for a connection and the PUBACK.
         drain_timeout: seconds ``stop`` waits for messages being handled to settle so they can be
@@ -169,6 +171,13 @@ class MQTTSettings(BaseModel):
     """
 
     model_config = _FORBID
+    config_error = MQTTConfigError
+    aliases = {"receive_maximum": "max_in_flight", "max_inflight": "max_in_flight"}
+    deprecated = {
+        "reconnect_initial": "reconnect.initial_delay",
+        "reconnect_max": "reconnect.max_delay",
+        "max_message_size": "max_message_bytes",
+    }
 
     host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=1883, ge=1, le=65535)
@@ -185,8 +194,8 @@ class MQTTSettings(BaseModel):
     qos: Literal[0, 1] = 1
     shared_group: str | None = Field(default=None, min_length=1)
     rules: list[MQTTRuleSettings] = Field(default_factory=list)
-    max_inflight: int = Field(default=100, ge=1, le=65_535)
-    max_message_size: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_in_flight: int = Field(default=100, ge=1, le=65_535)
+    max_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_inflight_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     ack_in_order: bool = True
     publish_topic: str = Field(default="pywats/{category}/{type}", min_length=1)
@@ -195,11 +204,7 @@ class MQTTSettings(BaseModel):
     status_topic: str | None = "pywats/status/{client_id}"
     status_online: str = "online"
     status_offline: str = "offline"
-    reconnect_initial: float = Field(default=0.5, gt=0)
-    reconnect_max: float = Field(default=30.0, gt=0)
-    connect_timeout: float = Field(default=10.0, gt=0)
-    send_timeout: float = Field(default=10.0, gt=0)
-    drain_timeout: float = Field(default=10.0, ge=0)
+    reconnect: ReconnectSettings = Field(default_factory=ReconnectSettings)
 
     @field_validator("protocol", mode="before")
     @classmethod
@@ -216,39 +221,14 @@ class MQTTSettings(BaseModel):
             raise ValueError("a share name may not contain '/', '+', '#' (MQTT 5 section 4.8.2)")
         return value
 
-    @model_validator(mode="after")
-    def _consistent(self) -> MQTTSettings:
-        if self.reconnect_max < self.reconnect_initial:
-            raise ValueError("reconnect_max must be >= reconnect_initial")
-        if self.password is None and self.password_env is not None:
-            value = os.environ.get(self.password_env)
-            if value is None:
-                raise ValueError(f"password_env: environment variable {self.password_env} is not set")
-            object.__setattr__(self, "password", SecretStr(value))
-        if not self.rules:
-            raise ValueError("rules: give at least one mapping rule (unmatched messages are dead-lettered)")
-        return self
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any], where: str = "mqtt") -> MQTTSettings:
-        """Validate a configuration table.
-
-        Args:
-            options: the table's keys (``host``, ``port``, ``rules``...), without ``kind`` and ``name``.
-            where: prefix naming the table in error messages (``transports[line1]``).
-
-        Raises:
-            MQTTConfigError: the first invalid key, named by its path (``transports[l1].rules[0].topic``).
-        """
-        try:
-            return cls.model_validate(options)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
-            raise MQTTConfigError(f"{where}{loc}: {first['msg']}") from None
+    @property
+    def max_message_size(self) -> int:
+        """``max_message_bytes`` (the name of the previous release)."""
+        return self.max_message_bytes
 
     def describe(self) -> dict[str, Any]:
         """The settings as shown in readiness and the admin API: no password, no key password."""
         return self.model_dump(
             mode="json", exclude={"password", "rules"}, exclude_none=True
         ) | {"rules": len(self.rules), "password": "**********" if self.password else None}
+

@@ -1,10 +1,12 @@
 """``MQTTTestBroker``: drive a real ``MQTTTransport`` without a broker, for testing rules and handlers.
 
 PUBLISH packets given as the broker would send them (topic, QoS, payload, retain and DUP flags, MQTT 5
-properties) go through the transport's own code: the topic mapping rules, the size limit, the bus, the
-ordered-PUBACK logic (a PUBACK only once every earlier QoS 1 message is settled) and the ``max_inflight``
-flow control. The PUBACKs are recorded instead of sent. The broker-side guarantees (redelivery to a
-persistent session, Receive Maximum) are proven by the integration tests against Mosquitto.
+properties) go through the transport's own code, through its public seams only (``connection_factory``
+and the connection's ``on_message`` callback): the topic mapping rules, the size limit,
+``Transport.intake`` and the bus, the ordered-PUBACK logic (a PUBACK only once every earlier QoS 1
+message is settled) and the ``max_in_flight`` flow control. The PUBACKs are recorded instead of sent.
+The broker-side guarantees (redelivery to a persistent session, Receive Maximum) are proven by the
+integration tests against Mosquitto.
 
 ```python
 transport = MQTTTransport(rules=[{"topic": "plant/{station}/result", "type": "test.result"}])
@@ -19,7 +21,7 @@ async with bus:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -33,13 +35,38 @@ from .transport import MQTTTransport
 __all__ = ["MQTTTestBroker"]
 
 
-class _Connection:
-    """Records what the transport hands to its connection (PUBACKs, flow control, publishes)."""
+class _Granted:
+    """A SUBACK reason code that grants the subscription."""
 
-    def __init__(self, broker: MQTTTestBroker) -> None:
+    is_failure = False
+
+    def __str__(self) -> str:
+        return "Granted QoS 1"
+
+
+class _Connection:
+    """Stands in for ``MQTTConnection``: records PUBACKs, flow control and publishes; hands PUBLISH packets
+    to the transport through the ``on_message`` callback the transport gave it, like the real one."""
+
+    def __init__(self, broker: MQTTTestBroker, on_message: Callable[[paho.MQTTMessage], None],
+                 on_lost: Callable[[str], None]) -> None:
         self._broker = broker
-        self.connected = True
+        self.on_message = on_message
+        self.on_lost = on_lost
+        self.connected = False
         self.paused = False
+
+    async def connect(self, limit: float) -> bool:
+        self.connected = True
+        return False
+
+    async def subscribe(self, subscriptions: list[tuple[str, int]], limit: float, *, identifiers: bool = False
+                        ) -> list[_Granted]:
+        self._broker.subscriptions = [t for t, _ in subscriptions]
+        return [_Granted() for _ in subscriptions]
+
+    async def unsubscribe(self, filters: list[str], limit: float) -> None:
+        self._broker.unsubscribed.extend(filters)
 
     def ack(self, mid: int, qos: int) -> None:
         self._broker.pubacks.append(mid)
@@ -64,41 +91,46 @@ class MQTTTestBroker:
     """Stands in for the MQTT broker under one ``MQTTTransport``: create it before the bus starts it.
 
     Args:
-        transport: the transport to drive; its ``start`` attaches this double instead of connecting (its
-            ``stop`` is the real one: drain within ``drain_timeout``, status ``offline``, disconnect).
+        transport: the transport to drive; its own ``start`` and ``stop`` run (connect, subscribe, birth
+            message; drain within ``drain_timeout``, status ``offline``, disconnect) against this double,
+            set as the transport's ``connection_factory``.
 
     Attributes:
         pubacks: packet ids acknowledged (PUBACK), in the order the transport sent them.
         published: ``(topic, payload, qos, retain)`` of what the transport published (``send``, status).
+        subscriptions: the topic filters of the transport's last SUBSCRIBE.
+        unsubscribed: topic filters the transport unsubscribed from (``reload``), in order.
     """
 
     def __init__(self, transport: MQTTTransport) -> None:
         self.transport = transport
         self.pubacks: list[int] = []
         self.published: list[tuple[str, Any, int, bool]] = []
-        self._conn = _Connection(self)
+        self.subscriptions: list[str] = []
+        self.unsubscribed: list[str] = []
+        self._conn: _Connection | None = None
         self._next_mid = 0
         self._changed = asyncio.Event()
-        setattr(transport, "start", self._start)  # noqa: B010 - replace the bound method on this instance
+        transport.connection_factory = self._connect  # type: ignore[assignment]
 
-    async def _start(self) -> None:
-        t = self.transport
-        if t._started:
-            return
-        t._started = True
-        t._stopping = False
-        t._conn = self._conn  # type: ignore[assignment]
-        t._queue = asyncio.Queue()
-        t._connected = asyncio.Event()
-        t._connected.set()
-        t._lost = asyncio.Event()
-        t._pump_task = asyncio.create_task(t._pump(), name=f"pywats-mqtt-test-{t.name}-pump")
-        t._set_state(TransportState.CONNECTED, "MQTTTestBroker")
+    def _connect(self, *, on_message: Callable[[paho.MQTTMessage], None], on_lost: Callable[[str], None],
+                 **_settings: Any) -> _Connection:
+        self._conn = _Connection(self, on_message, on_lost)
+        return self._conn
 
     @property
     def reading_paused(self) -> bool:
-        """True while the transport has stopped reading (``max_inflight`` / ``max_inflight_bytes`` reached)."""
-        return self._conn.paused
+        """True while the transport has stopped reading (``max_in_flight`` / ``max_inflight_bytes`` reached)."""
+        return self._conn is not None and self._conn.paused
+
+    def drop_connection(self, reason: str = "connection lost (MQTTTestBroker)") -> None:
+        """Lose the connection as a broker restart would: PUBACKs of messages received before it are not
+        sent on the next connection (the broker redelivers those); the transport reconnects."""
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("the transport is not started on this MQTTTestBroker; start the bus first")
+        conn.connected = False
+        conn.on_lost(reason)
 
     def publish(
         self,
@@ -122,10 +154,10 @@ class MQTTTestBroker:
             mid: packet id (default: 1, 2, ... in order).
 
         Raises:
-            RuntimeError: the transport was not started on this double (start the bus first).
+            RuntimeError: the transport is not connected to this double (start the bus first).
         """
-        t = self.transport
-        if not t._started or t._conn is not self._conn:
+        conn = self._conn
+        if conn is None or not conn.connected or self.transport.state is not TransportState.CONNECTED:
             raise RuntimeError("the transport is not started on this MQTTTestBroker; start the bus first")
         if mid is None:
             self._next_mid += 1
@@ -144,7 +176,7 @@ class MQTTTestBroker:
             if subscription_ids:
                 props.SubscriptionIdentifier = subscription_ids
             message.properties = props
-        t._on_message(message)
+        conn.on_message(message)
         return mid
 
     async def acked(self, mid: int, timeout: float = 5.0) -> None:

@@ -2,21 +2,21 @@
 
 Delivery (QoS 1 subscriptions, the default):
 
-1. A PUBLISH arrives; the transport maps it to events (``pywats_mqtt.mapping``) and ``submit``s them to the
-   bus. Messages no rule matches, or whose payload cannot be decoded, are stored whole in the dead-letter
-   queue (reason ``unrouted`` or ``decode_error``).
+1. A PUBLISH arrives; the transport maps it to events (``pywats_mqtt.mapping``) and hands it to
+   ``Transport.intake``, which submits them to the bus. Messages no rule matches, or whose payload cannot
+   be decoded, are stored whole in the dead-letter queue (reason ``unrouted`` or ``decode_error``).
 2. The PUBACK is sent only when the bus has settled the message (every delivery succeeded or is durably
    dead-lettered). PUBACKs go out in arrival order (MQTT section 4.6), unless ``ack_in_order`` is off.
 3. If the process dies first, the broker still holds the message in the persistent session and sends it
    again (DUP flag set) when the same client id reconnects. If settling fails (store down), the transport
    reconnects so that the broker redelivers: MQTT has no negative acknowledgement.
 
-Flow control: at most ``max_inflight`` messages are received but unsettled. That number is the MQTT 5
+Flow control: at most ``max_in_flight`` messages are received but unsettled. That number is the MQTT 5
 Receive Maximum, so the broker keeps the rest; if a broker sends more anyway (or QoS 0 floods in), the
 transport stops reading the socket until the bus catches up.
 
-Connection: reconnects with exponential backoff and jitter (tenacity), subscribes again on every
-connection, and reports CONNECTING / CONNECTED / RECONNECTING / ERROR / DISCONNECTED to the bus. A birth
+Connection: reconnects through the shared ``Reconnector`` (exponential backoff with jitter), subscribes
+again on every connection, and reports CONNECTING / CONNECTED / RECONNECTING / ERROR / DISCONNECTED to the bus. A birth
 message (``online``) and a last will (``offline``) are kept retained on ``status_topic``.
 """
 
@@ -25,21 +25,21 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
 import logging
 import random
 import socket
+from collections.abc import Callable, Mapping
 from typing import Any, Self
 
 import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from pywats_events.codec import DecodeContext, register_decoder
-from pywats_events.errors import BusClosedError, DecodeError
+from pywats_events.errors import BusClosedError
 from pywats_events.event import Event
 from pywats_events.transports.base import (
+    InboundMessage,
     RawRecord,
     SettleResult,
     Transport,
@@ -47,15 +47,15 @@ from pywats_events.transports.base import (
     return_large_buffers,
     too_large_record,
 )
+from pywats_events.transports.reconnect import ConnectFailedError, Reconnector
 
 from .connection import MQTTConnection
 from .errors import (
+    MQTTConfigError,
     MQTTConnectError,
     MQTTError,
     MQTTPublishError,
     MQTTSubscribeError,
-    PayloadDecodeError,
-    UnroutedTopicError,
 )
 from .mapping import MappingRule, Template, TopicFilter, TopicMapper, filter_covers
 from .settings import MQTTSettings
@@ -66,6 +66,10 @@ log = logging.getLogger(__name__)
 
 #: Fields a ``publish_topic`` template may use.
 PUBLISH_FIELDS = ("type", "category", "source", "severity", "id")
+#: Option keys ``MQTTTransport.reload`` applies while running; any other changed key needs a restart.
+RELOADABLE = frozenset({"rules", "subscriptions", "qos"})
+#: MQTT 5 user properties also copied to the top level of the message headers (W3C Trace Context).
+TRACE_PROPERTIES = ("traceparent", "tracestate")
 
 
 def _without_covered(subs: list[tuple[str, int]]) -> list[tuple[str, int]]:
@@ -92,24 +96,95 @@ def _without_covered(subs: list[tuple[str, int]]) -> list[tuple[str, int]]:
     return kept
 
 
-class _Inbound:
-    """One received PUBLISH on its way through the bus."""
+def _permanent(exc: BaseException) -> bool:
+    """A refused login or subscription: retrying cannot help until a setting changes (state ERROR)."""
+    return isinstance(exc, MQTTSubscribeError) or (isinstance(exc, MQTTConnectError) and exc.permanent)
+
+
+class _Inbound(InboundMessage):
+    """One received PUBLISH on its way through ``Transport.intake``; ``ack`` is the ordered PUBACK."""
 
     __slots__ = (
-        "dup", "generation", "mid", "payload", "properties", "qos", "retain", "settled", "size", "topic",
+        "dup", "followers", "generation", "key", "mid", "properties", "qos", "retain", "settled", "size", "topic",
+        "transport",
     )
 
-    def __init__(self, message: paho.MQTTMessage, generation: int) -> None:
-        self.topic: str = message.topic
-        self.payload = bytes(message.payload)
-        self.size = len(self.payload)
+    def __init__(self, transport: MQTTTransport, message: paho.MQTTMessage, generation: int) -> None:
+        topic: str = message.topic
+        payload = bytes(message.payload)
+        dup = bool(message.dup)
+        super().__init__(
+            payload,
+            origin=transport._origin_prefix + topic,
+            decoder=transport._decoder_name,
+            redelivered=True if dup else None,
+        )
+        self.transport = transport
+        self.topic = topic
+        self.size = len(payload)
         self.qos: int = message.qos
         self.mid: int = message.mid
-        self.dup = bool(message.dup)
+        self.dup = dup
         self.retain = bool(message.retain)
         self.properties = message.properties
         self.generation = generation
         self.settled = False
+        #: Event ids of this message (merging copies); copies that arrived while it was settling.
+        self.key: tuple[str, ...] = ()
+        self.followers: list[_Inbound] = []
+
+    def dead_letter_record(self, record: RawRecord) -> RawRecord:
+        """The raw record of an undecodable or unrouted message (reason ``unrouted`` for the latter)."""
+        if record.error_type == "UnroutedTopicError":
+            record.headers["pywats-reason"] = "unrouted"
+        return record
+
+    async def ack(self, result: SettleResult) -> None:
+        """Settled: PUBACK this message (and copies merged with it) in arrival order."""
+        self.transport._settled_ok(self)
+
+    def ack_nowait(self, result: SettleResult) -> bool:
+        """A PUBACK is only written to the socket buffer: settled at once, without a task."""
+        self.transport._settled_ok(self)
+        return True
+
+    async def settle_failed(self, exc: BaseException) -> None:
+        """Not recorded: no PUBACK; the transport reconnects so that the broker redelivers it."""
+        self.transport._settled_failed(self, exc)
+
+
+class _Plan:
+    """What the rules make: the mapper and the subscriptions (swapped as one by ``reload``)."""
+
+    __slots__ = ("filters", "ids", "mapper", "subscriptions")
+
+    def __init__(self, s: MQTTSettings, where: str) -> None:
+        rules: list[MappingRule] = []
+        for i, r in enumerate(s.rules):
+            try:
+                rules.append(
+                    MappingRule.build(
+                        r.topic, decoder=r.decoder, type=r.type, source=r.source, subjects=r.subjects,
+                        severity=r.severity, id_field=r.id_field, event_id=r.event_id, index=i,
+                    )
+                )
+            except MQTTConfigError as exc:  # name the table and the rule: transports[l1].rules[2].topic
+                text = str(exc)
+                text = f"{where}.{text}" if text.startswith("rules[") else f"{where}.rules[{i}].topic: {text}"
+                raise type(exc)(text) from None
+        self.mapper = TopicMapper(rules)
+        subs: list[tuple[str, int]] = [(x.topic, x.qos) for x in s.subscriptions]
+        subs = _without_covered(subs or [(f, s.qos) for f in self.mapper.filters])
+        # Filters that overlap without one covering the other (a/+/c and a/b/+) may still bring two copies
+        # of one message. MQTT 5 Subscription Identifiers say which subscription each copy is for: only the
+        # copy for the first matching subscription is taken (the rest are acknowledged and dropped), the
+        # same choice in every process of a shared group. MQTT 3.1.1 has no such field: there, copies get
+        # the same content-derived event id, and the transport and the idempotency records merge them.
+        self.filters = [TopicFilter(f) for f, _ in subs]
+        self.ids = s.protocol == "5" and len(subs) > 1
+        if s.shared_group:
+            subs = [(f"$share/{s.shared_group}/{f}", q) for f, q in subs]
+        self.subscriptions = subs
 
 
 class MQTTTransport(Transport):
@@ -131,7 +206,7 @@ class MQTTTransport(Transport):
             second, overlapping subscription (count).
         merged_copies: copies whose event ids equal those of a message still being settled, acknowledged
             with it instead of being submitted again (count).
-        too_large: messages over ``max_message_size`` dead-lettered with reason ``too_large`` (count).
+        too_large: messages over ``max_message_bytes`` dead-lettered with reason ``too_large`` (count).
         pending_bytes_high_water: the most payload bytes ever received but unsettled at once (bytes).
         queue_high_water: the most messages ever waiting in the internal queue at once (count).
         pending_high_water: the most messages ever received but unsettled at once (count).
@@ -147,22 +222,8 @@ class MQTTTransport(Transport):
             raise TypeError("give either settings or keyword options, not both")
         self.settings = settings
         s = settings
-        self.mapper = TopicMapper(
-            [
-                MappingRule.build(
-                    r.topic,
-                    decoder=r.decoder,
-                    type=r.type,
-                    source=r.source,
-                    subjects=r.subjects,
-                    severity=r.severity,
-                    id_field=r.id_field,
-                    event_id=r.event_id,
-                    index=i,
-                )
-                for i, r in enumerate(s.rules)
-            ]
-        )
+        plan = _Plan(s, f"transports[{name}]")
+        self.mapper = plan.mapper
         self.client_id = s.client_id or f"pywats-{socket.gethostname()}-{name}"
         self._publish_topic = Template(s.publish_topic, PUBLISH_FIELDS, "publish_topic")
         self.status_topic = (
@@ -171,19 +232,20 @@ class MQTTTransport(Transport):
             else None
         )
         self._ssl = s.tls.ssl_context() if s.tls is not None else None
-        subs: list[tuple[str, int]] = [(x.topic, x.qos) for x in s.subscriptions]
-        subs = _without_covered(subs or [(f, s.qos) for f in self.mapper.filters])
-        # Filters that overlap without one covering the other (a/+/c and a/b/+) may still bring two copies
-        # of one message. MQTT 5 Subscription Identifiers say which subscription each copy is for: only the
-        # copy for the first matching subscription is taken (the rest are acknowledged and dropped), the
-        # same choice in every process of a shared group. MQTT 3.1.1 has no such field: there, copies get
-        # the same content-derived event id, and the transport and the idempotency records merge them.
-        self._sub_filters = [TopicFilter(f) for f, _ in subs]
-        self._sub_ids = s.protocol == "5" and len(subs) > 1
+        self._sub_filters = plan.filters
+        self._sub_ids = plan.ids
         self._canonical_cache: dict[str, int | None] = {}
-        if s.shared_group:
-            subs = [(f"$share/{s.shared_group}/{f}", q) for f, q in subs]
-        self.subscriptions = subs
+        self.subscriptions = plan.subscriptions
+        #: Builds the connection (``pywats_mqtt.testing.MQTTTestBroker`` gives its own); keyword arguments
+        #: as ``MQTTConnection`` takes them.
+        self.connection_factory: Callable[..., MQTTConnection] = MQTTConnection
+        self._reconnector = Reconnector(
+            self,
+            s.reconnect,
+            where=f"{s.host}:{s.port} as {self.client_id}",
+            permanent=_permanent,
+        )
+        self._attempts = 0
         self._origin_prefix = f"mqtt://{s.host}:{s.port}/"
         self._decoder_name = f"mqtt:{name}"
         # Registered so that dead-lettered MQTT messages can be replayed through the (fixed) rules.
@@ -196,9 +258,8 @@ class MQTTTransport(Transport):
         self._conn: MQTTConnection | None = None
         self._queue: asyncio.Queue[_Inbound] = asyncio.Queue()
         self._unacked: collections.deque[_Inbound] = collections.deque()
-        self._settling: set[asyncio.Future[SettleResult]] = set()
-        #: Messages being settled, by their event ids, with copies of them that arrived meanwhile.
-        self._inflight: dict[tuple[str, ...], list[_Inbound]] = {}
+        #: Messages being settled, by their event ids (copies that arrive meanwhile are settled with them).
+        self._inflight: dict[tuple[str, ...], _Inbound] = {}
         self._pending = 0
         self._pending_bytes = 0
         self._generation = 0
@@ -236,7 +297,7 @@ class MQTTTransport(Transport):
 
     @property
     def pending(self) -> int:
-        """Messages received and not yet settled, queued or in the bus (count); at most ``max_inflight``
+        """Messages received and not yet settled, queued or in the bus (count); at most ``max_in_flight``
         plus what paho parsed in the same read (one packet while only consuming)."""
         return self._pending
 
@@ -264,7 +325,8 @@ class MQTTTransport(Transport):
         return f"MQTTTransport(name={self.name!r}, broker={s.host}:{s.port}, client_id={self.client_id!r})"
 
     def _set_state(self, new: TransportState, detail: str | None = None) -> None:
-        self.state_detail = detail
+        if detail is not None or new is not self._state:
+            self.state_detail = detail
         super()._set_state(new, detail)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -277,14 +339,14 @@ class MQTTTransport(Transport):
         self._stopping = False
         return_large_buffers()  # large payloads must not keep the process's memory up after they are freed
         s = self.settings
-        self._conn = MQTTConnection(
+        self._conn = self.connection_factory(
             host=s.host,
             port=s.port,
             client_id=self.client_id,
             protocol=s.protocol,
             persistent_session=s.persistent_session,
             session_expiry=s.session_expiry,
-            receive_maximum=s.max_inflight,
+            receive_maximum=s.max_in_flight,
             keepalive=s.keepalive,
             connect_timeout=s.connect_timeout,
             username=s.username,
@@ -299,10 +361,10 @@ class MQTTTransport(Transport):
         self._lost = asyncio.Event()
         self._pump_task = asyncio.create_task(self._pump(), name=f"pywats-mqtt-{self.name}-pump")
         self._set_state(TransportState.CONNECTING, f"{s.host}:{s.port} as {self.client_id}")
+        self._attempts = 0
         try:
-            await self._connect_once()
-        except Exception as exc:
-            self._report_failure(exc, 1, None)
+            await self._attempt()
+        except Exception:
             self._lost.set()
         self._supervisor = asyncio.create_task(self._supervise(), name=f"pywats-mqtt-{self.name}-supervisor")
 
@@ -323,8 +385,7 @@ class MQTTTransport(Transport):
         if conn is not None:
             # Reading goes on (the PUBACK of the offline message must be read); what arrives now is never
             # submitted nor acknowledged, and the broker redelivers it to the next session.
-            if self._settling:
-                await asyncio.wait(list(self._settling), timeout=self.settings.drain_timeout)
+            await self.drain_settlements(self.settings.drain_timeout)
             if conn.connected and self.status_topic:
                 with contextlib.suppress(MQTTError, TimeoutError):
                     async with asyncio.timeout(2.0):
@@ -337,6 +398,70 @@ class MQTTTransport(Transport):
         self._unacked.clear()
         self._inflight.clear()
         self._set_state(TransportState.DISCONNECTED)
+
+    # -- reload ------------------------------------------------------------------------------
+    async def reload(self, options: Mapping[str, Any]) -> list[str]:
+        """Apply changed options while running (``SIGHUP``): the topic mapping rules and subscriptions.
+
+        ``options`` are keys of this transport's configuration table (all of them or only the changed
+        ones; unchanged values are ignored). Changed ``rules``, ``subscriptions`` and ``qos`` are applied:
+        the new rule table and subscription list are checked first (an invalid one raises and changes
+        nothing), then swapped in at once between two messages (a message already mapped settles as it
+        was mapped), the new subscription list is sent (filters already subscribed are replaced, without
+        their retained messages again: MQTT 5 Retain Handling 1), and filters no longer wanted are
+        unsubscribed. Messages that arrive for a removed filter before its UNSUBACK are mapped by the new
+        rules (no rule: dead-lettered ``unrouted``, replayable), never dropped. While disconnected, the next
+        connection subscribes the new list.
+
+        Returns:
+            The changed option keys that were NOT applied (broker, client id, credentials, TLS, shared group,
+            limits...): they take effect only after a restart. Sorted.
+
+        Raises:
+            MQTTConfigError: the new options are invalid (the message names the key); nothing changed.
+            MQTTSubscribeError: the broker refused a new subscription or the unsubscription; the new rules
+                are in place and the next reconnection subscribes again.
+        """
+        old = self.settings
+        options = {k: v for k, v in options.items() if k not in ("kind", "name")}  # the table's own keys
+        table = {**old.model_dump(exclude_unset=True), **options}
+        new = MQTTSettings.from_options(table, f"transports[{self.name}]")
+        field_of = {**MQTTSettings.aliases, **MQTTSettings.deprecated}
+        changed = sorted(
+            key
+            for key in options
+            if getattr(new, field_of.get(key, key).partition(".")[0], None)
+            != getattr(old, field_of.get(key, key).partition(".")[0], None)
+        )
+        apply = [k for k in changed if k in RELOADABLE]
+        if apply:
+            plan = _Plan(new, f"transports[{self.name}]")  # may raise MQTTConfigError: nothing is changed then
+            before = set(self.subscriptions)
+            # One synchronous step: the pump reads these per message, so no message sees half of them.
+            self.settings = old.model_copy(update={k: getattr(new, k) for k in RELOADABLE})
+            self.mapper = plan.mapper
+            self.subscriptions = plan.subscriptions
+            self._sub_filters = plan.filters
+            self._sub_ids = plan.ids
+            self._canonical_cache = {}
+            removed = [f for f, _ in before - set(plan.subscriptions) if f not in {t for t, _ in plan.subscriptions}]
+            log.info(
+                "transport %s: reloaded %s: %d rule(s), subscriptions %s%s",
+                self.name, ", ".join(apply), len(plan.mapper.rules), [t for t, _ in plan.subscriptions],
+                f", unsubscribing {removed}" if removed else "",
+            )  # fmt: skip
+            conn = self._conn
+            if conn is not None and conn.connected:
+                limit = self.settings.connect_timeout
+                reasons = await conn.subscribe(self.subscriptions, limit, identifiers=self._sub_ids)
+                refused = [f"{t}: {r}" for (t, _), r in zip(self.subscriptions, reasons, strict=False) if r.is_failure]
+                if refused:
+                    raise MQTTSubscribeError(f"broker refused subscriptions: {'; '.join(refused)}")
+                await conn.unsubscribe(removed, limit)
+        rest = [k for k in changed if k not in RELOADABLE]
+        if rest:
+            log.warning("transport %s: changed option(s) %s need a restart to take effect", self.name, rest)
+        return rest
 
     # -- connection supervision --------------------------------------------------------------
     async def _connect_once(self) -> None:
@@ -364,12 +489,10 @@ class MQTTTransport(Transport):
             f"{s.host}:{s.port} as {self.client_id} (session {'resumed' if session_present else 'new'})",
         )
 
-    def _report_failure(self, exc: BaseException, attempt: int, wait: float | None) -> None:
+    def _report_failure(self, exc: BaseException, attempt: int, wait: float | None = None) -> None:
         """State ERROR (refused login or subscription: retrying cannot help until a setting changes) or
         RECONNECTING, and a WARNING saying what to check."""
-        permanent = isinstance(exc, MQTTSubscribeError) or (
-            isinstance(exc, MQTTConnectError) and exc.permanent
-        )
+        permanent = _permanent(exc)
         s = self.settings
         if isinstance(exc, MQTTSubscribeError):
             check = "the broker refused a subscription: check its ACL for the rule filters and shared_group"
@@ -413,6 +536,16 @@ class MQTTTransport(Transport):
         self._set_state(TransportState.RECONNECTING, reason)
         self._lost.set()
 
+    async def _attempt(self) -> None:
+        """One connection attempt; a failure is logged with what to check, then raised for the retry."""
+        self._attempts += 1
+        try:
+            await self._connect_once()
+        except Exception as exc:
+            self._report_failure(exc, self._attempts, None)
+            raise
+        self._attempts = 0
+
     async def _supervise(self) -> None:
         s = self.settings
         while True:
@@ -423,28 +556,17 @@ class MQTTTransport(Transport):
                 await conn.disconnect()  # asked to reconnect while connected (settling failed)
             if self._settle_failures:
                 # Settling failed (store down): wait before asking the broker for the messages again.
-                delay = min(s.reconnect_max, s.reconnect_initial * 2 ** min(self._settle_failures, 16))
+                r = s.reconnect
+                delay = min(r.max_delay, r.initial_delay * 2 ** min(self._settle_failures, 16))
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            retrying = AsyncRetrying(
-                wait=wait_exponential_jitter(
-                    multiplier=s.reconnect_initial, max=s.reconnect_max, jitter=s.reconnect_initial
-                ),
-                # Any failure is retried (a paho error we did not foresee included): giving up would leave
-                # the line without its input; the state and the log say what is wrong.
-                retry=retry_if_exception_type(Exception),
-                before_sleep=self._before_retry,
-                reraise=True,
-            )
-            async for attempt in retrying:
-                with attempt:
-                    await self._connect_once()
-
-    def _before_retry(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        if exc is not None:
-            wait = state.next_action.sleep if state.next_action is not None else 0.0
-            # +1: the first attempt was start()'s (or the connection that was lost).
-            self._report_failure(exc, state.attempt_number + 1, wait)
+            # Any failure is retried (a paho error we did not foresee included): giving up would leave the
+            # line without its input; the state and the log say what is wrong. Only ``give_up_after``
+            # ends it (state ERROR).
+            try:
+                await self._reconnector.connect(self._attempt, first=False)
+            except ConnectFailedError as exc:
+                log.error("transport %s: %s", self.name, exc)
+                return
 
     def _request_redelivery(self, reason: str) -> None:
         conn = self._conn
@@ -457,7 +579,7 @@ class MQTTTransport(Transport):
 
     # -- intake ------------------------------------------------------------------------------
     def _on_message(self, message: paho.MQTTMessage) -> None:
-        msg = _Inbound(message, self._generation)
+        msg = _Inbound(self, message, self._generation)
         self.received += 1
         self._pending += 1
         self._pending_bytes += msg.size
@@ -472,7 +594,7 @@ class MQTTTransport(Transport):
         if self._pending_bytes > self.pending_bytes_high_water:
             self.pending_bytes_high_water = self._pending_bytes
         s = self.settings
-        if (self._pending >= s.max_inflight or self._pending_bytes >= s.max_inflight_bytes) and self._conn is not None:
+        if (self._pending >= s.max_in_flight or self._pending_bytes >= s.max_inflight_bytes) and self._conn is not None:
             self._conn.pause_reading()
 
     def _headers(self, msg: _Inbound) -> dict[str, Any]:
@@ -487,7 +609,10 @@ class MQTTTransport(Transport):
         if props is not None:
             user = getattr(props, "UserProperty", None)
             if user:
-                headers["mqtt_user_properties"] = dict(user)
+                own = headers["mqtt_user_properties"] = dict(user)
+                for key in TRACE_PROPERTIES:  # W3C Trace Context travels as MQTT 5 user properties
+                    if key in own:
+                        headers[key] = own[key]
             ctype = getattr(props, "ContentType", None)
             if ctype:
                 headers["mqtt_content_type"] = ctype
@@ -514,9 +639,7 @@ class MQTTTransport(Transport):
         return canonical is not None and canonical not in (ids if isinstance(ids, list) else [ids])
 
     async def _pump(self) -> None:
-        sink = self.sink
         queue = self._queue
-        mapper = self.mapper
         while True:
             msg = await queue.get()
             if self._sub_ids and self._is_overlap_copy(msg):
@@ -526,79 +649,47 @@ class MQTTTransport(Transport):
                 self._release(msg)
                 self._ack(msg)
                 continue
-            origin = self._origin_prefix + msg.topic
-            if msg.size > self.settings.max_message_size:
-                await self._dead_letter_too_large(msg, origin)
+            if msg.size > self.settings.max_message_bytes:
+                await self._dead_letter_too_large(msg)
                 continue
+            msg.headers = self._headers(msg)
             try:
-                events = mapper.map(msg.topic, msg.payload, self._headers(msg), origin)
-            except DecodeError as exc:
-                await self._dead_letter(msg, exc, origin)
-                continue
-            except Exception as exc:
-                # A mapping bug must not stop intake: keep the message whole, like undecodable input.
-                log.exception("transport %s: mapping a message from %r failed", self.name, msg.topic)
-                await self._dead_letter(msg, PayloadDecodeError(f"{type(exc).__name__}: {exc}", origin), origin)
-                continue
-            key = tuple(e.id for e in events)
-            followers = self._inflight.get(key) if key else None
-            if followers is not None:
-                # A copy of a message still in the bus (same content-derived or sender ids): settled with it.
-                self.merged_copies += 1
-                followers.append(msg)
-                continue
+                # Mapped here (the rule table of this moment: ``reload`` swaps it between messages) so that
+                # copies of a message still in the bus can be merged with it before submitting.
+                events = self.mapper.map(msg.topic, msg.body, msg.headers, msg.origin)
+            except Exception:
+                pass  # ``intake`` decodes it again with the registered decoder and dead-letters it whole
+            else:
+                key = tuple(e.id for e in events)
+                leader = self._inflight.get(key) if key else None
+                if leader is not None:
+                    # A copy of a message still in the bus (same content-derived or sender ids): settled with it.
+                    self.merged_copies += 1
+                    leader.followers.append(msg)
+                    continue
+                msg.events = events
+                msg.key = key
+                if key:
+                    self._inflight[key] = msg
             try:
-                fut = await sink.submit(events, transport=self.name, redelivered=True if msg.dup else None)
+                await self.intake(msg)
             except BusClosedError:
-                self._release(msg)  # not acknowledged: the broker redelivers it to the next session
-                continue
+                self._forget(msg)  # not acknowledged: the broker redelivers it to the next session
             except Exception as exc:
-                self._release(msg)
+                self._forget(msg)
                 self._request_redelivery(f"submitting a message from {msg.topic!r} failed: {exc}")
-                continue
-            if key:
-                self._inflight[key] = []
-            self._settling.add(fut)
-            fut.add_done_callback(functools.partial(self._on_settled, msg, key))
 
-    async def _dead_letter(self, msg: _Inbound, exc: DecodeError, origin: str) -> None:
-        unrouted = isinstance(exc, UnroutedTopicError)
-        headers: dict[str, Any] = {
-            "pywats-decoder": self._decoder_name,
-            "mqtt_topic": msg.topic,
-            "mqtt_qos": msg.qos,
-            "mqtt_retain": msg.retain,
-        }
-        if unrouted:
-            headers["pywats-reason"] = "unrouted"
-        record = RawRecord(
-            body=msg.payload,
-            origin=origin,
-            transport=self.name,
-            reason=exc.reason,
-            error_type=type(exc).__name__,
-            headers=headers,
-        )
-        try:
-            await self.sink.dead_letter_raw(record)
-        except Exception as store_exc:
-            self._release(msg)
-            self._request_redelivery(f"dead-lettering a message from {msg.topic!r} failed: {store_exc}")
-            return
-        self._release(msg)
-        self._ack(msg)
-
-    async def _dead_letter_too_large(self, msg: _Inbound, origin: str) -> None:
-        limit = self.settings.max_message_size
+    async def _dead_letter_too_large(self, msg: _Inbound) -> None:
+        limit = self.settings.max_message_bytes
         record = too_large_record(
-            msg.payload,
-            origin,
+            msg.body,
+            msg.origin,
             self.name,
             limit,
             {"mqtt_topic": msg.topic, "mqtt_qos": msg.qos, "mqtt_retain": msg.retain},
         )
         # Only the prefix is kept: free the body now, not when the store write is done.
-        msg.payload = b""
+        msg.body = b""
         log.warning("transport %s: %s from %r; dead-lettered (too_large)", self.name, record.reason, msg.topic)
         try:
             await self.sink.dead_letter_raw(record)
@@ -618,25 +709,29 @@ class MQTTTransport(Transport):
             s = self.settings
             # Half the byte budget free before reading again: one large message settling must not let the
             # next large one in at once, over and over.
-            if self._pending < s.max_inflight and self._pending_bytes < s.max_inflight_bytes // 2:
+            if self._pending < s.max_in_flight and self._pending_bytes < s.max_inflight_bytes // 2:
                 conn.resume_reading()
 
-    def _on_settled(self, msg: _Inbound, key: tuple[str, ...], fut: asyncio.Future[SettleResult]) -> None:
-        self._settling.discard(fut)
-        followers = self._inflight.pop(key, []) if key else []
+    def _forget(self, msg: _Inbound) -> list[_Inbound]:
+        """Release ``msg`` and the copies merged with it; returns those copies."""
+        if msg.key and self._inflight.get(msg.key) is msg:
+            del self._inflight[msg.key]
+        followers, msg.followers = msg.followers, []
         self._release(msg)
         for copy in followers:
             self._release(copy)
-        exc = BusClosedError("settlement cancelled") if fut.cancelled() else fut.exception()
-        if exc is not None:
-            self._request_redelivery(
-                f"settling a message from {msg.topic!r} failed: {type(exc).__name__}: {exc}"
-            )
-            return
+        return followers
+
+    def _settled_ok(self, msg: _Inbound) -> None:
+        followers = self._forget(msg)
         self._settle_failures = 0
         self._ack(msg)
         for copy in followers:
             self._ack(copy)
+
+    def _settled_failed(self, msg: _Inbound, exc: BaseException) -> None:
+        self._forget(msg)
+        self._request_redelivery(f"settling a message from {msg.topic!r} failed: {type(exc).__name__}: {exc}")
 
     def _ack(self, msg: _Inbound) -> None:
         if msg.qos == 0:

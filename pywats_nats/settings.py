@@ -2,31 +2,29 @@
 
 Validated with pydantic; ``NATSSettings.from_options`` turns validation failures into ``NATSConfigError``
 naming the bad key. The password is a ``SecretStr``: never logged or shown. Durations are seconds.
+
+``NATSSettings`` derives from ``pywats_events.transports.settings.TransportSettings``: ``tls``,
+``reconnect.initial_delay`` / ``reconnect.max_delay``, ``connect_timeout``, ``send_timeout``,
+``drain_timeout``, ``max_in_flight`` (alias ``max_ack_pending``, the JetStream word, and ``max_inflight``)
+mean what they mean for every transport. The keys of the previous release (``reconnect_initial``,
+``reconnect_max``) still work, with a ``DeprecationWarning``.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal
 
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from pywats_events.event import Severity
+from pywats_events.transports.mapping import RuleTransportSettings
+from pywats_events.transports.settings import ReconnectSettings
 
 from .errors import NATSConfigError
 
 __all__ = ["NATSRuleSettings", "NATSSettings"]
 
-_FORBID = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+_FORBID = ConfigDict(extra="forbid", frozen=True)
 #: JetStream stream and consumer names may not contain these (NATS docs, "Naming Streams, Consumers").
 _BAD_NAME_CHARS = frozenset(" \t\r\n.*>/\\")
 
@@ -64,7 +62,7 @@ class NATSRuleSettings(BaseModel):
     id_field: str | None = None
 
 
-class NATSSettings(BaseModel):
+class NATSSettings(RuleTransportSettings):
     """Everything a ``NATSTransport`` needs.
 
     Attributes:
@@ -89,8 +87,9 @@ class NATSSettings(BaseModel):
         deliver_policy: ``all`` (the stream from its first message) or ``new`` (from when the consumer is
             made), for a consumer created now; an existing durable keeps its position.
         rules: ordered subject mapping rules.
-        max_inflight: messages fetched but not yet settled, at most (count); alias ``max_ack_pending``,
-            the consumer setting it becomes (the server sends no more until some are acknowledged).
+        max_in_flight: messages fetched but not yet settled, at most (count); aliases ``max_ack_pending``,
+            the consumer setting it becomes (the server sends no more until some are acknowledged), and
+            ``max_inflight``.
         ack_wait: seconds the server waits for an acknowledgement before it redelivers (JetStream
             AckWait). Long deliveries are kept alive with ``in_progress`` ("+WPI") well before that.
         in_progress_interval: seconds a message may be in the bus before the transport tells the server
@@ -113,13 +112,20 @@ class NATSSettings(BaseModel):
         publish_subject: subject template of ``send(event)``; fields ``type``, ``category``, ``source``,
             ``severity``, ``id``.
         connect_timeout: seconds one connection attempt may take.
-        reconnect_initial / reconnect_max: first and largest wait between reconnection attempts, seconds.
+        reconnect: ``initial_delay`` / ``max_delay`` (formerly ``reconnect_initial`` / ``reconnect_max``):
+            first and largest wait between reconnection attempts, seconds (the first connection through
+            ``pywats_events.transports.reconnect.Reconnector``; nats-py waits ``initial_delay`` between its
+            own reconnection attempts once connected).
+        tls: TLS towards the servers (``tls://`` URLs, or a server that requires TLS); ``None``: plain.
         send_timeout: seconds ``send`` waits for a connection and the stream's PubAck.
         drain_timeout: seconds ``stop`` waits for messages in the bus to settle and be acknowledged;
             later ones are redelivered by the server after ``ack_wait``.
     """
 
     model_config = _FORBID
+    config_error = NATSConfigError
+    aliases = {"max_ack_pending": "max_in_flight", "max_inflight": "max_in_flight"}
+    deprecated = {"reconnect_initial": "reconnect.initial_delay", "reconnect_max": "reconnect.max_delay"}
 
     servers: list[str] = Field(default_factory=lambda: ["nats://127.0.0.1:4222"], min_length=1)
     connection_name: str | None = None
@@ -136,9 +142,7 @@ class NATSSettings(BaseModel):
     filter_subject: str | None = Field(default=None, min_length=1)
     deliver_policy: Literal["all", "new"] = "all"
     rules: list[NATSRuleSettings] = Field(default_factory=list)
-    max_inflight: int = Field(
-        default=256, ge=1, le=1_000_000, validation_alias=AliasChoices("max_inflight", "max_ack_pending")
-    )
+    max_in_flight: int = Field(default=256, ge=1, le=1_000_000)
     ack_wait: float = Field(default=30.0, ge=1.0)
     in_progress_interval: float | None = Field(default=None, gt=0)
     max_deliver: int = Field(default=5, ge=1)
@@ -150,9 +154,7 @@ class NATSSettings(BaseModel):
     dead_letter_subject: str | None = Field(default=None, min_length=1)
     publish_subject: str = Field(default="pywats.{category}.{type}", min_length=1)
     connect_timeout: float = Field(default=5.0, gt=0)
-    reconnect_initial: float = Field(default=0.5, gt=0)
-    reconnect_max: float = Field(default=10.0, gt=0)
-    send_timeout: float = Field(default=10.0, gt=0)
+    reconnect: ReconnectSettings = Field(default_factory=lambda: ReconnectSettings(max_delay=10.0))
     drain_timeout: float = Field(default=5.0, ge=0)
 
     @field_validator("stream")
@@ -175,45 +177,18 @@ class NATSSettings(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> NATSSettings:
-        if self.reconnect_max < self.reconnect_initial:
-            raise ValueError("reconnect_max must be >= reconnect_initial")
         if self.nak_delay_max < self.nak_delay:
             raise ValueError("nak_delay_max must be >= nak_delay")
         if self.in_progress_interval is not None and self.in_progress_interval >= self.ack_wait:
             raise ValueError("in_progress_interval must be shorter than ack_wait, or the server redelivers first")
         if self.create_stream and not self.stream_subjects:
             raise ValueError("stream_subjects: give the subjects of the stream to create (create_stream = true)")
-        if self.password is None and self.password_env is not None:
-            value = os.environ.get(self.password_env)
-            if value is None:
-                raise ValueError(f"password_env: environment variable {self.password_env} is not set")
-            object.__setattr__(self, "password", SecretStr(value))
-        if not self.rules:
-            raise ValueError("rules: give at least one mapping rule (unmatched messages are dead-lettered)")
         return self
 
     @property
     def progress_every(self) -> float:
         """Seconds between ``in_progress`` signals for a message still in the bus."""
         return self.in_progress_interval if self.in_progress_interval is not None else self.ack_wait / 3
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any], where: str = "nats") -> NATSSettings:
-        """Validate a configuration table.
-
-        Args:
-            options: the table's keys (``servers``, ``stream``, ``rules``...), without ``kind`` and ``name``.
-            where: prefix naming the table in error messages (``transports[line1]``).
-
-        Raises:
-            NATSConfigError: the first invalid key, named by its path (``transports[l1].rules[0].subject``).
-        """
-        try:
-            return cls.model_validate(options)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
-            raise NATSConfigError(f"{where}{loc}: {first['msg']}") from None
 
     def describe(self) -> dict[str, Any]:
         """The settings as shown in readiness and the admin API: no password, no token."""

@@ -1,7 +1,8 @@
 """A test double for ``NATSTransport``: JetStream messages in without a server, acknowledgements recorded.
 
-``NATSTestTransport`` is a ``NATSTransport`` whose connection is replaced, nothing else: a message given
-to ``deliver`` (subject, headers, body, delivery count, stream sequence) runs through the real subject
+``NATSTestTransport`` is a ``NATSTransport`` whose connection is replaced, nothing else: a message
+given to ``deliver`` goes in through the public ``NATSTransport.receive`` (the path of every fetched
+message), (subject, headers, body, delivery count, stream sequence) runs through the real subject
 mapping, decoders, bus submission, settlement, ``nak`` backoff, ``max_deliver`` dead-lettering and
 ``in_progress`` logic, and every acknowledgement the transport sends is recorded on the returned
 ``TestMessage``. ``send`` records what would be published instead of publishing. Use it to test your
@@ -27,6 +28,8 @@ import itertools
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
+
+from pywats_events.transports.base import TransportState
 
 from .settings import NATSSettings
 from .transport import MSG_ID_HEADER, NATSTransport
@@ -191,7 +194,7 @@ class NATSTestTransport(NATSTransport):
         Raises:
             RuntimeError: the transport is not started (add it to a running bus first).
         """
-        if not self._started:
+        if self.state is TransportState.DISCONNECTED:
             raise RuntimeError(f"transport {self.name!r} is not started; add it to a bus and start the bus")
         msg = TestMessage(
             subject,
@@ -202,5 +205,5 @@ class NATSTestTransport(NATSTransport):
             stream=self.settings.stream,
             consumer=self.settings.durable,
         )
-        await self._receive(msg)  # type: ignore[arg-type]  # duck-typed like nats.aio.msg.Msg
+        await self.receive(msg)  # type: ignore[arg-type]  # duck-typed like nats.aio.msg.Msg
         return msg

@@ -2,10 +2,11 @@
 
 Delivery (a durable pull consumer with explicit acknowledgement):
 
-1. The transport fetches batches from the durable consumer ``durable`` on ``stream`` (made if missing;
-   the stream itself is made when ``create_stream`` is on, else it must exist). At most ``max_inflight``
-   messages are fetched and unsettled at once; that number is also the consumer's MaxAckPending.
-2. Each message is mapped to events (``pywats_nats.mapping``) and ``submit``ted to the bus. Messages no
+1. The transport sends JetStream pull requests for batches to the durable consumer ``durable`` on
+   ``stream`` (made if missing; the stream itself is made when ``create_stream`` is on, else it must
+   exist); the messages arrive on its inbox subscription. At most ``max_in_flight`` messages are pulled
+   and unsettled at once; that number is also the consumer's MaxAckPending.
+2. Each message is mapped to events (``pywats_nats.mapping``) and goes through ``Transport.intake``. Messages no
    rule matches, or whose body cannot be decoded, are stored whole in the dead-letter queue (reason
    ``unrouted`` or ``decode_error``) and acknowledged.
 3. The message is acknowledged only when the bus has settled it (every delivery handled or durably
@@ -18,17 +19,18 @@ Delivery (a durable pull consumer with explicit acknowledgement):
    raised; the event keeps its id (``Nats-Msg-Id`` or stream sequence), and the bus's idempotency records
    make the copy a no-op for handlers that already finished.
 
-Connection: nats-py reconnects by itself (``reconnect_initial`` apart, for ever); the transport reports
-RECONNECTING while it is away and CONNECTED when it is back. A first connection that fails is retried
-with exponential backoff (tenacity) in the background. ``send`` publishes to JetStream with a
-``Nats-Msg-Id`` (the event id), so a retried publish is stored once (JetStream de-duplication).
+Connection: nats-py reconnects by itself (``reconnect.initial_delay`` apart, for ever); the transport
+reports RECONNECTING while it is away and CONNECTED when it is back. A first connection that fails is
+retried in the background by the shared ``Reconnector`` (exponential backoff with jitter). ``send``
+publishes to JetStream with a ``Nats-Msg-Id`` (the event id), so a retried publish is stored once
+(JetStream de-duplication).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import json
 import logging
 import time
 import uuid
@@ -40,21 +42,20 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATSClient
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext, api
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from pywats_events.codec import DecodeContext, register_decoder
-from pywats_events.errors import BusClosedError, DecodeError
+from pywats_events.errors import BusClosedError
 from pywats_events.event import Event
-from pywats_events.transports.base import RawRecord, SettleResult, Transport, TransportState
+from pywats_events.transports.base import InboundMessage, RawRecord, SettleResult, Transport, TransportState
+from pywats_events.transports.reconnect import ConnectFailedError, Reconnector
 
 from .errors import (
     NATSConnectError,
     NATSError,
     NATSPublishError,
     NATSStreamError,
-    PayloadDecodeError,
-    UnroutedSubjectError,
 )
 from .mapping import MappingRule, SubjectMapper, Template, valid_subject
 from .settings import NATSSettings
@@ -69,40 +70,69 @@ MSG_ID_HEADER = "Nats-Msg-Id"
 PUBLISH_FIELDS = ("type", "category", "source", "severity", "id")
 #: Dead-letter reason of a message whose last allowed delivery could not be settled.
 REASON_MAX_DELIVER = "max_deliver"
+#: NATS headers also copied to the top level of the message headers (W3C Trace Context).
+TRACE_HEADERS = ("traceparent", "tracestate")
 
 
-class _Delivery:
-    """One fetched JetStream message on its way through the bus."""
+class _Delivery(InboundMessage):
+    """One fetched JetStream message on its way through ``Transport.intake``; ``ack`` queues ``+ACK``,
+    ``settle_failed`` naks it with a delay (or dead-letters it on its last allowed delivery)."""
 
     __slots__ = (
-        "body",
         "delivered",
-        "headers",
         "message_id",
         "msg",
-        "origin",
+        "nats_headers",
         "progress_at",
+        "record",
         "seq",
         "stream",
         "subject",
+        "subject_origin",
+        "transport",
         "twins",
     )
 
-    def __init__(self, msg: Msg, origin_prefix: str, progress_every: float) -> None:
+    def __init__(self, transport: NATSTransport, msg: Msg, progress_every: float) -> None:
         md = msg.metadata
+        self.transport = transport
         self.msg = msg
         self.subject: str = msg.subject
-        self.body: bytes = msg.data
-        self.headers: dict[str, str] = dict(msg.headers or {})
+        self.nats_headers: dict[str, str] = dict(msg.headers) if msg.headers else {}
         self.delivered: int = md.num_delivered
         self.seq: int = md.sequence.stream
         self.stream: str = md.stream
-        own = self.headers.get(MSG_ID_HEADER)
+        own = self.nats_headers.get(MSG_ID_HEADER)
         self.message_id = own if own else f"{md.stream}#{self.seq}"
-        self.origin = f"{origin_prefix}{self.subject}"
+        self.subject_origin = f"{transport._origin_prefix}{self.subject}"
+        # The fragment carries the message id so a replay rebuilds the same event ids.
+        super().__init__(
+            msg.data, origin=f"{self.subject_origin}#{self.message_id}", decoder=transport._decoder_name
+        )
         self.progress_at = time.monotonic() + progress_every
         #: Later deliveries of the same stream message that arrived while this one was still in the bus.
         self.twins: list[_Delivery] | None = None
+        #: The raw dead-letter record, when the body could not be decoded.
+        self.record: RawRecord | None = None
+
+    def dead_letter_record(self, record: RawRecord) -> RawRecord:
+        """The raw record with the NATS metadata (reason ``unrouted`` when no rule matched)."""
+        reason = "unrouted" if record.error_type == "UnroutedSubjectError" else None
+        self.record = self.transport._raw_record(self, record.reason, record.error_type, reason)
+        return self.record
+
+    async def ack(self, result: SettleResult) -> None:
+        """Settled: queue ``+ACK`` for this delivery (and its twins)."""
+        self.transport._queue_ack(self, result)
+
+    def ack_nowait(self, result: SettleResult) -> bool:
+        """``+ACK`` is queued for the acker task without waiting: settled at once."""
+        self.transport._queue_ack(self, result)
+        return True
+
+    async def settle_failed(self, exc: BaseException) -> None:
+        """Not recorded: ``-NAK`` with a growing delay, or the dead-letter queue on the last delivery."""
+        await self.transport._settlement_failed(self, exc, self.record)
 
 
 class NATSTransport(Transport):
@@ -163,7 +193,12 @@ class NATSTransport(Transport):
 
         self._nc: NATSClient | None = None
         self._js: JetStreamContext | None = None
-        self._sub: JetStreamContext.PullSubscription | None = None
+        self._sub: Subscription | None = None
+        #: Where pull requests are sent and where the consumer delivers (this connection's inbox).
+        self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{s.stream}.{s.durable}"
+        self._inbox: str | None = None
+        self._requested = 0
+        self._request_done = asyncio.Event()
         self._inflight: dict[int, _Delivery] = {}
         self._by_seq: dict[int, _Delivery] = {}
         #: Room (messages) the intake waits for before it fetches again.
@@ -171,7 +206,6 @@ class NATSTransport(Transport):
         # Stream sequences up to this one may be redeliveries even when the server counts a first delivery:
         # a server that restarts can lose its consumer's delivery counts (they are flushed periodically).
         self._distrust_through: float = 0
-        self._settling: set[asyncio.Future[SettleResult]] = set()
         self._acks: deque[_Delivery] = deque()
         self._ack_wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -179,6 +213,12 @@ class NATSTransport(Transport):
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._connector: asyncio.Task[None] | None = None
+        self._reconnector = Reconnector(
+            self,
+            s.reconnect,
+            where=f"{','.join(s.servers)} stream {s.stream} consumer {s.durable}",
+            permanent=lambda exc: isinstance(exc, NATSStreamError) and exc.permanent,
+        )
         self._stopping = False
         self._started = False
         self.state_detail: str | None = None
@@ -272,8 +312,7 @@ class NATSTransport(Transport):
         if pull is not None:
             pull.cancel()
             await asyncio.wait([pull], timeout=grace)
-        if self._settling:
-            await asyncio.wait(list(self._settling), timeout=self.settings.drain_timeout)
+        await self.drain_settlements(self.settings.drain_timeout)
         if self._background:
             await asyncio.wait(list(self._background), timeout=self.settings.drain_timeout)
         # Every step below is bounded: a stop never hangs on a dead connection or a stuck task.
@@ -309,7 +348,7 @@ class NATSTransport(Transport):
         nc = NATSClient()
         # nats-py retries a failed first connection for ever when reconnection is unlimited, so the first
         # connection gets a deadline; our own backoff loop (``_connect_loop``) then tries again.
-        first_deadline = s.connect_timeout * len(s.servers) + s.reconnect_initial
+        first_deadline = s.connect_timeout * len(s.servers) + s.reconnect.initial_delay
         try:
             async with asyncio.timeout(first_deadline):
                 await nc.connect(
@@ -321,7 +360,8 @@ class NATSTransport(Transport):
                     connect_timeout=max(1, round(s.connect_timeout)),
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
-                    reconnect_time_wait=s.reconnect_initial,  # type: ignore[arg-type]
+                    reconnect_time_wait=s.reconnect.initial_delay,  # type: ignore[arg-type]
+                    tls=s.tls.client_context() if s.tls is not None else None,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
                     error_cb=self._on_error,
@@ -342,14 +382,13 @@ class NATSTransport(Transport):
             js = nc.jetstream(timeout=s.connect_timeout)
             await self._ensure_stream(js)
             await self._ensure_consumer(js)
-            sub = await js.pull_subscribe_bind(
-                durable=s.durable, stream=s.stream, pending_msgs_limit=max(s.max_inflight * 2, 1024)
-            )
+            inbox = nc.new_inbox()
+            sub = await nc.subscribe(inbox, cb=self._on_pulled, pending_msgs_limit=max(s.max_in_flight * 4, 4096))
         except BaseException:
             with contextlib.suppress(Exception):
                 await nc.close()
             raise
-        self._nc, self._js, self._sub = nc, js, sub
+        self._nc, self._js, self._sub, self._inbox = nc, js, sub, inbox
 
     async def _ensure_stream(self, js: JetStreamContext) -> None:
         s = self.settings
@@ -394,7 +433,7 @@ class NATSTransport(Transport):
             ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=s.ack_wait,
             max_deliver=s.max_deliver,
-            max_ack_pending=s.max_inflight,
+            max_ack_pending=s.max_in_flight,
             filter_subject=s.filter_subject,
             deliver_policy=api.DeliverPolicy.ALL if s.deliver_policy == "all" else api.DeliverPolicy.NEW,
         )
@@ -407,7 +446,7 @@ class NATSTransport(Transport):
             same = (c.ack_wait, c.max_deliver, c.max_ack_pending, c.filter_subject or None) == (
                 s.ack_wait,
                 s.max_deliver,
-                s.max_inflight,
+                s.max_in_flight,
                 s.filter_subject,
             )
             if same:
@@ -421,7 +460,7 @@ class NATSTransport(Transport):
             ) from None
 
     async def _close(self) -> None:
-        nc, self._nc, self._js, self._sub = self._nc, None, None, None
+        nc, self._nc, self._js, self._sub, self._inbox = self._nc, None, None, None, None
         if nc is not None:
             with contextlib.suppress(Exception):
                 await nc.close()
@@ -440,31 +479,17 @@ class NATSTransport(Transport):
         self._set_state(TransportState.ERROR if permanent else TransportState.RECONNECTING, str(exc))
 
     async def _connect_loop(self) -> None:
-        s = self.settings
-        retrying = AsyncRetrying(
-            wait=wait_exponential_jitter(
-                multiplier=s.reconnect_initial, max=s.reconnect_max, jitter=s.reconnect_initial
-            ),
-            # Any failure is retried: giving up would leave the line without its input; the state and the
-            # log say what is wrong (a missing stream is ERROR and fixed by creating it).
-            retry=retry_if_exception_type(Exception),
-            before_sleep=self._before_retry,
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                await self._open()
-        self._connector = None
+        # Any failure is retried: giving up would leave the line without its input; the state and the log
+        # say what is wrong (a missing stream is ERROR and fixed by creating it). Only ``give_up_after``
+        # ends it (state ERROR).
+        try:
+            await self._reconnector.connect(self._open, first=False)
+        except ConnectFailedError as exc:
+            log.error("transport %s: %s", self.name, exc)
+            return
+        finally:
+            self._connector = None
         self._on_open()
-
-    def _before_retry(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        if exc is not None:
-            self._report_failure(exc)
-            wait = state.next_action.sleep if state.next_action is not None else 0.0
-            log.warning(
-                "transport %s: attempt %d failed (%s); next in %.1fs", self.name, state.attempt_number, exc, wait
-            )
 
     async def _on_disconnected(self) -> None:
         self._connected.clear()
@@ -507,42 +532,81 @@ class NATSTransport(Transport):
 
     # -- intake ------------------------------------------------------------------------------
     async def _pull(self) -> None:
+        """Ask the durable consumer for messages as room allows: JetStream pull requests
+        (``$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>`` with ``batch`` and ``expires``, NATS docs
+        "JetStream wire API"), one at a time. The messages arrive on this connection's inbox and go to
+        ``receive`` from the subscription's callback, one coroutine call each (nats-py's ``fetch`` awaits
+        every message with a timeout: a task per message). A request ends when its batch has been
+        received, or with the server's status 404/408/409; one the server never answers (lost in a
+        reconnect) is given up after ``expires`` plus a margin. Every message that arrives is taken, so
+        request accounting affects only the pace, never what is delivered."""
         s = self.settings
         failures = 0
+        expires_ns = int(s.fetch_timeout * 1e9)
+        margin = s.fetch_timeout + max(1.0, s.connect_timeout)
         while True:
-            room = s.max_inflight - len(self._inflight)
+            room = s.max_in_flight - len(self._inflight)
             if room < self._low_water:
                 # Wait for a useful amount of room: fetching one message per ack would cost one round trip
                 # to the server per message.
                 self._room.clear()
                 await self._room.wait()
                 continue
-            sub = self._sub
-            if sub is None:
+            nc, inbox = self._nc, self._inbox
+            if nc is None or inbox is None:
                 return
+            batch = min(s.fetch_batch, room)
+            self._requested = batch
+            self._request_done.clear()
+            request = json.dumps({"batch": batch, "expires": expires_ns}).encode()
             try:
-                msgs = await sub.fetch(min(s.fetch_batch, room), timeout=s.fetch_timeout)
-            except TimeoutError:  # nats.errors.TimeoutError included
-                continue  # nothing to fetch (or the server is away: nats-py is reconnecting)
+                await nc.publish(self._next_subject, request, reply=inbox)
             except (nats.errors.Error, OSError) as exc:
                 failures += 1
-                delay = min(s.reconnect_max, s.reconnect_initial * 2 ** min(failures, 8))
+                delay = min(s.reconnect.max_delay, s.reconnect.initial_delay * 2 ** min(failures, 8))
                 log.warning(
-                    "transport %s: fetch failed (%s: %s); again in %.1fs", self.name, type(exc).__name__, exc, delay
-                )
+                    "transport %s: pull request failed (%s: %s); again in %.1fs",
+                    self.name, type(exc).__name__, exc, delay,
+                )  # fmt: skip
                 await asyncio.sleep(delay)
                 continue
             failures = 0
-            for msg in msgs:
-                await self._receive(msg)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(margin):
+                    await self._request_done.wait()
 
-    async def _receive(self, msg: Msg) -> None:
-        """The intake path of one JetStream message: map, submit, attach the settlement.
+    async def _on_pulled(self, msg: Msg) -> None:
+        """The inbox subscription's callback: a JetStream message, or a status ending the pull request."""
+        headers = msg.headers
+        status = headers.get("Status") if headers else None
+        if status is not None and not msg.data and not msg.reply.startswith("$JS.ACK."):
+            if status != "100":  # 100: idle heartbeat / flow control; 404, 408, 409 end the request
+                if status == "409":
+                    why = (headers or {}).get("Description")
+                    log.info("transport %s: pull request ended: %s %s", self.name, status, why)
+                self._request_done.set()
+            return
+        self._requested -= 1
+        if self._requested <= 0:
+            self._request_done.set()
+        if self._stopping:
+            self._spawn(self._nak(_Delivery(self, msg, self.settings.progress_every), 0.0))  # hand it back now
+            return
+        try:
+            await self.receive(msg)
+        except Exception:  # never let one message end the subscription's task
+            log.exception("transport %s: intake of %s failed", self.name, msg.subject)
 
-        Runs the same for messages fetched from the server and for those ``pywats_nats.testing`` feeds in.
+    async def receive(self, msg: Msg) -> None:
+        """Hand one fetched JetStream message to the intake path: map it, ``Transport.intake`` (submit,
+        settle), and ack, nak or dead-letter it when the bus is done. Returns once it is submitted.
+
+        The pull loop calls it for every fetched message; ``pywats_nats.testing`` feeds its messages in
+        through it as well. ``msg``: a ``nats.aio.msg.Msg`` of this transport's consumer (or an object with
+        the same ``subject``, ``data``, ``headers``, ``metadata``, ``ack``/``nak``/``in_progress``).
         """
         s = self.settings
-        d = _Delivery(msg, self._origin_prefix, s.progress_every)
+        d = _Delivery(self, msg, s.progress_every)
         self.stats["received"] += 1
         if d.delivered > 1:
             self.stats["redelivered"] += 1
@@ -561,33 +625,20 @@ class NATSTransport(Transport):
                 leader.twins.append(d)
             return
         self._by_seq[d.seq] = d
+        d.headers = self._event_headers(d)
         try:
-            events = self.mapper.map(d.subject, d.body, self._event_headers(d), d.origin, d.message_id)
-        except DecodeError as exc:
-            self._spawn(self._dead_letter_undecodable(d, exc))
-            return
-        except Exception as exc:
-            # A mapping bug must not stop intake: keep the message whole, like undecodable input.
-            log.exception("transport %s: mapping a message from %r failed", self.name, d.subject)
-            self._spawn(self._dead_letter_undecodable(d, PayloadDecodeError(f"{type(exc).__name__}: {exc}", d.origin)))
-            return
-        redelivered: bool | None = None
+            d.events = self.mapper.map(d.subject, d.body, d.headers, d.subject_origin, d.message_id)
+        except Exception:
+            pass  # ``intake`` decodes it again with the registered decoder and dead-letters it whole
         if s.trust_redelivered_flag and d.seq > self._distrust_through:
-            redelivered = d.delivered > 1
+            d.redelivered = d.delivered > 1
         try:
-            fut = await self.sink.submit(events, transport=self.name, redelivered=redelivered)
+            await self.intake(d)
         except BusClosedError:
             # Never entered the bus: hand it back at once (another process of the durable may take it).
             self._spawn(self._nak(d, 0.0))
-            return
         except Exception as exc:
             self._spawn(self._settlement_failed(d, exc))
-            return
-        if fut.done():
-            self._settled(d, fut)
-        else:
-            self._settling.add(fut)
-            fut.add_done_callback(functools.partial(self._settled, d))
 
     def _event_headers(self, d: _Delivery) -> dict[str, Any]:
         h: dict[str, Any] = {
@@ -597,22 +648,24 @@ class NATSTransport(Transport):
             "nats_seq": d.seq,
             "nats_delivered": d.delivered,
         }
-        own = d.headers.get(MSG_ID_HEADER)
+        own = d.nats_headers
         if own:
-            h["nats_msg_id"] = own
-        others = {k: v for k, v in d.headers.items() if k != MSG_ID_HEADER}
-        if others:
-            h["nats_headers"] = others
+            msg_id = own.get(MSG_ID_HEADER)
+            if msg_id:
+                h["nats_msg_id"] = msg_id
+            others = {k: v for k, v in own.items() if k != MSG_ID_HEADER}
+            if others:
+                h["nats_headers"] = others
+                for key in TRACE_HEADERS:  # W3C Trace Context travels as NATS headers
+                    if key in others:
+                        h[key] = others[key]
         return h
 
-    def _settled(self, d: _Delivery, fut: asyncio.Future[SettleResult]) -> None:
-        self._settling.discard(fut)
-        exc = BusClosedError("settlement cancelled") if fut.cancelled() else fut.exception()
-        if exc is not None:
-            self._spawn(self._settlement_failed(d, exc))
-            return
+    def _queue_ack(self, d: _Delivery, result: SettleResult) -> None:
         self._acks.append(d)
         self._ack_wake.set()
+        if result.events == 0 and result.dead_lettered:
+            self.stats["raw_dead_lettered"] += 1
 
     async def _acker(self) -> None:
         # One task sends the acknowledgements: a done-callback cannot await, and a task per message costs
@@ -683,30 +736,20 @@ class NATSTransport(Transport):
             "nats_delivered": d.delivered,
             "nats_msg_id": d.message_id,
         }
-        if d.headers:
-            headers["nats_headers"] = dict(d.headers)
+        if d.nats_headers:
+            headers["nats_headers"] = dict(d.nats_headers)
         if dl_reason is not None:
             headers["pywats-reason"] = dl_reason
-        # The fragment carries the message id so a replay rebuilds the same event ids.
         return RawRecord(
             body=d.body,
-            origin=f"{d.origin}#{d.message_id}",
+            origin=d.origin,
             transport=self.name,
             reason=reason,
             error_type=error_type,
             headers=headers,
+            received_at=d.received_at,
+            decoder=self._decoder_name,
         )
-
-    async def _dead_letter_undecodable(self, d: _Delivery, exc: DecodeError) -> None:
-        reason = "unrouted" if isinstance(exc, UnroutedSubjectError) else None
-        record = self._raw_record(d, exc.reason, type(exc).__name__, reason)
-        try:
-            await self.sink.dead_letter_raw(record)
-        except Exception as store_exc:
-            await self._settlement_failed(d, store_exc, record)
-            return
-        self.stats["raw_dead_lettered"] += 1
-        await self._send_ack(d)
 
     async def _settlement_failed(self, d: _Delivery, exc: BaseException, record: RawRecord | None = None) -> None:
         """Nak with a growing delay; on the last delivery ``max_deliver`` allows, dead-letter and ack."""
@@ -745,7 +788,7 @@ class NATSTransport(Transport):
             await self._nak(d, 0.0)
             return
         headers = {
-            **d.headers,
+            **d.nats_headers,
             "Pywats-Reason": record.reason[:1000],
             "Pywats-Original-Subject": d.subject,
             "Pywats-Original-Stream": s.stream,

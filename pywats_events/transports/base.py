@@ -247,10 +247,11 @@ class InboundMessage(abc.ABC):
         dead-letter queue (``result`` says which; for undecodable input ``dead_lettered`` is 1 and
         ``events`` 0). Broker acknowledgement, PUBACK, file move, HTTP 2xx."""
 
-    def ack_now(self, result: SettleResult) -> bool:
-        """Settle as done at once, in the callback that learns the outcome, when the protocol can do it
-        without awaiting (an acknowledgement window that another task flushes): saves a task per
-        message. Return True when settled; False (the default) makes ``intake`` await ``ack`` in a task."""
+    def ack_nowait(self, result: SettleResult) -> bool:
+        """Settle as done at once, without awaiting, when the protocol can (the ack is queued for a writer
+        task that batches or pipelines it); return ``True`` when it did. ``Transport.intake`` tries this
+        first and awaits ``ack`` in a task only when it returns ``False`` (the default), which saves a
+        task per message on the hot path. Must not raise."""
         return False
 
     @abc.abstractmethod
@@ -389,15 +390,18 @@ class Transport(abc.ABC):
                 self._intake_spawn(message, self._intake_dead_letter(message, exc), out)
                 return out
         submitted = await self.sink.submit(events, transport=self.name, redelivered=message.redelivered)
-        submitted.add_done_callback(lambda f: self._intake_done(message, f, out))
+        if submitted.done():
+            self._intake_submitted(message, out, submitted)
+        else:
+            submitted.add_done_callback(lambda f: self._intake_submitted(message, out, f))
         return out
 
-    def _intake_done(
-        self, message: InboundMessage, submitted: asyncio.Future[SettleResult], out: asyncio.Future[SettleResult]
+    def _intake_submitted(
+        self, message: InboundMessage, out: asyncio.Future[SettleResult], submitted: asyncio.Future[SettleResult]
     ) -> None:
         if not submitted.cancelled() and submitted.exception() is None:
             result = submitted.result()
-            if message.ack_now(result):
+            if message.ack_nowait(result):  # settled without a task
                 if not out.done():
                     out.set_result(result)
                 return

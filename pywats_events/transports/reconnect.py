@@ -10,6 +10,7 @@ WARNING with what to check every time the delay has doubled, never silently at I
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -52,8 +53,8 @@ class Reconnector:
         hint: what to check when connecting fails (``check the URL, user and vhost``).
         fatal: exception types that must not be retried (a malformed URL): the state goes to ERROR and
             ``connect`` raises ``ConnectFailedError`` at once.
-        permanent: tells a failure that retrying alone cannot heal until someone changes a setting (a
-            refused login): it is still retried, but the state is ERROR instead of RECONNECTING.
+        permanent: tells a failure that cannot heal until someone changes a setting (a refused login) but
+            is still retried: the state is ERROR instead of RECONNECTING while it lasts. ``None``: none is.
     """
 
     def __init__(
@@ -97,7 +98,7 @@ class Reconnector:
                 multiplier=s.initial_delay, max=s.max_delay, exp_base=s.multiplier, jitter=s.jitter
             ),
             stop=stop_after_delay(s.give_up_after) if s.give_up_after is not None else stop_never,
-            retry=retry_if_exception(lambda exc: not isinstance(exc, self.fatal)),
+            retry=retry_if_exception(self._retryable),
             before_sleep=self._before_sleep,
             reraise=True,
         )
@@ -119,6 +120,14 @@ class Reconnector:
         self.transport._set_state(TransportState.CONNECTED)
         return result
 
+    def _retryable(self, exc: BaseException) -> bool:
+        # tenacity sees BaseException too: a stop (this task cancelled) must end the loop, not be retried;
+        # a CancelledError from inside the client library while nobody cancels us is a failed attempt.
+        if isinstance(exc, asyncio.CancelledError):
+            task = asyncio.current_task()
+            return task is not None and not task.cancelling()
+        return isinstance(exc, Exception) and not isinstance(exc, self.fatal)
+
     def _detail(self, exc: BaseException) -> str:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return f"{self.where}: {text}" + (f"; {self.hint}" if self.hint else "")
@@ -128,8 +137,8 @@ class Reconnector:
         self.failures += 1
         detail = self._detail(exc) if exc is not None else self.where
         delay = state.next_action.sleep if state.next_action is not None else 0.0
-        stuck = exc is not None and self.permanent is not None and self.permanent(exc)
-        self.transport._set_state(TransportState.ERROR if stuck else TransportState.RECONNECTING, detail)
+        lasting = exc is not None and self.permanent is not None and self.permanent(exc)
+        self.transport._set_state(TransportState.ERROR if lasting else TransportState.RECONNECTING, detail)
         if self.failures >= self._next_warning:  # 1st, 2nd, 4th, 8th... failure: visible, not a flood
             self._next_warning *= 2
             log.warning("transport %s: cannot connect (attempt %d, next in %.1f s): %s",

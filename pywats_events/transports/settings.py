@@ -16,9 +16,9 @@ import logging
 import ssl
 import warnings
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 __all__ = ["ReconnectSettings", "TLSSettings", "TransportSettings"]
 
@@ -148,3 +148,30 @@ class TransportSettings(BaseModel):
             else:
                 out[new] = value
         return out
+
+    @classmethod
+    def from_table(cls, options: dict[str, Any], where: str, error: type[Exception]) -> Self:
+        """Validate one ``[[transports]]`` table; a failure raises ``error`` naming the first bad key by
+        its path as the user wrote it (``transports[l1].rules[0].topic``; an alias or deprecated key is
+        named as given, not by its new name).
+
+        Args:
+            options: the table's keys, without ``kind`` and ``name``.
+            where: prefix naming the table (``transports[l1]``).
+            error: the exception class to raise (the transport's ``ConfigError`` subclass).
+
+        Raises:
+            error: the first invalid key and what is wrong with it (secrets are never echoed).
+        """
+        try:
+            return cls.model_validate(options)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc: list[Any] = list(first["loc"])
+            given = {new: old for old, new in (*cls.aliases.items(), *cls.deprecated.items()) if old in options}
+            if loc and len(loc) > 1 and f"{loc[0]}.{loc[1]}" in given:
+                loc[:2] = [given[f"{loc[0]}.{loc[1]}"]]
+            elif loc and str(loc[0]) in given:
+                loc[0] = given[str(loc[0])]
+            path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+            raise error(f"{where}{path}: {first['msg']}") from None

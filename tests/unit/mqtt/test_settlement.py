@@ -94,7 +94,7 @@ async def test_message_from_a_lost_connection_is_not_acknowledged_on_the_new_one
     t, broker, bus, release = await setup(port=1, reconnect_initial=5, reconnect_max=5)
     try:
         publish(broker, 1)
-        t._on_lost("test: connection dropped")  # the broker will redeliver message 1 to the new connection
+        broker.drop_connection("test: connection dropped")  # the broker will redeliver message 1 to the new connection
         release[1].set()
         await settle(t, 0)
         assert broker.pubacks == []

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-from pywats_events import Event, EventBus, MemoryStore
+from pywats_events import Event, EventBus, MemoryStore, TransportState
 from pywats_events.store import DeadLetterReason
 from pywats_mqtt import MQTTTransport
 from pywats_mqtt.testing import MQTTTestBroker
+from tests.waiting import wait_for
 
 
 async def test_publish_is_mapped_by_the_rules_with_its_properties_and_acked_only_after_the_handler() -> None:
@@ -57,3 +58,36 @@ async def test_undecodable_payload_is_dead_lettered_whole_then_acknowledged_in_o
         [entry] = await store.list_dead_letters(reason=DeadLetterReason.DECODE_ERROR)
     assert broker.pubacks == [bad, good]
     assert entry.raw_body == b"{not json" and entry.origin.endswith("/plant/ict-1/result")
+
+
+async def test_trace_context_user_properties_reach_the_top_level_of_the_event_headers() -> None:
+    transport = MQTTTransport(rules=[{"topic": "plant/{station}/result", "type": "test.result"}])
+    broker = MQTTTestBroker(transport)
+    bus = EventBus(emit_system_events=False)
+    seen: list[Event] = []
+
+    @bus.subscribe("test.result")
+    async def handle(event: Event) -> None:
+        seen.append(event)
+
+    bus.add_transport(transport)
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    async with bus:
+        mid = broker.publish("plant/a/result", b"{}", user_properties={"traceparent": parent, "line": "L1"})
+        await broker.acked(mid)
+    [event] = seen
+    assert event.headers["traceparent"] == parent and "line" not in event.headers
+    assert event.headers["mqtt_user_properties"] == {"traceparent": parent, "line": "L1"}
+
+
+async def test_drop_connection_reconnects_and_subscribes_again() -> None:
+    transport = MQTTTransport(rules=[{"topic": "plant/{station}/result", "type": "test.result"}])
+    broker = MQTTTestBroker(transport)
+    bus = EventBus(emit_system_events=False)
+    bus.add_transport(transport)
+    async with bus:
+        assert broker.subscriptions == ["plant/+/result"]
+        broker.subscriptions = []
+        broker.drop_connection()
+        await wait_for(lambda: transport.state is TransportState.CONNECTED and broker.subscriptions != [])
+        assert broker.subscriptions == ["plant/+/result"]
