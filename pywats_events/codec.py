@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
+from . import jsonsafe
 from .errors import DecodeError, PluginError
 from .event import Event
 from .plugins import DECODER_GROUP, available, load_plugin
@@ -192,7 +193,7 @@ def decode_event_json(body: bytes, ctx: DecodeContext) -> list[Event]:
 
 def _decode_event_text(text: str, ctx: DecodeContext) -> list[Event]:
     try:
-        data = json.loads(text)
+        data = jsonsafe.loads(text)
     except json.JSONDecodeError as first_exc:
         lines = [ln for ln in text.splitlines() if ln.strip()]
         if len(lines) < 2 or not _is_json_object(lines[0]):
@@ -200,7 +201,7 @@ def _decode_event_text(text: str, ctx: DecodeContext) -> list[Event]:
         out = []
         for n, line in enumerate(lines, 1):
             try:
-                obj = json.loads(line)
+                obj = jsonsafe.loads(line)
             except json.JSONDecodeError as exc:
                 raise InvalidEventError(f"invalid JSON on line {n}: {json_error_text(exc)}", ctx.origin) from None
             out.append(_event_from(obj, ctx, f"{ctx.origin}:line {n}"))

@@ -60,6 +60,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from pywats_events import jsonsafe
+
 from .errors import (
     ContainerNotAtPositionError,
     DuplicateContainerError,
@@ -860,7 +862,7 @@ class AsyncStatusDB:
                 {
                     "uuid": str(r.get("uuid") or uuid.uuid4()), "kind": r.get("kind", "process"), "name": r["name"],
                     "device": r["device"], "fct": r.get("fct") or data.get("fct"), "params": params_key(data),
-                    "data": json.dumps(data, default=str), "start": start, "finish": finish,
+                    "data": jsonsafe.dumps(data, compact=False), "start": start, "finish": finish,
                     "duration": finish - start, "status": r.get("status", "completed"), "container_id": None,
                     "experiment_uuid": None, "origin_device": r.get("origin_device"), "origin_pos": None,
                     "target_device": r.get("target_device"), "target_pos": None,
@@ -1112,7 +1114,7 @@ def _step_values(step: ProcessStep) -> dict[str, Any]:
     return {
         "uuid": str(step.uuid), "kind": "move" if move else "process", "name": step.name,
         "device": step.main_device.name, "fct": step.fct, "params": params_key(data),
-        "data": json.dumps(data, default=str), "start": start, "finish": finish,
+        "data": jsonsafe.dumps(data, compact=False), "start": start, "finish": finish,
         "duration": None if finish is None else finish - start, "status": step.status or "",
         "origin_device": step.origin_device.name if move and step.origin_device else None,  # type: ignore[attr-defined]
         "origin_pos": step.origin_pos if move else None,  # type: ignore[attr-defined]

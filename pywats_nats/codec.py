@@ -21,6 +21,7 @@ import base64
 import json
 from typing import Any, Final
 
+from pywats_events import jsonsafe
 from pywats_events.codec import DecodeContext, get_decoder, json_error_text, maybe_gunzip
 from pywats_events.errors import DecodeError
 from pywats_events.event import Event
@@ -54,7 +55,7 @@ def decode_payload(decoder: str, body: bytes, origin: str) -> dict[str, Any]:
         except DecodeError as exc:  # corrupt gzip: report it with this package's class
             raise PayloadDecodeError(exc.reason, origin) from None
         try:
-            data = json.loads(text)
+            data = jsonsafe.loads(text)
         except json.JSONDecodeError as exc:
             raise PayloadDecodeError(f"invalid JSON: {json_error_text(exc)}", origin) from None
         except RecursionError:

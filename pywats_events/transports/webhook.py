@@ -29,6 +29,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .. import jsonsafe
 from ..codec import DecodeContext, get_decoder
 from ..errors import BusClosedError, ConfigError, DecodeError
 from ..event import Event, derive_event_id
@@ -422,7 +423,7 @@ class _Request(InboundMessage):
 
 def _parse_json(body: bytes) -> Any:
     try:
-        return json.loads(body.decode("utf-8-sig"))
+        return jsonsafe.loads(body.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise InvalidRequestError(f"body is not UTF-8 (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
