@@ -283,6 +283,10 @@ async def _publish_http(settings: Settings, message: OutgoingTest) -> dict[str, 
     if sec.hmac_secret is not None:
         digest = hmac.new(sec.hmac_secret.get_secret_value().encode(), body, hashlib.sha256).hexdigest()
         headers["x-signature"] = f"sha256={digest}"
+    elif sec.webhook_secret:
+        from ..http.webhook_signature import signature_headers
+
+        headers.update(signature_headers(sec.webhook_keys()[0], body))
     try:
         async with httpx.AsyncClient(timeout=30.0) as client:
             response = await client.post(url, content=body, headers=headers)
