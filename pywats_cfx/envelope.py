@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from pywats_events import jsonsafe
 from pywats_events.codec import json_error_text, maybe_gunzip
 from pywats_events.errors import DecodeError
 
@@ -404,5 +405,5 @@ def envelope_to_bytes(env: dict[str, Any] | CFXEnvelope, *, gzip: bool = False) 
         The bytes to publish.
     """
     wire = env.to_wire_dict() if isinstance(env, CFXEnvelope) else env
-    data = json.dumps(wire, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    data = jsonsafe.dumps(wire, ensure_ascii=False, default=None).encode("utf-8")
     return _gzip.compress(data, mtime=0) if gzip else data

@@ -19,7 +19,6 @@ cut short by the reader (``--convert ... | head``) ends quietly with status 0.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import uuid
@@ -28,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pywats_events import jsonsafe
 from pywats_events.codec import DecodeContext
 from pywats_events.errors import DecodeError
 from pywats_events.event import Event
@@ -401,7 +401,7 @@ def _print_event(ev: Event) -> None:
         print(f"  correlation: {ev.correlation_id}")
     if ev.subjects:
         print(f"  subjects:    {', '.join(ev.subjects)}")
-    payload = json.dumps(ev.payload, indent=2, ensure_ascii=False, default=str)
+    payload = jsonsafe.dumps(ev.payload, indent=2, ensure_ascii=False)
     print("  payload:     " + payload.replace("\n", "\n               "))
     print()
 
@@ -483,7 +483,8 @@ def _run(args: argparse.Namespace) -> int:
                 raise _UsageError("--count must be >= 1 and --seq >= 0")
             for seq in range(args.seq, args.seq + args.count):
                 env = generate_envelope(args.generate, seq=seq, source=args.source, failed=args.failed)
-                print(json.dumps(env, ensure_ascii=False, indent=None if args.count > 1 else 2))
+                indent = None if args.count > 1 else 2
+                print(jsonsafe.dumps(env, ensure_ascii=False, indent=indent, default=None, compact=False))
     except (DecodeError, _UsageError, ValueError) as exc:
         message = " ".join(str(exc).split())
         print(f"error: {message}", file=sys.stderr)

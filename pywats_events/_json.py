@@ -11,9 +11,10 @@ stdlib path is tested that way).
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
+
+from . import jsonsafe
 
 __all__ = ["ORJSON", "dumps_compact", "loads"]
 
@@ -46,16 +47,18 @@ if _orjson is not None:
         try:
             return _orjson_loads(text)
         except _OrjsonDecodeError:
-            # What orjson refuses, json decides (NaN, big integers) and words (the error), as without it.
-            return json.loads(text)
+            # What orjson refuses, json decides (NaN, big integers) and words (the error), as without it;
+            # bare NaN/Infinity tokens become the strings "NaN"/"Infinity" (pywats_events.jsonsafe's rule).
+            return jsonsafe.loads(text)
 
     #: Datetimes and dataclasses go to ``json`` (which refuses them) instead of being written by orjson.
     _OPTIONS = _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_DATACLASS
 
     def dumps_compact(value: Any) -> str:
         """``value`` (dicts, lists, tuples, strings, numbers, booleans, ``None``) as compact JSON text
-        (``separators=(",", ":")``, non-ASCII written as is). A float NaN or infinity is written as
-        ``null`` by orjson and as ``NaN`` (not JSON) by ``json``: keep them out.
+        (``separators=(",", ":")``, non-ASCII written as is). Meant for rows the store builds
+        itself (ids, times, JSON text already made RFC 8259-safe by ``jsonsafe``): a float NaN or
+        infinity would be written as ``null`` by orjson (as ``"NaN"`` by the fallback), so keep them out.
 
         Raises:
             TypeError / ValueError: a value JSON cannot hold (as ``json.dumps``).
@@ -63,7 +66,7 @@ if _orjson is not None:
         try:
             return _orjson_dumps(value, option=_OPTIONS).decode()  # type: ignore[no-any-return]
         except (_OrjsonEncodeError, TypeError):
-            return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            return jsonsafe.dumps(value, ensure_ascii=False, default=None)
 
 else:
 
@@ -75,7 +78,7 @@ else:
             RecursionError: nested too deeply.
             UnicodeDecodeError: ``bytes`` that are not UTF-8.
         """
-        return json.loads(text)
+        return jsonsafe.loads(text)
 
     def dumps_compact(value: Any) -> str:
         """``value`` (dicts, lists, tuples, strings, numbers, booleans, ``None``) as compact JSON text
@@ -84,4 +87,4 @@ else:
         Raises:
             TypeError / ValueError: a value JSON cannot hold.
         """
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return jsonsafe.dumps(value, ensure_ascii=False, default=None)

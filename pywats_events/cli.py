@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import shlex
@@ -28,7 +27,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__
+from . import __version__, jsonsafe
 from .admin import Admin
 from .analytics.cli import analytics_app
 from .bus import STOP_GRACE
@@ -199,7 +198,7 @@ async def _with_bus(settings: Settings, action: Callable[[Admin], Awaitable[T]])
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, default=str, indent=None) + "\n")
+    sys.stdout.write(jsonsafe.dumps(data, compact=False) + "\n")
 
 
 # -- run ------------------------------------------------------------------------------------------
@@ -654,7 +653,7 @@ def dlq_show(
         return
     for key, value in entry.items():
         if key in ("event", "headers"):
-            value = json.dumps(value, indent=2, default=str)
+            value = jsonsafe.dumps(value, indent=2)
         out.print(f"[bold]{key}[/]: {escape(str(value))}", highlight=False)
 
 

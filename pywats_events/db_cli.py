@@ -9,7 +9,6 @@ hosts); ``db downgrade REVISION`` takes it back before installing an older pywat
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from . import jsonsafe
 from .config import load_settings
 from .errors import ConfigError, PyWatsEventsError
 from .sql_store import SQLStore, open_store
@@ -82,7 +82,7 @@ def _run(action: Callable[[], Awaitable[T]]) -> T:
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data) + "\n")
+    sys.stdout.write(jsonsafe.dumps(data, default=None, compact=False) + "\n")
 
 
 @db_app.command("current")

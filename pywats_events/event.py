@@ -131,7 +131,9 @@ class Event(BaseModel):
             unknown key, a timestamp that is not a date-time).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # ser_json_inf_nan: model_dump_json writes non-finite floats as "NaN"/"Infinity"/"-Infinity"
+    # (pywats_events.jsonsafe: the one rule every emitter follows), not as null.
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="strings")
 
     id: str = Field(default_factory=_new_id, min_length=1, max_length=200)
     type: str = Field(
@@ -253,10 +255,11 @@ class Event(BaseModel):
         }
 
     def to_json(self) -> str:
-        """The JSON form as a compact string (non-JSON payload values are written with ``str``)."""
-        import json
+        """The JSON form as a compact RFC 8259 string (non-JSON payload values are written with ``str``,
+        non-finite floats as ``"NaN"``/``"Infinity"``/``"-Infinity"``: ``pywats_events.jsonsafe``)."""
+        from .jsonsafe import dumps
 
-        return json.dumps(self.to_json_dict(), default=str, separators=(",", ":"))
+        return dumps(self.to_json_dict())
 
     @property
     def severity_rank(self) -> int:

@@ -7,11 +7,12 @@ exception, ``exc_type`` and ``traceback``, so a collector can filter on fields r
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from . import jsonsafe
 
 __all__ = ["LOG_FORMATS", "JSONFormatter", "setup_logging"]
 
@@ -45,7 +46,7 @@ class JSONFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             doc["exc_type"] = record.exc_info[0].__name__
             doc["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(doc, default=str, ensure_ascii=False)
+        return jsonsafe.dumps(doc, ensure_ascii=False, compact=False)
 
 
 def setup_logging(level: str, log_format: Literal["text", "json"] = "text") -> None:

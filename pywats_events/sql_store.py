@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -46,7 +45,7 @@ from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from . import _json
+from . import _json, jsonsafe
 from .errors import DeadLetterNotFoundError, StoreError, StoreRefusedError, StoreSchemaError
 from .event import Event, Severity, severity_rank
 from .pattern import pattern_to_sql_like, validate_type_pattern
@@ -195,8 +194,9 @@ def _json_rows(rows: list[tuple[Any, ...]]) -> str:
 
 
 def _json_dumps(value: Any) -> str:
-    # ``default=str`` as in Event.to_json: a payload value JSON cannot hold is written as text, not lost.
-    return json.dumps(value, default=str, separators=(",", ":"))
+    # ``default=str`` as in Event.to_json: a payload value JSON cannot hold is written as text, not lost;
+    # non-finite floats as "NaN"/"Infinity"/"-Infinity" (jsonsafe), never bare tokens.
+    return jsonsafe.dumps(value)
 
 
 # -- URLs --------------------------------------------------------------------------------------------

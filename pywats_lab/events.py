@@ -45,6 +45,7 @@ from pydantic import (
     field_validator,
 )
 
+from pywats_events import jsonsafe
 from pywats_events.codec import DecodeContext
 from pywats_events.event import Event, EventType, Severity, derive_event_id
 
@@ -444,7 +445,7 @@ class LabEventMessage(BaseModel):
         data = self.data
         if isinstance(data, str):
             try:
-                parsed = json.loads(data)
+                parsed = jsonsafe.loads(data)
             except ValueError:
                 return {"value": data}
             data = parsed
@@ -697,7 +698,7 @@ def decode_lab_event(body: bytes, ctx: DecodeContext) -> list[Event]:
         InvalidLabMessageError: invalid UTF-8 or JSON, or an invalid message (names the field).
     """
     try:
-        data = json.loads(body.decode("utf-8-sig"))
+        data = jsonsafe.loads(body.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise InvalidLabMessageError(f"invalid UTF-8 at byte {exc.start}", "", ctx.origin) from None
     except json.JSONDecodeError as exc:

@@ -19,7 +19,6 @@ A step of ``POST /lab/estimates`` is ``{"name", "device", "data": {"fct": ...}}`
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from pywats_events import jsonsafe
 from pywats_events.http.problem import problem
 from pywats_events.http.security import check_bearer
 
@@ -44,7 +44,7 @@ MAX_ESTIMATE_STEPS = 1000
 
 
 def _json(data: Any, status: int = 200) -> Response:
-    return Response(json.dumps(data, default=str, separators=(",", ":")), status, media_type="application/json")
+    return Response(jsonsafe.dumps(data), status, media_type="application/json")
 
 
 def _container(c: ContainerInfo) -> dict[str, Any]:
@@ -130,7 +130,7 @@ def lab_routes(handler: LabStatusDBHandler) -> list[Route]:
         if (denied := _denied(request)) is not None:
             return denied
         try:
-            body = json.loads(await request.body() or b"null")
+            body = jsonsafe.loads(await request.body() or b"null")
         except ValueError as exc:
             return problem(400, f"invalid JSON: {exc}")
         if not isinstance(body, dict) or not isinstance(body.get("steps"), list):

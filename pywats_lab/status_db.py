@@ -60,6 +60,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from pywats_events import jsonsafe
+
 from .errors import (
     ContainerNotAtPositionError,
     DuplicateContainerError,
@@ -406,10 +408,10 @@ class AsyncStatusDB:
             self._ready = asyncio.Lock()
         async with self._ready:
             if self._engine is None:
+                await self._migrate()
                 write, read = self._make_engines()
                 try:
                     async with write.begin() as conn:
-                        await conn.run_sync(metadata.create_all)
                         for name, dev in self._config.devices.items():
                             await self._ensure_device(conn, name, dev.positions)
                         self._seq = int(
@@ -423,6 +425,31 @@ class AsyncStatusDB:
                 self._engine, self._read_engine = write, read
         assert self._engine is not None and self._read_engine is not None
         return self._engine, self._read_engine
+
+    async def _migrate(self) -> None:
+        """Bring the tables to the newest lab revision (``pywats_lab.migrations``), on an engine of its own
+        (the write engine's ``BEGIN IMMEDIATE`` listener would nest inside the schema lock's).
+
+        Raises:
+            StatusDBError: the database cannot be reached, or its schema is newer or foreign.
+        """
+        from pywats_events.errors import StoreSchemaError
+
+        from . import migrations
+
+        engine = create_async_engine(self._url)
+        if self._sqlite:
+
+            def busy(dbapi_connection: Any, _record: Any) -> None:
+                dbapi_connection.execute("PRAGMA busy_timeout=30000")  # wait for another process's upgrade
+
+            event.listen(engine.sync_engine, "connect", busy)
+        try:
+            await migrations.upgrade(engine)
+        except (SQLAlchemyError, StoreSchemaError) as exc:
+            raise StatusDBError(f"status DB {self._safe_url()}: cannot bring its schema up to date: {exc}") from None
+        finally:
+            await engine.dispose()
 
     def _safe_url(self) -> str:
         return self._url.render_as_string(hide_password=True)
@@ -860,7 +887,7 @@ class AsyncStatusDB:
                 {
                     "uuid": str(r.get("uuid") or uuid.uuid4()), "kind": r.get("kind", "process"), "name": r["name"],
                     "device": r["device"], "fct": r.get("fct") or data.get("fct"), "params": params_key(data),
-                    "data": json.dumps(data, default=str), "start": start, "finish": finish,
+                    "data": jsonsafe.dumps(data, compact=False), "start": start, "finish": finish,
                     "duration": finish - start, "status": r.get("status", "completed"), "container_id": None,
                     "experiment_uuid": None, "origin_device": r.get("origin_device"), "origin_pos": None,
                     "target_device": r.get("target_device"), "target_pos": None,
@@ -1112,7 +1139,7 @@ def _step_values(step: ProcessStep) -> dict[str, Any]:
     return {
         "uuid": str(step.uuid), "kind": "move" if move else "process", "name": step.name,
         "device": step.main_device.name, "fct": step.fct, "params": params_key(data),
-        "data": json.dumps(data, default=str), "start": start, "finish": finish,
+        "data": jsonsafe.dumps(data, compact=False), "start": start, "finish": finish,
         "duration": None if finish is None else finish - start, "status": step.status or "",
         "origin_device": step.origin_device.name if move and step.origin_device else None,  # type: ignore[attr-defined]
         "origin_pos": step.origin_pos if move else None,  # type: ignore[attr-defined]

@@ -17,7 +17,6 @@ and ``reportText``; the CFX transaction id, unique id, recipe and unit position 
 from __future__ import annotations
 
 import importlib
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
@@ -26,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pywats_events import jsonsafe
 from pywats_events.event import Event
 
 from .errors import ReportBuildError, WatsConfigError
@@ -619,7 +619,7 @@ class ReportBuilder:
                 reading = f"{value:g} {m.units}" if m.units else f"{value:g}"
                 detail = f"{m.name or name}: {reading} outside {op.value} {limits}"
             return self._leaf("ET_NLT", name, status, numeric_meas=[meas], error_message=detail)
-        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), default=str)
+        text = value if isinstance(value, str) else jsonsafe.dumps(value)
         meas_s = StringMeasurement(status=reported, value=text)
         return self._leaf("ET_SVT", name, reported, string_meas=[meas_s])
 

@@ -16,7 +16,6 @@ Paths (olreppe/pyWATS ``core/routes.py``): ``POST /api/Report/WSJF``, ``GET /api
 
 from __future__ import annotations
 
-import json
 import logging
 import ssl
 from collections.abc import Mapping, Sequence
@@ -24,6 +23,8 @@ from typing import Any, Self
 
 import httpx
 from pydantic import SecretStr
+
+from pywats_events import jsonsafe
 
 from .errors import WatsAuthError, WatsConfigError, WatsRejectedError, WatsUnavailableError
 from .models import UURReport, UUTReport
@@ -167,7 +168,7 @@ class WatsClient:
         headers = {"Authorization": f"Basic {self._token.get_secret_value()}", "Accept": "application/json"}
         content = None
         if body is not None:
-            content = json.dumps(body, separators=(",", ":"), default=str).encode()
+            content = jsonsafe.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:

@@ -8,13 +8,13 @@ typer ``app`` is also meant to be mounted as ``pywats-events wats ...``.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from pywats_events import jsonsafe
 from pywats_events.codec import DecodeContext, get_decoder
 from pywats_events.config import load_settings
 from pywats_events.errors import ConfigError, DecodeError
@@ -122,10 +122,10 @@ def preview(
         typer.echo("note: no --config, product fields are placeholders (UNCONFIGURED)", err=True)
     for report in reports:
         if as_json:
-            sys.stdout.write(json.dumps(report, separators=(",", ":")) + "\n")
+            sys.stdout.write(jsonsafe.dumps(report, default=None) + "\n")
         else:
             typer.echo(f"# report {report['id']}  sn {report['sn']}  result {report['result']}")
-            typer.echo(json.dumps(report, indent=2))
+            typer.echo(jsonsafe.dumps(report, indent=2, default=None))
     for problem in problems:
         typer.echo(f"no report: {problem}", err=True)
     if problems:

@@ -10,7 +10,6 @@ and exit with status 2, like the other commands.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from .. import jsonsafe
 from ..config import Settings, load_settings
 from ..errors import PyWatsEventsError
 from ..sql_store import open_store
@@ -108,7 +108,7 @@ def report(
     rep = result.engine.report(w, asset or None)
     _warn_rejected(result)
     if as_json:
-        sys.stdout.write(json.dumps(rep, default=str) + "\n")
+        sys.stdout.write(jsonsafe.dumps(rep, compact=False) + "\n")
     elif as_csv:
         sys.stdout.write(report_csv(rep))
     else:
@@ -154,7 +154,7 @@ def rebuild(
 
     summary = _run(go())
     if as_json:
-        sys.stdout.write(json.dumps(summary) + "\n")
+        sys.stdout.write(jsonsafe.dumps(summary, default=None, compact=False) + "\n")
     else:
         _out.print(
             f"read {summary['events_read']} events, applied {summary['events_applied']}, rejected "

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import jsonsafe
 from ..config import Settings, TransportConfig
 from ..errors import ConfigError, TransportError
 from ..event import Event
@@ -88,7 +88,7 @@ def load_message(path: Path | None, sample: str | None, *, seq: int = 0, source:
         return OutgoingTest("cfx", env, f"generated {sample} (seq {seq})")
     assert path is not None
     try:
-        body = json.loads(path.read_bytes())
+        body = jsonsafe.loads(path.read_bytes())
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
     except ValueError as exc:
@@ -216,7 +216,7 @@ async def _publish_mqtt(cfg: TransportConfig, index: int, message: OutgoingTest,
     if message.kind == "cfx":
         if topic is None:
             raise ConfigError("--topic: required to publish a CFX envelope over MQTT (the topic a cfx rule maps)")
-        sends = [(topic, json.dumps(message.body).encode())]
+        sends = [(topic, jsonsafe.dumps(message.body, default=None, compact=False).encode())]
     else:
         sends = []
         for ev in message.events():
@@ -275,7 +275,7 @@ async def _publish_http(settings: Settings, message: OutgoingTest) -> dict[str, 
     group = "cfx" if message.kind == "cfx" else "events"
     host = "127.0.0.1" if http.host in ("0.0.0.0", "::", "") else http.host
     url = f"http://{'[' + host + ']' if ':' in host else host}:{http.port}/{group}"
-    body = json.dumps(message.body).encode()
+    body = jsonsafe.dumps(message.body, default=None, compact=False).encode()
     headers = {"content-type": "application/json"}
     sec = http.security(group)
     if sec.tokens:
@@ -283,6 +283,10 @@ async def _publish_http(settings: Settings, message: OutgoingTest) -> dict[str, 
     if sec.hmac_secret is not None:
         digest = hmac.new(sec.hmac_secret.get_secret_value().encode(), body, hashlib.sha256).hexdigest()
         headers["x-signature"] = f"sha256={digest}"
+    elif sec.webhook_secret:
+        from ..http.webhook_signature import signature_headers
+
+        headers.update(signature_headers(sec.webhook_keys()[0], body))
     try:
         async with httpx.AsyncClient(timeout=30.0) as client:
             response = await client.post(url, content=body, headers=headers)

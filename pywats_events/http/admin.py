@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .. import jsonsafe
 from ..admin import Admin
 from ..errors import BusError, DeadLetterNotFoundError
 from .context import HTTPContext
@@ -48,7 +49,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def _json(data: Any, status: int = 200) -> Response:
-    return Response(json.dumps(data, default=str, separators=(",", ":")), status, media_type="application/json")
+    return Response(jsonsafe.dumps(data), status, media_type="application/json")
 
 
 def _int(request: Request, name: str, default: int, low: int, high: int) -> int:

@@ -12,7 +12,6 @@ history), ``limit``, ``recipe``, ``confidence`` (0 < c <= 1).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .. import jsonsafe
 from ..analytics.errors import AnalyticsWindowError
 from ..analytics.gauges import AnalyticsGauges
 from ..analytics.handler import AnalyticsHandler
@@ -46,7 +46,7 @@ def find_analytics(bus: EventBus) -> AnalyticsHandler | None:
 
 
 def _json(data: Any) -> Response:
-    return Response(json.dumps(data, default=str, separators=(",", ":")), 200, media_type="application/json")
+    return Response(jsonsafe.dumps(data), 200, media_type="application/json")
 
 
 def _window(request: Request, h: AnalyticsHandler) -> Window:

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Protocol, Self
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from .. import jsonsafe
 from ..errors import ConfigError, UnrecoverableError
 from ..event import Event
 from ..handlers import BaseHandler
@@ -147,9 +148,7 @@ class EventServiceClient:
         return f"EventServiceClient({self.url!r})"
 
     def _request(self, body: dict[str, Any], idempotency_key: str | None) -> tuple[bytes, dict[str, str]]:
-        import json
-
-        raw = json.dumps(body, separators=(",", ":"), default=str).encode()
+        raw = jsonsafe.dumps(body).encode()
         headers = {"Content-Type": "application/json", **self._headers}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"

@@ -8,13 +8,13 @@ listing what is not (readiness: take the instance out of the load balancer, do n
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import jsonsafe
 from .context import HTTPContext
 from .openapi import build_openapi
 from .security import check_bearer
@@ -23,7 +23,7 @@ __all__ = ["get_available", "get_healthz", "get_metrics", "get_openapi", "get_re
 
 
 def _json(data: Any, status: int = 200) -> Response:
-    return Response(json.dumps(data, default=str, separators=(",", ":")), status, media_type="application/json")
+    return Response(jsonsafe.dumps(data), status, media_type="application/json")
 
 
 def _ctx(request: Request) -> HTTPContext:

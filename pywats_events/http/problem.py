@@ -7,10 +7,11 @@ body adds ``dead_letter_id``.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.responses import Response
+
+from .. import jsonsafe
 
 __all__ = ["PROBLEM_CONTENT_TYPE", "problem"]
 
@@ -69,7 +70,7 @@ def problem(
         body["detail"] = detail
     body.update({k: v for k, v in extra.items() if v is not None})
     return Response(
-        json.dumps(body, separators=(",", ":")).encode(),
+        jsonsafe.dumps(body).encode(),
         status_code=status,
         media_type=PROBLEM_CONTENT_TYPE,
         headers=headers,

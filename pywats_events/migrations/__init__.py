@@ -19,6 +19,11 @@ group ``pywats_events.migrations`` (the entry's name is the plug-in's branch lab
 
 Its first revision has ``down_revision = None`` and ``branch_labels = ("my_plugin",)``; ``upgrade``
 targets ``heads``, so every branch installed is brought up to date.
+
+A plug-in whose tables live in a database of its own (the lab status DB, ``pywats_lab.migrations``) is not
+an entry point here: it calls ``upgrade(engine, script=script_directory((its_dir,)), version_table=...,
+marker_table=...)`` on its own engine, with its own version table, so its database may be a separate one
+or the store's own without either side seeing the other's revisions as unknown.
 """
 
 from __future__ import annotations
@@ -151,15 +156,18 @@ def _script(locations: tuple[str, ...]) -> ScriptDirectory:
     return ScriptDirectory(str(_HERE), version_locations=list(locations))
 
 
-def _state(conn: Connection, script: ScriptDirectory) -> SchemaState:
-    current = tuple(sorted(MigrationContext.configure(conn).get_current_heads()))
+def _state(
+    conn: Connection, script: ScriptDirectory, version_table: str = "alembic_version", marker_table: str = "events"
+) -> SchemaState:
+    ctx = MigrationContext.configure(conn, opts={"version_table": version_table})
+    current = tuple(sorted(ctx.get_current_heads()))
     unknown = []
     for rev in current:
         try:
             script.get_revision(rev)
         except CommandError:
             unknown.append(rev)
-    unversioned = not current and sa.inspect(conn).has_table("events")
+    unversioned = not current and sa.inspect(conn).has_table(marker_table)
     heads = tuple(sorted(script.get_heads()))
     applied = set() if unknown else {r.revision for r in script.iterate_revisions(current, "base") if r}
     return SchemaState(current, heads, tuple(unknown), unversioned, bool(current) and applied >= set(heads))
@@ -177,9 +185,12 @@ async def _locked(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
-def _run(conn: Connection, script: ScriptDirectory, target: str, *, up: bool) -> None:
+def _run(
+    conn: Connection, script: ScriptDirectory, target: str, *, up: bool, version_table: str = "alembic_version"
+) -> None:
     cfg = Config()  # no ini file: everything comes from here
     cfg.attributes["connection"] = conn
+    cfg.attributes["version_table"] = version_table
 
     def steps(rev: Any, _context: Any) -> Any:
         return script._upgrade_revs(target, rev) if up else script._downgrade_revs(target, rev)
@@ -198,8 +209,16 @@ def _refuse_unknown(state: SchemaState) -> None:
         )
 
 
-async def schema_state(engine: AsyncEngine, script: ScriptDirectory | None = None) -> SchemaState:
-    """Read where ``engine``'s database stands (changes nothing; no lock).
+async def schema_state(
+    engine: AsyncEngine,
+    script: ScriptDirectory | None = None,
+    *,
+    version_table: str = "alembic_version",
+    marker_table: str = "events",
+) -> SchemaState:
+    """Read where ``engine``'s database stands (changes nothing; no lock). ``version_table``: where the
+    revisions are recorded; ``marker_table``: a table whose presence without a version means "made before
+    migrations" (``unversioned_tables``).
 
     Raises:
         sqlalchemy.exc.SQLAlchemyError: the database cannot be read.
@@ -207,11 +226,16 @@ async def schema_state(engine: AsyncEngine, script: ScriptDirectory | None = Non
     """
     script = script or script_directory()
     async with engine.connect() as conn:
-        return await conn.run_sync(_state, script)
+        return await conn.run_sync(_state, script, version_table, marker_table)
 
 
 async def upgrade(
-    engine: AsyncEngine, target: str = "heads", script: ScriptDirectory | None = None
+    engine: AsyncEngine,
+    target: str = "heads",
+    script: ScriptDirectory | None = None,
+    *,
+    version_table: str = "alembic_version",
+    marker_table: str = "events",
 ) -> tuple[SchemaState, SchemaState]:
     """Bring the database to ``target`` (default every head) under the schema lock; a no-op (no lock
     taken) when it is there already.
@@ -220,6 +244,7 @@ async def upgrade(
         engine: the store's async engine (aiosqlite or asyncpg).
         target: an Alembic revision spec: ``"heads"``, ``"0002"``, ``"pywats_events@head"``.
         script: the revisions to use (default: this package's and the installed plug-ins').
+        version_table / marker_table: see ``schema_state`` (a plug-in with a database of its own).
 
     Returns:
         ``(before, after)``: the state read under the lock before upgrading, and after.
@@ -231,21 +256,27 @@ async def upgrade(
         alembic.util.CommandError: ``target`` names no revision.
     """
     script = script or script_directory()
-    before = await schema_state(engine, script)
+    tables = (version_table, marker_table)
+    before = await schema_state(engine, script, version_table=version_table, marker_table=marker_table)
     _refuse_unknown(before)
     if target == "heads" and before.up_to_date:
         return before, before
     async with _locked(engine) as conn:
-        before = await conn.run_sync(_state, script)
+        before = await conn.run_sync(_state, script, *tables)
         _refuse_unknown(before)
         if not (target == "heads" and before.up_to_date):
-            await conn.run_sync(_run, script, target, up=True)
-        after = await conn.run_sync(_state, script)
+            await conn.run_sync(functools.partial(_run, up=True, version_table=version_table), script, target)
+        after = await conn.run_sync(_state, script, *tables)
     return before, after
 
 
 async def downgrade(
-    engine: AsyncEngine, target: str, script: ScriptDirectory | None = None
+    engine: AsyncEngine,
+    target: str,
+    script: ScriptDirectory | None = None,
+    *,
+    version_table: str = "alembic_version",
+    marker_table: str = "events",
 ) -> tuple[SchemaState, SchemaState]:
     """Take the database back to ``target`` under the schema lock (``"base"`` drops every table and its
     rows; ``"0001"`` keeps the 0.1.0 schema).
@@ -260,9 +291,10 @@ async def downgrade(
         alembic.util.CommandError: ``target`` names no revision.
     """
     script = script or script_directory()
+    tables = (version_table, marker_table)
     async with _locked(engine) as conn:
-        before = await conn.run_sync(_state, script)
+        before = await conn.run_sync(_state, script, *tables)
         _refuse_unknown(before)
-        await conn.run_sync(_run, script, target, up=False)
-        after = await conn.run_sync(_state, script)
+        await conn.run_sync(functools.partial(_run, up=False, version_table=version_table), script, target)
+        after = await conn.run_sync(_state, script, *tables)
     return before, after

@@ -22,9 +22,13 @@ from sqlalchemy.engine import Connection
 def _configure(connection: Connection) -> None:
     from pywats_events.sql_store import _metadata
 
+    attributes = context.config.attributes
     context.configure(
         connection=connection,
+        # A plug-in whose tables live in a database of its own keeps its version in its own table
+        # (``pywats_events.migrations.upgrade(version_table=...)``), so that database may also be the store's.
         target_metadata=_metadata,
+        version_table=attributes.get("version_table", "alembic_version"),
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

@@ -40,6 +40,7 @@ from typing import Any, ClassVar, Final, Self
 
 from pydantic import SecretStr, ValidationError, model_validator
 
+from .. import _json
 from ..codec import DecodeContext, get_decoder, json_error_text, maybe_gunzip
 from ..errors import ConfigError, DecodeError
 from ..event import Event, Severity, derive_event_id
@@ -96,7 +97,7 @@ def decode_payload(
         except DecodeError as exc:  # corrupt gzip: report it with the transport's class
             raise error(exc.reason, origin) from None
         try:
-            data = json.loads(text)
+            data = _json.loads(text)
         except json.JSONDecodeError as exc:
             raise error(f"invalid JSON: {json_error_text(exc)}", origin) from None
         except RecursionError:

@@ -24,6 +24,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ... import jsonsafe
 from ...admin import Admin
 from ...errors import DeadLetterNotFoundError
 from ...event import Severity
@@ -51,7 +52,7 @@ PARKED_REASONS = ("circuit_open",)
 FAILED_REASONS = ("failed", "unrecoverable", "decode_error", "timeout", "unrouted", "too_large")
 
 _env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
-_env.filters["pretty"] = lambda value: json.dumps(value, indent=2, default=str, ensure_ascii=False)
+_env.filters["pretty"] = lambda value: jsonsafe.dumps(value, indent=2, ensure_ascii=False)
 
 
 def _colour(asset: dict[str, Any]) -> str:

@@ -165,3 +165,40 @@ async def test_forwarder_to_intake_round_trip_between_two_processes(tmp_path: Pa
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 30)
+
+
+def test_cli_publish_to_http_signs_with_the_routes_webhook_secret(tmp_path: Path) -> None:
+    """``pywats-events publish --to http`` against ``pywats-events run`` (two processes): the route takes
+    only Standard Webhooks, and the command signs with the configuration's secret."""
+    import signal
+    import socket
+    import subprocess
+
+    from tests.integration.core.test_cli import CLI, cli, cli_env
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "svc.toml"
+    cfg.write_text(
+        f'db = "sqlite:///svc.db"\n[[transports]]\nkind = "file"\nname = "inbox"\npath = "inbox"\n'
+        f'[http]\nport = {port}\n[http.routes.cfx]\nwebhook_secret = "{SECRET}"\n'
+    )
+    service = subprocess.Popen(
+        [str(CLI), "run", "--config", str(cfg)], cwd=tmp_path, env=cli_env(), stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert service.stderr is not None
+        deadline = time.monotonic() + 30
+        while "pyWATS events running" not in service.stderr.readline():
+            assert time.monotonic() < deadline and service.poll() is None, "service did not start"
+        unsigned = httpx.post(f"http://127.0.0.1:{port}/cfx", content=b"{}")
+        assert unsigned.status_code == 401
+        args = ("publish", "--sample", "units-tested", "--seq", "4", "--to", "http", "--config", str(cfg), "--json")
+        proc = cli(*args, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads(proc.stdout)
+        assert report["status"] == 200 and report["response"]["accepted"] >= 1
+    finally:
+        service.send_signal(signal.SIGTERM)
+        service.communicate(timeout=30)
