@@ -52,7 +52,8 @@ class AnalyticsHandler(BaseHandler):
         cycle_history: cycle times kept per (station, recipe) for the duration estimator (count).
         db: store URL of the history table (default: the bus's store when it is SQL; none otherwise).
         persist: False keeps the history in memory only.
-        retention_days: stored history older than this is purged (days, > 0).
+        retention_days: stored history this much older than the newest stored change (or than now, if
+            earlier) is purged, hourly (days, > 0; see ``purge_history``).
         flush_interval_s: seconds between history writes.
         shift_starts: shift start hours (UTC) for ``window=shift``.
         max_gauge_assets: Prometheus gauges are exported for at most this many assets (count).
@@ -95,6 +96,7 @@ class AnalyticsHandler(BaseHandler):
         self._pending: list[StateChange] = []
         self.history_dropped = 0
         self._flusher: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()
         self._last_purge: datetime | None = None
 
     @classmethod
@@ -144,38 +146,71 @@ class AnalyticsHandler(BaseHandler):
             await self.history_store.close()
 
     async def flush(self) -> int:
-        """Write pending state changes to the history table now; returns rows written. A failed write is
-        logged and kept for the next try (up to ``_PENDING_MAX`` changes, then the oldest are dropped and
-        counted in ``history_dropped``; a rebuild restores them)."""
-        if self.history_store is None or not self._pending:
+        """Write pending state changes to the history table now; returns rows written by this call.
+
+        When it returns, every change applied before the call is in the table (or kept pending after a
+        failed write): flushes are serialized, so a flush that finds the pending list already taken by
+        the write-behind loop waits for that write to commit instead of returning at once. A failed
+        write is logged and kept for the next try (up to ``_PENDING_MAX`` changes, then the oldest are
+        dropped and counted in ``history_dropped``; a rebuild restores them).
+        """
+        if self.history_store is None:
             return 0
-        # In place: the engine's on_change holds this list's append.
-        batch = self._pending[:]
-        self._pending.clear()
-        try:
-            return await self.history_store.write(batch)
-        except Exception as exc:
-            log.error("analytics: writing %d state changes failed, will retry: %s", len(batch), exc)
-            self._pending[:0] = batch
-            excess = len(self._pending) - _PENDING_MAX
-            if excess > 0:
-                del self._pending[:excess]
-                self.history_dropped += excess
-                log.error("analytics: dropped %d history rows; run 'pywats-events analytics rebuild'", excess)
+        async with self._flush_lock:
+            if not self._pending:
+                return 0
+            # In place: the engine's on_change holds this list's append.
+            batch = self._pending[:]
+            self._pending.clear()
+            try:
+                return await self.history_store.write(batch)
+            except asyncio.CancelledError:
+                # Stopping mid-write (on_stop cancels the loop): keep the batch for the final flush; a
+                # write that did commit is harmless to repeat (rows already present are kept as they are).
+                self._pending[:0] = batch
+                raise
+            except Exception as exc:
+                log.error("analytics: writing %d state changes failed, will retry: %s", len(batch), exc)
+                self._pending[:0] = batch
+                excess = len(self._pending) - _PENDING_MAX
+                if excess > 0:
+                    del self._pending[:excess]
+                    self.history_dropped += excess
+                    log.error("analytics: dropped %d history rows; run 'pywats-events analytics rebuild'", excess)
+                return 0
+
+    async def purge_history(self, now: datetime | None = None) -> int:
+        """Retention: delete stored history older than ``retention_days`` before the newest stored state
+        change, or before ``now`` (default the wall clock) if that is earlier; returns rows deleted.
+
+        Counting back from the data's own clock, not only the wall clock, keeps a history that is itself
+        old (a rebuild or replay of last year's events, a line stopped for months, a simulation) from
+        being deleted as soon as it is written; a future-dated event cannot purge more than the wall
+        clock allows.
+
+        Raises:
+            StoreError: the query or delete failed.
+        """
+        if self.history_store is None:
             return 0
+        now = now or datetime.now(UTC)
+        newest = await self.history_store.newest()
+        if newest is None:
+            return 0
+        cutoff = min(now, newest) - self.retention
+        n = await self.history_store.purge(cutoff)
+        if n:
+            log.info("analytics: purged %d history rows that started before %s", n, cutoff.isoformat())
+        return n
 
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(self.flush_interval_s)
             await self.flush()
             now = datetime.now(UTC)
-            if self.history_store is not None and (
-                self._last_purge is None or now - self._last_purge > timedelta(hours=1)
-            ):
+            if self._last_purge is None or now - self._last_purge > timedelta(hours=1):
                 self._last_purge = now
                 try:
-                    n = await self.history_store.purge(now - self.retention)
-                    if n:
-                        log.info("analytics: purged %d history rows older than %s", n, self.retention)
+                    await self.purge_history(now)
                 except Exception as exc:
                     log.error("analytics: history retention purge failed: %s", exc)

@@ -6,7 +6,8 @@ One row per state change: ``asset``, ``event_id`` (primary key together), ``star
 computed in the query (``LEAD`` over the asset's rows), so a late change inserted in its place fixes its
 neighbour's end without rewriting it. Rows are written behind the bus (batched, about once a second);
 what a crash loses there the event store still has, and ``pywats-events analytics rebuild`` restores it.
-Retention: ``purge(older_than)`` deletes rows older than a time.
+Retention: ``purge(older_than)`` deletes rows older than a time; ``newest()`` gives the newest row's
+start, the clock the handler's retention counts back from.
 
 The engine is made like ``pywats_events.sql_store`` makes its own (same URL rules, aiosqlite / asyncpg,
 WAL for SQLite), on a separate pool so history writes never wait behind the bus's group commit.
@@ -172,6 +173,20 @@ class HistoryStore:
         except Exception as exc:
             raise StoreError(f"analytics history purge in {self.url} failed: {exc}") from None
         return max(0, result.rowcount or 0)
+
+    async def newest(self) -> datetime | None:
+        """The start of the newest stored state change (aware UTC), ``None`` for an empty table.
+
+        Raises:
+            StoreError: the query failed.
+        """
+        engine = self._require()
+        try:
+            async with engine.connect() as conn:
+                value = (await conn.execute(sa.select(sa.func.max(state_history.c.start)))).scalar()
+        except Exception as exc:
+            raise StoreError(f"analytics history query on {self.url} failed: {exc}") from None
+        return value  # type: ignore[no-any-return]  # max() keeps the column's type: aware UTC or None
 
     async def intervals(
         self,
