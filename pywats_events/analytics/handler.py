@@ -10,10 +10,27 @@ Configuration::
     retention_days = 90          # stored status history kept this long
     ideal_cycle_s = { "SMT.Oven.SN1" = 42.0 }   # OEE for these stations
     # db = "postgresql://..."    # history table location; default the bus's store (none for memory://)
+    # observe = true             # see "How events reach the engine"
+    # reload_days = 1.0          # state reloaded from the event store at start
+
+How events reach the engine. By default (``observe = true``) the handler is a bus observer
+(``EventBus.add_observer``): each accepted message's events are appended to an in-memory inbox on the
+bus's hot path (no second delivery: no idempotency record, retry, breaker or settlement wait for
+analytics), and a background task applies the inbox in batches about every ``apply_interval_s``; every
+read of ``engine`` (report, routes, gauges, console) applies what is waiting first, so figures are never
+stale. The inbox is bounded (``max_backlog`` events): above it the observer applies the inbox at once on
+the hot path, so nothing is dropped and memory stays bounded. Analytics never delays an acknowledgement
+in this mode; what a crash takes from memory comes back from the event store at the next start
+(``reload_days``) or with ``pywats-events analytics rebuild``. With ``observe = false`` the handler is
+an ordinary subscriber of the analytics event types (one delivery per event, the message settles only
+after analytics has applied it).
 
 An event whose payload lacks what a figure needs (``AnalyticsInputError``) or a state change too old to
-place (``TooLateError``) fails its delivery as unrecoverable: the bus dead-letters it with the reason, so
-nothing is silently dropped.
+place (``TooLateError``) is dead-lettered for this handler with the reason, in both modes: as an
+unrecoverable delivery failure when subscribed, and written by the handler itself (reason ``failed``,
+one attempt, counted in ``pywats_dead_letters_total``) when observing. Replaying such an entry delivers
+it to this handler by name (its subscription to ``REPLAY_TYPE`` exists for that). Nothing is silently
+dropped, and a failing engine never stops the bus.
 """
 
 from __future__ import annotations
@@ -23,17 +40,25 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..dead_letter import entry_for_failure
 from ..event import Event
 from ..handlers import BaseHandler
-from ..store import Store
+from ..store import DeadLetterEntry, DeadLetterReason, Store
 from .engine import HANDLED_TYPES, AnalyticsEngine
 from .states import StateChange
 from .store import HistoryStore
 from .window import DEFAULT_SHIFT_STARTS
 
-__all__ = ["AnalyticsHandler"]
+if TYPE_CHECKING:
+    from ..bus import EventBus
+
+__all__ = ["REPLAY_TYPE", "AnalyticsHandler"]
+
+#: The one event type an observing handler subscribes to: no source emits it, the subscription exists
+#: so that dead-letter replay (which goes to a handler by name) reaches the handler.
+REPLAY_TYPE = "analytics.replay"
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +82,12 @@ class AnalyticsHandler(BaseHandler):
         flush_interval_s: seconds between history writes.
         shift_starts: shift start hours (UTC) for ``window=shift``.
         max_gauge_assets: Prometheus gauges are exported for at most this many assets (count).
+        observe: take events as a bus observer (default) instead of one delivery per event (see the
+            module docstring).
+        apply_interval_s: seconds between background applications of the observed inbox (> 0).
+        max_backlog: observed events waiting before the observer applies them at once (count, >= 1).
+        reload_days: at start, events of this many days before the newest stored one are read from the
+            event store into the engine, so a restart does not start from empty (days, >= 0; 0: off).
 
     Raises:
         ValueError: an invalid option (the message names it).
@@ -78,15 +109,40 @@ class AnalyticsHandler(BaseHandler):
         flush_interval_s: float = 1.0,
         shift_starts: Sequence[int] = DEFAULT_SHIFT_STARTS,
         max_gauge_assets: int = 200,
+        observe: bool = True,
+        apply_interval_s: float = 0.1,
+        max_backlog: int = 100_000,
+        reload_days: float = 1.0,
     ) -> None:
         super().__init__()
+        if apply_interval_s <= 0:
+            raise ValueError(f"apply_interval_s must be positive seconds, got {apply_interval_s}")
+        if max_backlog < 1:
+            raise ValueError(f"max_backlog must be at least 1 event, got {max_backlog}")
+        if reload_days < 0:
+            raise ValueError(f"reload_days must be >= 0, got {reload_days}")
         if retention_days <= 0:
             raise ValueError(f"retention_days must be positive, got {retention_days}")
         if flush_interval_s <= 0:
             raise ValueError(f"flush_interval_s must be positive seconds, got {flush_interval_s}")
-        self.engine = AnalyticsEngine(
+        self._engine = AnalyticsEngine(
             history_size=history_size, bucket_s=bucket_s, ideal_cycle_s=ideal_cycle_s, cycle_history=cycle_history
         )
+        self.observe = observe
+        if observe:
+            self.event_types = (REPLAY_TYPE,)  # type: ignore[misc]
+        self.apply_interval_s = apply_interval_s
+        self.max_backlog = max_backlog
+        self.reload = timedelta(days=reload_days)
+        self.reloaded = 0
+        #: Observed events not applied yet (swapped for a new list when applied).
+        self._inbox: list[Event] = []
+        #: Dead letters of observed events the engine refused, waiting to be written to the store.
+        self._dead: list[DeadLetterEntry] = []
+        self.dead_lettered = 0
+        self._store: Store | None = None
+        self._bus: EventBus | None = None
+        self._applier: asyncio.Task[None] | None = None
         self.shift_starts = tuple(shift_starts)
         self.max_gauge_assets = max_gauge_assets
         self.retention = timedelta(days=retention_days)
@@ -111,39 +167,164 @@ class AnalyticsHandler(BaseHandler):
         handler.name = name
         return handler
 
+    @property
+    def engine(self) -> AnalyticsEngine:
+        """The engine, with every observed event applied first (so a report is never behind the bus)."""
+        if self._inbox:
+            self.catch_up()
+        return self._engine
+
     def attach(self, store: Store) -> None:
-        """Use the bus's store database for the history table unless ``db`` was given."""
+        """Keep the bus's store (dead letters, reload) and use its database for the history table unless
+        ``db`` was given."""
+        self._store = store
         if self.history_store is None and self.persist:
-            driver_url = getattr(store, "_driver_url", None)  # SQLStore's resolved URL, password included
+            driver_url = getattr(store, "driver_url", None)  # SQLStore's resolved URL; None for memory
             if driver_url is not None:
                 self.history_store = HistoryStore(driver_url=driver_url)
 
+    def attach_bus(self, bus: EventBus) -> None:
+        """Observe ``bus`` (``EventBus.add_observer``) when ``observe`` is on."""
+        self._bus = bus
+        if self.observe:
+            bus.add_observer(self._observed)
+
+    def _observed(self, events: Sequence[Event]) -> None:
+        # The hot path: one list extend per message; the work happens in catch_up.
+        inbox = self._inbox
+        inbox.extend(events)
+        if len(inbox) > self.max_backlog:
+            self.catch_up()
+
+    def catch_up(self) -> int:
+        """Apply every observed event waiting in the inbox now; returns how many were waiting.
+
+        An event the engine refuses (``AnalyticsInputError``, ``TooLateError``, or any error from a bug)
+        becomes a dead letter of this handler, written to the store by the background task (or at stop);
+        nothing raised here reaches the bus.
+        """
+        batch = self._inbox
+        if not batch:
+            return 0
+        self._inbox = []
+        apply = self._engine.apply
+        for ev in batch:
+            try:
+                apply(ev)
+            except Exception as exc:
+                self._refused(ev, exc)
+        return len(batch)
+
+    def _refused(self, event: Event, exc: Exception) -> None:
+        entry = entry_for_failure(event, self.name, DeadLetterReason.FAILED, exc, 1)
+        self._dead.append(entry)
+        self.dead_lettered += 1
+        if self._bus is not None:
+            self._bus.metrics.count_dead_letter(self.name, entry.reason)
+        log.warning(
+            "dead-lettered event %s for handler %s: %s: %s", event.id, self.name, entry.error_type, entry.error_message
+        )
+
+    async def write_dead_letters(self) -> int:
+        """Write the dead letters of refused observed events to the store; returns how many. A failed
+        write is logged and kept for the next try (the background task retries it)."""
+        if not self._dead or self._store is None:
+            return 0
+        batch, self._dead = self._dead, []
+        try:
+            await self._store.add_dead_letters(batch)
+        except Exception as exc:
+            log.error("analytics: writing %d dead letters failed, will retry: %s", len(batch), exc)
+            self._dead[:0] = batch
+            return 0
+        return len(batch)
+
     async def handle(self, event: Event) -> None:
-        """Apply one event to the engine.
+        """Apply one event to the engine (subscribed mode, and dead-letter replay in both modes).
 
         Raises:
             AnalyticsInputError: the payload lacks what the figure needs.
             TooLateError: a state change older than the in-memory history can place.
         """
-        self.engine.apply(event)
+        if self._inbox:
+            self.catch_up()
+        self._engine.apply(event)
 
     async def on_start(self) -> None:
-        """Open the history table and start writing behind."""
+        """Reload recent state from the event store, open the history table and start the background
+        tasks (applying observed events, writing the history behind).
+
+        Raises:
+            StoreError: the history table cannot be opened or the event store read.
+        """
         if self.history_store is not None:
             await self.history_store.open()
-            self.engine.on_change = self._pending.append
+            # Reloaded changes are queued for the table too: the last second before a crash may not have
+            # been written (rows already there are kept as they are).
+            self._engine.on_change = self._pending.append
+        await self._reload()
+        if self.history_store is not None:
             self._flusher = asyncio.create_task(self._flush_loop(), name="pywats-analytics-history")
+        if self.observe:
+            self._applier = asyncio.create_task(self._apply_loop(), name="pywats-analytics-apply")
+
+    async def _reload(self) -> None:
+        store = self._store
+        if store is None or not self.reload:
+            return
+        from ..store import EventQuery
+        from .replay import replay_store
+
+        newest = await store.query_events(EventQuery(limit=1, newest_first=True))
+        if not newest:
+            return
+        since = newest[0].event.timestamp - self.reload
+        seeded = await self._seed_states(since)
+        result = await replay_store(store, since=since, engine=self._engine)
+        self.reloaded = result.applied
+        log.info(
+            "analytics: reloaded %d events since %s from the event store (%d asset states from the history "
+            "table, %d events refused)",
+            result.applied,
+            since.isoformat(),
+            seeded,
+            result.rejected,
+        )
+
+    async def _seed_states(self, since: datetime) -> int:
+        # The state each asset was in when the reload window opens is its last stored change before it
+        # (from the history table); without it the first stay of each asset would count nowhere.
+        if self.history_store is None:
+            return 0
+        last = await self.history_store.last_before(since)
+        for change in last:
+            self._engine.history.add(change)
+        return len(last)
 
     async def on_stop(self) -> None:
-        """Write what is pending and close the history table."""
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
+        """Apply what was observed, write dead letters and pending history, close the history table."""
+        if self._bus is not None and self.observe:
+            with contextlib.suppress(ValueError):
+                self._bus.remove_observer(self._observed)
+            self._bus = None
+        for task in (self._applier, self._flusher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._applier = self._flusher = None
+        self.catch_up()
+        await self.write_dead_letters()
         if self.history_store is not None:
             await self.flush()
             await self.history_store.close()
+
+    async def _apply_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.apply_interval_s)
+            self.catch_up()
+            if self._dead:
+                await self.write_dead_letters()
 
     async def flush(self) -> int:
         """Write pending state changes to the history table now; returns rows written by this call.

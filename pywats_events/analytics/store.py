@@ -25,7 +25,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..errors import StoreError
-from ..sql_store import _resolve, _UTCDateTime
+from ..sql_store import UTCDateTime, driver_url_of
 from .history import Interval
 from .states import StateChange, epoch_us, from_epoch_us
 
@@ -38,7 +38,7 @@ state_history = sa.Table(
     _metadata,
     sa.Column("asset", sa.String(500), primary_key=True),
     sa.Column("event_id", sa.String(200), primary_key=True),
-    sa.Column("start", _UTCDateTime(), nullable=False),
+    sa.Column("start", UTCDateTime(), nullable=False),
     sa.Column("category", sa.String(3), nullable=False),
     sa.Column("state_code", sa.Integer, nullable=True),
     sa.Column("state", sa.String(200), nullable=False),
@@ -61,10 +61,9 @@ class HistoryStore:
 
     def __init__(self, url_or_path: str | None = None, *, driver_url: URL | None = None) -> None:
         if driver_url is None:
-            target = _resolve(url_or_path)
-            if target.driver_url is None:
+            driver_url = driver_url_of(url_or_path)
+            if driver_url is None:
                 raise StoreError("the analytics history needs a SQLite or PostgreSQL store, not memory://")
-            driver_url = target.driver_url
         self._url = driver_url
         self._sqlite = driver_url.get_backend_name() == "sqlite"
         self._engine: AsyncEngine | None = None
@@ -188,6 +187,28 @@ class HistoryStore:
             raise StoreError(f"analytics history query on {self.url} failed: {exc}") from None
         return value  # type: ignore[no-any-return]  # max() keeps the column's type: aware UTC or None
 
+    async def last_before(self, before: datetime) -> list[StateChange]:
+        """Per asset, its last stored state change that started before ``before`` (the state it was in
+        then), as ``StateChange`` rows; several when an asset has two changes at that same instant.
+
+        Raises:
+            StoreError: the query failed.
+        """
+        engine = self._require()
+        c = state_history.c
+        latest = (
+            sa.select(c.asset, sa.func.max(c.start).label("start")).where(c.start < before).group_by(c.asset).subquery()
+        )
+        q = sa.select(c.asset, c.event_id, c.start, c.category, c.state_code, c.state).join(
+            latest, sa.and_(c.asset == latest.c.asset, c.start == latest.c.start)
+        )
+        try:
+            async with engine.connect() as conn:
+                rows = (await conn.execute(q)).all()
+        except Exception as exc:
+            raise StoreError(f"analytics history query on {self.url} failed: {exc}") from None
+        return [StateChange(r.asset, epoch_us(r.start), r.event_id, r.category, r.state_code, r.state) for r in rows]
+
     async def intervals(
         self,
         asset: str | None = None,
@@ -209,7 +230,7 @@ class HistoryStore:
         engine = self._require()
         c = state_history.c
         nxt = (
-            sa.func.lead(c.start, type_=_UTCDateTime())
+            sa.func.lead(c.start, type_=UTCDateTime())
             .over(partition_by=c.asset, order_by=(c.start, c.event_id))
             .label("end")
         )
