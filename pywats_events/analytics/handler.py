@@ -86,8 +86,9 @@ class AnalyticsHandler(BaseHandler):
             module docstring).
         apply_interval_s: seconds between background applications of the observed inbox (> 0).
         max_backlog: observed events waiting before the observer applies them at once (count, >= 1).
-        reload_days: at start, events of this many days before the newest stored one are read from the
-            event store into the engine, so a restart does not start from empty (days, >= 0; 0: off).
+        reload_days: at start, stored events of this many days before the newest stored analytics event
+            are read from the event store into the engine, and each asset's state at that time from the
+            history table, so a restart does not start from empty (days, >= 0; 0: off).
 
     Raises:
         ValueError: an invalid option (the message names it).
@@ -275,10 +276,15 @@ class AnalyticsHandler(BaseHandler):
         from ..store import EventQuery
         from .replay import replay_store
 
-        newest = await store.query_events(EventQuery(limit=1, newest_first=True))
+        # The newest event the engine reads (system events stored beside them carry the wall clock).
+        newest = [
+            page[0].event.timestamp
+            for t in HANDLED_TYPES
+            if (page := await store.query_events(EventQuery(type_pattern=str(t), limit=1, newest_first=True)))
+        ]
         if not newest:
             return
-        since = newest[0].event.timestamp - self.reload
+        since = max(newest) - self.reload
         seeded = await self._seed_states(since)
         result = await replay_store(store, since=since, engine=self._engine)
         self.reloaded = result.applied

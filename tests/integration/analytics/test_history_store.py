@@ -109,3 +109,20 @@ async def test_retention_counts_back_from_the_newest_change_so_old_history_survi
         assert [r.category for r in await handler.history_store.intervals("a")] == ["USD", "SBY"]
     finally:
         await handler.history_store.close()
+
+
+async def test_last_before_gives_each_assets_state_at_a_time(db_url: str) -> None:
+    store = HistoryStore(db_url)
+    await store.open()
+    try:
+        await store.write(
+            [ch("a", 0, "SBY"), ch("a", 10, "PRD"), ch("a", 30, "USD"), ch("b", 5, "ENG"), ch("c", 40, "SBY")]
+        )
+        last = await store.last_before(T0 + timedelta(minutes=20))
+        assert sorted((c.asset, c.category, c.at_us, c.event_id) for c in last) == [
+            ("a", "PRD", ch("a", 10, "PRD").at_us, "a-10"),
+            ("b", "ENG", ch("b", 5, "ENG").at_us, "b-5"),
+        ]  # c has no change before the time
+        assert await store.last_before(T0) == []
+    finally:
+        await store.close()
