@@ -24,9 +24,11 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ..errors import StoreError
+from .. import migrations
+from ..errors import StoreError, StoreSchemaError
 from ..sql_store import UTCDateTime, driver_url_of
 from .history import Interval
+from .migrations import BRANCH
 from .states import StateChange, epoch_us, from_epoch_us
 
 __all__ = ["HistoryStore"]
@@ -70,7 +72,14 @@ class HistoryStore:
         self.url = driver_url.render_as_string(hide_password=True)
 
     async def open(self) -> None:
-        """Connect and create the table if missing. Raises ``StoreError``."""
+        """Connect and bring the table to its newest revision (Alembic branch ``analytics``: created in a
+        new database, adopted with its rows where an earlier version made it).
+
+        Raises:
+            StoreError: the database cannot be reached or the table created.
+            StoreSchemaError: the database records a revision this code does not know, or a foreign
+                table has the table's name.
+        """
         if self._engine is not None:
             return
         engine = create_async_engine(self._url, pool_size=2)
@@ -84,8 +93,12 @@ class HistoryStore:
                 cur.close()
 
         try:
-            async with engine.begin() as conn:
-                await conn.run_sync(_metadata.create_all, checkfirst=True)
+            # The table is on the migrations mechanism (branch "analytics"); in the bus's own database the
+            # store's open has usually upgraded it already, and this is a read of alembic_version.
+            await migrations.upgrade(engine, f"{BRANCH}@head")
+        except StoreSchemaError:
+            await engine.dispose()
+            raise
         except Exception as exc:
             await engine.dispose()
             raise StoreError(f"cannot create the analytics history table in {self.url}: {exc}") from None
