@@ -135,7 +135,15 @@ class StatusHistory:
                 self._spread(a.buckets, prev.at_us, nxt.at_us, pcat, -1)
                 if notify is not None:
                     notify(change.asset, prev.at_us, nxt.at_us, prev.category, -1)
-            self._spread(a.buckets, prev.at_us, change.at_us, pcat, 1)
+            start, end, w = prev.at_us, change.at_us, self.bucket_us
+            b = start // w
+            if end <= (b + 1) * w:  # the usual case, inline: a stay within one bucket
+                row = a.buckets.get(b)
+                if row is None:
+                    row = a.buckets[b] = [0, 0, 0, 0, 0, 0]
+                row[pcat] += end - start
+            else:
+                self._spread(a.buckets, start, end, pcat, 1)
             if notify is not None:
                 notify(change.asset, prev.at_us, change.at_us, prev.category, 1)
         if nxt is not None:
