@@ -47,6 +47,7 @@ from ..event import Event
 from ..handlers import BaseHandler
 from ..store import DeadLetterEntry, DeadLetterReason, Store
 from .engine import HANDLED_TYPES, AnalyticsEngine
+from .errors import AnalyticsError
 from .states import StateChange
 from .store import HistoryStore
 from .window import DEFAULT_SHIFT_STARTS
@@ -141,6 +142,8 @@ class AnalyticsHandler(BaseHandler):
         #: Dead letters of observed events the engine refused, waiting to be written to the store.
         self._dead: list[DeadLetterEntry] = []
         self.dead_lettered = 0
+        #: Events the engine refused, in both modes (late changes included; see the gauges).
+        self.refused = 0
         self._store: Store | None = None
         self._bus: EventBus | None = None
         self._applier: asyncio.Task[None] | None = None
@@ -220,6 +223,7 @@ class AnalyticsHandler(BaseHandler):
         entry = entry_for_failure(event, self.name, DeadLetterReason.FAILED, exc, 1)
         self._dead.append(entry)
         self.dead_lettered += 1
+        self.refused += 1
         if self._bus is not None:
             self._bus.metrics.count_dead_letter(self.name, entry.reason)
         log.warning(
@@ -249,7 +253,11 @@ class AnalyticsHandler(BaseHandler):
         """
         if self._inbox:
             self.catch_up()
-        self._engine.apply(event)
+        try:
+            self._engine.apply(event)
+        except AnalyticsError:
+            self.refused += 1  # unrecoverable: one attempt, then the bus dead-letters it
+            raise
 
     async def on_start(self) -> None:
         """Reload recent state from the event store, open the history table and start the background

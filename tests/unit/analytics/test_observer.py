@@ -108,3 +108,31 @@ async def test_backlog_bound_applies_on_the_spot_and_loses_nothing() -> None:
         assert len(handler._inbox) <= 50
         assert handler._engine.events >= 450
         assert handler.engine.events == 500  # a read applies the rest first
+
+
+@pytest.mark.parametrize("observe", [True, False])
+async def test_refused_late_and_duplicate_events_are_counted_in_prometheus(observe: bool) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from pywats_events.analytics.gauges import AnalyticsGauges
+
+    bus = EventBus(MemoryStore(), emit_system_events=False)
+    mock = MockTransport()
+    bus.add_transport(mock)
+    handler = AnalyticsHandler(persist=False, observe=observe, history_size=3)
+    bus.register(handler)
+    registry = CollectorRegistry()
+    AnalyticsGauges(handler).register(registry)
+    states = [e for e in LINE if e.type == "asset.state_changed" and e.source == "Line1.Station0"][:5]
+    async with bus:
+        await mock.inject_many(states[1:])  # 4 changes, history_size 3: the oldest is dropped
+        await mock.inject(states[0])  # older than the kept history: refused as late
+        await mock.inject(states[4])  # a copy
+        await mock.inject(Event(type="test.result", source="s", payload={"result": "pass"}))  # no unit id
+        text = generate_latest(registry).decode()
+    values = {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines() if ln.startswith("pywats_")}
+    assert values["pywats_analytics_events_applied_total"] == 4
+    assert values['pywats_analytics_events_refused_total{reason="late"}'] == 1
+    assert values['pywats_analytics_events_refused_total{reason="unusable"}'] == 1
+    assert values["pywats_analytics_duplicates_total"] == 1
+    assert values["pywats_analytics_inbox_events"] >= 0
