@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -139,6 +140,7 @@ class AnalyticsHandler(BaseHandler):
         self.reloaded = 0
         #: Observed events not applied yet (swapped for a new list when applied).
         self._inbox: list[Event] = []
+        self._loop_thread: int | None = None  # the bus loop's thread, set at start
         #: Dead letters of observed events the engine refused, waiting to be written to the store.
         self._dead: list[DeadLetterEntry] = []
         self.dead_lettered = 0
@@ -201,15 +203,20 @@ class AnalyticsHandler(BaseHandler):
             self.catch_up()
 
     def catch_up(self) -> int:
-        """Apply every observed event waiting in the inbox now; returns how many were waiting.
+        """Apply every observed event waiting in the inbox now; returns how many were applied (0 when
+        called from a thread other than the bus loop's, which leaves the inbox to the loop).
 
         An event the engine refuses (``AnalyticsInputError``, ``TooLateError``, or any error from a bug)
         becomes a dead letter of this handler, written to the store by the background task (or at stop);
         nothing raised here reaches the bus.
         """
-        batch = self._inbox
-        if not batch:
+        if not self._inbox:
             return 0
+        if self._loop_thread is not None and threading.get_ident() != self._loop_thread:
+            # Another thread (a registry scraped by prometheus-client's own server): the inbox belongs
+            # to the bus's loop, so figures are as of its last application (at most apply_interval_s).
+            return 0
+        batch = self._inbox
         self._inbox = []
         apply = self._engine.apply
         for ev in batch:
@@ -266,6 +273,7 @@ class AnalyticsHandler(BaseHandler):
         Raises:
             StoreError: the history table cannot be opened or the event store read.
         """
+        self._loop_thread = threading.get_ident()
         if self.history_store is not None:
             await self.history_store.open()
             # Reloaded changes are queued for the table too: the last second before a crash may not have

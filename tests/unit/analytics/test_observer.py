@@ -136,3 +136,15 @@ async def test_refused_late_and_duplicate_events_are_counted_in_prometheus(obser
     assert values['pywats_analytics_events_refused_total{reason="unusable"}'] == 1
     assert values["pywats_analytics_duplicates_total"] == 1
     assert values["pywats_analytics_inbox_events"] >= 0
+
+
+async def test_only_the_bus_loop_applies_the_inbox_a_scraper_thread_reads_as_of_the_last_apply() -> None:
+    bus = EventBus(MemoryStore(), emit_system_events=False)
+    mock = MockTransport()
+    bus.add_transport(mock)
+    handler = AnalyticsHandler(persist=False, apply_interval_s=3600)
+    bus.register(handler)
+    async with bus:
+        await mock.inject_many(LINE[:20])
+        assert await asyncio.to_thread(handler.catch_up) == 0 and len(handler._inbox) == 20
+        assert handler.catch_up() == 20 and handler._engine.events == 20
