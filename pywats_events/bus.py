@@ -136,6 +136,7 @@ class EventBus:
         self.transports: dict[str, Transport] = {}
         self._lanes = Lanes(concurrency, queue_size)
         self._background: set[asyncio.Task[Any]] = set()
+        self._observers: tuple[Callable[[Sequence[Event]], None], ...] = ()
         self._running = False
         self._accepting = False
         self._started_at: datetime | None = None
@@ -449,6 +450,31 @@ class EventBus:
         if self._running:
             self._spawn(sub.handler.on_stop())
 
+    def add_observer(self, observer: Callable[[Sequence[Event]], None]) -> None:
+        """Let ``observer(events)`` see every message's events once, as ``submit`` accepts them (in arrival
+        order, before routing, redelivered copies included), without a delivery of its own: no
+        idempotency record, retry, breaker or settlement wait. For cheap taps (append to a buffer and
+        work on it off the hot path); it runs on the bus's loop and must not block.
+
+        An observer owns its failures: what it raises is logged (ERROR, with the traceback) and the
+        message goes on to its handlers unchanged. What it must not lose it has to keep itself (its own
+        dead letters, a rebuild from the event store): the message is acknowledged without waiting for it.
+        """
+        self._observers = (*self._observers, observer)
+
+    def remove_observer(self, observer: Callable[[Sequence[Event]], None]) -> None:
+        """Stop calling ``observer`` (see ``add_observer``). Raises ``ValueError`` if it was not added."""
+        observers = list(self._observers)
+        observers.remove(observer)
+        self._observers = tuple(observers)
+
+    def _observe(self, events: Sequence[Event]) -> None:
+        for observer in self._observers:
+            try:
+                observer(events)
+            except Exception:
+                log.exception("bus observer %r failed on %d event(s); the handlers get them", observer, len(events))
+
     def add_event_store(self, event_types: Sequence[str] = ("*",)) -> EventStoreHandler:
         """Register the built-in handler that keeps events in the store (``pywats-events events list``)."""
         h = EventStoreHandler(self.store, event_types)
@@ -531,6 +557,8 @@ class EventBus:
         if not events:
             future.set_result(tracker.result)
             return future
+        if self._observers:
+            self._observe(events)
         done: dict[str, set[str]] | None = None
         if self.idempotency and redelivered is not False:
             done = await self.store.completed_handlers([e.id for e in events])

@@ -54,7 +54,7 @@ from .store import DeadLetterEntry, EventQuery, MemoryStore, Store, StoredEvent
 if TYPE_CHECKING:  # alembic is imported when a store opens, not with this module
     from .migrations import SchemaState
 
-__all__ = ["DEFAULT_DB", "ENV_VAR", "SQLStore", "open_store"]
+__all__ = ["DEFAULT_DB", "ENV_VAR", "SQLStore", "UTCDateTime", "driver_url_of", "open_store"]
 
 #: The store used when neither ``--db`` nor ``PYWATS_EVENTS_DB`` says otherwise (relative to the cwd).
 DEFAULT_DB = "./pywats-events.db"
@@ -94,6 +94,10 @@ class _UTCDateTime(sa.TypeDecorator[datetime]):
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
 
+
+#: Public name of the column type (for plug-in tables in the store's database: same text form on SQLite,
+#: so their rows sort and compare like the store's own timestamps).
+UTCDateTime = _UTCDateTime
 
 _metadata = sa.MetaData()
 
@@ -240,6 +244,18 @@ def _resolve(url_or_path: str | None) -> _Target:
         f"unsupported database URL scheme {scheme!r}; use a file path, sqlite:///<path>, "
         "postgresql://user@host/db or memory://"
     )
+
+
+def driver_url_of(url_or_path: str | None) -> URL | None:
+    """The async SQLAlchemy URL (aiosqlite / asyncpg, password included) that ``open_store`` would use for
+    ``url_or_path`` (same rules: a path, ``sqlite:///``, ``postgresql://``, ``$PYWATS_EVENTS_DB``, the
+    default file), or ``None`` for ``memory://``. For plug-ins keeping their own tables in the store's
+    database on their own connection pool.
+
+    Raises:
+        StoreError: unknown scheme, malformed URL, or an in-memory SQLite URL.
+    """
+    return _resolve(url_or_path).driver_url
 
 
 def _strip_credentials(raw: str) -> str:
@@ -610,6 +626,13 @@ class SQLStore(Store):
                 cur.close()
 
         return engine
+
+    @property
+    def driver_url(self) -> URL:
+        """The resolved async SQLAlchemy URL of this store (password included: do not print it; ``url`` is
+        the printable form). For plug-ins that keep their own tables in this database (the analytics
+        status history) on a pool of their own."""
+        return self._driver_url
 
     async def open(self) -> None:
         """Connect, bring the schema to this version (Alembic migrations: creates the tables in an empty

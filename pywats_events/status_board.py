@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 from .event import Event, EventType
 from .handlers import BaseHandler
 
-__all__ = ["AssetStatus", "StatusBoard"]
+__all__ = ["AssetStatus", "StatusBoard", "fault_id"]
 
 #: How many cleared fault ids are remembered, so a FaultOccurred arriving after its FaultCleared (a
 #: redelivery) does not resurrect the fault. Older ids are forgotten first.
@@ -179,13 +179,7 @@ class StatusBoard(BaseHandler):
 
     @staticmethod
     def _fault_id(event: Event) -> str:
-        p = event.payload
-        nested = _nested_fault(p)
-        for key in ("fault_occurrence_id", "fault_id", "FaultOccurrenceId"):
-            value = p.get(key) or nested.get(key)
-            if value:
-                return str(value)
-        return event.correlation_id or event.id
+        return fault_id(event)
 
     def _fault(self, event: Event) -> None:
         p = event.payload
@@ -243,3 +237,17 @@ class StatusBoard(BaseHandler):
             a for a in self.assets.values() if a.ready and (want is None or want in (c.lower() for c in a.capabilities))
         ]
         return sorted(out, key=lambda a: a.asset_id)
+
+
+def fault_id(event: Event) -> str:
+    """The id pairing an ``asset.fault`` with its ``asset.fault_cleared``, as the status board pairs them
+    (and the analytics' MTTR does): ``payload.fault_occurrence_id`` / ``fault_id`` /
+    ``FaultOccurrenceId`` (IPC-CFX ``FaultOccurred.Fault.FaultOccurrenceId``; top level or in the nested
+    ``fault``), else the event's ``correlation_id``, else its ``id``."""
+    p = event.payload
+    nested = _nested_fault(p)
+    for key in ("fault_occurrence_id", "fault_id", "FaultOccurrenceId"):
+        value = p.get(key) or nested.get(key)
+        if value:
+            return str(value)
+    return event.correlation_id or event.id

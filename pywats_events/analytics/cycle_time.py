@@ -107,7 +107,8 @@ class CycleTimes:
         w.recipe = str(recipe) if recipe else w.recipe
         if w.end_us is not None:
             self._done(event.source, w)
-        self._trim()
+        if len(self.work) > _OPEN_KEPT:
+            self._trim()
         return True
 
     def completed(self, event: Event) -> bool:
@@ -129,24 +130,48 @@ class CycleTimes:
                 event.id, event.type, "transaction_id", f"work {key[1]!r} at {key[0]!r} completed before it started"
             )
         w.end_us = at
-        row = self.completions.setdefault(event.source, {}).setdefault(at // self.bucket_us, [0, 0])
+        per = self.completions.get(event.source)
+        if per is None:
+            per = self.completions[event.source] = {}
+        b = at // self.bucket_us
+        row = per.get(b)
+        if row is None:
+            row = per[b] = [0, 0]
         row[0] += 1
-        row[1] += str(event.payload.get("result") or "").lower() in _GOOD
-        if w.recipe is None and event.payload.get("recipe"):
-            w.recipe = str(event.payload["recipe"])
+        p = event.payload
+        result = p.get("result")
+        row[1] += (result if type(result) is str else str(result or "")).lower() in _GOOD
+        if w.recipe is None and p.get("recipe"):
+            w.recipe = str(p["recipe"])
         if w.start_us is not None:
             self._done(event.source, w)
-        self._trim()
+        if len(self.work) > _OPEN_KEPT:
+            self._trim()
         return True
 
     def _done(self, station: str, w: _Work) -> None:
         assert w.start_us is not None and w.end_us is not None
         d = w.end_us - w.start_us
-        self.samples.setdefault(station, {}).setdefault(w.end_us // self.bucket_us, []).append((d, w.recipe))
-        for k in ((station, w.recipe), (station, None)) if w.recipe is not None else ((station, None),):
-            q = self.recent.get(k)
+        per = self.samples.get(station)
+        if per is None:
+            per = self.samples[station] = {}
+        b = w.end_us // self.bucket_us
+        rows = per.get(b)
+        if rows is None:
+            rows = per[b] = []
+        recipe = w.recipe
+        rows.append((d, recipe))
+        recent = self.recent
+        k: tuple[str, str | None] = (station, None)
+        q = recent.get(k)
+        if q is None:
+            q = recent[k] = deque(maxlen=self.history)
+        q.append(d)
+        if recipe is not None:
+            k = (station, recipe)
+            q = recent.get(k)
             if q is None:
-                q = self.recent[k] = deque(maxlen=self.history)
+                q = recent[k] = deque(maxlen=self.history)
             q.append(d)
 
     def step(self, station: str, start_us: int, end_us: int, sign: int) -> None:

@@ -82,7 +82,8 @@ class AnalyticsEngine:
         self.events = 0
         #: Called with each new state change placed in the history (the handler queues it for the table).
         self.on_change: Callable[[StateChange], None] | None = None
-        self.history.on_interval = self._stay
+        # Set when the first lab module shows up: line stations pay no call per stay for it.
+        self.history.on_interval = None
         self._dispatch = {
             EventType.ASSET_STATE_CHANGED.value: self._state,
             EventType.ASSET_FAULT.value: self.faults.occurred,
@@ -114,7 +115,9 @@ class AnalyticsEngine:
         change = state_change_of(event)
         kind = event.payload.get("asset_kind")
         if kind:
-            self.kinds[change.asset] = str(kind)
+            self.kinds[change.asset] = kind = str(kind)
+            if kind == "lab_module" and self.history.on_interval is None:
+                self.history.on_interval = self._stay
         if not self.history.add(change):
             return False
         if self.on_change is not None:

@@ -11,6 +11,15 @@ six SEMI E10 categories):
   ``pywats_analytics_mttr_seconds{asset}``, ``pywats_analytics_cycle_time_p95_seconds{asset}``,
   ``pywats_analytics_oee{asset}``
 
+Counts since the process started (no ``asset`` label):
+
+- ``pywats_analytics_events_applied_total``: events that changed a figure;
+- ``pywats_analytics_events_refused_total{reason}``: events the engine could not use and that were
+  dead-lettered, ``reason`` ``unusable`` (a payload lacking what a figure needs, or an engine error) or
+  ``late`` (a state change older than the history kept in memory);
+- ``pywats_analytics_duplicates_total``: redelivered copies recognized and ignored;
+- ``pywats_analytics_inbox_events`` (gauge): observed events waiting to be applied at scrape time.
+
 A figure that cannot be computed has no sample (a missing series, not a false 0). Computed at scrape
 time from the engine's buckets; the hot path pays nothing for them.
 """
@@ -21,7 +30,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from .states import CATEGORIES
@@ -62,7 +71,31 @@ class AnalyticsGauges(Collector):
     def collect(self) -> Iterator[Metric]:
         """Build the gauge families (called by prometheus-client at scrape time)."""
         h = self.handler
-        engine = h.engine
+        waiting = len(h._inbox)
+        engine = h.engine  # applies the inbox first
+        yield GaugeMetricFamily(
+            "pywats_analytics_inbox_events", "Observed events waiting to be applied (count)", value=waiting
+        )
+        yield CounterMetricFamily(
+            "pywats_analytics_events_applied", "Events that changed an analytics figure", value=engine.events
+        )
+        refused = CounterMetricFamily(
+            "pywats_analytics_events_refused",
+            "Events the analytics could not use, dead-lettered (unusable payload or engine error; late change)",
+            labels=["reason"],
+        )
+        late = engine.history.too_late
+        refused.add_metric(["unusable"], max(0, h.refused - late))
+        refused.add_metric(["late"], late)
+        yield refused
+        yield CounterMetricFamily(
+            "pywats_analytics_duplicates",
+            "Redelivered copies recognized and ignored",
+            value=engine.history.duplicates
+            + engine.faults.duplicates
+            + engine.yields.duplicates
+            + engine.cycles.duplicates,
+        )
         ids = engine.asset_ids()
         shown = ids[: h.max_gauge_assets]
         w = resolve_window(window="shift", bucket_s=engine.bucket_s, shift_starts=h.shift_starts)

@@ -69,11 +69,12 @@ class Interval:
 
 
 class _Asset:
-    __slots__ = ("buckets", "changes", "ids", "keys", "truncated")
+    __slots__ = ("buckets", "changes", "ids", "truncated")
 
     def __init__(self) -> None:
-        self.keys: list[tuple[int, str]] = []  # (at_us, event_id), sorted
-        self.changes: list[StateChange] = []  # parallel to keys
+        # Sorted by (at_us, event_id): the tuples compare so, as one asset's changes share the asset
+        # and never an event id (duplicates are refused first).
+        self.changes: list[StateChange] = []
         self.ids: set[str] = set()
         self.truncated = False
         self.buckets: dict[int, list[int]] = {}  # bucket index -> µs per category (CATEGORIES order)
@@ -116,9 +117,8 @@ class StatusHistory:
         if change.event_id in a.ids:
             self.duplicates += 1
             return False
-        key = (change.at_us, change.event_id)
-        keys = a.keys
-        i = len(keys) if not keys or key > keys[-1] else bisect_left(keys, key)
+        keys = a.changes
+        i = len(keys) if not keys or change > keys[-1] else bisect_left(keys, change)
         if i == 0 and a.truncated:
             self.too_late += 1
             raise TooLateError(
@@ -135,20 +135,26 @@ class StatusHistory:
                 self._spread(a.buckets, prev.at_us, nxt.at_us, pcat, -1)
                 if notify is not None:
                     notify(change.asset, prev.at_us, nxt.at_us, prev.category, -1)
-            self._spread(a.buckets, prev.at_us, change.at_us, pcat, 1)
+            start, end, w = prev.at_us, change.at_us, self.bucket_us
+            b = start // w
+            if end <= (b + 1) * w:  # the usual case, inline: a stay within one bucket
+                row = a.buckets.get(b)
+                if row is None:
+                    row = a.buckets[b] = [0, 0, 0, 0, 0, 0]
+                row[pcat] += end - start
+            else:
+                self._spread(a.buckets, start, end, pcat, 1)
             if notify is not None:
                 notify(change.asset, prev.at_us, change.at_us, prev.category, 1)
         if nxt is not None:
             self._spread(a.buckets, change.at_us, nxt.at_us, cat, 1)
             if notify is not None:
                 notify(change.asset, change.at_us, nxt.at_us, change.category, 1)
-        keys.insert(i, key)
-        a.changes.insert(i, change)
+        keys.insert(i, change)
         a.ids.add(change.event_id)
         if len(keys) > self.capacity:
             # The dropped change's interval stays in the buckets; only its placement memory goes.
-            del keys[0]
-            old = a.changes.pop(0)
+            old = keys.pop(0)
             a.ids.discard(old.event_id)
             a.truncated = True
         return True

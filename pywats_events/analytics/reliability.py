@@ -13,7 +13,7 @@ Following SEMI E10's reliability measures:
 The Pareto of faults ranks fault codes by repair time (downtime), then count. A clearance that arrives
 before its occurrence (out-of-order delivery) waits for it; a repeated occurrence or clearance of the
 same fault id is a duplicate. The fault id is read as the status board reads it
-(``StatusBoard._fault_id``: ``fault_occurrence_id`` / ``fault_id``, else the correlation id, else the
+(``pywats_events.status_board.fault_id``: ``fault_occurrence_id`` / ``fault_id``, else the correlation id, else the
 event id).
 """
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..event import Event
-from ..status_board import StatusBoard
+from ..status_board import fault_id
 from .errors import AnalyticsInputError
 from .states import epoch_us
 
@@ -74,7 +74,7 @@ class FaultBook:
         nested: dict[str, Any] = raw if isinstance(raw, dict) else {}
         asset = str(p.get("asset_id") or event.source)
         code = p.get("fault_code") or p.get("code") or nested.get("fault_code") or nested.get("code")
-        return asset, StatusBoard._fault_id(event), str(code) if code else "unknown"
+        return asset, fault_id(event), str(code) if code else "unknown"
 
     def _bucket(self, asset: str, at_us: int) -> _Bucket:
         per = self.buckets.get(asset)

@@ -43,14 +43,20 @@ async def replay_store(
     until: datetime | None = None,
     engine_options: Mapping[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
+    since: datetime | None = None,
+    engine: AnalyticsEngine | None = None,
 ) -> ReplayResult:
-    """Replay the stored events (oldest first, up to ``until``) into a new engine.
+    """Replay the stored events (oldest first, from ``since`` up to ``until``) into a new engine, or into
+    ``engine`` (the handler's reload at start).
 
     Args:
         store: an open store.
         until: last time replayed (exclusive); ``None``: everything.
-        engine_options: ``AnalyticsEngine`` keyword arguments (``bucket_s``, ``ideal_cycle_s``...).
+        engine_options: ``AnalyticsEngine`` keyword arguments (``bucket_s``, ``ideal_cycle_s``...), for a
+            new engine.
         progress: called with the count of events read after each page.
+        since: first time replayed (inclusive); ``None``: from the oldest stored event.
+        engine: apply to this engine instead of a new one (``engine_options`` are then ignored).
 
     Raises:
         StoreError: the store query failed.
@@ -58,12 +64,12 @@ async def replay_store(
     """
     opts = dict(engine_options or {})
     # Events arrive in time order here, so in-memory capacity only bounds the history queries.
-    engine = AnalyticsEngine(**opts)
+    engine = engine if engine is not None else AnalyticsEngine(**opts)
     result = ReplayResult(engine)
     handled = set(HANDLED_TYPES)
     offset = 0
     while True:
-        page = await store.query_events(EventQuery(until=until, limit=PAGE, offset=offset))
+        page = await store.query_events(EventQuery(since=since, until=until, limit=PAGE, offset=offset))
         if not page:
             break
         offset += len(page)

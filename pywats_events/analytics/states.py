@@ -107,11 +107,18 @@ def state_change_of(event: Event) -> StateChange:
             )
     asset = p.get("asset_id") or event.source
     name = p.get("new_state_name") or (code if code is not None else "")
-    return StateChange(
-        asset if type(asset) is str else str(asset),
-        (event.timestamp - _EPOCH) // _US,
-        event.id,
-        category,
-        code,
-        name if type(name) is str else str(name),
+    # tuple.__new__ directly: a NamedTuple's generated __new__ is a Python call, once per event here.
+    return _new_tuple(
+        StateChange,
+        (
+            asset if type(asset) is str else str(asset),
+            (event.timestamp - _EPOCH) // _US,
+            event.id,
+            category,
+            code,
+            name if type(name) is str else str(name),
+        ),
     )
+
+
+_new_tuple = tuple.__new__

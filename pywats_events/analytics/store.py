@@ -6,7 +6,8 @@ One row per state change: ``asset``, ``event_id`` (primary key together), ``star
 computed in the query (``LEAD`` over the asset's rows), so a late change inserted in its place fixes its
 neighbour's end without rewriting it. Rows are written behind the bus (batched, about once a second);
 what a crash loses there the event store still has, and ``pywats-events analytics rebuild`` restores it.
-Retention: ``purge(older_than)`` deletes rows older than a time.
+Retention: ``purge(older_than)`` deletes rows older than a time; ``newest()`` gives the newest row's
+start, the clock the handler's retention counts back from.
 
 The engine is made like ``pywats_events.sql_store`` makes its own (same URL rules, aiosqlite / asyncpg,
 WAL for SQLite), on a separate pool so history writes never wait behind the bus's group commit.
@@ -23,9 +24,11 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ..errors import StoreError
-from ..sql_store import _resolve, _UTCDateTime
+from .. import migrations
+from ..errors import StoreError, StoreSchemaError
+from ..sql_store import UTCDateTime, driver_url_of
 from .history import Interval
+from .migrations import BRANCH
 from .states import StateChange, epoch_us, from_epoch_us
 
 __all__ = ["HistoryStore"]
@@ -37,7 +40,7 @@ state_history = sa.Table(
     _metadata,
     sa.Column("asset", sa.String(500), primary_key=True),
     sa.Column("event_id", sa.String(200), primary_key=True),
-    sa.Column("start", _UTCDateTime(), nullable=False),
+    sa.Column("start", UTCDateTime(), nullable=False),
     sa.Column("category", sa.String(3), nullable=False),
     sa.Column("state_code", sa.Integer, nullable=True),
     sa.Column("state", sa.String(200), nullable=False),
@@ -60,17 +63,23 @@ class HistoryStore:
 
     def __init__(self, url_or_path: str | None = None, *, driver_url: URL | None = None) -> None:
         if driver_url is None:
-            target = _resolve(url_or_path)
-            if target.driver_url is None:
+            driver_url = driver_url_of(url_or_path)
+            if driver_url is None:
                 raise StoreError("the analytics history needs a SQLite or PostgreSQL store, not memory://")
-            driver_url = target.driver_url
         self._url = driver_url
         self._sqlite = driver_url.get_backend_name() == "sqlite"
         self._engine: AsyncEngine | None = None
         self.url = driver_url.render_as_string(hide_password=True)
 
     async def open(self) -> None:
-        """Connect and create the table if missing. Raises ``StoreError``."""
+        """Connect and bring the table to its newest revision (Alembic branch ``analytics``: created in a
+        new database, adopted with its rows where an earlier version made it).
+
+        Raises:
+            StoreError: the database cannot be reached or the table created.
+            StoreSchemaError: the database records a revision this code does not know, or a foreign
+                table has the table's name.
+        """
         if self._engine is not None:
             return
         engine = create_async_engine(self._url, pool_size=2)
@@ -84,8 +93,12 @@ class HistoryStore:
                 cur.close()
 
         try:
-            async with engine.begin() as conn:
-                await conn.run_sync(_metadata.create_all, checkfirst=True)
+            # The table is on the migrations mechanism (branch "analytics"); in the bus's own database the
+            # store's open has usually upgraded it already, and this is a read of alembic_version.
+            await migrations.upgrade(engine, f"{BRANCH}@head")
+        except StoreSchemaError:
+            await engine.dispose()
+            raise
         except Exception as exc:
             await engine.dispose()
             raise StoreError(f"cannot create the analytics history table in {self.url}: {exc}") from None
@@ -173,6 +186,42 @@ class HistoryStore:
             raise StoreError(f"analytics history purge in {self.url} failed: {exc}") from None
         return max(0, result.rowcount or 0)
 
+    async def newest(self) -> datetime | None:
+        """The start of the newest stored state change (aware UTC), ``None`` for an empty table.
+
+        Raises:
+            StoreError: the query failed.
+        """
+        engine = self._require()
+        try:
+            async with engine.connect() as conn:
+                value = (await conn.execute(sa.select(sa.func.max(state_history.c.start)))).scalar()
+        except Exception as exc:
+            raise StoreError(f"analytics history query on {self.url} failed: {exc}") from None
+        return value  # type: ignore[no-any-return]  # max() keeps the column's type: aware UTC or None
+
+    async def last_before(self, before: datetime) -> list[StateChange]:
+        """Per asset, its last stored state change that started before ``before`` (the state it was in
+        then), as ``StateChange`` rows; several when an asset has two changes at that same instant.
+
+        Raises:
+            StoreError: the query failed.
+        """
+        engine = self._require()
+        c = state_history.c
+        latest = (
+            sa.select(c.asset, sa.func.max(c.start).label("start")).where(c.start < before).group_by(c.asset).subquery()
+        )
+        q = sa.select(c.asset, c.event_id, c.start, c.category, c.state_code, c.state).join(
+            latest, sa.and_(c.asset == latest.c.asset, c.start == latest.c.start)
+        )
+        try:
+            async with engine.connect() as conn:
+                rows = (await conn.execute(q)).all()
+        except Exception as exc:
+            raise StoreError(f"analytics history query on {self.url} failed: {exc}") from None
+        return [StateChange(r.asset, epoch_us(r.start), r.event_id, r.category, r.state_code, r.state) for r in rows]
+
     async def intervals(
         self,
         asset: str | None = None,
@@ -194,7 +243,7 @@ class HistoryStore:
         engine = self._require()
         c = state_history.c
         nxt = (
-            sa.func.lead(c.start, type_=_UTCDateTime())
+            sa.func.lead(c.start, type_=UTCDateTime())
             .over(partition_by=c.asset, order_by=(c.start, c.event_id))
             .label("end")
         )

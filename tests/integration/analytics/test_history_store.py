@@ -86,3 +86,43 @@ async def test_handler_writes_history_behind_into_the_bus_store(db_url: str) -> 
 def test_memory_store_url_is_refused_with_the_reason() -> None:
     with pytest.raises(StoreError, match="memory"):
         HistoryStore("memory://")
+
+
+async def test_retention_counts_back_from_the_newest_change_so_old_history_survives_its_write(db_url: str) -> None:
+    # The history here is from March 2026: counting 2 days back from the wall clock would delete all of
+    # it the first time the write-behind loop purges (the cause of the flaky test_http history check).
+    handler = AnalyticsHandler(db=db_url, retention_days=2)
+    assert handler.history_store is not None
+    await handler.history_store.open()
+    try:
+        assert await handler.purge_history() == 0  # empty table
+        day = 24 * 60
+        await handler.history_store.write([ch("a", 0, "SBY"), ch("a", day, "PRD"), ch("a", 3 * day, "USD")])
+        # Newest change at T0 + 3 days: the cutoff is T0 + 1 day, so only a@0 goes.
+        assert await handler.purge_history() == 1
+        assert [r.category for r in await handler.history_store.intervals("a")] == ["PRD", "USD"]
+        # A future-dated change cannot push the cutoff past the wall clock (now - 2 days).
+        await handler.history_store.write([ch("a", 400 * day, "SBY")])
+        now = T0 + timedelta(days=3, hours=12)
+        # Cutoff T0 + 1.5 days (not 398 days): PRD@1d goes, USD@3d stays.
+        assert await handler.purge_history(now) == 1
+        assert [r.category for r in await handler.history_store.intervals("a")] == ["USD", "SBY"]
+    finally:
+        await handler.history_store.close()
+
+
+async def test_last_before_gives_each_assets_state_at_a_time(db_url: str) -> None:
+    store = HistoryStore(db_url)
+    await store.open()
+    try:
+        await store.write(
+            [ch("a", 0, "SBY"), ch("a", 10, "PRD"), ch("a", 30, "USD"), ch("b", 5, "ENG"), ch("c", 40, "SBY")]
+        )
+        last = await store.last_before(T0 + timedelta(minutes=20))
+        assert sorted((c.asset, c.category, c.at_us, c.event_id) for c in last) == [
+            ("a", "PRD", ch("a", 10, "PRD").at_us, "a-10"),
+            ("b", "ENG", ch("b", 5, "ENG").at_us, "b-5"),
+        ]  # c has no change before the time
+        assert await store.last_before(T0) == []
+    finally:
+        await store.close()

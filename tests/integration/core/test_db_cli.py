@@ -11,23 +11,47 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
-from pywats_events import EventBus
+from pywats_events import EventBus, migrations
 from pywats_events.http import HTTPSettings, Server
 from pywats_events.sql_store import SQLStore
 from tests.pg import PostgresUnavailable, fresh_database, require_postgres
 from tests.unit.store import schema_010
 from tests.unit.store.test_migrations import engine_for, fill_010, snapshot, version_rows
 
-CLI = Path(sys.executable).parent / "pywats-events"
+# These tests are about the core's branch: the CLI runs with plug-in migration branches (the analytics'
+# analytics_0001, tested in tests/integration/analytics/test_migrations.py) left out, as in an
+# installation without plug-ins; otherwise the same `pywats-events` entry point (pywats_events.cli:main).
+CORE_ONLY_CLI = (
+    "import sys\n"
+    "from pywats_events import migrations\n"
+    "core = migrations.version_locations()[0]\n"
+    "migrations._locations = lambda: (core,)\n"
+    "from pywats_events.cli import main\n"
+    "sys.argv[0] = 'pywats-events'\n"
+    "main()\n"
+)
+
+
+@pytest.fixture(autouse=True)
+def _core_branch_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    core = migrations.version_locations()[0]
+    monkeypatch.setattr(migrations, "_locations", lambda: (core,))
 
 
 def db(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run ``pywats-events db ARGS`` in ``cwd`` without PYWATS_EVENTS_* from the caller's environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYWATS_EVENTS_")}
     return subprocess.run(
-        [str(CLI), "db", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", CORE_ONLY_CLI, "db", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

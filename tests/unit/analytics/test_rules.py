@@ -47,7 +47,7 @@ async def test_unusable_payload_is_dead_lettered_naming_the_field(event: Event, 
     bus = EventBus(store, emit_system_events=False)
     mock = MockTransport()
     bus.add_transport(mock)
-    bus.register(AnalyticsHandler(persist=False))
+    bus.register(AnalyticsHandler(persist=False, observe=False))  # subscribed: the settle result counts it
     async with bus:
         result = await mock.inject(event)
         dead = await store.list_dead_letters(handler="analytics")

@@ -55,6 +55,14 @@ def with_later_indexes(described: dict[str, object]) -> dict[str, object]:
     return out
 
 
+@pytest.fixture(autouse=True)
+def _core_branch_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the core's branch: plug-in branches installed beside it (the analytics'
+    ``analytics_0001``...) are left out, as in an installation without plug-ins."""
+    core = migrations.version_locations()[0]
+    monkeypatch.setattr(migrations, "_locations", lambda: (core,))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """An empty database of each kind (PostgreSQL: a fresh one, dropped afterwards)."""
@@ -347,7 +355,11 @@ async def test_a_plugin_branch_migrates_beside_the_core_in_batch_mode(url: str, 
 OPENER = """
 import asyncio, sys, time
 from pathlib import Path
+from pywats_events import migrations
 from pywats_events.sql_store import SQLStore
+
+_core = migrations.version_locations()[0]
+migrations._locations = lambda: (_core,)  # the core's branch only, as the other tests here
 
 async def main():
     go = Path(sys.argv[2])
