@@ -526,7 +526,7 @@ class SQLStore(Store):
         self._pool_size = pool_size
         self._rows = _Rows(self._is_sqlite)
         self._engine: AsyncEngine | None = None
-        #: Alembic revision(s) of the schema once open (``"0001"``), shown by ``/readyz``.
+        #: Alembic revision(s) of the schema once open (``"0003_query_indexes"``), shown by ``/readyz``.
         self.schema_version: str | None = None
         self._closing = False
         self._accepting = False  # open, with both background tasks running: the hot-path check
