@@ -380,7 +380,6 @@ class Transport(abc.ABC):
         """
         loop = asyncio.get_running_loop()
         out: asyncio.Future[SettleResult] = loop.create_future()
-        out.add_done_callback(_retrieve)
         events = message.events
         if events is None:
             ctx = DecodeContext(origin=message.origin, source=message.source, headers=message.headers)
@@ -445,6 +444,7 @@ class Transport(abc.ABC):
             await message.settle_failed(exc)
             if not out.done():
                 out.set_exception(exc)
+                _retrieve(out)  # never "exception was never retrieved": the message is already given back
             if not isinstance(exc, Exception):
                 raise
             return
