@@ -81,7 +81,16 @@ from .plugins import PluginSpec, describe_plugins
 from .registry import HandlerRegistry, Subscription
 from .retry import RetryPolicy
 from .status_board import AssetStatus, StatusBoard
-from .store import DeadLetterEntry, DeadLetterReason, EventQuery, MemoryStore, Store, StoredEvent, StoreWrite
+from .store import (
+    DeadLetterEntry,
+    DeadLetterQuery,
+    DeadLetterReason,
+    EventQuery,
+    MemoryStore,
+    Store,
+    StoredEvent,
+    StoreWrite,
+)
 from .transports.base import InboundMessage, IngestSink, RawRecord, SettleResult, Transport, TransportState
 from .transports.file import FileSettings, FileTransport
 from .transports.mock import MockTransport
@@ -128,6 +137,7 @@ __all__ = [
     "CircuitOpenError",
     "ConfigError",
     "DeadLetterEntry",
+    "DeadLetterQuery",
     "DeadLetterNotFoundError",
     "DeadLetterQueue",
     "DeadLetterReason",

@@ -49,17 +49,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from .errors import DeadLetterNotFoundError, StoreError, StoreRefusedError, StoreSchemaError
 from .event import Event, severity_rank
 from .pattern import pattern_to_sql_like
-from .store import DeadLetterEntry, EventQuery, MemoryStore, Store, StoredEvent
+from .store import DeadLetterEntry, DeadLetterQuery, EventQuery, MemoryStore, Store, StoredEvent
 
 if TYPE_CHECKING:  # alembic is imported when a store opens, not with this module
     from .migrations import SchemaState
 
-__all__ = ["DEFAULT_DB", "ENV_VAR", "SQLStore", "open_store"]
+__all__ = ["CORRELATION_ID_CHARS", "DEFAULT_DB", "ENV_VAR", "SQLStore", "open_store"]
 
 #: The store used when neither ``--db`` nor ``PYWATS_EVENTS_DB`` says otherwise (relative to the cwd).
 DEFAULT_DB = "./pywats-events.db"
 #: Environment variable read by ``open_store(None)``.
 ENV_VAR = "PYWATS_EVENTS_DB"
+
+#: Characters of an event's correlation id kept in the indexed ``events.correlation_id`` column; a longer
+#: id is matched on that prefix through the index and then exactly against the stored event JSON.
+CORRELATION_ID_CHARS = 200
 
 #: Ids per ``IN (...)`` list: below SQLite's oldest bound-parameter limit (999).
 _CHUNK = 500
@@ -107,6 +111,9 @@ _events = sa.Table(
     sa.Column("severity", sa.SmallInteger, nullable=False),
     sa.Column("timestamp", _UTCDateTime, nullable=False, index=True),
     sa.Column("body", sa.JSON, nullable=False),
+    # The event's correlation id (its first CORRELATION_ID_CHARS characters; revision 0002), for the
+    # correlation filter. Before ``stored_at``: the group-commit writer appends that column's value last.
+    sa.Column("correlation_id", sa.String(200), nullable=True, index=True),
     sa.Column("stored_at", _UTCDateTime, nullable=False),
     sa.Column("acknowledged_at", _UTCDateTime, nullable=True),
     sa.Column("acknowledged_by", sa.String(200), nullable=True),
@@ -172,6 +179,13 @@ def _safe_pairs(records: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         if not (_plain(event_id) and _plain(handler)):
             out[i] = (_safe_text(event_id), _safe_text(handler))
     return out
+
+
+def _correlation_key(correlation_id: str | None) -> str | None:
+    """The ``events.correlation_id`` column value of a correlation id."""
+    if correlation_id is None:
+        return None
+    return _safe_text(correlation_id)[:CORRELATION_ID_CHARS]
 
 
 def _event_json(ev: Event) -> str:
@@ -327,6 +341,7 @@ class _Rows:
             ev.severity_rank,
             self.ts(ev.timestamp),
             _event_json(ev),
+            _correlation_key(ev.correlation_id),
         )
 
     def dead_letter(self, e: DeadLetterEntry) -> tuple[Any, ...]:
@@ -1009,6 +1024,19 @@ class SQLStore(Store):
             where.append(c.acknowledged_at.is_not(None))
         elif q.acknowledged is False:
             where.append(c.acknowledged_at.is_(None))
+        if q.correlation_id is not None:
+            where.append(c.correlation_id == _correlation_key(q.correlation_id))
+            if len(q.correlation_id) > CORRELATION_ID_CHARS or not _plain(q.correlation_id):
+                where.append(c.body["correlation_id"].as_string() == q.correlation_id)
+        if q.event_id is not None:
+            where.append(c.id == q.event_id)
+        if q.after is not None:
+            # Keyset: written so that both databases use the timestamp index for the range.
+            ts, eid = q.after
+            if q.newest_first:
+                where.append(sa.and_(c.timestamp <= ts, sa.or_(c.timestamp < ts, c.id < eid)))
+            else:
+                where.append(sa.and_(c.timestamp >= ts, sa.or_(c.timestamp > ts, c.id > eid)))
         return where
 
     async def query_events(self, query: EventQuery) -> list[StoredEvent]:
@@ -1160,6 +1188,31 @@ class SQLStore(Store):
         """
         stmt = sa.select(sa.func.count()).select_from(_dead_letters).where(*self._dead_filter(handler, reason))
         return int((await self._read(stmt, "dead-letter count"))[0][0])
+
+    async def query_dead_letters(self, query: DeadLetterQuery) -> list[DeadLetterEntry]:
+        """Entries matching ``query``, newest first by ``(first_failure_at, id)``: one read along the
+        ``first_failure_at`` index, so a deep page (keyset cursor ``query.before``) costs what the first
+        costs. The ``event_id`` filter reads the entries' event JSON (no index: one scan of the entries).
+
+        Raises:
+            StoreError: the store is not open or the query failed.
+        """
+        c = _dead_letters.c
+        where = self._dead_filter(query.handler, None)
+        if query.reasons is not None:
+            where.append(c.reason.in_(list(query.reasons)))
+        if query.event_id is not None:
+            where.append(c.event["id"].as_string() == query.event_id)
+        if query.before is not None:
+            ts, eid = query.before
+            where.append(sa.and_(c.first_failure_at <= ts, sa.or_(c.first_failure_at < ts, c.id < eid)))
+        stmt = (
+            sa.select(_dead_letters)
+            .where(*where)
+            .order_by(c.first_failure_at.desc(), c.id.desc())
+            .limit(max(1, query.limit))
+        )
+        return [_dead_entry(r) for r in await self._read(stmt, "dead-letter query")]
 
     async def _ids_with_prefix(self, table: sa.Table, prefix: str, limit: int) -> list[str]:
         # LIKE is case-insensitive in SQLite: the substr comparison keeps the match exact in every database.

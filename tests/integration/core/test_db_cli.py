@@ -18,7 +18,7 @@ from pywats_events.http import HTTPSettings, Server
 from pywats_events.sql_store import SQLStore
 from tests.pg import PostgresUnavailable, fresh_database, require_postgres
 from tests.unit.store import schema_010
-from tests.unit.store.test_migrations import engine_for, fill_010, snapshot, version_rows
+from tests.unit.store.test_migrations import HEAD, engine_for, fill_010, snapshot, version_rows
 
 CLI = Path(sys.executable).parent / "pywats-events"
 
@@ -50,19 +50,19 @@ async def test_current_then_upgrade_a_010_store_keeps_its_rows(tmp_path: Path) -
 
     current = db_json("current", "--db", str(path), cwd=tmp_path)
     assert current["current"] == [] and current["unversioned_tables"] is True and current["up_to_date"] is False
-    assert current["heads"] == ["0001"]
+    assert current["heads"] == [HEAD]
     text = db("current", "--db", str(path), cwd=tmp_path)
-    assert "0.1.0 tables, no version (needs upgrade to 0001)" in text.stdout
+    assert f"0.1.0 tables, no version (needs upgrade to {HEAD})" in text.stdout
     async with engine_for(str(path)) as engine, engine.connect() as conn:  # `current` wrote nothing
         assert not await conn.run_sync(lambda c: sa.inspect(c).has_table("alembic_version"))
 
     up = db_json("upgrade", "--db", str(path), cwd=tmp_path)
-    assert up["before"]["current"] == [] and up["after"]["current"] == ["0001"] and up["after"]["up_to_date"]
+    assert up["before"]["current"] == [] and up["after"]["current"] == [HEAD] and up["after"]["up_to_date"]
     again = db("upgrade", "--db", str(path), cwd=tmp_path)
-    assert again.returncode == 0 and "0001 (up to date); nothing to do" in again.stdout
+    assert again.returncode == 0 and f"{HEAD} (up to date); nothing to do" in again.stdout
     async with engine_for(str(path)) as engine:
         assert await snapshot(engine) == rows
-        assert await version_rows(engine) == ["0001"]
+        assert await version_rows(engine) == [HEAD]
     assert db_json("current", "--db", str(path), cwd=tmp_path)["up_to_date"] is True
 
 
@@ -76,8 +76,8 @@ async def test_upgrade_and_current_on_postgresql() -> None:
     try:
         rows = await make_010_store(url)
         here = Path.cwd()
-        assert db_json("upgrade", "--db", url, cwd=here)["after"]["current"] == ["0001"]
-        assert db_json("current", "--db", url, cwd=here)["version"] == "0001"
+        assert db_json("upgrade", "--db", url, cwd=here)["after"]["current"] == [HEAD]
+        assert db_json("current", "--db", url, cwd=here)["version"] == HEAD
         async with engine_for(url) as engine:
             assert await snapshot(engine) == rows
     finally:
@@ -99,9 +99,9 @@ async def test_downgrade_to_base_needs_yes_and_then_drops_the_tables(tmp_path: P
     assert db("upgrade", "--db", str(path), cwd=tmp_path).returncode == 0
     refused = db("downgrade", "base", "--db", str(path), cwd=tmp_path)
     assert refused.returncode == 2 and "add --yes" in refused.stderr
-    assert db_json("current", "--db", str(path), cwd=tmp_path)["current"] == ["0001"]
+    assert db_json("current", "--db", str(path), cwd=tmp_path)["current"] == [HEAD]
     down = db_json("downgrade", "base", "--yes", "--db", str(path), cwd=tmp_path)
-    assert down["before"]["current"] == ["0001"] and down["after"]["current"] == []
+    assert down["before"]["current"] == [HEAD] and down["after"]["current"] == []
     async with engine_for(str(path)) as engine, engine.connect() as conn:
         assert not await conn.run_sync(lambda c: sa.inspect(c).has_table("events"))
 
@@ -134,7 +134,7 @@ async def test_readyz_reports_the_schema_version(tmp_path: Path) -> None:
             await server.stop()
     finally:
         await bus.stop()
-    assert body["schema_version"] == "0001"
+    assert body["schema_version"] == HEAD
 
 
 async def test_readyz_of_a_memory_store_has_no_schema_version() -> None:

@@ -29,6 +29,8 @@ from tests.pg import PostgresUnavailable, fresh_database, require_postgres
 from tests.unit.store import schema_010
 
 T0 = datetime(2026, 1, 5, 8, 30, tzinfo=UTC)
+#: The newest core revision (0001: the 0.1.0 baseline; 0002: events.correlation_id).
+HEAD = "0002"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -140,12 +142,17 @@ async def test_a_new_store_gets_exactly_the_010_schema(url: str, tmp_path: Path)
     store = SQLStore(url)
     await store.open()
     await store.close()
-    assert store.schema_version == "0001"
+    assert store.schema_version == HEAD
+    async with engine_for(url) as engine:
+        async with engine.connect() as conn:
+            # The code's tables and the migrated database agree (a table change without a revision fails here).
+            diffs = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), _metadata))
+        assert await version_rows(engine) == [HEAD]
+    # Revision 0001 alone is the 0.1.0 schema (later revisions undone).
+    await store.migrate_schema("0001", down=True)
     async with engine_for(url) as engine:
         async with engine.connect() as conn:
             migrated = await conn.run_sync(schema_010.describe)
-            # The code's tables and the migrated database agree (a table change without a revision fails here).
-            diffs = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), _metadata))
         assert await version_rows(engine) == ["0001"]
     # The same database made the 0.1.0 way.
     if url.startswith("postgresql"):
@@ -174,7 +181,7 @@ async def test_a_010_store_upgrades_with_nothing_lost_and_a_second_upgrade_is_a_
     store = SQLStore(url)
     await store.open()
     try:
-        assert store.schema_version == "0001"
+        assert store.schema_version == HEAD
         # Readable through the store as it stands now.
         assert await store.count_events() == 10
         assert (await store.get_dead_letter("dl-2")).raw_body == b"\x00\xffnot json"
@@ -185,12 +192,12 @@ async def test_a_010_store_upgrades_with_nothing_lost_and_a_second_upgrade_is_a_
 
     async with engine_for(url) as engine:
         assert await snapshot(engine) == before
-        assert await version_rows(engine) == ["0001"]
+        assert await version_rows(engine) == [HEAD]
         # Second upgrade: nothing to run, nothing changed.
         first, second = await migrations.upgrade(engine)
-        assert first == second and first.up_to_date and first.current == ("0001",)
+        assert first == second and first.up_to_date and first.current == (HEAD,)
         assert await snapshot(engine) == before
-        assert await version_rows(engine) == ["0001"]
+        assert await version_rows(engine) == [HEAD]
 
 
 async def test_a_partly_created_010_store_gets_its_missing_tables_and_indexes(url: str) -> None:
@@ -213,13 +220,13 @@ async def test_downgrade_to_base_drops_the_tables_and_upgrade_brings_them_back(u
     await store.append_events([Event(type="a.b", source="s")])
     await store.close()
     before, after = await store.migrate_schema("base", down=True)
-    assert before.current == ("0001",) and after.current == ()
+    assert before.current == (HEAD,) and after.current == ()
     async with engine_for(url) as engine:
         async with engine.connect() as conn:
             names = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
         assert names <= {"alembic_version"}
     before, after = await store.migrate_schema()
-    assert before.current == () and after.current == ("0001",)
+    assert before.current == () and after.current == (HEAD,)
     await store.open()
     try:
         assert await store.count_events() == 0
@@ -302,8 +309,8 @@ async def test_a_plugin_branch_migrates_beside_the_core_in_batch_mode(url: str, 
         async with engine.begin() as conn:
             await conn.execute(sa.text("INSERT INTO plug_items (id, name, old) VALUES (1, 'kept', 'x')"))
         _before, after = await migrations.upgrade(engine, script=script)
-        # Alembic records the newest of the chain; 0001 is applied as p001's dependency.
-        assert after.current == ("p002",) and after.up_to_date and after.heads == ("0001", "p002")
+        # Alembic records the newest of each branch; 0001 was applied as p001's dependency.
+        assert after.current == (HEAD, "p002") and after.up_to_date and after.heads == (HEAD, "p002")
         async with engine.connect() as conn:
             cols = await conn.run_sync(lambda c: {x["name"]: x for x in sa.inspect(c).get_columns("plug_items")})
             rows = (await conn.execute(sa.text("SELECT id, name FROM plug_items"))).all()
@@ -311,7 +318,7 @@ async def test_a_plugin_branch_migrates_beside_the_core_in_batch_mode(url: str, 
         assert [tuple(r) for r in rows] == [(1, "kept")]
         # The plug-in branch goes back alone; the core's tables stay.
         _before, after = await migrations.downgrade(engine, "plugtest@base", script=script)
-        assert after.current == ("0001",)
+        assert after.current == (HEAD,)
     # Without the plug-in installed its revision is unknown, and the store says which.
     async with engine_for(url) as engine:
         await migrations.upgrade(engine, script=script)
@@ -352,6 +359,6 @@ async def test_two_processes_opening_a_fresh_store_at_once_both_succeed(url: str
     results = [await asyncio.wait_for(p.communicate(), 120) for p in procs]
     for p, (out, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err.decode()
-        assert out.decode().strip() == "0001"
+        assert out.decode().strip() == HEAD
     async with engine_for(url) as engine:
-        assert await version_rows(engine) == ["0001"]
+        assert await version_rows(engine) == [HEAD]
