@@ -41,8 +41,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Drop the index and the column."""
     op.drop_index("ix_events_correlation_id", table_name="events")
-    bind = op.get_bind()
-    if bind.dialect.name != "sqlite" or bind.dialect.dbapi.sqlite_version_info >= (3, 35):
+    import sqlite3
+
+    if op.get_bind().dialect.name != "sqlite" or sqlite3.sqlite_version_info >= (3, 35):
         # SQLite 3.35+ drops a column in place, leaving the table as 0001 made it (no rebuild).
         op.drop_column("events", "correlation_id")
     else:

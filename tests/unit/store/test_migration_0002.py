@@ -5,17 +5,39 @@ them; downgrade drops the column and index and keeps every row; a second upgrade
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from pywats_events.event import Event
 from pywats_events.sql_store import SQLStore
 from pywats_events.store import EventQuery
+from tests.pg import PostgresUnavailable, fresh_database, require_postgres
 from tests.unit.store import schema_010
-from tests.unit.store.test_migrations import T0, engine_for, snapshot, url  # noqa: F401 - url is a fixture
+from tests.unit.store.test_migrations import T0, engine_for, snapshot
 
 LONG = "tx-" + "x" * 300
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database of each kind (PostgreSQL: a fresh one, dropped afterwards)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "events.db")
+        return
+    try:
+        cm = fresh_database()
+        pg = await cm.__aenter__()
+    except PostgresUnavailable as exc:
+        require_postgres(str(exc))
+        return
+    try:
+        yield pg
+    finally:
+        await cm.__aexit__(None, None, None)
 
 
 async def fill_0001(url: str) -> None:
