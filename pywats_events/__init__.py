@@ -9,7 +9,7 @@ ships ``pywats_cfx`` (IPC-CFX codec and AMQP) and ``pywats_mqtt`` (MQTT); the HT
 from typing import TYPE_CHECKING
 
 from .admin import Admin
-from .breaker import BreakerPolicy, BreakerState, CircuitBreaker
+from .breaker import BreakerPolicy, BreakerState, BreakerTransition, CircuitBreaker
 from .bus import EventBus
 from .codec import DecodeContext, Decoder, get_decoder, register_decoder
 from .dead_letter import DeadLetterQueue, ReplayReport
@@ -131,6 +131,7 @@ __all__ = [
     "BaseHandler",
     "BreakerPolicy",
     "BreakerState",
+    "BreakerTransition",
     "BusClosedError",
     "BusError",
     "CircuitBreaker",

@@ -11,7 +11,8 @@ import asyncio
 import hashlib
 import json
 import logging
-import math
+import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,11 +28,12 @@ from starlette.staticfiles import StaticFiles
 from ...admin import Admin
 from ...errors import DeadLetterNotFoundError
 from ...event import Severity
+from ...store import DeadLetterQuery, EventQuery
 from ..context import HTTPContext
 from .auth import Session, SessionSigner
 from .settings import ConsoleSettings
 
-__all__ = ["E10_COLOURS", "console_routes"]
+__all__ = ["E10_COLOURS", "RATE_WINDOW", "RateMeter", "console_routes"]
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +68,78 @@ _env.filters["colour"] = _colour
 _env.globals["e10_names"] = E10_NAMES
 
 
+#: Seconds over which the overview's rates are computed.
+RATE_WINDOW = 60.0
+
+
+class RateMeter:
+    """Events per second in, handled and dead-lettered over the last ``window`` seconds, from the bus's
+    cumulative counters (``BusMetrics``): each ``sample`` keeps ``(time, in, handled, dead-lettered)``,
+    at most one per ``every`` seconds, and drops those older than the window. Sampled whenever the
+    overview or its live stream is rendered, so the first view of a quiet console has no rate yet
+    ("measuring"), and the window is the part of the last minute that was watched.
+
+    Args:
+        window: seconds of history (> 0). every: seconds between kept samples.
+        clock: monotonic clock in seconds (tests may pass their own).
+    """
+
+    def __init__(self, window: float = RATE_WINDOW, every: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self.every = every
+        self._clock = clock
+        self._samples: deque[tuple[float, int, int, int]] = deque()
+
+    @staticmethod
+    def totals(metrics: Any) -> tuple[int, int, int]:
+        """``(received, handled, dead-lettered)`` counts of a ``BusMetrics`` (raw input dead-lettered by a
+        transport counts as dead-lettered)."""
+        received = sum(metrics.received.values())
+        handled = sum(metrics.handled.values())
+        dead = sum(metrics.dead_lettered.values()) + sum(metrics.raw_dead_lettered.values())
+        return received, handled, dead
+
+    def sample(self, metrics: Any) -> dict[str, Any]:
+        """Take a sample and return ``{"in_per_s", "handled_per_s", "dead_lettered_per_s", "window_s"}``
+        (floats, events per second; ``None`` each until two samples span at least ``every`` seconds)."""
+        now = self._clock()
+        totals = self.totals(metrics)
+        samples = self._samples
+        if not samples or now - samples[-1][0] >= self.every:
+            samples.append((now, *totals))
+        else:  # keep the newest counts without a sample per call
+            samples[-1] = (samples[-1][0], *totals)
+        while len(samples) > 2 and now - samples[1][0] >= self.window:
+            samples.popleft()
+        first, last = samples[0], (now, *totals)
+        span = last[0] - first[0]
+        if span < self.every:
+            return {"in_per_s": None, "handled_per_s": None, "dead_lettered_per_s": None, "window_s": 0.0}
+        return {
+            "in_per_s": (last[1] - first[1]) / span,
+            "handled_per_s": (last[2] - first[2]) / span,
+            "dead_lettered_per_s": (last[3] - first[3]) / span,
+            "window_s": round(min(span, self.window + self.every), 1),
+        }
+
+
+def _rate(value: float | None) -> str:
+    if value is None:
+        return "measuring"
+    return f"{value:.1f}/s" if value < 100 else f"{value:,.0f}/s"
+
+
+_env.filters["rate"] = _rate
+
+
 class Console:
     """The console of one app: settings, session signer, and the page and action endpoints."""
 
     def __init__(self, settings: ConsoleSettings) -> None:
         self.settings = settings
         self.signer = SessionSigner(settings)
+        self.rates = RateMeter()
 
     # -- plumbing -------------------------------------------------------------------------------
     @staticmethod
@@ -173,6 +241,7 @@ class Console:
             "breakers": breakers,
             "dead_letters": {"total": total, "parked": parked, "failed": total - parked},
             "board": board,
+            "rates": self.rates.sample(ctx.bus.metrics),
             "attention": attention,
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
@@ -185,42 +254,73 @@ class Console:
 
     def _page_number(self, request: Request) -> int:
         try:
-            return max(1, int(request.query_params.get("page", "1")))
+            return max(1, int(request.query_params.get("n", "1")))
         except ValueError:
             return 1
 
     async def events(self, request: Request, session: Session) -> Response:
         ctx = self._ctx(request)
         q = request.query_params
-        filters = {k: q.get(k) or None for k in ("type", "min_severity", "source", "since", "until")}
+        filters = {k: q.get(k) or None for k in ("type", "min_severity", "source", "since", "until", "correlation_id")}
         ack = q.get("acknowledged") or None
         error = None
         rows: list[dict[str, Any]] = []
         page = self._page_number(request)
         size = self.settings.page_size
+        older = newer = None
         try:
             since, until = _when(filters["since"], "since"), _when(filters["until"], "until")
             if filters["min_severity"] and filters["min_severity"] not in {s.value for s in Severity}:
                 raise ValueError(f"unknown severity {filters['min_severity']!r}")
             acknowledged = {"yes": True, "no": False}.get(ack or "")
             from ...pattern import validate_type_pattern
-            from ...store import EventQuery
 
             if filters["type"]:
                 validate_type_pattern(filters["type"])
+            before, after = _cursor(q.get("before"), "before"), _cursor(q.get("after"), "after")
             base = dict(type_pattern=filters["type"], min_severity=filters["min_severity"], source=filters["source"],
-                        since=since, until=until, acknowledged=acknowledged)
-            # One indexed read, newest first, one row more than a page to know whether there is an older
-            # page: no count over the whole table (a million stored events must not slow the page down).
-            query = EventQuery(**base, limit=size + 1, offset=(page - 1) * size, newest_first=True)  # type: ignore[arg-type]
-            found = await ctx.bus.store.query_events(query)
-            more = len(found) > size
-            rows = [s.to_json_dict() for s in found[:size]]
+                        since=since, until=until, acknowledged=acknowledged, correlation_id=filters["correlation_id"])
+            # Keyset paging, newest first by (timestamp, id): one indexed read of a page and one row more
+            # (to know whether there is a further page), however deep; no count over the whole table.
+            if after is not None:  # "newer": the page just above the cursor, read upwards, shown newest first
+                query = EventQuery(**base, limit=size + 1, after=after, newest_first=False)  # type: ignore[arg-type]
+                found = await ctx.bus.store.query_events(query)
+                more_newer = len(found) > size
+                found = list(reversed(found[:size]))
+                more_older = True
+            else:
+                query = EventQuery(**base, limit=size + 1, after=before, newest_first=True)  # type: ignore[arg-type]
+                found = await ctx.bus.store.query_events(query)
+                more_older = len(found) > size
+                found = found[:size]
+                more_newer = before is not None
+            rows = [s.to_json_dict() for s in found]
+            if found and more_older:
+                older = _cursor_text(found[-1].event.timestamp, found[-1].event.id)
+            if found and more_newer:
+                newer = _cursor_text(found[0].event.timestamp, found[0].event.id)
         except ValueError as exc:
-            error, more = str(exc), False
-        return self._render(request, "events.html", session, rows=rows, total=None, page=page,
-                            pages=page + 1 if more else page, filters=filters, ack=ack, error=error,
-                            query=_query_without_page(request), page_name="events")
+            error = str(exc)
+        return self._render(request, "events.html", session, rows=rows, page=page, older=older, newer=newer,
+                            filters=filters, ack=ack, error=error, query=_query_without_page(request),
+                            page_name="events")
+
+    async def event(self, request: Request, session: Session) -> Response:
+        ctx = self._ctx(request)
+        event_id = request.path_params["event_id"]
+        found = await ctx.bus.store.query_events(EventQuery(event_id=event_id, limit=1))
+        if not found:
+            return self._render(request, "message.html", session, 404, title="Not found",
+                                message=f"No stored event {event_id!r}.")
+        stored = found[0]
+        dead = await ctx.bus.store.query_dead_letters(DeadLetterQuery(event_id=event_id, limit=100))
+        related: list[dict[str, Any]] = []
+        cid = stored.event.correlation_id
+        if cid is not None:
+            same = await ctx.bus.store.query_events(EventQuery(correlation_id=cid, limit=21, newest_first=True))
+            related = [s.to_json_dict() for s in same if s.event.id != event_id][:20]
+        return self._render(request, "event.html", session, ev=stored.to_json_dict(),
+                            dead=[e.to_json_dict() for e in dead], related=related, page_name="events")
 
     async def dead_letters(self, request: Request, session: Session) -> Response:
         ctx = self._ctx(request)
@@ -231,23 +331,29 @@ class Console:
         view = q.get("view", "failed")
         page = self._page_number(request)
         size = self.settings.page_size
-        reasons = [reason] if reason else list(PARKED_REASONS if view == "parked" else FAILED_REASONS)
-        if view == "all" and not reason:
-            reasons = [None]  # type: ignore[list-item]
-        counts = {r: await admin.count_dead_letters(handler=handler, reason=r) for r in reasons}
-        total = sum(counts.values())
-        # newest first over the selected reasons: gather the page from each reason's newest rows
+        reasons: tuple[str, ...] | None = (
+            (reason,) if reason else None if view == "all" else PARKED_REASONS if view == "parked" else FAILED_REASONS
+        )
+        counts = [await admin.count_dead_letters(handler=handler, reason=r) for r in (reasons or (None,))]
+        total = sum(counts)
+        error = None
         rows: list[dict[str, Any]] = []
-        want = page * size
-        for r, n in counts.items():
-            if n:
-                offset = max(0, n - want)
-                rows += await admin.list_dead_letters(handler=handler, reason=r, limit=min(want, n), offset=offset)
-        rows.sort(key=lambda e: e["last_failure_at"] or "", reverse=True)
-        rows = rows[(page - 1) * size: page * size]
+        older = None
+        try:
+            before = _cursor(q.get("before"), "before")
+            # Keyset paging, newest first by (first failure, id): one read along the first_failure_at index.
+            found = await ctx.bus.store.query_dead_letters(
+                DeadLetterQuery(handler=handler, reasons=reasons, before=before, limit=size + 1)
+            )
+            if len(found) > size:
+                found = found[:size]
+                older = _cursor_text(found[-1].first_failure_at, found[-1].id)
+            rows = [e.to_json_dict() for e in found]
+        except ValueError as exc:
+            error = str(exc)
         handlers = sorted(ctx.bus.breakers)
         return self._render(request, "dead_letters.html", session, rows=rows, total=total, page=page,
-                            pages=max(1, math.ceil(total / size)), handler=handler, reason=reason, view=view,
+                            older=older, newer=None, handler=handler, reason=reason, view=view, error=error,
                             handlers=handlers, reasons=PARKED_REASONS + FAILED_REASONS,
                             query=_query_without_page(request), page_name="dead_letters")
 
@@ -287,7 +393,11 @@ class Console:
 
     async def breakers(self, request: Request, session: Session) -> Response:
         snap = await self.snapshot(request)
-        return self._render(request, "breakers.html", session, snap=snap, page_name="breakers")
+        history = {
+            name: [t.to_json_dict() for t in reversed(b.history)]
+            for name, b in sorted(self._ctx(request).bus.breakers.items())
+        }
+        return self._render(request, "breakers.html", session, snap=snap, history=history, page_name="breakers")
 
     # -- actions --------------------------------------------------------------------------------
     async def ack_events(self, request: Request, session: Session, form: dict[str, list[str]]) -> Response:
@@ -393,11 +503,29 @@ def _when(text: str | None, name: str) -> datetime | None:
 
 
 def _query_without_page(request: Request) -> str:
-    return urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "page"])
+    """The query string without the paging parameters (``before``, ``after``, ``n``)."""
+    return urlencode([(k, v) for k, v in request.query_params.multi_items() if k not in ("before", "after", "n")])
+
+
+def _cursor_text(ts: datetime, row_id: str) -> str:
+    """A keyset cursor as it goes in a URL: ``<ISO 8601 time>|<id>``."""
+    return f"{ts.isoformat()}|{row_id}"
+
+
+def _cursor(text: str | None, name: str) -> tuple[datetime, str] | None:
+    """Parse ``_cursor_text``'s form. Raises ``ValueError`` naming the parameter for anything else."""
+    if not text:
+        return None
+    stamp, sep, row_id = text.partition("|")
+    if not sep or not row_id:
+        raise ValueError(f"{name}: {text!r} is not a page cursor (<time>|<id>)")
+    when = _when(stamp, name)
+    assert when is not None
+    return when, row_id
 
 
 def console_routes(settings: ConsoleSettings) -> list[BaseRoute]:
-    """The console's routes: ``/`` (overview), ``/console/board``, ``/console/events``,
+    """The console's routes: ``/`` (overview), ``/console/board``, ``/console/events[/{id}]``,
     ``/console/dead-letters[/{id}]``, ``/console/breakers``, the login form, the actions (POST) and the
     live stream ``/console/stream``; static assets under ``/console/static``.
 
@@ -415,6 +543,7 @@ def console_routes(settings: ConsoleSettings) -> list[BaseRoute]:
         Route("/console/board", c.page(c.board), methods=["GET"]),
         Route("/console/events", c.page(c.events), methods=["GET"]),
         Route("/console/events/ack", c.action(c.ack_events), methods=["POST"]),
+        Route("/console/events/{event_id:path}", c.page(c.event), methods=["GET"]),
         Route("/console/dead-letters", c.page(c.dead_letters), methods=["GET"]),
         Route("/console/dead-letters/replay", c.action(c.replay), methods=["POST"]),
         Route("/console/dead-letters/purge", c.action(c.purge), methods=["POST"]),
