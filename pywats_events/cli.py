@@ -500,6 +500,9 @@ def events_list(
     since: Annotated[str | None, typer.Option(help="ISO 8601 start (inclusive).")] = None,
     until: Annotated[str | None, typer.Option(help="ISO 8601 end (exclusive).")] = None,
     source: Annotated[str | None, typer.Option(help="Exact source.")] = None,
+    correlation_id: Annotated[
+        str | None, typer.Option("--correlation-id", help="Exact correlation id (CFX TransactionID).")
+    ] = None,
     unacked: Annotated[bool, typer.Option("--unacked", help="Only unacknowledged events.")] = False,
     limit: Annotated[int, typer.Option(help="At most this many.", min=1, max=100_000)] = 50,
     offset: Annotated[int, typer.Option(help="Skip this many (from the newest).", min=0)] = 0,
@@ -521,6 +524,7 @@ def events_list(
             until=until_t,
             source=source,
             acknowledged=False if unacked else None,
+            correlation_id=correlation_id,
         )
         if type_pattern is not None:
             validate_type_pattern(type_pattern)
@@ -531,7 +535,8 @@ def events_list(
         if n == 0:
             return page, []
         rows = await a.query_events(
-            type_pattern, category, min_severity, since_t, until_t, source, q.acknowledged, n, start
+            type_pattern, category, min_severity, since_t, until_t, source, q.acknowledged, n, start,
+            correlation_id=correlation_id,
         )
         return page, rows[::-1] if page.newest_first else rows
 
