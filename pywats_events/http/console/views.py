@@ -252,9 +252,9 @@ class Console:
     async def board(self, request: Request, session: Session) -> Response:
         return self._render(request, "board.html", session, snap=await self.snapshot(request), page="board")
 
-    def _page_number(self, request: Request) -> int:
+    def _page_number(self, request: Request, name: str = "n") -> int:
         try:
-            return max(1, int(request.query_params.get("n", "1")))
+            return max(1, int(request.query_params.get(name, "1")))
         except ValueError:
             return 1
 
@@ -289,11 +289,17 @@ class Console:
                 found = list(reversed(found[:size]))
                 more_older = True
             else:
-                query = EventQuery(**base, limit=size + 1, after=before, newest_first=True)  # type: ignore[arg-type]
+                # ``page=N`` without a cursor (links of earlier versions) still works, by OFFSET: fine for
+                # the first pages, and the pager's own links carry cursors from there on.
+                skip = 0
+                if before is None and "page" in q:
+                    page = self._page_number(request, "page")
+                    skip = (page - 1) * size
+                query = EventQuery(**base, limit=size + 1, offset=skip, after=before, newest_first=True)  # type: ignore[arg-type]
                 found = await ctx.bus.store.query_events(query)
                 more_older = len(found) > size
                 found = found[:size]
-                more_newer = before is not None
+                more_newer = before is not None or skip > 0
             rows = [s.to_json_dict() for s in found]
             if found and more_older:
                 older = _cursor_text(found[-1].event.timestamp, found[-1].event.id)
@@ -504,7 +510,7 @@ def _when(text: str | None, name: str) -> datetime | None:
 
 def _query_without_page(request: Request) -> str:
     """The query string without the paging parameters (``before``, ``after``, ``n``)."""
-    return urlencode([(k, v) for k, v in request.query_params.multi_items() if k not in ("before", "after", "n")])
+    return urlencode([(k, v) for k, v in request.query_params.multi_items() if k not in ("before", "after", "n", "page")])
 
 
 def _cursor_text(ts: datetime, row_id: str) -> str:
