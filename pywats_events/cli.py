@@ -786,7 +786,8 @@ def publish(
         Path | None, typer.Argument(help="JSON file: an event (or list) or a CFX envelope (or batch).")
     ] = None,
     to: Annotated[
-        str, typer.Option("--to", help="A [[transports]] name (cfx or mqtt kind), or 'http' for POST /events|/cfx.")
+        str,
+        typer.Option("--to", help="A [[transports]] name (cfx, mqtt or nats kind), or 'http' for POST /events|/cfx."),
     ] = "",
     sample: Annotated[
         str | None, typer.Option("--sample", help="Generate a CFX envelope: units-tested, fault, state-changed...")
@@ -794,13 +795,14 @@ def publish(
     seq: Annotated[int, typer.Option("--seq", min=0, help="Generated envelope's sequence number.")] = 0,
     source: Annotated[str | None, typer.Option("--source", help="Generated envelope's Source (handle).")] = None,
     topic: Annotated[
-        str | None, typer.Option("--topic", help="MQTT topic or AMQP routing key (default from the settings).")
+        str | None,
+        typer.Option("--topic", help="MQTT topic, AMQP routing key or NATS subject (default from the settings)."),
     ] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Send a test message to a configured transport or the HTTP intake, without starting a consumer;
-    waits for the broker's confirm (AMQP), PUBACK (MQTT QoS 1) or the HTTP answer."""
+    waits for the broker's confirm (AMQP), PUBACK (MQTT QoS 1), PubAck (NATS JetStream) or the HTTP answer."""
     from .commissioning.publish import load_message, publish_message
 
     if not to:
@@ -816,7 +818,7 @@ def publish(
         _print_json(report)
     else:
         dest = report["destination"]
-        what = ", ".join(report.get("routing_keys") or report.get("topics") or [])
+        what = ", ".join(report.get("routing_keys") or report.get("topics") or report.get("subjects") or [])
         out.print(
             f"published {message.kind} {report['name']} to {to}: {dest}{' ' + what if what else ''}",
             highlight=False,

@@ -509,8 +509,9 @@ def _when(text: str | None, name: str) -> datetime | None:
 
 
 def _query_without_page(request: Request) -> str:
-    """The query string without the paging parameters (``before``, ``after``, ``n``)."""
-    return urlencode([(k, v) for k, v in request.query_params.multi_items() if k not in ("before", "after", "n", "page")])
+    """The query string without the paging parameters (``before``, ``after``, ``n``, ``page``)."""
+    paging = ("before", "after", "n", "page")
+    return urlencode([(k, v) for k, v in request.query_params.multi_items() if k not in paging])
 
 
 def _cursor_text(ts: datetime, row_id: str) -> str:
