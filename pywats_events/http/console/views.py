@@ -75,16 +75,19 @@ RATE_WINDOW = 60.0
 class RateMeter:
     """Events per second in, handled and dead-lettered over the last ``window`` seconds, from the bus's
     cumulative counters (``BusMetrics``): each ``sample`` keeps ``(time, in, handled, dead-lettered)``,
-    at most one per ``every`` seconds, and drops those older than the window. Sampled whenever the
-    overview or its live stream is rendered, so the first view of a quiet console has no rate yet
-    ("measuring"), and the window is the part of the last minute that was watched.
+    at most one per ``every`` seconds, and drops those older than the window. The console samples once a
+    second in the background while the bus runs (from the app's creation when it is created in a running
+    event loop; else from the first console request) and whenever the overview or its live stream
+    renders. A bus started less than a minute before the first sample is seeded with zero counts at its
+    start (``seed``), so the rates cover everything since the start; a console first opened later reads
+    "measuring" for a second and then covers the time since it began sampling, up to the window.
 
     Args:
         window: seconds of history (> 0). every: seconds between kept samples.
         clock: monotonic clock in seconds (tests may pass their own).
     """
 
-    def __init__(self, window: float = RATE_WINDOW, every: float = 0.5,
+    def __init__(self, window: float = RATE_WINDOW, every: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.window = window
         self.every = every
@@ -99,6 +102,17 @@ class RateMeter:
         handled = sum(metrics.handled.values())
         dead = sum(metrics.dead_lettered.values()) + sum(metrics.raw_dead_lettered.values())
         return received, handled, dead
+
+    def seed(self, started_at: datetime | str | None) -> None:
+        """With no sample yet and a bus started less than ``window`` seconds ago (``started_at``: aware
+        UTC, or ISO 8601 text as ``EventBus.readiness`` gives it), add the sample ``(start, 0, 0, 0)``:
+        the counters were at zero then, so the first view after a start already has its rates."""
+        if self._samples or started_at is None:
+            return
+        start = datetime.fromisoformat(started_at) if isinstance(started_at, str) else started_at
+        age = (datetime.now(UTC) - start).total_seconds()
+        if 0 <= age < self.window:
+            self._samples.append((self._clock() - age, 0, 0, 0))
 
     def sample(self, metrics: Any) -> dict[str, Any]:
         """Take a sample and return ``{"in_per_s", "handled_per_s", "dead_lettered_per_s", "window_s"}``
@@ -127,6 +141,10 @@ class RateMeter:
 def _rate(value: float | None) -> str:
     if value is None:
         return "measuring"
+    if value == 0:
+        return "0/s"
+    if value < 1:
+        return f"{value:.2f}/s"  # one dead letter a minute is 0.02/s, not 0.0/s
     return f"{value:.1f}/s" if value < 100 else f"{value:,.0f}/s"
 
 
@@ -140,6 +158,31 @@ class Console:
         self.settings = settings
         self.signer = SessionSigner(settings)
         self.rates = RateMeter()
+        self._sampler: asyncio.Task[None] | None = None
+
+    def ensure_sampler(self, bus: Any) -> None:
+        """Start the background rate sampler of ``bus`` if it is not running (needs a running loop; a
+        no-op without one). It samples every ``rates.every`` seconds while the bus runs and ends when the
+        bus stops (the next console request starts it again)."""
+        if self._sampler is not None and not self._sampler.done():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._sampler = loop.create_task(self._sample(bus), name="pywats-console-rates")
+
+    async def _sample(self, bus: Any) -> None:
+        seen_running = False
+        while True:
+            if bus.running:
+                if not seen_running:
+                    self.rates.seed(bus.readiness()[1].get("started_at"))
+                seen_running = True
+                self.rates.sample(bus.metrics)
+            elif seen_running:
+                return
+            await asyncio.sleep(self.rates.every)
 
     # -- plumbing -------------------------------------------------------------------------------
     @staticmethod
@@ -163,6 +206,7 @@ class Console:
         """Wrap a page: redirect to the login form without a valid session."""
 
         async def endpoint(request: Request) -> Response:
+            self.ensure_sampler(self._ctx(request).bus)
             session = self.signer.session(request)
             if session is None:
                 return RedirectResponse("/console/login?" + urlencode({"next": request.url.path}), 303)
@@ -241,10 +285,15 @@ class Console:
             "breakers": breakers,
             "dead_letters": {"total": total, "parked": parked, "failed": total - parked},
             "board": board,
-            "rates": self.rates.sample(ctx.bus.metrics),
+            "rates": self._rates(ctx, details),
             "attention": attention,
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+
+    def _rates(self, ctx: HTTPContext, details: dict[str, Any]) -> dict[str, Any]:
+        if details.get("running"):
+            self.rates.seed(details.get("started_at"))
+        return self.rates.sample(ctx.bus.metrics)
 
     async def overview(self, request: Request, session: Session) -> Response:
         return self._render(request, "overview.html", session, snap=await self.snapshot(request), page="overview")
@@ -531,10 +580,15 @@ def _cursor(text: str | None, name: str) -> tuple[datetime, str] | None:
     return when, row_id
 
 
-def console_routes(settings: ConsoleSettings) -> list[BaseRoute]:
+def console_routes(settings: ConsoleSettings, bus: Any = None) -> list[BaseRoute]:
     """The console's routes: ``/`` (overview), ``/console/board``, ``/console/events[/{id}]``,
     ``/console/dead-letters[/{id}]``, ``/console/breakers``, the login form, the actions (POST) and the
     live stream ``/console/stream``; static assets under ``/console/static``.
+
+    Args:
+        settings: ``[http.console]``.
+        bus: the app's ``EventBus``: given (and called in a running event loop), the overview's rate
+            sampler starts now rather than at the first console request.
 
     Raises:
         ValueError: ``settings.enabled`` is False (the app serves no console then).
@@ -542,6 +596,8 @@ def console_routes(settings: ConsoleSettings) -> list[BaseRoute]:
     if not settings.enabled:
         raise ValueError("the console is not enabled ([http.console] enabled = true)")
     c = Console(settings)
+    if bus is not None:
+        c.ensure_sampler(bus)
     return [
         Route("/", c.page(c.overview), methods=["GET"]),
         Route("/console/login", c.login_form, methods=["GET"]),
