@@ -65,6 +65,10 @@ ENV_VAR = "PYWATS_EVENTS_DB"
 #: id is matched on that prefix through the index and then exactly against the stored event JSON.
 CORRELATION_ID_CHARS = 200
 
+#: Bounds of a stored timestamp, for an open-ended comparison.
+_TIME_MIN = datetime(1, 1, 2, tzinfo=UTC)
+_TIME_MAX = datetime(9999, 12, 30, tzinfo=UTC)
+
 #: Ids per ``IN (...)`` list: below SQLite's oldest bound-parameter limit (999).
 _CHUNK = 500
 
@@ -1030,14 +1034,37 @@ class SQLStore(Store):
                 where.append(c.body["correlation_id"].as_string() == q.correlation_id)
         if q.event_id is not None:
             where.append(c.id == q.event_id)
-        if q.after is not None:
-            # Keyset: written so that both databases use the timestamp index for the range.
-            ts, eid = q.after
+        cursor = self._cursor_filter(q)
+        if cursor is not None:
+            where.append(cursor)
+        if q.scan_limit is not None:
+            # The time of the scan_limit-th row after the cursor: an index-only read of the timestamp index.
+            order = c.timestamp.desc() if q.newest_first else c.timestamp.asc()
+            edge = (
+                sa.select(c.timestamp)
+                .where(*([cursor] if cursor is not None else []))
+                .order_by(order)
+                .offset(max(1, q.scan_limit) - 1)
+                .limit(1)
+                .scalar_subquery()
+            )
+            # Fewer rows than that: no bound (COALESCE keeps the comparison sargable, where OR would not).
             if q.newest_first:
-                where.append(sa.and_(c.timestamp <= ts, sa.or_(c.timestamp < ts, c.id < eid)))
+                where.append(c.timestamp >= sa.func.coalesce(edge, sa.literal(_TIME_MIN, _UTCDateTime)))
             else:
-                where.append(sa.and_(c.timestamp >= ts, sa.or_(c.timestamp > ts, c.id > eid)))
+                where.append(c.timestamp <= sa.func.coalesce(edge, sa.literal(_TIME_MAX, _UTCDateTime)))
         return where
+
+    @staticmethod
+    def _cursor_filter(q: EventQuery) -> sa.ColumnElement[bool] | None:
+        if q.after is None:
+            return None
+        # Keyset: written so that both databases use the timestamp index for the range.
+        c = _events.c
+        ts, eid = q.after
+        if q.newest_first:
+            return sa.and_(c.timestamp <= ts, sa.or_(c.timestamp < ts, c.id < eid))
+        return sa.and_(c.timestamp >= ts, sa.or_(c.timestamp > ts, c.id > eid))
 
     async def query_events(self, query: EventQuery) -> list[StoredEvent]:
         """Stored events matching ``query``, by timestamp, oldest first (ties by id), or newest first with

@@ -13,7 +13,7 @@ to wait at once may collect the awaitable and await it later.
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -150,6 +150,9 @@ class EventQuery:
         after: keyset cursor ``(timestamp, id)`` of the last row of the previous page: only rows after it
             in the query's order (older ones with ``newest_first``). A deep page then costs what the first
             page costs, where ``offset`` reads and skips every row before it.
+        scan_limit: examine only the first ``scan_limit`` stored events in the query's order after the
+            cursor (ignoring the other filters; ties at the boundary time included), then filter them:
+            bounds what a filter no index serves costs (count, >= 1; ``None``: no bound).
     """
 
     type_pattern: str | None = None
@@ -165,6 +168,7 @@ class EventQuery:
     correlation_id: str | None = None
     event_id: str | None = None
     after: tuple[datetime, str] | None = None
+    scan_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,8 +449,21 @@ class MemoryStore(Store):
         return COMPLETED
 
     async def query_events(self, query: EventQuery) -> list[StoredEvent]:
+        candidates: Iterable[StoredEvent] = self._events.values()
+        if query.scan_limit is not None:
+            window = EventQuery(after=query.after, newest_first=query.newest_first)
+            ordered = sorted(
+                (s for s in candidates if _matches(s, window)),
+                key=lambda s: (s.event.timestamp, s.event.id),
+                reverse=query.newest_first,
+            )
+            if len(ordered) > query.scan_limit:
+                edge = ordered[query.scan_limit - 1].event.timestamp
+                newest = query.newest_first
+                ordered = [s for s in ordered if (s.event.timestamp >= edge if newest else s.event.timestamp <= edge)]
+            candidates = ordered
         rows = sorted(
-            (s for s in self._events.values() if _matches(s, query)),
+            (s for s in candidates if _matches(s, query)),
             key=lambda s: (s.event.timestamp, s.event.id),
             reverse=query.newest_first,
         )

@@ -33,7 +33,7 @@ from ..context import HTTPContext
 from .auth import Session, SessionSigner
 from .settings import ConsoleSettings
 
-__all__ = ["E10_COLOURS", "RATE_WINDOW", "RateMeter", "console_routes"]
+__all__ = ["E10_COLOURS", "RATE_WINDOW", "SCAN_ROWS", "RateMeter", "console_routes"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,9 @@ def _colour(asset: dict[str, Any]) -> str:
 _env.filters["colour"] = _colour
 _env.globals["e10_names"] = E10_NAMES
 
+
+#: Events a page of the events listing examines at most for a filter no index serves (count).
+SCAN_ROWS = 100_000
 
 #: Seconds over which the overview's rates are computed.
 RATE_WINDOW = 60.0
@@ -316,7 +319,7 @@ class Console:
         rows: list[dict[str, Any]] = []
         page = self._page_number(request)
         size = self.settings.page_size
-        older = newer = None
+        older = newer = scanned = None
         try:
             since, until = _when(filters["since"], "since"), _when(filters["until"], "until")
             if filters["min_severity"] and filters["min_severity"] not in {s.value for s in Severity}:
@@ -344,11 +347,28 @@ class Console:
                 if before is None and "page" in q:
                     page = self._page_number(request, "page")
                     skip = (page - 1) * size
-                query = EventQuery(**base, limit=size + 1, offset=skip, after=before, newest_first=True)  # type: ignore[arg-type]
+                # A filter no index serves (source, severity, acknowledged, a type pattern) examines at most
+                # SCAN_ROWS events per page: a rare filter's page stays fast over a million events, and
+                # "older (more)" goes on searching below the part searched.
+                bounded = skip == 0 and filters["correlation_id"] is None and any(
+                    (filters["type"], filters["min_severity"], filters["source"], acknowledged is not None)
+                )
+                query = EventQuery(**base, limit=size + 1, offset=skip, after=before, newest_first=True,  # type: ignore[arg-type]
+                                   scan_limit=SCAN_ROWS if bounded else None)
                 found = await ctx.bus.store.query_events(query)
                 more_older = len(found) > size
                 found = found[:size]
                 more_newer = before is not None or skip > 0
+                if bounded and not more_older:
+                    store = ctx.bus.store
+                    edge = await store.query_events(
+                        EventQuery(newest_first=True, after=before, offset=SCAN_ROWS - 1, limit=1)
+                    )
+                    if edge:
+                        edge_cursor = (edge[0].event.timestamp, "")
+                        if await store.query_events(EventQuery(newest_first=True, after=edge_cursor, limit=1)):
+                            scanned = edge_cursor[0].isoformat()
+                            older = _cursor_text(*edge_cursor)
             rows = [s.to_json_dict() for s in found]
             if found and more_older:
                 older = _cursor_text(found[-1].event.timestamp, found[-1].event.id)
@@ -358,7 +378,7 @@ class Console:
             error = str(exc)
         return self._render(request, "events.html", session, rows=rows, page=page, older=older, newer=newer,
                             filters=filters, ack=ack, error=error, query=_query_without_page(request),
-                            page_name="events")
+                            scanned=scanned, scan_rows=SCAN_ROWS, page_name="events")
 
     async def event(self, request: Request, session: Session) -> Response:
         ctx = self._ctx(request)
@@ -572,8 +592,8 @@ def _cursor(text: str | None, name: str) -> tuple[datetime, str] | None:
     """Parse ``_cursor_text``'s form. Raises ``ValueError`` naming the parameter for anything else."""
     if not text:
         return None
-    stamp, sep, row_id = text.partition("|")
-    if not sep or not row_id:
+    stamp, sep, row_id = text.partition("|")  # an empty id: strictly before (after) that time
+    if not sep:
         raise ValueError(f"{name}: {text!r} is not a page cursor (<time>|<id>)")
     when = _when(stamp, name)
     assert when is not None

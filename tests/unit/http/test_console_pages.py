@@ -220,3 +220,37 @@ def test_a_bus_started_within_the_minute_has_rates_on_the_first_sample() -> None
     late = RateMeter()
     late.seed((datetime.now(UTC) - timedelta(minutes=5)).isoformat())  # too long ago: counts span more
     assert late.sample(bus.metrics)["in_per_s"] is None
+
+
+async def test_a_rare_filter_scans_a_bounded_part_and_older_searches_on(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pywats_events.http.console import views
+
+    monkeypatch.setattr(views, "SCAN_ROWS", 10)
+    bus = EventBus(store)
+    async with bus:
+        evs = [Event(id=f"ev-{i:02d}", type="unit.tested", source="rare" if i in (3, 25) else "ict-1",
+                     timestamp=T0 + timedelta(seconds=i)) for i in range(30)]
+        await store.append_events(evs)
+        async with client_for(make_app(bus)) as client:
+            first = (await client.get("/console/events", params={"source": "rare"})).text
+            assert ids_on(first) == ["ev-25"]  # within the newest 10 (ev-29 .. ev-20)
+            assert "Searched 10 events (back to 2026-03-01T06:00:20+00:00)" in first
+            second = (await client.get("/console/events" + link(first, "older"))).text  # type: ignore[operator]
+            assert ids_on(second) == []  # ev-19 .. ev-10
+            third = (await client.get("/console/events" + link(second, "older"))).text  # type: ignore[operator]
+            assert ids_on(third) == ["ev-03"]
+            assert link(third, "older") is None  # nothing older than what was searched
+            # the store's bound itself, on both stores
+            from pywats_events.store import EventQuery
+
+            found = await store.query_events(EventQuery(source="rare", newest_first=True, scan_limit=4))
+            assert found == []
+            found = await store.query_events(EventQuery(source="rare", newest_first=True, scan_limit=5,
+                                                        after=(T0 + timedelta(seconds=26), "")))
+            assert [s.event.id for s in found] == ["ev-25"]
+            found = await store.query_events(EventQuery(source="rare", scan_limit=5))  # oldest first
+            assert [s.event.id for s in found] == ["ev-03"]
+            found = await store.query_events(EventQuery(source="rare", newest_first=True, scan_limit=1000))
+            assert [s.event.id for s in found] == ["ev-25", "ev-03"]  # fewer rows than the bound: all
