@@ -1038,22 +1038,38 @@ class SQLStore(Store):
         if cursor is not None:
             where.append(cursor)
         if q.scan_limit is not None:
-            # The time of the scan_limit-th row after the cursor: an index-only read of the timestamp index.
-            order = c.timestamp.desc() if q.newest_first else c.timestamp.asc()
-            edge = (
-                sa.select(c.timestamp)
-                .where(*([cursor] if cursor is not None else []))
-                .order_by(order)
-                .offset(max(1, q.scan_limit) - 1)
-                .limit(1)
-                .scalar_subquery()
-            )
+            edge = self._edge_select(q, cursor).scalar_subquery()
             # Fewer rows than that: no bound (COALESCE keeps the comparison sargable, where OR would not).
             if q.newest_first:
                 where.append(c.timestamp >= sa.func.coalesce(edge, sa.literal(_TIME_MIN, _UTCDateTime)))
             else:
                 where.append(c.timestamp <= sa.func.coalesce(edge, sa.literal(_TIME_MAX, _UTCDateTime)))
         return where
+
+    @staticmethod
+    def _edge_select(q: EventQuery, cursor: sa.ColumnElement[bool] | None) -> sa.Select[Any]:
+        # The time of the scan_limit-th row after the cursor: an index-only read of the timestamp index.
+        c = _events.c
+        return (
+            sa.select(c.timestamp)
+            .where(*([cursor] if cursor is not None else []))
+            .order_by(c.timestamp.desc() if q.newest_first else c.timestamp.asc())
+            .offset(max(1, q.scan_limit or 1) - 1)
+            .limit(1)
+        )
+
+    async def scan_edge(self, query: EventQuery) -> datetime | None:
+        """The timestamp where ``query.scan_limit`` ends (see ``Store.scan_edge``), read from the
+        timestamp index alone.
+
+        Raises:
+            ValueError: ``query.scan_limit`` is not set.
+            StoreError: the store is not open or the query failed.
+        """
+        if query.scan_limit is None:
+            raise ValueError("scan_edge needs query.scan_limit")
+        rows = await self._read(self._edge_select(query, self._cursor_filter(query)), "event scan edge")
+        return rows[0][0] if rows else None
 
     @staticmethod
     def _cursor_filter(q: EventQuery) -> sa.ColumnElement[bool] | None:

@@ -272,6 +272,23 @@ class Store(abc.ABC):
     async def query_events(self, query: EventQuery) -> list[StoredEvent]:
         """Stored events matching ``query``, oldest first (newest first with ``query.newest_first``)."""
 
+    async def scan_edge(self, query: EventQuery) -> datetime | None:
+        """The timestamp where ``query.scan_limit`` ends: that of the ``scan_limit``-th stored event in the
+        query's order after its cursor (other filters ignored), or ``None`` when there are no more than
+        ``scan_limit`` such events (the bound cuts nothing off).
+
+        This default reads that row with an offset; ``SQLStore`` reads the timestamp index alone.
+
+        Raises:
+            ValueError: ``query.scan_limit`` is not set.
+            StoreError: the store cannot be read.
+        """
+        if query.scan_limit is None:
+            raise ValueError("scan_edge needs query.scan_limit")
+        window = EventQuery(after=query.after, newest_first=query.newest_first, offset=query.scan_limit - 1, limit=1)
+        rows = await self.query_events(window)
+        return rows[0].event.timestamp if rows else None
+
     @abc.abstractmethod
     async def count_events(self, query: EventQuery | None = None) -> int:
         """How many stored events match ``query`` (limit and offset ignored); all when ``None``."""

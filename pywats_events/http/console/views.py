@@ -361,11 +361,9 @@ class Console:
                 more_newer = before is not None or skip > 0
                 if bounded and not more_older:
                     store = ctx.bus.store
-                    edge = await store.query_events(
-                        EventQuery(newest_first=True, after=before, offset=SCAN_ROWS - 1, limit=1)
-                    )
-                    if edge:
-                        edge_cursor = (edge[0].event.timestamp, "")
+                    edge = await store.scan_edge(query)
+                    if edge is not None:
+                        edge_cursor = (edge, "")
                         if await store.query_events(EventQuery(newest_first=True, after=edge_cursor, limit=1)):
                             scanned = edge_cursor[0].isoformat()
                             older = _cursor_text(*edge_cursor)
