@@ -9,7 +9,7 @@ ships ``pywats_cfx`` (IPC-CFX codec and AMQP) and ``pywats_mqtt`` (MQTT); the HT
 from typing import TYPE_CHECKING
 
 from .admin import Admin
-from .breaker import BreakerPolicy, BreakerState, CircuitBreaker
+from .breaker import BreakerPolicy, BreakerState, BreakerTransition, CircuitBreaker
 from .bus import EventBus
 from .codec import DecodeContext, Decoder, get_decoder, register_decoder
 from .dead_letter import DeadLetterQueue, ReplayReport
@@ -81,7 +81,16 @@ from .plugins import PluginSpec, describe_plugins
 from .registry import HandlerRegistry, Subscription
 from .retry import RetryPolicy
 from .status_board import AssetStatus, StatusBoard
-from .store import DeadLetterEntry, DeadLetterReason, EventQuery, MemoryStore, Store, StoredEvent, StoreWrite
+from .store import (
+    DeadLetterEntry,
+    DeadLetterQuery,
+    DeadLetterReason,
+    EventQuery,
+    MemoryStore,
+    Store,
+    StoredEvent,
+    StoreWrite,
+)
 from .transports.base import InboundMessage, IngestSink, RawRecord, SettleResult, Transport, TransportState
 from .transports.file import FileSettings, FileTransport
 from .transports.mock import MockTransport
@@ -122,6 +131,7 @@ __all__ = [
     "BaseHandler",
     "BreakerPolicy",
     "BreakerState",
+    "BreakerTransition",
     "BusClosedError",
     "BusError",
     "CircuitBreaker",
@@ -129,6 +139,7 @@ __all__ = [
     "ConfigError",
     "DeadLetterEntry",
     "DeadLetterNotFoundError",
+    "DeadLetterQuery",
     "DeadLetterQueue",
     "DeadLetterReason",
     "DecodeContext",

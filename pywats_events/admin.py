@@ -96,8 +96,10 @@ class Admin:
         acknowledged: bool | None = None,
         limit: int = 100,
         offset: int = 0,
+        correlation_id: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Stored events matching the filters, oldest first, in JSON form plus acknowledgement fields.
+        """Stored events matching the filters (``correlation_id``: exact, indexed), oldest first, in JSON
+        form plus acknowledgement fields.
 
         Raises:
             ValueError: an invalid pattern or severity, a limit outside 1..100000, a negative offset.
@@ -118,6 +120,7 @@ class Admin:
             acknowledged=acknowledged,
             limit=limit,
             offset=offset,
+            correlation_id=correlation_id,
         )
         return [s.to_json_dict() for s in await self.bus.store.query_events(q)]
 

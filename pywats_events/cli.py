@@ -499,6 +499,9 @@ def events_list(
     since: Annotated[str | None, typer.Option(help="ISO 8601 start (inclusive).")] = None,
     until: Annotated[str | None, typer.Option(help="ISO 8601 end (exclusive).")] = None,
     source: Annotated[str | None, typer.Option(help="Exact source.")] = None,
+    correlation_id: Annotated[
+        str | None, typer.Option("--correlation-id", help="Exact correlation id (CFX TransactionID).")
+    ] = None,
     unacked: Annotated[bool, typer.Option("--unacked", help="Only unacknowledged events.")] = False,
     limit: Annotated[int, typer.Option(help="At most this many.", min=1, max=100_000)] = 50,
     offset: Annotated[int, typer.Option(help="Skip this many (from the newest).", min=0)] = 0,
@@ -520,6 +523,7 @@ def events_list(
             until=until_t,
             source=source,
             acknowledged=False if unacked else None,
+            correlation_id=correlation_id,
         )
         if type_pattern is not None:
             validate_type_pattern(type_pattern)
@@ -530,7 +534,8 @@ def events_list(
         if n == 0:
             return page, []
         rows = await a.query_events(
-            type_pattern, category, min_severity, since_t, until_t, source, q.acknowledged, n, start
+            type_pattern, category, min_severity, since_t, until_t, source, q.acknowledged, n, start,
+            correlation_id=correlation_id,
         )
         return page, rows[::-1] if page.newest_first else rows
 
@@ -780,7 +785,8 @@ def publish(
         Path | None, typer.Argument(help="JSON file: an event (or list) or a CFX envelope (or batch).")
     ] = None,
     to: Annotated[
-        str, typer.Option("--to", help="A [[transports]] name (cfx or mqtt kind), or 'http' for POST /events|/cfx.")
+        str,
+        typer.Option("--to", help="A [[transports]] name (cfx, mqtt or nats kind), or 'http' for POST /events|/cfx."),
     ] = "",
     sample: Annotated[
         str | None, typer.Option("--sample", help="Generate a CFX envelope: units-tested, fault, state-changed...")
@@ -788,13 +794,14 @@ def publish(
     seq: Annotated[int, typer.Option("--seq", min=0, help="Generated envelope's sequence number.")] = 0,
     source: Annotated[str | None, typer.Option("--source", help="Generated envelope's Source (handle).")] = None,
     topic: Annotated[
-        str | None, typer.Option("--topic", help="MQTT topic or AMQP routing key (default from the settings).")
+        str | None,
+        typer.Option("--topic", help="MQTT topic, AMQP routing key or NATS subject (default from the settings)."),
     ] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Send a test message to a configured transport or the HTTP intake, without starting a consumer;
-    waits for the broker's confirm (AMQP), PUBACK (MQTT QoS 1) or the HTTP answer."""
+    waits for the broker's confirm (AMQP), PUBACK (MQTT QoS 1), PubAck (NATS JetStream) or the HTTP answer."""
     from .commissioning.publish import load_message, publish_message
 
     if not to:
@@ -810,7 +817,7 @@ def publish(
         _print_json(report)
     else:
         dest = report["destination"]
-        what = ", ".join(report.get("routing_keys") or report.get("topics") or [])
+        what = ", ".join(report.get("routing_keys") or report.get("topics") or report.get("subjects") or [])
         out.print(
             f"published {message.kind} {report['name']} to {to}: {dest}{' ' + what if what else ''}",
             highlight=False,

@@ -49,17 +49,25 @@ from . import _json, jsonsafe
 from .errors import DeadLetterNotFoundError, StoreError, StoreRefusedError, StoreSchemaError
 from .event import Event, Severity, severity_rank
 from .pattern import pattern_to_sql_like, validate_type_pattern
-from .store import DeadLetterEntry, EventQuery, MemoryStore, Store, StoredEvent
+from .store import DeadLetterEntry, DeadLetterQuery, EventQuery, MemoryStore, Store, StoredEvent
 
 if TYPE_CHECKING:  # alembic is imported when a store opens, not with this module
     from .migrations import SchemaState
 
-__all__ = ["DEFAULT_DB", "ENV_VAR", "SQLStore", "UTCDateTime", "driver_url_of", "open_store"]
+__all__ = ["CORRELATION_ID_CHARS", "DEFAULT_DB", "ENV_VAR", "SQLStore", "UTCDateTime", "driver_url_of", "open_store"]
 
 #: The store used when neither ``--db`` nor ``PYWATS_EVENTS_DB`` says otherwise (relative to the cwd).
 DEFAULT_DB = "./pywats-events.db"
 #: Environment variable read by ``open_store(None)``.
 ENV_VAR = "PYWATS_EVENTS_DB"
+
+#: Characters of an event's correlation id kept in the indexed ``events.correlation_id`` column; a longer
+#: id is matched on that prefix through the index and then exactly against the stored event JSON.
+CORRELATION_ID_CHARS = 200
+
+#: Bounds of a stored timestamp, for an open-ended comparison.
+_TIME_MIN = datetime(1, 1, 2, tzinfo=UTC)
+_TIME_MAX = datetime(9999, 12, 30, tzinfo=UTC)
 
 #: Ids per ``IN (...)`` list: below SQLite's oldest bound-parameter limit (999).
 _CHUNK = 500
@@ -111,6 +119,9 @@ _events = sa.Table(
     sa.Column("severity", sa.SmallInteger, nullable=False),
     sa.Column("timestamp", _UTCDateTime, nullable=False, index=True),
     sa.Column("body", sa.JSON, nullable=False),
+    # The event's correlation id (its first CORRELATION_ID_CHARS characters; revision 0002), for the
+    # correlation filter. Before ``stored_at``: the group-commit writer appends that column's value last.
+    sa.Column("correlation_id", sa.String(200), nullable=True, index=True),
     sa.Column("stored_at", _UTCDateTime, nullable=False),
     sa.Column("acknowledged_at", _UTCDateTime, nullable=True),
     sa.Column("acknowledged_by", sa.String(200), nullable=True),
@@ -180,6 +191,13 @@ def _safe_pairs(records: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         if not (_plain(event_id) and _plain(handler)):
             out[i] = (_safe_text(event_id), _safe_text(handler))
     return out
+
+
+def _correlation_key(correlation_id: str | None) -> str | None:
+    """The ``events.correlation_id`` column value of a correlation id."""
+    if correlation_id is None:
+        return None
+    return _safe_text(correlation_id)[:CORRELATION_ID_CHARS]
 
 
 def _event_json(ev: Event) -> str:
@@ -349,6 +367,7 @@ class _Rows:
             ev.severity_rank,
             self.ts(ev.timestamp),
             _event_json(ev),
+            _correlation_key(ev.correlation_id),
         )
 
     def dead_letter(self, e: DeadLetterEntry) -> tuple[Any, ...]:
@@ -1108,7 +1127,59 @@ class SQLStore(Store):
             where.append(c.acknowledged_at.is_not(None))
         elif q.acknowledged is False:
             where.append(c.acknowledged_at.is_(None))
+        if q.correlation_id is not None:
+            where.append(c.correlation_id == _correlation_key(q.correlation_id))
+            if len(q.correlation_id) > CORRELATION_ID_CHARS or not _plain(q.correlation_id):
+                where.append(c.body["correlation_id"].as_string() == q.correlation_id)
+        if q.event_id is not None:
+            where.append(c.id == q.event_id)
+        cursor = self._cursor_filter(q)
+        if cursor is not None:
+            where.append(cursor)
+        if q.scan_limit is not None:
+            edge = self._edge_select(q, cursor).scalar_subquery()
+            # Fewer rows than that: no bound (COALESCE keeps the comparison sargable, where OR would not).
+            if q.newest_first:
+                where.append(c.timestamp >= sa.func.coalesce(edge, sa.literal(_TIME_MIN, _UTCDateTime)))
+            else:
+                where.append(c.timestamp <= sa.func.coalesce(edge, sa.literal(_TIME_MAX, _UTCDateTime)))
         return where
+
+    @staticmethod
+    def _edge_select(q: EventQuery, cursor: sa.ColumnElement[bool] | None) -> sa.Select[Any]:
+        # The time of the scan_limit-th row after the cursor: an index-only read of the timestamp index.
+        c = _events.c
+        return (
+            sa.select(c.timestamp)
+            .where(*([cursor] if cursor is not None else []))
+            .order_by(c.timestamp.desc() if q.newest_first else c.timestamp.asc())
+            .offset(max(1, q.scan_limit or 1) - 1)
+            .limit(1)
+        )
+
+    async def scan_edge(self, query: EventQuery) -> datetime | None:
+        """The timestamp where ``query.scan_limit`` ends (see ``Store.scan_edge``), read from the
+        timestamp index alone.
+
+        Raises:
+            ValueError: ``query.scan_limit`` is not set.
+            StoreError: the store is not open or the query failed.
+        """
+        if query.scan_limit is None:
+            raise ValueError("scan_edge needs query.scan_limit")
+        rows = await self._read(self._edge_select(query, self._cursor_filter(query)), "event scan edge")
+        return rows[0][0] if rows else None
+
+    @staticmethod
+    def _cursor_filter(q: EventQuery) -> sa.ColumnElement[bool] | None:
+        if q.after is None:
+            return None
+        # Keyset: written so that both databases use the timestamp index for the range.
+        c = _events.c
+        ts, eid = q.after
+        if q.newest_first:
+            return sa.and_(c.timestamp <= ts, sa.or_(c.timestamp < ts, c.id < eid))
+        return sa.and_(c.timestamp >= ts, sa.or_(c.timestamp > ts, c.id > eid))
 
     async def query_events(self, query: EventQuery) -> list[StoredEvent]:
         """Stored events matching ``query``, by timestamp, oldest first (ties by id), or newest first with
@@ -1259,6 +1330,31 @@ class SQLStore(Store):
         """
         stmt = sa.select(sa.func.count()).select_from(_dead_letters).where(*self._dead_filter(handler, reason))
         return int((await self._read(stmt, "dead-letter count"))[0][0])
+
+    async def query_dead_letters(self, query: DeadLetterQuery) -> list[DeadLetterEntry]:
+        """Entries matching ``query``, newest first by ``(first_failure_at, id)``: one read along the
+        ``first_failure_at`` index, so a deep page (keyset cursor ``query.before``) costs what the first
+        costs. The ``event_id`` filter reads the entries' event JSON (no index: one scan of the entries).
+
+        Raises:
+            StoreError: the store is not open or the query failed.
+        """
+        c = _dead_letters.c
+        where = self._dead_filter(query.handler, None)
+        if query.reasons is not None:
+            where.append(c.reason.in_(list(query.reasons)))
+        if query.event_id is not None:
+            where.append(c.event["id"].as_string() == query.event_id)
+        if query.before is not None:
+            ts, eid = query.before
+            where.append(sa.and_(c.first_failure_at <= ts, sa.or_(c.first_failure_at < ts, c.id < eid)))
+        stmt = (
+            sa.select(_dead_letters)
+            .where(*where)
+            .order_by(c.first_failure_at.desc(), c.id.desc())
+            .limit(max(1, query.limit))
+        )
+        return [_dead_entry(r) for r in await self._read(stmt, "dead-letter query")]
 
     async def _ids_with_prefix(self, table: sa.Table, prefix: str, limit: int) -> list[str]:
         # LIKE is case-insensitive in SQLite: the substr comparison keeps the match exact in every database.

@@ -13,7 +13,7 @@ to wait at once may collect the awaitable and await it later.
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +25,7 @@ from .pattern import compile_type_pattern
 __all__ = [
     "COMPLETED",
     "DeadLetterEntry",
+    "DeadLetterQuery",
     "DeadLetterReason",
     "EventQuery",
     "MemoryStore",
@@ -142,8 +143,16 @@ class EventQuery:
         since / until: timestamp range, inclusive start, exclusive end (aware datetimes).
         source: exact source.
         acknowledged: ``True`` only acknowledged, ``False`` only unacknowledged, ``None`` both.
+        correlation_id: exact correlation id (indexed in the SQL store: column ``events.correlation_id``).
+        event_id: exact event id (the one event, or none).
         limit: at most this many (1..100000); ``offset``: skip this many. Ordered by timestamp, oldest first,
             or newest first with ``newest_first`` (so the newest page of a large store is one indexed read).
+        after: keyset cursor ``(timestamp, id)`` of the last row of the previous page: only rows after it
+            in the query's order (older ones with ``newest_first``). A deep page then costs what the first
+            page costs, where ``offset`` reads and skips every row before it.
+        scan_limit: examine only the first ``scan_limit`` stored events in the query's order after the
+            cursor (ignoring the other filters; ties at the boundary time included), then filter them:
+            bounds what a filter no index serves costs (count, >= 1; ``None``: no bound).
     """
 
     type_pattern: str | None = None
@@ -156,6 +165,30 @@ class EventQuery:
     limit: int = 100
     offset: int = 0
     newest_first: bool = False
+    correlation_id: str | None = None
+    event_id: str | None = None
+    after: tuple[datetime, str] | None = None
+    scan_limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterQuery:
+    """Filter of ``Store.query_dead_letters``: dead letters newest first by ``(first_failure_at, id)``.
+
+    Attributes:
+        handler: only this handler's entries; ``None`` for all.
+        reasons: only entries with one of these reasons (``DeadLetterReason`` values); ``None`` for all.
+        event_id: only entries of the event with this id.
+        before: keyset cursor ``(first_failure_at, id)`` of the last entry of the previous page: only
+            entries older than it.
+        limit: at most this many (count, >= 1).
+    """
+
+    handler: str | None = None
+    reasons: tuple[str, ...] | None = None
+    event_id: str | None = None
+    before: tuple[datetime, str] | None = None
+    limit: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +272,23 @@ class Store(abc.ABC):
     async def query_events(self, query: EventQuery) -> list[StoredEvent]:
         """Stored events matching ``query``, oldest first (newest first with ``query.newest_first``)."""
 
+    async def scan_edge(self, query: EventQuery) -> datetime | None:
+        """The timestamp where ``query.scan_limit`` ends: that of the ``scan_limit``-th stored event in the
+        query's order after its cursor (other filters ignored), or ``None`` when there are no more than
+        ``scan_limit`` such events (the bound cuts nothing off).
+
+        This default reads that row with an offset; ``SQLStore`` reads the timestamp index alone.
+
+        Raises:
+            ValueError: ``query.scan_limit`` is not set.
+            StoreError: the store cannot be read.
+        """
+        if query.scan_limit is None:
+            raise ValueError("scan_edge needs query.scan_limit")
+        window = EventQuery(after=query.after, newest_first=query.newest_first, offset=query.scan_limit - 1, limit=1)
+        rows = await self.query_events(window)
+        return rows[0].event.timestamp if rows else None
+
     @abc.abstractmethod
     async def count_events(self, query: EventQuery | None = None) -> int:
         """How many stored events match ``query`` (limit and offset ignored); all when ``None``."""
@@ -287,6 +337,27 @@ class Store(abc.ABC):
     async def delete_dead_letters(self, entry_ids: Sequence[str]) -> int:
         """Delete entries by id; returns how many were deleted."""
 
+    async def query_dead_letters(self, query: DeadLetterQuery) -> list[DeadLetterEntry]:
+        """Entries matching ``query``, newest first by ``(first_failure_at, id)``, at most ``query.limit``.
+
+        This default reads every matching entry through ``list_dead_letters`` (fine for small stores);
+        ``MemoryStore`` and ``SQLStore`` answer it with one indexed read (keyset paging).
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        rows: list[DeadLetterEntry] = []
+        for reason in query.reasons if query.reasons is not None else (None,):
+            offset = 0
+            while True:
+                chunk = await self.list_dead_letters(handler=query.handler, reason=reason, limit=1000, offset=offset)
+                rows += [e for e in chunk if _dead_matches(e, query)]
+                if len(chunk) < 1000:
+                    break
+                offset += 1000
+        rows.sort(key=lambda e: (e.first_failure_at, e.id), reverse=True)
+        return rows[: query.limit]
+
     # -- id prefixes (the command line accepts abbreviated ids, as git does) ---------------------
     async def event_ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
         """Ids of stored events starting with ``prefix`` (case-sensitive), ascending, at most ``limit``.
@@ -321,7 +392,25 @@ def _matches(stored: StoredEvent, q: EventQuery) -> bool:
         return False
     if q.acknowledged is not None and (stored.acknowledged_at is not None) != q.acknowledged:
         return False
+    if q.correlation_id is not None and ev.correlation_id != q.correlation_id:
+        return False
+    if q.event_id is not None and ev.id != q.event_id:
+        return False
+    if q.after is not None:
+        key, cursor = (ev.timestamp, ev.id), q.after
+        if (key >= cursor) if q.newest_first else (key <= cursor):
+            return False
     return True
+
+
+def _dead_matches(e: DeadLetterEntry, q: DeadLetterQuery) -> bool:
+    if q.handler is not None and e.handler != q.handler:
+        return False
+    if q.reasons is not None and e.reason not in q.reasons:
+        return False
+    if q.event_id is not None and (e.event is None or e.event.id != q.event_id):
+        return False
+    return q.before is None or (e.first_failure_at, e.id) < q.before
 
 
 class _Completed:
@@ -377,8 +466,21 @@ class MemoryStore(Store):
         return COMPLETED
 
     async def query_events(self, query: EventQuery) -> list[StoredEvent]:
+        candidates: Iterable[StoredEvent] = self._events.values()
+        if query.scan_limit is not None:
+            window = EventQuery(after=query.after, newest_first=query.newest_first)
+            ordered = sorted(
+                (s for s in candidates if _matches(s, window)),
+                key=lambda s: (s.event.timestamp, s.event.id),
+                reverse=query.newest_first,
+            )
+            if len(ordered) > query.scan_limit:
+                edge = ordered[query.scan_limit - 1].event.timestamp
+                newest = query.newest_first
+                ordered = [s for s in ordered if (s.event.timestamp >= edge if newest else s.event.timestamp <= edge)]
+            candidates = ordered
         rows = sorted(
-            (s for s in self._events.values() if _matches(s, query)),
+            (s for s in candidates if _matches(s, query)),
             key=lambda s: (s.event.timestamp, s.event.id),
             reverse=query.newest_first,
         )
@@ -442,6 +544,14 @@ class MemoryStore(Store):
 
     async def count_dead_letters(self, *, handler: str | None = None, reason: str | None = None) -> int:
         return len(self._dead_matching(handler, reason))
+
+    async def query_dead_letters(self, query: DeadLetterQuery) -> list[DeadLetterEntry]:
+        rows = sorted(
+            (e for e in self._dead.values() if _dead_matches(e, query)),
+            key=lambda e: (e.first_failure_at, e.id),
+            reverse=True,
+        )
+        return rows[: query.limit]
 
     async def get_dead_letter(self, entry_id: str) -> DeadLetterEntry:
         try:

@@ -8,7 +8,7 @@ POST     /admin/dead-letters/replay           ``{"ids": [...]}`` or ``{"handler"
 POST     /admin/dead-letters/purge            ``{"ids"|"handler"|"reason"|"everything": true}``
 GET      /admin/events                        query (``type``, ``category``, ``min_severity``,
                                               ``since``, ``until``, ``source``, ``acknowledged``,
-                                              ``limit``, ``offset``)
+                                              ``correlation_id``, ``limit``, ``offset``)
 POST     /admin/events/acknowledge            ``{"ids": [...], "by": "operator"}``
 POST     /admin/events/purge                  ``{"older_than_days": 30, "keep_at_most": 100000}``
 GET      /admin/breakers                      every handler's breaker
@@ -199,6 +199,7 @@ async def _query_events(admin: Admin, r: Request) -> Any:
         acknowledged=_bool(r, "acknowledged"),
         limit=_int(r, "limit", 100, 1, 100_000),
         offset=_int(r, "offset", 0, 0, 2**31),
+        correlation_id=q.get("correlation_id") or None,
     )
 
 

@@ -157,7 +157,7 @@ def create_app(bus: EventBus, settings: HTTPSettings | None = None) -> Starlette
     if settings.console.enabled:
         from .console.views import console_routes
 
-        routes.extend(console_routes(settings.console))
+        routes.extend(console_routes(settings.console, bus))
     else:
         routes.append(Route("/", _console_off, methods=["GET"]))
     handlers: dict[Any, Any] = {HTTPException: _http_error, Exception: _internal_error}

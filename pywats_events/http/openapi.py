@@ -485,6 +485,7 @@ def _admin_paths() -> dict[str, Any]:
                     _q("until", {"type": "string", "format": "date-time"}),
                     _q("source", _STR),
                     _q("acknowledged", {"type": "boolean"}),
+                    _q("correlation_id", _STR),
                     _q("limit", {"type": "integer", "minimum": 1, "maximum": 100000}),
                     _q("offset", {"type": "integer", "minimum": 0}),
                 ],

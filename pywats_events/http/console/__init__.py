@@ -1,10 +1,12 @@
 """The operator console: server-rendered pages (Jinja2) at ``/`` with live updates over server-sent
 events, served by the same HTTP server as the API. Off unless ``[http.console] enabled = true``.
 
-Pages: overview (transports, breakers, queue depth, dead letters, active faults; red when a person is
-needed), line / lab board (SEMI E10 category colours, Biosero module status), events (filter, page,
-acknowledge), dead letters (failed apart from parked; replay one, selected or all of a handler; purge
-with confirmation), circuit breakers (force open / closed). Assets ship in the wheel; no build step.
+Pages: overview (transports, breakers, queue depth, dead letters, active faults, rates over the last
+minute; red when a person is needed), line / lab board (SEMI E10 category colours, Biosero module
+status), events (filter incl. correlation id, keyset paging, acknowledge) and one event (payload,
+headers, its dead letters, same correlation id), dead letters (failed apart from parked; replay one,
+selected or all of a handler; purge with confirmation), circuit breakers (history; force open / closed).
+Assets ship in the wheel; no build step.
 """
 
 from typing import Any

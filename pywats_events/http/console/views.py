@@ -11,7 +11,8 @@ import asyncio
 import hashlib
 import json
 import logging
-import math
+import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,11 +29,12 @@ from ... import jsonsafe
 from ...admin import Admin
 from ...errors import DeadLetterNotFoundError
 from ...event import Severity
+from ...store import DeadLetterQuery, EventQuery
 from ..context import HTTPContext
 from .auth import Session, SessionSigner
 from .settings import ConsoleSettings
 
-__all__ = ["E10_COLOURS", "console_routes"]
+__all__ = ["E10_COLOURS", "RATE_WINDOW", "SCAN_ROWS", "RateMeter", "console_routes"]
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +69,124 @@ _env.filters["colour"] = _colour
 _env.globals["e10_names"] = E10_NAMES
 
 
+#: Events a page of the events listing examines at most for a filter no index serves (count).
+SCAN_ROWS = 100_000
+
+#: Seconds over which the overview's rates are computed.
+RATE_WINDOW = 60.0
+
+
+class RateMeter:
+    """Events per second in, handled and dead-lettered over the last ``window`` seconds, from the bus's
+    cumulative counters (``BusMetrics``): each ``sample`` keeps ``(time, in, handled, dead-lettered)``,
+    at most one per ``every`` seconds, and drops those older than the window. The console samples once a
+    second in the background while the bus runs (from the app's creation when it is created in a running
+    event loop; else from the first console request) and whenever the overview or its live stream
+    renders. A bus started less than a minute before the first sample is seeded with zero counts at its
+    start (``seed``), so the rates cover everything since the start; a console first opened later reads
+    "measuring" for a second and then covers the time since it began sampling, up to the window.
+
+    Args:
+        window: seconds of history (> 0). every: seconds between kept samples.
+        clock: monotonic clock in seconds (tests may pass their own).
+    """
+
+    def __init__(self, window: float = RATE_WINDOW, every: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self.every = every
+        self._clock = clock
+        self._samples: deque[tuple[float, int, int, int]] = deque()
+
+    @staticmethod
+    def totals(metrics: Any) -> tuple[int, int, int]:
+        """``(received, handled, dead-lettered)`` counts of a ``BusMetrics`` (raw input dead-lettered by a
+        transport counts as dead-lettered)."""
+        received = sum(metrics.received.values())
+        handled = sum(metrics.handled.values())
+        dead = sum(metrics.dead_lettered.values()) + sum(metrics.raw_dead_lettered.values())
+        return received, handled, dead
+
+    def seed(self, started_at: datetime | str | None) -> None:
+        """With no sample yet and a bus started less than ``window`` seconds ago (``started_at``: aware
+        UTC, or ISO 8601 text as ``EventBus.readiness`` gives it), add the sample ``(start, 0, 0, 0)``:
+        the counters were at zero then, so the first view after a start already has its rates."""
+        if self._samples or started_at is None:
+            return
+        start = datetime.fromisoformat(started_at) if isinstance(started_at, str) else started_at
+        age = (datetime.now(UTC) - start).total_seconds()
+        if 0 <= age < self.window:
+            self._samples.append((self._clock() - age, 0, 0, 0))
+
+    def sample(self, metrics: Any) -> dict[str, Any]:
+        """Take a sample and return ``{"in_per_s", "handled_per_s", "dead_lettered_per_s", "window_s"}``
+        (floats, events per second; ``None`` each until two samples span at least ``every`` seconds)."""
+        now = self._clock()
+        totals = self.totals(metrics)
+        samples = self._samples
+        if not samples or now - samples[-1][0] >= self.every:
+            samples.append((now, *totals))
+        else:  # keep the newest counts without a sample per call
+            samples[-1] = (samples[-1][0], *totals)
+        while len(samples) > 2 and now - samples[1][0] >= self.window:
+            samples.popleft()
+        first, last = samples[0], (now, *totals)
+        span = last[0] - first[0]
+        if span < self.every:
+            return {"in_per_s": None, "handled_per_s": None, "dead_lettered_per_s": None, "window_s": 0.0}
+        return {
+            "in_per_s": (last[1] - first[1]) / span,
+            "handled_per_s": (last[2] - first[2]) / span,
+            "dead_lettered_per_s": (last[3] - first[3]) / span,
+            "window_s": round(min(span, self.window + self.every), 1),
+        }
+
+
+def _rate(value: float | None) -> str:
+    if value is None:
+        return "measuring"
+    if value == 0:
+        return "0/s"
+    if value < 1:
+        return f"{value:.2f}/s"  # one dead letter a minute is 0.02/s, not 0.0/s
+    return f"{value:.1f}/s" if value < 100 else f"{value:,.0f}/s"
+
+
+_env.filters["rate"] = _rate
+
+
 class Console:
     """The console of one app: settings, session signer, and the page and action endpoints."""
 
     def __init__(self, settings: ConsoleSettings) -> None:
         self.settings = settings
         self.signer = SessionSigner(settings)
+        self.rates = RateMeter()
+        self._sampler: asyncio.Task[None] | None = None
+
+    def ensure_sampler(self, bus: Any) -> None:
+        """Start the background rate sampler of ``bus`` if it is not running (needs a running loop; a
+        no-op without one). It samples every ``rates.every`` seconds while the bus runs and ends when the
+        bus stops (the next console request starts it again)."""
+        if self._sampler is not None and not self._sampler.done():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._sampler = loop.create_task(self._sample(bus), name="pywats-console-rates")
+
+    async def _sample(self, bus: Any) -> None:
+        seen_running = False
+        while True:
+            if bus.running:
+                if not seen_running:
+                    self.rates.seed(bus.readiness()[1].get("started_at"))
+                seen_running = True
+                self.rates.sample(bus.metrics)
+            elif seen_running:
+                return
+            await asyncio.sleep(self.rates.every)
 
     # -- plumbing -------------------------------------------------------------------------------
     @staticmethod
@@ -96,6 +210,7 @@ class Console:
         """Wrap a page: redirect to the login form without a valid session."""
 
         async def endpoint(request: Request) -> Response:
+            self.ensure_sampler(self._ctx(request).bus)
             session = self.signer.session(request)
             if session is None:
                 return RedirectResponse("/console/login?" + urlencode({"next": request.url.path}), 303)
@@ -174,9 +289,15 @@ class Console:
             "breakers": breakers,
             "dead_letters": {"total": total, "parked": parked, "failed": total - parked},
             "board": board,
+            "rates": self._rates(ctx, details),
             "attention": attention,
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+
+    def _rates(self, ctx: HTTPContext, details: dict[str, Any]) -> dict[str, Any]:
+        if details.get("running"):
+            self.rates.seed(details.get("started_at"))
+        return self.rates.sample(ctx.bus.metrics)
 
     async def overview(self, request: Request, session: Session) -> Response:
         return self._render(request, "overview.html", session, snap=await self.snapshot(request), page="overview")
@@ -184,44 +305,96 @@ class Console:
     async def board(self, request: Request, session: Session) -> Response:
         return self._render(request, "board.html", session, snap=await self.snapshot(request), page="board")
 
-    def _page_number(self, request: Request) -> int:
+    def _page_number(self, request: Request, name: str = "n") -> int:
         try:
-            return max(1, int(request.query_params.get("page", "1")))
+            return max(1, int(request.query_params.get(name, "1")))
         except ValueError:
             return 1
 
     async def events(self, request: Request, session: Session) -> Response:
         ctx = self._ctx(request)
         q = request.query_params
-        filters = {k: q.get(k) or None for k in ("type", "min_severity", "source", "since", "until")}
+        filters = {k: q.get(k) or None for k in ("type", "min_severity", "source", "since", "until", "correlation_id")}
         ack = q.get("acknowledged") or None
         error = None
         rows: list[dict[str, Any]] = []
         page = self._page_number(request)
         size = self.settings.page_size
+        older = newer = scanned = None
         try:
             since, until = _when(filters["since"], "since"), _when(filters["until"], "until")
             if filters["min_severity"] and filters["min_severity"] not in {s.value for s in Severity}:
                 raise ValueError(f"unknown severity {filters['min_severity']!r}")
             acknowledged = {"yes": True, "no": False}.get(ack or "")
             from ...pattern import validate_type_pattern
-            from ...store import EventQuery
 
             if filters["type"]:
                 validate_type_pattern(filters["type"])
+            before, after = _cursor(q.get("before"), "before"), _cursor(q.get("after"), "after")
             base = dict(type_pattern=filters["type"], min_severity=filters["min_severity"], source=filters["source"],
-                        since=since, until=until, acknowledged=acknowledged)
-            # One indexed read, newest first, one row more than a page to know whether there is an older
-            # page: no count over the whole table (a million stored events must not slow the page down).
-            query = EventQuery(**base, limit=size + 1, offset=(page - 1) * size, newest_first=True)  # type: ignore[arg-type]
-            found = await ctx.bus.store.query_events(query)
-            more = len(found) > size
-            rows = [s.to_json_dict() for s in found[:size]]
+                        since=since, until=until, acknowledged=acknowledged, correlation_id=filters["correlation_id"])
+            # Keyset paging, newest first by (timestamp, id): one indexed read of a page and one row more
+            # (to know whether there is a further page), however deep; no count over the whole table.
+            if after is not None:  # "newer": the page just above the cursor, read upwards, shown newest first
+                query = EventQuery(**base, limit=size + 1, after=after, newest_first=False)  # type: ignore[arg-type]
+                found = await ctx.bus.store.query_events(query)
+                more_newer = len(found) > size
+                found = list(reversed(found[:size]))
+                more_older = True
+            else:
+                # ``page=N`` without a cursor (links of earlier versions) still works, by OFFSET: fine for
+                # the first pages, and the pager's own links carry cursors from there on.
+                skip = 0
+                if before is None and "page" in q:
+                    page = self._page_number(request, "page")
+                    skip = (page - 1) * size
+                # A filter no index serves (source, severity, acknowledged, a type pattern) examines at most
+                # SCAN_ROWS events per page: a rare filter's page stays fast over a million events, and
+                # "older (more)" goes on searching below the part searched.
+                bounded = skip == 0 and filters["correlation_id"] is None and any(
+                    (filters["type"], filters["min_severity"], filters["source"], acknowledged is not None)
+                )
+                query = EventQuery(**base, limit=size + 1, offset=skip, after=before, newest_first=True,  # type: ignore[arg-type]
+                                   scan_limit=SCAN_ROWS if bounded else None)
+                found = await ctx.bus.store.query_events(query)
+                more_older = len(found) > size
+                found = found[:size]
+                more_newer = before is not None or skip > 0
+                if bounded and not more_older:
+                    store = ctx.bus.store
+                    edge = await store.scan_edge(query)
+                    if edge is not None:
+                        edge_cursor = (edge, "")
+                        if await store.query_events(EventQuery(newest_first=True, after=edge_cursor, limit=1)):
+                            scanned = edge_cursor[0].isoformat()
+                            older = _cursor_text(*edge_cursor)
+            rows = [s.to_json_dict() for s in found]
+            if found and more_older:
+                older = _cursor_text(found[-1].event.timestamp, found[-1].event.id)
+            if found and more_newer:
+                newer = _cursor_text(found[0].event.timestamp, found[0].event.id)
         except ValueError as exc:
-            error, more = str(exc), False
-        return self._render(request, "events.html", session, rows=rows, total=None, page=page,
-                            pages=page + 1 if more else page, filters=filters, ack=ack, error=error,
-                            query=_query_without_page(request), page_name="events")
+            error = str(exc)
+        return self._render(request, "events.html", session, rows=rows, page=page, older=older, newer=newer,
+                            filters=filters, ack=ack, error=error, query=_query_without_page(request),
+                            scanned=scanned, scan_rows=SCAN_ROWS, page_name="events")
+
+    async def event(self, request: Request, session: Session) -> Response:
+        ctx = self._ctx(request)
+        event_id = request.path_params["event_id"]
+        found = await ctx.bus.store.query_events(EventQuery(event_id=event_id, limit=1))
+        if not found:
+            return self._render(request, "message.html", session, 404, title="Not found",
+                                message=f"No stored event {event_id!r}.")
+        stored = found[0]
+        dead = await ctx.bus.store.query_dead_letters(DeadLetterQuery(event_id=event_id, limit=100))
+        related: list[dict[str, Any]] = []
+        cid = stored.event.correlation_id
+        if cid is not None:
+            same = await ctx.bus.store.query_events(EventQuery(correlation_id=cid, limit=21, newest_first=True))
+            related = [s.to_json_dict() for s in same if s.event.id != event_id][:20]
+        return self._render(request, "event.html", session, ev=stored.to_json_dict(),
+                            dead=[e.to_json_dict() for e in dead], related=related, page_name="events")
 
     async def dead_letters(self, request: Request, session: Session) -> Response:
         ctx = self._ctx(request)
@@ -232,23 +405,29 @@ class Console:
         view = q.get("view", "failed")
         page = self._page_number(request)
         size = self.settings.page_size
-        reasons = [reason] if reason else list(PARKED_REASONS if view == "parked" else FAILED_REASONS)
-        if view == "all" and not reason:
-            reasons = [None]  # type: ignore[list-item]
-        counts = {r: await admin.count_dead_letters(handler=handler, reason=r) for r in reasons}
-        total = sum(counts.values())
-        # newest first over the selected reasons: gather the page from each reason's newest rows
+        reasons: tuple[str, ...] | None = (
+            (reason,) if reason else None if view == "all" else PARKED_REASONS if view == "parked" else FAILED_REASONS
+        )
+        counts = [await admin.count_dead_letters(handler=handler, reason=r) for r in (reasons or (None,))]
+        total = sum(counts)
+        error = None
         rows: list[dict[str, Any]] = []
-        want = page * size
-        for r, n in counts.items():
-            if n:
-                offset = max(0, n - want)
-                rows += await admin.list_dead_letters(handler=handler, reason=r, limit=min(want, n), offset=offset)
-        rows.sort(key=lambda e: e["last_failure_at"] or "", reverse=True)
-        rows = rows[(page - 1) * size: page * size]
+        older = None
+        try:
+            before = _cursor(q.get("before"), "before")
+            # Keyset paging, newest first by (first failure, id): one read along the first_failure_at index.
+            found = await ctx.bus.store.query_dead_letters(
+                DeadLetterQuery(handler=handler, reasons=reasons, before=before, limit=size + 1)
+            )
+            if len(found) > size:
+                found = found[:size]
+                older = _cursor_text(found[-1].first_failure_at, found[-1].id)
+            rows = [e.to_json_dict() for e in found]
+        except ValueError as exc:
+            error = str(exc)
         handlers = sorted(ctx.bus.breakers)
         return self._render(request, "dead_letters.html", session, rows=rows, total=total, page=page,
-                            pages=max(1, math.ceil(total / size)), handler=handler, reason=reason, view=view,
+                            older=older, newer=None, handler=handler, reason=reason, view=view, error=error,
                             handlers=handlers, reasons=PARKED_REASONS + FAILED_REASONS,
                             query=_query_without_page(request), page_name="dead_letters")
 
@@ -288,7 +467,11 @@ class Console:
 
     async def breakers(self, request: Request, session: Session) -> Response:
         snap = await self.snapshot(request)
-        return self._render(request, "breakers.html", session, snap=snap, page_name="breakers")
+        history = {
+            name: [t.to_json_dict() for t in reversed(b.history)]
+            for name, b in sorted(self._ctx(request).bus.breakers.items())
+        }
+        return self._render(request, "breakers.html", session, snap=snap, history=history, page_name="breakers")
 
     # -- actions --------------------------------------------------------------------------------
     async def ack_events(self, request: Request, session: Session, form: dict[str, list[str]]) -> Response:
@@ -394,13 +577,37 @@ def _when(text: str | None, name: str) -> datetime | None:
 
 
 def _query_without_page(request: Request) -> str:
-    return urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "page"])
+    """The query string without the paging parameters (``before``, ``after``, ``n``, ``page``)."""
+    paging = ("before", "after", "n", "page")
+    return urlencode([(k, v) for k, v in request.query_params.multi_items() if k not in paging])
 
 
-def console_routes(settings: ConsoleSettings) -> list[BaseRoute]:
-    """The console's routes: ``/`` (overview), ``/console/board``, ``/console/events``,
+def _cursor_text(ts: datetime, row_id: str) -> str:
+    """A keyset cursor as it goes in a URL: ``<ISO 8601 time>|<id>``."""
+    return f"{ts.isoformat()}|{row_id}"
+
+
+def _cursor(text: str | None, name: str) -> tuple[datetime, str] | None:
+    """Parse ``_cursor_text``'s form. Raises ``ValueError`` naming the parameter for anything else."""
+    if not text:
+        return None
+    stamp, sep, row_id = text.partition("|")  # an empty id: strictly before (after) that time
+    if not sep:
+        raise ValueError(f"{name}: {text!r} is not a page cursor (<time>|<id>)")
+    when = _when(stamp, name)
+    assert when is not None
+    return when, row_id
+
+
+def console_routes(settings: ConsoleSettings, bus: Any = None) -> list[BaseRoute]:
+    """The console's routes: ``/`` (overview), ``/console/board``, ``/console/events[/{id}]``,
     ``/console/dead-letters[/{id}]``, ``/console/breakers``, the login form, the actions (POST) and the
     live stream ``/console/stream``; static assets under ``/console/static``.
+
+    Args:
+        settings: ``[http.console]``.
+        bus: the app's ``EventBus``: given (and called in a running event loop), the overview's rate
+            sampler starts now rather than at the first console request.
 
     Raises:
         ValueError: ``settings.enabled`` is False (the app serves no console then).
@@ -408,6 +615,8 @@ def console_routes(settings: ConsoleSettings) -> list[BaseRoute]:
     if not settings.enabled:
         raise ValueError("the console is not enabled ([http.console] enabled = true)")
     c = Console(settings)
+    if bus is not None:
+        c.ensure_sampler(bus)
     return [
         Route("/", c.page(c.overview), methods=["GET"]),
         Route("/console/login", c.login_form, methods=["GET"]),
@@ -416,6 +625,7 @@ def console_routes(settings: ConsoleSettings) -> list[BaseRoute]:
         Route("/console/board", c.page(c.board), methods=["GET"]),
         Route("/console/events", c.page(c.events), methods=["GET"]),
         Route("/console/events/ack", c.action(c.ack_events), methods=["POST"]),
+        Route("/console/events/{event_id:path}", c.page(c.event), methods=["GET"]),
         Route("/console/dead-letters", c.page(c.dead_letters), methods=["GET"]),
         Route("/console/dead-letters/replay", c.action(c.replay), methods=["POST"]),
         Route("/console/dead-letters/purge", c.action(c.purge), methods=["POST"]),

@@ -25,7 +25,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0003_query_indexes"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

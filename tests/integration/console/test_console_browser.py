@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -269,4 +270,94 @@ def test_operator_sees_a_fault_live_replays_its_dead_letter_and_viewer_is_refuse
         page.locator("tbody input[name=id]").first.check()
         page.evaluate("document.querySelector('form[action=\"/console/events/ack\"]').submit()")
         expect(page.locator("h1")).to_have_text("Admin role needed")
+        browser.close()
+
+
+def cfx_sample(name: str, source: str, transaction: str) -> bytes:
+    env = json.loads((REPO / f"samples/cfx/{name}__1.json").read_text())
+    env["Source"], env["UniqueID"] = source, str(uuid.uuid4())
+    env["TimeStamp"] = datetime.now(UTC).isoformat()
+    env["MessageBody"]["TransactionID"] = transaction
+    return json.dumps(env).encode()
+
+
+def test_event_detail_correlation_filter_and_breaker_history(service: dict[str, Any]) -> None:
+    """The event detail page (payload, headers, the event's dead letter), the correlation-id filter and
+    the links between events of one transaction, and the breakers page's history after forcing a
+    breaker open and closed with its buttons."""
+    from playwright.sync_api import expect, sync_playwright
+
+    base, exchange = service["base"], service["exchange"]
+    station = f"SMT.Line{uuid.uuid4().hex[:4]}.Placer2"
+    tx, other_tx = str(uuid.uuid4()), str(uuid.uuid4())
+    run_async(publish(exchange, f"{station}.CFX.ResourcePerformance.FaultOccurred", fault_envelope(station)))
+    for name, transaction in (("CFX.Production.WorkStarted", tx), ("CFX.Production.WorkCompleted", tx),
+                              ("CFX.Production.WorkStarted", other_tx)):
+        run_async(publish(exchange, f"{station}.{name}", cfx_sample(name, station, transaction)))
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        login(page, base, ADMIN)
+
+        # the fault event, opened from the events list: payload, headers, and the pager's dead letter
+        rows = page.locator("tbody tr.sev-error", has_text="asset.fault")
+        for _ in range(75):
+            page.goto(f"{base}/console/events?type=asset.fault&source={station}")
+            if rows.count() and page.locator("tbody", has_text="asset.fault").count():
+                break
+            time.sleep(0.2)
+        page.goto(f"{base}/console/events?type=asset.fault&source={station}")
+        page.locator("tbody a[data-event-link]").first.click()
+        expect(page.locator("#ev-type")).to_have_text("asset.fault")
+        expect(page.locator("#ev-payload")).to_contain_text("Nozzle vacuum lost")
+        expect(page.locator("#ev-headers")).to_contain_text("FaultOccurred")
+        dead = page.locator("#ev-dead-letters tbody tr", has_text="pager")
+        expect(dead).to_have_count(1, timeout=15_000)
+        expect(dead).to_contain_text("RuntimeError: pager gateway unreachable")
+        shot(page, "event")
+        dead.locator("a").click()  # to the dead letter itself
+        expect(page.locator("#error")).to_have_text("RuntimeError: pager gateway unreachable")
+
+        # the correlation filter: both events of the transaction, not the other transaction's
+        page.goto(f"{base}/console/events")
+        page.fill("input[name=correlation_id]", tx)
+        page.click("form.filters button[type=submit]")
+        listed = page.locator("tbody input[name=id]")
+        expect(listed.first).to_be_visible()
+        count = listed.count()
+        assert count >= 2, count
+        expect(page.locator("tbody")).not_to_contain_text(other_tx)
+        expect(page.locator("tbody")).to_contain_text("production.work_started")
+        expect(page.locator("tbody")).to_contain_text("production.work_completed")
+        shot(page, "events-correlation")
+        # from one of them, the same-correlation table links to the others
+        page.locator("tbody a[data-event-link]").first.click()
+        expect(page.locator("#ev-correlation")).to_have_text(tx)
+        expect(page.locator("#ev-related tbody tr")).to_have_count(count - 1)
+        page.locator("#ev-correlation a").click()
+        expect(page.locator("tbody input[name=id]")).to_have_count(count)
+
+        # breaker history: force the pager's breaker open and closed from the page
+        page.goto(f"{base}/console/breakers")
+        row = page.locator("tr", has=page.locator("td", has_text="pager")).first
+        row.locator("button[value=open]").click()
+        expect(page.locator("#message")).to_have_text("Circuit of pager forced open.")
+        page.goto(f"{base}/console/breakers")
+        page.locator("tr", has=page.locator("td", has_text="pager")).first.locator("button[value=closed]").click()
+        page.goto(f"{base}/console/breakers")
+        history = page.locator('table.history[data-handler="pager"] tbody tr')
+        expect(history).to_have_count(2)
+        expect(history.nth(0)).to_contain_text("open")
+        expect(history.nth(0)).to_contain_text("forced closed by an operator")
+        expect(history.nth(1)).to_contain_text("forced open by an operator")
+        shot(page, "breakers")
+
+        # the overview's rates over the last minute: a fault arrives now (and the pager, still down,
+        # dead-letters it)
+        run_async(publish(exchange, f"{station}.CFX.ResourcePerformance.FaultOccurred", fault_envelope(station)))
+        page.goto(f"{base}/")
+        nonzero = re.compile(r"^(0\.0?[1-9]|[1-9])[\d.,]*/s$")  # the rates update live (SSE)
+        expect(page.locator("#rate-in")).to_have_text(nonzero, timeout=15_000)
+        expect(page.locator("#rate-dead")).to_have_text(nonzero)
+        shot(page, "overview")
         browser.close()
