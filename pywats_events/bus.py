@@ -34,6 +34,7 @@ from .metrics import BusMetrics
 from .registry import HandlerRegistry
 from .retry import RetryPolicy
 from .store import DeadLetterEntry, DeadLetterReason, MemoryStore, Store
+from .tracing import raw_log_fields
 from .transports.base import RawRecord, SettleResult, Transport, TransportState
 
 __all__ = ["STOP_GRACE", "EventBus"]
@@ -600,7 +601,9 @@ class EventBus:
         entry = entry_for_raw(record)
         await self.store.add_dead_letters((entry,))
         self.metrics.count_raw_dead_letter(record.transport)
-        log.warning("dead-lettered undecodable input from %s: %s", record.origin, record.reason)
+        log.warning(
+            "dead-lettered undecodable input from %s: %s", record.origin, record.reason, extra=raw_log_fields(record)
+        )
         self._emit_dead_letter_event(entry)
         return entry.id
 

@@ -6,6 +6,10 @@ IPC-CFX envelope (one or a batch; recognised by ``MessageName``), or an envelope
 its AMQP exchange, as ``CFXTransport.publish_envelope`` publishes, with publisher confirms; ``mqtt`` kind:
 a topic, QoS from ``publish_qos``), or ``http``: ``POST /events`` or ``POST /cfx`` of the running service
 described by ``[http]``, with the route's bearer token or HMAC signature (``X-Signature: sha256=<hex>``).
+
+Every message carries a W3C ``traceparent`` (AMQP header, MQTT 5 user property, HTTP header): a PRODUCER
+span's context when tracing is configured (``OTEL_TRACES_EXPORTER``...), otherwise a fresh one; the report
+names its ``trace_ids``, so the message can be followed in the service's spans and JSON logs.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import tracing
 from ..config import Settings, TransportConfig
 from ..errors import ConfigError, TransportError
 from ..event import Event
@@ -168,37 +173,41 @@ async def _publish_amqp(cfg: TransportConfig, message: OutgoingTest, routing_key
         conn = await aio_pika.connect(s.connection_url(), ssl_context=s.ssl_context(), timeout=s.connect_timeout)
     except Exception as exc:  # aiormq and the socket layer raise many kinds
         raise CFXPublishError(f"cannot connect to {s.where()}: {exc}") from None
+    trace_ids: list[str | None] = []
     try:
         channel = await conn.channel(publisher_confirms=True)
         exchange = await channel.get_exchange(s.exchange, ensure=False)
         for out in outs:
-            amqp = aio_pika.Message(
-                out.body,
-                headers=out.headers,
-                content_type=out.content_type,
-                content_encoding=out.content_encoding,
-                message_id=out.message_id,
-                timestamp=out.timestamp,
-                app_id=s.app_id,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            )
-            try:
-                confirm = await exchange.publish(amqp, out.routing_key, timeout=s.publish_timeout, mandatory=True)
-            except aio_pika.exceptions.DeliveryError as exc:
-                raise CFXPublishError(
-                    f"exchange {s.exchange!r} routed {out.routing_key!r} to no queue (is the service's queue "
-                    f"bound? binding_keys {s.binding_keys}): {exc}"
-                ) from None
-            except Exception as exc:
-                raise CFXPublishError(f"publish to exchange {s.exchange!r} failed: {exc}") from None
-            if confirm is not None and not isinstance(confirm, aiormq.spec.Basic.Ack):
-                raise CFXPublishError(f"broker refused the message for {out.routing_key!r}")
+            with tracing.producer_span("rabbitmq", f"{s.exchange} {out.routing_key}") as trace:
+                amqp = aio_pika.Message(
+                    out.body,
+                    headers={**out.headers, **trace},
+                    content_type=out.content_type,
+                    content_encoding=out.content_encoding,
+                    message_id=out.message_id,
+                    timestamp=out.timestamp,
+                    app_id=s.app_id,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                )
+                try:
+                    confirm = await exchange.publish(amqp, out.routing_key, timeout=s.publish_timeout, mandatory=True)
+                except aio_pika.exceptions.DeliveryError as exc:
+                    raise CFXPublishError(
+                        f"exchange {s.exchange!r} routed {out.routing_key!r} to no queue (is the service's queue "
+                        f"bound? binding_keys {s.binding_keys}): {exc}"
+                    ) from None
+                except Exception as exc:
+                    raise CFXPublishError(f"publish to exchange {s.exchange!r} failed: {exc}") from None
+                if confirm is not None and not isinstance(confirm, aiormq.spec.Basic.Ack):
+                    raise CFXPublishError(f"broker refused the message for {out.routing_key!r}")
+            trace_ids.append(tracing.trace_id_of(trace))
     finally:
         await conn.close()
     return {
         "destination": f"{s.redacted_url} exchange {s.exchange!r}",
         "routing_keys": [o.routing_key for o in outs],
         "message_ids": [o.message_id for o in outs],
+        "trace_ids": trace_ids,
     }
 
 
@@ -248,11 +257,21 @@ async def _publish_mqtt(cfg: TransportConfig, index: int, message: OutgoingTest,
     )
     import asyncio
 
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    trace_ids: list[str | None] = []
     try:
         await conn.connect(s.connect_timeout)  # raises MQTTConnectError; returns session-present
         async with asyncio.timeout(s.send_timeout):
             for t, body in sends:
-                await conn.publish(t, body, s.publish_qos, False)
+                with tracing.producer_span("mqtt", t) as trace:
+                    props = None
+                    if s.protocol == "5":  # MQTT 3.1.1 has no headers: nothing to carry the trace context
+                        props = Properties(PacketTypes.PUBLISH)
+                        props.UserProperty = list(trace.items())
+                        trace_ids.append(tracing.trace_id_of(trace))
+                    await conn.publish(t, body, s.publish_qos, False, props)
     except TimeoutError:
         raise MQTTPublishError(f"no acknowledgement from mqtt://{s.host}:{s.port} within {s.send_timeout:g}s") from None
     except MQTTPublishError:
@@ -261,7 +280,12 @@ async def _publish_mqtt(cfg: TransportConfig, index: int, message: OutgoingTest,
         raise MQTTPublishError(f"cannot publish to mqtt://{s.host}:{s.port}: {exc}") from None
     finally:
         await conn.disconnect()
-    return {"destination": f"mqtt://{s.host}:{s.port}", "topics": [t for t, _ in sends], "qos": s.publish_qos}
+    return {
+        "destination": f"mqtt://{s.host}:{s.port}",
+        "topics": [t for t, _ in sends],
+        "qos": s.publish_qos,
+        "trace_ids": trace_ids,
+    }
 
 
 async def _publish_http(settings: Settings, message: OutgoingTest) -> dict[str, Any]:
@@ -284,8 +308,9 @@ async def _publish_http(settings: Settings, message: OutgoingTest) -> dict[str, 
         digest = hmac.new(sec.hmac_secret.get_secret_value().encode(), body, hashlib.sha256).hexdigest()
         headers["x-signature"] = f"sha256={digest}"
     try:
-        async with httpx.AsyncClient(timeout=30.0) as client:
-            response = await client.post(url, content=body, headers=headers)
+        with tracing.producer_span("http", url) as trace:
+            async with httpx.AsyncClient(timeout=30.0) as client:
+                response = await client.post(url, content=body, headers={**headers, **trace})
     except httpx.HTTPError as exc:
         raise TransportError(f"POST {url}: {exc or type(exc).__name__} (is the service running?)") from None
     if response.status_code >= 300:
@@ -294,4 +319,5 @@ async def _publish_http(settings: Settings, message: OutgoingTest) -> dict[str, 
         answer: Any = response.json()
     except ValueError:
         answer = response.text
-    return {"destination": url, "status": response.status_code, "response": answer}
+    trace_id = tracing.trace_id_of(trace)
+    return {"destination": url, "status": response.status_code, "response": answer, "trace_id": trace_id}

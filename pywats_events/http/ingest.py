@@ -26,6 +26,7 @@ from starlette.responses import Response
 
 from ..errors import DecodeError
 from ..event import Event
+from ..tracing import trace_headers
 from .context import HTTPContext
 from .errors import IngestRefusedError, InvalidRequestError
 from .limits import BodyTooLargeError, gunzip_limited, read_body
@@ -83,9 +84,13 @@ def _invalid(ctx: HTTPContext, route: str, exc: InvalidRequestError) -> Response
     return problem(400, exc.reason, field=exc.field or None)
 
 
-async def _hand_over(ctx: HTTPContext, route: str, events: list[Event], first_delivery: bool = False) -> Response:
+async def _hand_over(
+    ctx: HTTPContext, route: str, events: list[Event], first_delivery: bool = False, request: Request | None = None
+) -> Response:
+    # W3C trace context of the request (traceparent/tracestate), for the receive span and the events' headers.
+    trace = trace_headers(request.headers) if request is not None else {}
     try:
-        result = await ctx.transport.ingest(events, first_delivery=first_delivery, route=route)
+        result = await ctx.transport.ingest(events, first_delivery=first_delivery, route=route, headers=trace)
     except IngestRefusedError as exc:
         return _refused(ctx, route, exc)
     except Exception as exc:
@@ -153,7 +158,7 @@ async def _decode_and_ingest(
         events, first_delivery = decode(body, _id_seed(request, ctx, group, raw))
     except InvalidRequestError as exc:
         return _invalid(ctx, route, exc)
-    return await _hand_over(ctx, route, events, first_delivery)
+    return await _hand_over(ctx, route, events, first_delivery, request)
 
 
 async def post_events(request: Request) -> Response:
@@ -191,6 +196,7 @@ async def post_cfx(request: Request) -> Response:
         return raw
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     meta = {"content-type": request.headers.get("content-type", ""), "content-encoding": encoding}
+    meta.update(trace_headers(request.headers))
     body = raw
     try:
         if encoding in ("gzip", "x-gzip"):
@@ -209,7 +215,7 @@ async def post_cfx(request: Request) -> Response:
         return _invalid(ctx, route, exc)
     except DecodeError as exc:
         return await _dead_letter(ctx, route, body, exc, meta)
-    return await _hand_over(ctx, route, events)
+    return await _hand_over(ctx, route, events, request=request)
 
 
 async def _dead_letter(ctx: HTTPContext, route: str, body: bytes, exc: DecodeError, meta: dict[str, str]) -> Response:
