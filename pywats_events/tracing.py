@@ -176,7 +176,8 @@ def configure_from_environment() -> bool:
       installed: set up the SDK's provider with a batch processor per exporter, the resource from
       ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` (default service name ``pywats-events``) and
       the OTLP exporter's own ``OTEL_EXPORTER_OTLP_*`` variables.
-    - otherwise (the extra absent included): tracing stays off.
+    - otherwise: tracing stays off (with a WARNING when ``OTEL_TRACES_EXPORTER`` asks for an exporter but
+      the extra is not installed).
 
     Returns:
         True when tracing is now enabled.
@@ -185,7 +186,14 @@ def configure_from_environment() -> bool:
         ConfigError: ``OTEL_TRACES_EXPORTER`` names an exporter whose package is not installed, or one
             this function does not know.
     """
-    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true" or not available():
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    if not available():
+        if os.environ.get("OTEL_TRACES_EXPORTER", "none").strip() not in ("", "none"):
+            log.warning(
+                "OTEL_TRACES_EXPORTER is set but OpenTelemetry is not installed: tracing is off "
+                "(pip install 'pywats-events[otel]')"
+            )
         return False
     from opentelemetry import trace
 
