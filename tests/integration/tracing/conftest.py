@@ -1,20 +1,19 @@
-"""Fixtures: OpenTelemetry's SDK with its in-memory exporter, tracing enabled for one test."""
+"""Fixtures: OpenTelemetry's SDK with its in-memory exporter, tracing enabled for one test (tests that
+need it skip when the ``otel`` extra is not installed; CI installs it with the ``test`` extra)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed")
-
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
 from pywats_events import tracing
 from tests.integration.http.conftest import start_app, start_service  # noqa: F401
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 
 class Spans:
@@ -36,6 +35,12 @@ class Spans:
 
 @pytest.fixture
 def spans() -> Iterator[Spans]:
+    """Tracing enabled with the SDK and an in-memory exporter (skips when the otel extra is absent)."""
+    pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from opentelemetry.trace import SpanKind, StatusCode
 
 from pywats_events import DecodeError, Event, EventBus, MockTransport, register_decoder
 from pywats_events.codec import DecodeContext
@@ -16,6 +15,9 @@ from pywats_events.retry import RetryPolicy
 from pywats_events.sql_store import open_store
 
 from .conftest import Spans, hex_span, hex_trace
+
+_otel = pytest.importorskip("opentelemetry.trace", reason="the otel extra is not installed")
+SpanKind, StatusCode = _otel.SpanKind, _otel.StatusCode
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 PARENT = "b7ad6b7169203331"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from opentelemetry.trace import SpanKind, StatusCode
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -21,6 +21,9 @@ from tests.cfx_samples import SAMPLES
 from tests.waiting import wait_for
 
 from .conftest import Spans, hex_span, hex_trace
+
+_otel = pytest.importorskip("opentelemetry.trace", reason="the otel extra is not installed")
+SpanKind, StatusCode = _otel.SpanKind, _otel.StatusCode
 
 REMOTE_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 REMOTE_PARENT = "00f067aa0ba902b7"
