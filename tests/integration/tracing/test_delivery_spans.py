@@ -91,7 +91,7 @@ async def test_retries_are_span_events_and_a_dead_letter_is_an_error_status_and_
 
         broken = False
         assert await bus.dead_letters.replay(entry.id)
-    replayed = [s for s in spans.named("process") if s.attributes["pywats.replay"]]
+    replayed = [s for s in spans.named("process") if s.attributes.get("pywats.replay")]
     assert len(replayed) == 1
     assert hex_trace(replayed[0]) == TRACE
     assert replayed[0].parent.span_id == receive.context.span_id  # the original message's receive span
@@ -118,7 +118,7 @@ async def test_entry_read_back_from_the_store_after_a_restart_still_continues_th
     async with again:
         (entry,) = await again.dead_letters.list()
         assert await again.dead_letters.replay(entry.id)
-    replayed = [s for s in spans.named("process") if s.attributes["pywats.replay"]]
+    replayed = [s for s in spans.named("process") if s.attributes.get("pywats.replay")]
     assert [hex_trace(s) for s in replayed] == [TRACE]
     assert replayed[0].parent.span_id == receive.context.span_id
 
