@@ -8,6 +8,8 @@ ships ``pywats_cfx`` (IPC-CFX codec and AMQP) and ``pywats_mqtt`` (MQTT); the HT
 
 from typing import TYPE_CHECKING
 
+# The tracing module (OpenTelemetry imported only when enabled): ``pywats_events.tracing.enable(...)``.
+from . import tracing
 from .admin import Admin
 from .breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from .bus import EventBus
@@ -210,5 +212,6 @@ __all__ = [
     "open_store",
     "payload_model",
     "register_decoder",
+    "tracing",
     "typed_payload",
 ]
