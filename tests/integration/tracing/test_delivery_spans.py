@@ -13,6 +13,7 @@ from pywats_events import DecodeError, Event, EventBus, MockTransport, register_
 from pywats_events.codec import DecodeContext
 from pywats_events.retry import RetryPolicy
 from pywats_events.sql_store import open_store
+from tests.waiting import wait_for
 
 from .conftest import Spans, hex_span, hex_trace
 
@@ -158,3 +159,23 @@ async def test_bus_publish_without_trace_context_makes_root_process_spans(spans:
     (process,) = spans.named("process")
     assert process.parent is None and process.attributes["pywats.transport"] == "publish"
     assert not spans.named("receive")  # publish is no transport message
+
+
+async def test_a_message_the_bus_refuses_ends_its_receive_span_in_error(spans: Spans) -> None:
+    from pywats_events import BusClosedError, InboundMessage, SettleResult
+
+    class Message(InboundMessage):
+        async def ack(self, result: SettleResult) -> None:
+            raise AssertionError("a refused message must not be acked")
+
+        async def settle_failed(self, exc: BaseException) -> None:
+            raise AssertionError("nothing was submitted: the caller gives it back")
+
+    bus = EventBus()  # not started
+    mock = bus.add_transport(MockTransport("line", decoder="event-json"))
+    with pytest.raises(BusClosedError):
+        await mock.intake(Message(body(), origin="q", decoder="event-json", headers={"traceparent": TRACEPARENT}))
+    await wait_for(lambda: len(spans.named("receive")) == 1)  # (a future's callbacks run on the next loop turn)
+    (receive,) = spans.named("receive")
+    assert receive.status.status_code is StatusCode.ERROR and "not running" in (receive.status.description or "")
+    assert hex_trace(receive) == TRACE
