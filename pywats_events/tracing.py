@@ -45,7 +45,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
@@ -338,6 +338,22 @@ def outbound_headers(event: Event | None = None, *, new_trace: bool = False) -> 
         if found:
             return found
     return {TRACEPARENT: new_traceparent()} if new_trace else {}
+
+
+def with_current_context(events: Sequence[Event]) -> Sequence[Event]:
+    """``events`` with the current span's trace context in their headers, for those that carry none
+    (``bus.publish`` inside a span: a handler's derived event continues the handler's trace). Returned
+    unchanged when there is no current span."""
+    if not active or not _trace.get_current_span().get_span_context().is_valid:
+        return events
+    carrier: dict[str, str] = {}
+    _propagate.inject(carrier)
+    if TRACEPARENT not in carrier:
+        return events
+    return [
+        e if _header(e.headers, TRACEPARENT) else e.model_copy(update={"headers": {**e.headers, **carrier}})
+        for e in events
+    ]
 
 
 def inject(carrier: MutableMapping[str, Any], event: Event | None = None) -> MutableMapping[str, Any]:

@@ -5,6 +5,7 @@ trace (issue 18.2, 18.4)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -179,3 +180,23 @@ async def test_a_message_the_bus_refuses_ends_its_receive_span_in_error(spans: S
     (receive,) = spans.named("receive")
     assert receive.status.status_code is StatusCode.ERROR and "not running" in (receive.status.description or "")
     assert hex_trace(receive) == TRACE
+
+
+async def test_an_event_a_handler_publishes_continues_the_handlers_trace(spans: Spans) -> None:
+    bus = EventBus()
+    mock = bus.add_transport(MockTransport("line", decoder="event-json"))
+
+    derived: list[asyncio.Future[object]] = []
+
+    @bus.subscribe("test.result", name="derive")
+    async def derive(event: Event) -> None:
+        # Not awaited here: its settlement may need this handler's lane (same ordering key).
+        derived.append(asyncio.ensure_future(bus.publish(Event(type="unit.passed", source=event.source))))
+
+    bus.subscribe("unit.passed", name="mes")(lambda event: None)
+    async with bus:
+        await mock.inject_raw(body(), headers={"traceparent": TRACEPARENT})
+        await asyncio.wait_for(derived[0], 10)
+    by_handler = {s.attributes["pywats.handler"]: s for s in spans.named("process")}
+    assert by_handler["mes"].parent.span_id == by_handler["derive"].context.span_id
+    assert hex_trace(by_handler["mes"]) == TRACE
