@@ -10,6 +10,11 @@ Run: ``python bench/inprocess.py [--events N]``. Prints one line per figure and,
 - bus+store: the same with the SQLite ``SQLStore`` (idempotency record per delivery, group-committed, the
   message settled only after its commit).
 - bus+store+event-store: additionally the built-in ``EventStoreHandler`` writes every event to SQLite.
+
+``--otel=absent|disabled|enabled`` (default ``disabled``: OpenTelemetry installed or not, tracing not
+enabled): ``absent`` makes ``opentelemetry`` unimportable before anything is imported; ``enabled`` turns
+tracing on with the SDK and a batch processor whose exporter drops the spans (the cost of making them).
+``--only-bus`` measures the ceiling and the no-store bus only. ``bench/tracing.py`` alternates the three.
 """
 
 from __future__ import annotations
@@ -21,6 +26,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+#: ``--otel=`` mode (read before any import, since ``absent`` must hold for every later import).
+OTEL = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--otel=")), "disabled")
+if OTEL == "absent":
+
+    class _RefuseOpenTelemetry:
+        def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+            if name == "opentelemetry" or name.startswith("opentelemetry."):
+                raise ModuleNotFoundError(f"No module named {name!r} (--otel=absent)")
+            return None
+
+    sys.meta_path.insert(0, _RefuseOpenTelemetry())  # type: ignore[arg-type]
 
 # Running a script puts its folder first on sys.path, where bench/http.py would shadow the standard
 # library's http package: drop it, and make the repository importable without installation.
@@ -90,12 +107,31 @@ async def through_bus(n: int, *, store_url: str | None, event_store: bool) -> fl
     return n / elapsed
 
 
+def _enable_tracing() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    from pywats_events import tracing
+
+    class Drop(SpanExporter):
+        def export(self, spans: object) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Drop(), max_queue_size=65536))
+    tracing.enable(provider)
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=50_000, help="events per measurement (default 50000)")
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds; the best of each is kept")
+    ap.add_argument("--otel", choices=["absent", "disabled", "enabled"], default="disabled", help="see above")
+    ap.add_argument("--only-bus", action="store_true", help="only the ceiling and the no-store bus figures")
     args = ap.parse_args()
     n = args.events
+    if args.otel == "enabled":
+        _enable_tracing()
     await ceiling(min(n, 10_000))  # warm up pydantic and the allocator
     best: dict[str, float] = {"ceiling": 0.0, "bus": 0.0, "store": 0.0, "event_store": 0.0}
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,6 +139,8 @@ async def main() -> None:
             # Alternating rounds, best of each: other load on the machine only ever lowers a figure.
             best["ceiling"] = max(best["ceiling"], await ceiling(n))
             best["bus"] = max(best["bus"], await through_bus(n, store_url=None, event_store=False))
+            if args.only_bus:
+                continue
             store_eps = await through_bus(n, store_url=f"sqlite:///{tmp}/a{r}.db", event_store=False)
             best["store"] = max(best["store"], store_eps)
             es_eps = await through_bus(n, store_url=f"sqlite:///{tmp}/b{r}.db", event_store=True)
@@ -120,6 +158,7 @@ async def main() -> None:
                 "bus_store_eps": round(best["store"]),
                 "bus_store_event_store_eps": round(best["event_store"]),
                 "ratio": round(bus_eps / ceiling_eps, 3),
+                "otel": args.otel,
             }
         )
     )

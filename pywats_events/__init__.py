@@ -8,6 +8,8 @@ ships ``pywats_cfx`` (IPC-CFX codec and AMQP) and ``pywats_mqtt`` (MQTT); the HT
 
 from typing import TYPE_CHECKING
 
+# The tracing module (OpenTelemetry imported only when enabled): ``pywats_events.tracing.enable(...)``.
+from . import tracing
 from .admin import Admin
 from .breaker import BreakerPolicy, BreakerState, BreakerTransition, CircuitBreaker
 from .bus import EventBus
@@ -221,5 +223,6 @@ __all__ = [
     "open_store",
     "payload_model",
     "register_decoder",
+    "tracing",
     "typed_payload",
 ]

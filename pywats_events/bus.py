@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from . import tracing
 from .breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from .dead_letter import DeadLetterQueue, entry_for_raw
 from .delivery import DeliveryLayer
@@ -612,6 +613,8 @@ class EventBus:
         return self.run_on_loop(self._publish(events))
 
     async def _publish(self, events: Sequence[Event]) -> SettleResult:
+        if tracing.active:  # published inside a span (a handler's derived event): continue its trace
+            events = tracing.with_current_context(events)
         future = await self.submit(events, transport="publish")
         return await future
 
@@ -640,7 +643,12 @@ class EventBus:
         entry = entry_for_raw(record)
         await self.store.add_dead_letters((entry,))
         self.metrics.count_raw_dead_letter(record.transport)
-        log.warning("dead-lettered undecodable input from %s: %s", record.origin, record.reason)
+        log.warning(
+            "dead-lettered undecodable input from %s: %s",
+            record.origin,
+            record.reason,
+            extra=tracing.raw_log_fields(record),
+        )
         self._emit_dead_letter_event(entry)
         return entry.id
 

@@ -27,7 +27,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__, jsonsafe
+from . import __version__, jsonsafe, tracing
 from .admin import Admin
 from .analytics.cli import analytics_app
 from .bus import STOP_GRACE
@@ -100,6 +100,15 @@ class _GlobalOptions:
 def _setup_logging(level: str) -> None:
     """Log at ``level`` (the command's default, or the configuration's), unless ``--log-level`` was given."""
     setup_logging(_GlobalOptions.log_level or level, _GlobalOptions.log_format)
+
+
+def _setup_tracing() -> None:
+    """OpenTelemetry tracing when the environment configures it (``tracing.configure_from_environment``)."""
+    try:
+        if tracing.configure_from_environment():
+            logging.getLogger("pywats_events").info("OpenTelemetry tracing on")
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _version(value: bool) -> None:
@@ -236,6 +245,7 @@ def run(
     """
     settings = _settings(config, db)
     _setup_logging(settings.log_level)
+    _setup_tracing()
     grace = connect_grace if exit_on_connect_failure else None
     if _run(lambda: _serve(settings, grace)):
         raise typer.Exit(EXIT_CONNECT_FAILURE)
@@ -808,6 +818,7 @@ def publish(
         raise _fail("--to: give the transport name from the configuration (or 'http')")
     settings = _settings(config, None)
     _setup_logging("WARNING")
+    _setup_tracing()
     try:
         message = load_message(file, sample, seq=seq, source=source)
     except PyWatsEventsError as exc:
@@ -818,8 +829,10 @@ def publish(
     else:
         dest = report["destination"]
         what = ", ".join(report.get("routing_keys") or report.get("topics") or report.get("subjects") or [])
+        traces = [t for t in (report.get("trace_ids") or [report.get("trace_id")]) if t]
+        trace = f" (trace {', '.join(traces)})" if traces else ""
         out.print(
-            f"published {message.kind} {report['name']} to {to}: {dest}{' ' + what if what else ''}",
+            f"published {message.kind} {report['name']} to {to}: {dest}{' ' + what if what else ''}{trace}",
             highlight=False,
             markup=False,
             soft_wrap=True,

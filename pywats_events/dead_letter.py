@@ -23,6 +23,7 @@ from .codec import DecodeContext, get_decoder
 from .errors import BusError, DecodeError
 from .event import Event
 from .store import DeadLetterEntry, DeadLetterReason, Store
+from .tracing import trace_headers
 from .transports.base import IngestSink, RawRecord
 
 __all__ = ["DeadLetterEntry", "DeadLetterQueue", "DeadLetterReason", "Redelivery", "ReplayReport"]
@@ -214,7 +215,9 @@ class DeadLetterQueue:
         return False
 
     async def _replay_raw(self, entry: DeadLetterEntry) -> bool:
-        ctx = DecodeContext(origin=entry.origin, headers={"replayed_from": entry.id})
+        # The trace headers the input came with (the receive span's, when traced), so the replayed
+        # events' deliveries continue the original trace.
+        ctx = DecodeContext(origin=entry.origin, headers={**trace_headers(entry.headers), "replayed_from": entry.id})
         try:
             decoder = get_decoder(str(entry.headers.get("pywats-decoder", "auto")))
             events = decoder(entry.raw_body or b"", ctx)

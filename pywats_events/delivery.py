@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from . import tracing as _tracing
 from .breaker import BreakerState, CircuitBreaker
 from .dead_letter import entry_for_failure, entry_for_refused
 from .errors import BusError, CircuitOpenError, SinkUnavailableError, StoreRefusedError
@@ -175,6 +176,8 @@ class DeliveryLayer:
             raise
         except Exception as exc:
             breaker.record_failure()
+            if _tracing.active:
+                _tracing.attempt_failed(1, exc)
             if self.on_attempt_failed is not None:
                 self.on_attempt_failed(event, name, 1, exc)
             return await self._retry(event, sub, breaker, exc, timeout)
@@ -237,6 +240,8 @@ class DeliveryLayer:
                 raise
             except Exception as exc:
                 breaker.record_failure()
+                if _tracing.active:
+                    _tracing.attempt_failed(attempts, exc)
                 if self.on_attempt_failed is not None:
                     self.on_attempt_failed(event, name, attempts, exc)
                 raise
@@ -302,7 +307,10 @@ class DeliveryLayer:
         to_store: list[Event] | None = None
         result = tracker.result
         for sub in subs:
-            res = await self.deliver(event, sub)
+            if _tracing.hooked:  # process span and/or log context
+                res = await _tracing.deliver(self.deliver, event, sub, tracker.transport)
+            else:
+                res = await self.deliver(event, sub)
             outcome = res.outcome
             if outcome is _HANDLED:
                 result.handled += 1
@@ -373,7 +381,10 @@ class DeliveryLayer:
         Raises:
             StoreError: the write failed.
         """
-        res = await self.deliver(event, sub)
+        if _tracing.hooked:
+            res = await _tracing.deliver(self.deliver, event, sub, str(event.headers.get("transport", "")), replay=True)
+        else:
+            res = await self.deliver(event, sub)
         if res.outcome is _DEFERRED:
             await res.deferred  # type: ignore[misc]
         elif res.outcome is not _HANDLED:
@@ -425,6 +436,7 @@ class DeliveryLayer:
                 entry.attempts,
                 entry.error_type,
                 entry.error_message,
+                extra=_tracing.entry_log_fields(entry),
             )
         if self._on_dead_letter is not None:
             self._on_dead_letter(entry)

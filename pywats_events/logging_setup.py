@@ -12,7 +12,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from . import jsonsafe
+from . import jsonsafe, tracing
 
 __all__ = ["LOG_FORMATS", "JSONFormatter", "setup_logging"]
 
@@ -55,10 +55,19 @@ def setup_logging(level: str, log_format: Literal["text", "json"] = "text") -> N
 
     Args:
         level: a ``logging`` level name (``DEBUG`` .. ``CRITICAL``, any case); unknown names mean ``INFO``.
-        log_format: ``text`` (one readable line per record) or ``json`` (``JSONFormatter``).
+        log_format: ``text`` (one readable line per record) or ``json`` (``JSONFormatter``; lines written
+            during a delivery get the fields ``event_id``, ``handler``, ``transport``, ``trace_id``: see
+            ``pywats_events.tracing.DeliveryContextFilter``).
     """
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JSONFormatter() if log_format == "json" else logging.Formatter(_TEXT_FORMAT))
+    if log_format == "json":
+        handler.setFormatter(JSONFormatter())
+        # Lines written during a delivery carry event_id, handler, transport and trace_id as fields.
+        handler.addFilter(tracing.DeliveryContextFilter())
+        tracing.enable_log_context()
+    else:
+        handler.setFormatter(logging.Formatter(_TEXT_FORMAT))
+        tracing.disable_log_context()
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

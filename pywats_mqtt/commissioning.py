@@ -13,7 +13,7 @@ import os
 import socket
 from typing import Any
 
-from pywats_events import jsonsafe
+from pywats_events import jsonsafe, tracing
 from pywats_events.commissioning.publish import OutgoingTest, PublishTarget
 from pywats_events.errors import ConfigError
 
@@ -73,11 +73,21 @@ async def publish(target: PublishTarget, message: OutgoingTest) -> dict[str, Any
         on_message=lambda *_: None,
         on_lost=lambda *_: None,
     )
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    trace_ids: list[str | None] = []
     try:
         await conn.connect(s.connect_timeout)  # raises MQTTConnectError; returns session-present
         async with asyncio.timeout(s.send_timeout):
             for t, body in sends:
-                await conn.publish(t, body, s.publish_qos, False)
+                with tracing.producer_span("mqtt", t) as trace:
+                    props = None
+                    if s.protocol == "5":  # MQTT 3.1.1 has no headers: nothing to carry the trace context
+                        props = Properties(PacketTypes.PUBLISH)
+                        props.UserProperty = list(trace.items())
+                        trace_ids.append(tracing.trace_id_of(trace))
+                    await conn.publish(t, body, s.publish_qos, False, props)
     except TimeoutError:
         raise MQTTPublishError(f"no acknowledgement from mqtt://{s.host}:{s.port} within {s.send_timeout:g}s") from None
     except MQTTPublishError:
@@ -86,4 +96,9 @@ async def publish(target: PublishTarget, message: OutgoingTest) -> dict[str, Any
         raise MQTTPublishError(f"cannot publish to mqtt://{s.host}:{s.port}: {exc}") from None
     finally:
         await conn.disconnect()
-    return {"destination": f"mqtt://{s.host}:{s.port}", "topics": [t for t, _ in sends], "qos": s.publish_qos}
+    return {
+        "destination": f"mqtt://{s.host}:{s.port}",
+        "topics": [t for t, _ in sends],
+        "qos": s.publish_qos,
+        "trace_ids": trace_ids,
+    }

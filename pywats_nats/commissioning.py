@@ -14,7 +14,7 @@ import contextlib
 import uuid
 from typing import Any
 
-from pywats_events import jsonsafe
+from pywats_events import jsonsafe, tracing
 from pywats_events.commissioning.publish import OutgoingTest, PublishTarget
 from pywats_events.errors import ConfigError
 
@@ -90,10 +90,13 @@ async def publish(target: PublishTarget, message: OutgoingTest) -> dict[str, Any
     sequences: list[int] = []
     streams: list[str] = []
     duplicates = 0
+    trace_ids: list[str | None] = []
     try:
         js = nc.jetstream(timeout=s.send_timeout)
         for subject, body, msg_id in sends:
-            headers = {MSG_ID_HEADER: msg_id, "Content-Type": "application/json"}
+            with tracing.producer_span("nats", subject) as trace:
+                headers = {MSG_ID_HEADER: msg_id, "Content-Type": "application/json", **trace}
+                trace_ids.append(tracing.trace_id_of(trace))
             try:
                 ack = await js.publish(subject, body, timeout=s.send_timeout, headers=headers)
             except (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError):
@@ -115,4 +118,5 @@ async def publish(target: PublishTarget, message: OutgoingTest) -> dict[str, Any
         "message_ids": [msg_id for _, _, msg_id in sends],
         "sequences": sequences,
         "duplicates": duplicates,
+        "trace_ids": trace_ids,
     }

@@ -24,7 +24,7 @@ from typing import Any, Self
 import httpx
 from pydantic import SecretStr
 
-from pywats_events import jsonsafe
+from pywats_events import jsonsafe, tracing
 
 from .errors import WatsAuthError, WatsConfigError, WatsRejectedError, WatsUnavailableError
 from .models import UURReport, UUTReport
@@ -171,19 +171,11 @@ class WatsClient:
             content = jsonsafe.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         query = {k: v for k, v in (params or {}).items() if v is not None}
-        try:
-            response = await self._client().request(method, path, params=query, content=content, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise WatsUnavailableError(f"{what}: no answer within {self.timeout:g}s ({type(exc).__name__})") from None
-        except httpx.HTTPError as exc:
-            cause: BaseException | None = exc
-            while cause is not None and not isinstance(cause, ssl.SSLError):
-                cause = cause.__cause__ or cause.__context__
-            if isinstance(cause, ssl.SSLError):
-                # A certificate that is not trusted does not fix itself: held like a refused token.
-                self._problem(f"TLS with {self.base_url} failed ({cause}); check verify/client_cert")
-                raise WatsUnavailableError(f"{what}: TLS failed: {cause}") from None
-            raise WatsUnavailableError(f"{what}: cannot reach the server: {type(exc).__name__}: {exc}") from None
+        # A CLIENT span while tracing; its W3C trace context goes with the request (pywats_events.tracing).
+        with tracing.client_span(method, f"{self.base_url}{path}") as trace:
+            headers.update(trace)
+            response = await self._send(what, method, path, query, content, headers)
+            tracing.set_status_code(response.status_code)
         status = response.status_code
         if 200 <= status < 300:
             self.config_problem = None
@@ -195,6 +187,31 @@ class WatsClient:
         if status >= 500 or status in _TRANSIENT:
             raise WatsUnavailableError(f"{what} answered {status}: {text}", status)
         raise WatsRejectedError(f"{what} answered {status}: {text}", status)
+
+    async def _send(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        query: dict[str, Any],
+        content: bytes | None,
+        headers: dict[str, str],
+    ) -> httpx.Response:
+        """Send one request; transport failures become ``WatsUnavailableError`` (TLS ones held as a
+        configuration problem)."""
+        try:
+            return await self._client().request(method, path, params=query, content=content, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise WatsUnavailableError(f"{what}: no answer within {self.timeout:g}s ({type(exc).__name__})") from None
+        except httpx.HTTPError as exc:
+            cause: BaseException | None = exc
+            while cause is not None and not isinstance(cause, ssl.SSLError):
+                cause = cause.__cause__ or cause.__context__
+            if isinstance(cause, ssl.SSLError):
+                # A certificate that is not trusted does not fix itself: held like a refused token.
+                self._problem(f"TLS with {self.base_url} failed ({cause}); check verify/client_cert")
+                raise WatsUnavailableError(f"{what}: TLS failed: {cause}") from None
+            raise WatsUnavailableError(f"{what}: cannot reach the server: {type(exc).__name__}: {exc}") from None
 
     def _problem(self, problem: str) -> None:
         if self.config_problem is None:  # once per episode: the breaker's probes would repeat it

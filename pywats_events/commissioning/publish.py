@@ -18,6 +18,10 @@ PubAck)::
 
 A publisher connects on its own (it starts no consumer: a consumer would take messages meant for the
 running service), sends, waits for the broker's acknowledgement and returns what it sent where.
+
+Every message carries a W3C ``traceparent`` (AMQP header, MQTT 5 user property, HTTP header): a PRODUCER
+span's context when tracing is configured (``OTEL_TRACES_EXPORTER``...), otherwise a fresh one; the report
+names its ``trace_ids``, so the message can be followed in the service's spans and JSON logs.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from .. import jsonsafe
+from .. import jsonsafe, tracing
 from ..config import Settings, TransportConfig
 from ..errors import ConfigError, TransportError
 from ..event import Event
@@ -257,8 +261,9 @@ async def _publish_http(settings: Settings, message: OutgoingTest) -> dict[str, 
 
         headers.update(signature_headers(sec.webhook_keys()[0], body))
     try:
-        async with httpx.AsyncClient(timeout=30.0) as client:
-            response = await client.post(url, content=body, headers=headers)
+        with tracing.producer_span("http", url) as trace:
+            async with httpx.AsyncClient(timeout=30.0) as client:
+                response = await client.post(url, content=body, headers={**headers, **trace})
     except httpx.HTTPError as exc:
         raise TransportError(f"POST {url}: {exc or type(exc).__name__} (is the service running?)") from None
     if response.status_code >= 300:
@@ -267,4 +272,5 @@ async def _publish_http(settings: Settings, message: OutgoingTest) -> dict[str, 
         answer: Any = response.json()
     except ValueError:
         answer = response.text
-    return {"destination": url, "status": response.status_code, "response": answer}
+    trace_id = tracing.trace_id_of(trace)
+    return {"destination": url, "status": response.status_code, "response": answer, "trace_id": trace_id}

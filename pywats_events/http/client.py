@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Protocol, Self
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from .. import jsonsafe
+from .. import jsonsafe, tracing
 from ..errors import ConfigError, UnrecoverableError
 from ..event import Event
 from ..handlers import BaseHandler
@@ -196,11 +196,13 @@ class EventServiceClient:
         raw, headers = self._request(build_message(message, **fields), idempotency_key)
         if self._sync is None:
             self._sync = httpx.Client(timeout=self.timeout)
-        try:
-            response = self._sync.post(self.url, content=raw, headers=headers)
-        except httpx.HTTPError as exc:
-            raise EventServiceError(f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from None
-        return self._result(response)
+        with tracing.client_span("POST", self.url, message if isinstance(message, Event) else None) as trace:
+            try:
+                response = self._sync.post(self.url, content=raw, headers={**headers, **trace})
+            except httpx.HTTPError as exc:
+                raise EventServiceError(f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from None
+            tracing.set_status_code(response.status_code)
+            return self._result(response)
 
     async def publish_async(
         self,
@@ -209,15 +211,21 @@ class EventServiceClient:
         idempotency_key: str | None = None,
         **fields: Any,
     ) -> dict[str, Any]:
-        """``publish_event`` for async code (one connection pool per client, reused)."""
+        """``publish_event`` for async code (one connection pool per client, reused).
+
+        The request carries W3C ``traceparent``/``tracestate``: a CLIENT span's context while tracing,
+        otherwise those of ``message`` when it is an ``Event`` that has them (``pywats_events.tracing``).
+        """
         raw, headers = self._request(build_message(message, **fields), idempotency_key)
         if self._async is None:
             self._async = httpx.AsyncClient(timeout=self.timeout)
-        try:
-            response = await self._async.post(self.url, content=raw, headers=headers)
-        except httpx.HTTPError as exc:
-            raise EventServiceError(f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from None
-        return self._result(response)
+        with tracing.client_span("POST", self.url, message if isinstance(message, Event) else None) as trace:
+            try:
+                response = await self._async.post(self.url, content=raw, headers={**headers, **trace})
+            except httpx.HTTPError as exc:
+                raise EventServiceError(f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from None
+            tracing.set_status_code(response.status_code)
+            return self._result(response)
 
     def close(self) -> None:
         """Close the sync connection pool."""

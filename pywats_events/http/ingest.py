@@ -28,6 +28,7 @@ from starlette.responses import Response
 
 from ..errors import DecodeError
 from ..event import Event
+from ..tracing import trace_headers
 from .context import HTTPContext
 from .errors import IngestRefusedError, InvalidRequestError
 from .limits import BodyTooLargeError, gunzip_limited, read_body
@@ -94,8 +95,10 @@ def _invalid(ctx: HTTPContext, route: str, exc: InvalidRequestError) -> Response
 async def _hand_over(
     ctx: HTTPContext, route: str, events: list[Event], first_delivery: bool = False, request: Request | None = None
 ) -> Response:
+    # W3C trace context of the request (traceparent/tracestate), for the receive span and the events' headers.
+    trace = trace_headers(request.headers) if request is not None else {}
     try:
-        result = await ctx.transport.ingest(events, first_delivery=first_delivery, route=route)
+        result = await ctx.transport.ingest(events, first_delivery=first_delivery, route=route, headers=trace)
     except IngestRefusedError as exc:
         return _refused(ctx, route, exc)
     except Exception as exc:
@@ -211,6 +214,7 @@ async def post_cfx(request: Request) -> Response:
         return raw
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     meta = {"content-type": request.headers.get("content-type", ""), "content-encoding": encoding}
+    meta.update(trace_headers(request.headers))
     body = raw
     try:
         if encoding in ("gzip", "x-gzip"):

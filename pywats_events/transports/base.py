@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol
 
+from .. import tracing
 from ..codec import DecodeContext, Decoder, get_decoder
 from ..errors import DecodeError, TransportSendNotSupported
 from ..event import Event
@@ -380,6 +381,8 @@ class Transport(abc.ABC):
         """
         loop = asyncio.get_running_loop()
         out: asyncio.Future[SettleResult] = loop.create_future()
+        if tracing.active:  # receive span; its context goes into the headers the events get
+            tracing.receive(self, message, out)
         events = message.events
         if events is None:
             ctx = DecodeContext(origin=message.origin, source=message.source, headers=message.headers)
@@ -388,7 +391,11 @@ class Transport(abc.ABC):
             except Exception as exc:  # a decoder bug must not stop the consumer either
                 self._intake_spawn(message, self._intake_dead_letter(message, exc), out)
                 return out
-        submitted = await self.sink.submit(events, transport=self.name, redelivered=message.redelivered)
+        try:
+            submitted = await self.sink.submit(events, transport=self.name, redelivered=message.redelivered)
+        except BaseException:
+            out.cancel()  # never submitted: nothing will settle it (the caller gives the message back)
+            raise
         if submitted.done():
             self._intake_submitted(message, out, submitted)
         else:

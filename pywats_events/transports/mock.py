@@ -20,7 +20,7 @@ async tests that take them without any ``asyncio_mode`` setting.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..codec import Decoder, get_decoder
@@ -123,10 +123,21 @@ class MockTransport(Transport):
         return total
 
     async def inject_raw(
-        self, body: bytes, *, origin: str = "mock", source: str | None = None, redelivered: bool = False
+        self,
+        body: bytes,
+        *,
+        origin: str = "mock",
+        source: str | None = None,
+        redelivered: bool = False,
+        headers: Mapping[str, Any] | None = None,
     ) -> SettleResult:
         """Decode ``body`` with the transport's decoder and deliver the events as one message; bytes that
         cannot be decoded are dead-lettered as raw input (``SettleResult.dead_lettered`` = 1, events 0).
+
+        Args:
+            headers: protocol headers of the message (as a broker transport puts AMQP headers or MQTT 5
+                user properties into ``InboundMessage.headers``: ``traceparent``...), copied into the
+                events' headers.
 
         Raises:
             TransportError: the mock is not CONNECTED.
@@ -134,7 +145,7 @@ class MockTransport(Transport):
         self._check()
         message = _MockMessage(
             self, body, origin=origin, decoder=self.decoder_name, source=source,
-            headers={"transport": self.name}, redelivered=redelivered,
+            headers={**(headers or {}), "transport": self.name}, redelivered=redelivered,
         )
         return await (await self.intake(message))
 

@@ -29,7 +29,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .. import _json
+from .. import _json, tracing
 from ..codec import DecodeContext, get_decoder
 from ..errors import BusClosedError, ConfigError, DecodeError
 from ..event import Event, derive_event_id
@@ -288,7 +288,12 @@ class WebhookTransport(Transport):
             raise SaturatedError("the event bus is saturated; retry later", s.retry_after)
 
     async def ingest(
-        self, events: Sequence[Event], *, first_delivery: bool = False, route: str = "/events"
+        self,
+        events: Sequence[Event],
+        *,
+        first_delivery: bool = False,
+        route: str = "/events",
+        headers: dict[str, str] | None = None,
     ) -> SettleResult:
         """Hand ``events`` (one request) to the bus through ``intake`` and wait for their settlement.
 
@@ -297,6 +302,8 @@ class WebhookTransport(Transport):
             route: the URL path (origin of the message).
             first_delivery: the events have new random ids, so the bus may skip its idempotency lookup
                 (``redelivered=False``); otherwise it consults the records (a retried request).
+            headers: the request's W3C trace headers (``traceparent``, ``tracestate``): the parent of the
+                receive span when tracing, and copied into every event's ``headers`` either way.
 
         Returns:
             The settlement: every delivery succeeded or is durably dead-lettered. Only now may the caller
@@ -326,7 +333,9 @@ class WebhookTransport(Transport):
         released = False
         hint = False if first_delivery else None
         future: asyncio.Future[SettleResult] | None = None
-        message = _Request(b"", origin=route, events=events, redelivered=hint)
+        if headers and not tracing.active:  # (when tracing, the receive span puts its own context in)
+            events = [e.model_copy(update={"headers": {**e.headers, **headers}}) for e in events]
+        message = _Request(b"", origin=route, events=events, redelivered=hint, headers=headers)
         try:
             if len(events) == 1:
                 # Cancelling bus.submit of a single event leaves nothing queued, so the deadline may
