@@ -1,7 +1,7 @@
 """IPC-CFX messages -> pyWATS domain events.
 
 ``envelope_to_events`` maps one envelope to its events by ``MAPPINGS`` (message name -> event type, one
-event per message or per list item, payload keys); ``mapping_table()`` renders it, and the README carries
+event per message or per list item, payload keys); ``mapping_table()`` renders it, and docs/cfx.md carries
 that table. 37 messages are mapped: tests and inspections, work and units, materials, faults and states,
 process data, repair, MES (recipes, operators, stages, loading), maintenance, calibration and energy, and
 the endpoint messages. Any other message becomes one event whose type is the CFX message name and whose
@@ -1634,7 +1634,7 @@ def mapping_table() -> str:
     """The mapping as a Markdown table: CFX message, event type, events per message, payload keys.
 
     Generated from ``MAPPINGS`` (each row's keys by running its mapping), so it cannot drift from the code;
-    ``python -m pywats_cfx.explorer --mapping`` prints it and the README carries it.
+    ``python -m pywats_cfx.explorer --mapping`` prints it and docs/cfx.md carries it.
     """
     common = ", ".join(f"`{k}`" for k in COMMON_PAYLOAD_KEYS)
     lines = [

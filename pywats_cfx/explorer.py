@@ -36,8 +36,16 @@ from .envelope import encode_envelope
 
 __all__ = ["DEFAULT_SAMPLES_DIR", "GENERATOR_KINDS", "generate_envelope", "main"]
 
-#: ``samples/cfx`` of the source tree this package is in.
-DEFAULT_SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples" / "cfx"
+
+def _default_samples_dir() -> Path:
+    """``samples/cfx`` of the source tree this package is in (a checkout, editable install); installed
+    from a wheel, where no samples ship, ``samples/cfx`` of the current directory (a checkout)."""
+    beside = Path(__file__).resolve().parent.parent / "samples" / "cfx"
+    return beside if beside.is_dir() else Path("samples") / "cfx"
+
+
+#: Where ``--samples`` points by default: see ``_default_samples_dir``.
+DEFAULT_SAMPLES_DIR = _default_samples_dir()
 
 #: Namespace of the UniqueIDs of generated envelopes (RFC 4122 v5), so a given (kind, source, seq) always
 #: gives the same id: a load test that resends an envelope exercises duplicate handling.

@@ -39,6 +39,8 @@ from .id_prefix import resolve_ids, short_ids
 from .logging_setup import LOG_FORMATS, setup_logging
 from .paging import Page
 from .pattern import validate_type_pattern
+from .reload import ConfigReloader
+from .runtime import install_signal_handlers, loop_factory
 from .schema_cli import schema_command
 from .store import EventQuery
 from .transports.file import FileOutcome, FileSettings, FileTransport, find_inputs
@@ -111,9 +113,27 @@ def _setup_tracing() -> None:
         raise _fail(str(exc)) from None
 
 
+def schema_heads() -> str:
+    """The newest schema revisions this installation knows (Alembic heads, ``branch@revision`` for each
+    branch: ``pywats_events@0001`` plus any plug-in's), as ``--version`` prints them; or why they are
+    unknown (a broken migrations plug-in)."""
+    try:
+        from .migrations import script_directory
+
+        script = script_directory()
+        heads = []
+        for rev in sorted(script.get_heads()):
+            labels = sorted(script.get_revision(rev).branch_labels or ())
+            heads.append(f"{labels[0]}@{rev}" if labels else rev)
+        return ", ".join(heads) or "none"
+    except Exception as exc:  # a plug-in's migrations that do not import: say so, still print the version
+        return f"unknown ({exc})"
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"pywats-events {__version__}", highlight=False)
+        out.print(f"schema {schema_heads()}", highlight=False)
         raise typer.Exit()
 
 
@@ -157,12 +177,15 @@ def _settings(config: Path | None, db: str | None) -> Settings:
         raise _fail(str(exc)) from None
 
 
-def _run(coro_factory: Callable[[], Awaitable[T]]) -> T:
+def _run(
+    coro_factory: Callable[[], Awaitable[T]], loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+) -> T:
     async def runner() -> T:
         return await coro_factory()
 
     try:
-        return asyncio.run(runner())
+        with asyncio.Runner(loop_factory=loop_factory) as loop_runner:
+            return loop_runner.run(runner())
     except (PyWatsEventsError, ValueError, KeyError, FileNotFoundError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         raise _fail(str(msg)) from None
@@ -239,6 +262,8 @@ def run(
     ] = 0.0,
 ) -> None:
     """Run the service until SIGINT or SIGTERM: transports, handlers and (if enabled) the HTTP server.
+    SIGHUP reloads the configuration (log level, retry/breaker policies, handler timeouts, transport
+    options a transport can swap; the rest is logged as needing a restart).
 
     With no configuration: drop folder ./inbox, SQLite store ./pywats-events.db, the event-store handler,
     HTTP on 127.0.0.1:8080.
@@ -247,7 +272,9 @@ def run(
     _setup_logging(settings.log_level)
     _setup_tracing()
     grace = connect_grace if exit_on_connect_failure else None
-    if _run(lambda: _serve(settings, grace)):
+    # Windows: an MQTT transport needs a selector loop (runtime.loop_factory); elsewhere the default loop.
+    factory = loop_factory(t.kind for t in settings.transports)
+    if _run(lambda: _serve(settings, grace, config_path=config, db=db), loop_factory=factory):
         raise typer.Exit(EXIT_CONNECT_FAILURE)
 
 
@@ -282,7 +309,9 @@ async def _watch_connections(bus: Any, grace: float, stop: asyncio.Event) -> boo
     return False
 
 
-async def _serve(settings: Settings, connect_grace: float | None = None) -> bool:
+async def _serve(
+    settings: Settings, connect_grace: float | None = None, *, config_path: Path | None = None, db: str | None = None
+) -> bool:
     log = logging.getLogger("pywats_events")
     bus = build_bus(settings)
     server = None
@@ -302,6 +331,20 @@ async def _serve(settings: Settings, connect_grace: float | None = None) -> bool
         server = Server(bus, http_settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    reloader = ConfigReloader(bus, settings, config_path, db, log_level_pinned=_GlobalOptions.log_level is not None)
+    reloading: set[asyncio.Task[Any]] = set()
+    reload_lock = asyncio.Lock()
+
+    async def reload_once() -> None:
+        async with reload_lock:  # two SIGHUPs in a row: the second reads the file after the first applied
+            await reloader.reload()
+
+    def on_reload() -> None:
+        if stop.is_set():
+            return
+        task = loop.create_task(reload_once())
+        reloading.add(task)
+        task.add_done_callback(reloading.discard)
 
     def on_signal(sig: signal.Signals) -> None:
         if stop.is_set():
@@ -316,13 +359,20 @@ async def _serve(settings: Settings, connect_grace: float | None = None) -> bool
         log.info(
             "stopping (%s received): draining for up to %.1fs; send it again to exit at once",
             sig.name,
-            settings.bus.drain_timeout,
+            bus.drain_timeout,
         )
         stop.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, on_signal, sig)
+    remove_signal_handlers = install_signal_handlers(loop, on_signal, on_reload)
+    try:
+        return await _serve_until_stopped(bus, server, stop, connect_grace, log)
+    finally:
+        remove_signal_handlers()
+
+
+async def _serve_until_stopped(
+    bus: Any, server: Any, stop: asyncio.Event, connect_grace: float | None, log: logging.Logger
+) -> bool:
     await bus.start()
     try:
         if server is not None:
@@ -343,7 +393,7 @@ async def _serve(settings: Settings, connect_grace: float | None = None) -> bool
         stopping = [asyncio.ensure_future(bus.stop())]
         if server is not None:
             stopping.append(asyncio.ensure_future(server.stop()))
-        limit = settings.bus.drain_timeout + 3 * STOP_GRACE
+        limit = bus.drain_timeout + 3 * STOP_GRACE
         _, pending = await asyncio.wait(stopping, timeout=limit + STOP_GRACE)
         if pending:
             log.warning("stop: not finished within %.1fs; exiting anyway", limit + STOP_GRACE)
@@ -823,7 +873,8 @@ def publish(
         message = load_message(file, sample, seq=seq, source=source)
     except PyWatsEventsError as exc:
         raise _fail(str(exc)) from None
-    report = _run(lambda: publish_message(settings, to, message, topic=topic))
+    factory = loop_factory(t.kind for t in settings.transports if (t.name or t.kind) == to)
+    report = _run(lambda: publish_message(settings, to, message, topic=topic), loop_factory=factory)
     if as_json:
         _print_json(report)
     else:

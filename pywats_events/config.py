@@ -43,6 +43,7 @@ first on the import path, so ``kind = "python"`` handlers in modules beside the 
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import logging
@@ -300,15 +301,31 @@ def build_transport(cfg: TransportConfig, index: int = 0, *, base_dir: Path | No
     Raises:
         ConfigError: unknown kind or invalid option.
     """
-    name = cfg.name or f"{cfg.kind}{index or ''}"
+    name = transport_name(cfg, index)
     cls = load_plugin(TRANSPORT_GROUP, cfg.kind, f"transport {name!r}")
+    options = transport_options(cfg, base_dir=base_dir)
+    built = copy.deepcopy(options)  # what it was built from, for Transport.reload (from_config may pop keys)
+    transport: Transport = cls.from_config(name, options)
+    transport.config_options = built
+    return transport
+
+
+def transport_name(cfg: TransportConfig, index: int = 0) -> str:
+    """The name of the transport a ``[[transports]]`` table describes: its ``name``, else kind and position
+    (``file``, ``file1``...)."""
+    return cfg.name or f"{cfg.kind}{index or ''}"
+
+
+def transport_options(cfg: TransportConfig, *, base_dir: Path | None = None) -> dict[str, Any]:
+    """The options ``build_transport`` passes to the kind's ``from_config`` (and ``Transport.reload`` gets):
+    the table without ``kind`` and ``name``, a relative drop-folder ``path`` resolved against ``base_dir``
+    (``None``: the current directory)."""
     options = cfg.options()
     folder = options.get("path")
     if cfg.kind == "file" and isinstance(folder, str | Path):
         folder = Path(folder).expanduser()
         options["path"] = folder if folder.is_absolute() else (base_dir or Path.cwd()) / folder
-    transport: Transport = cls.from_config(name, options)
-    return transport
+    return options
 
 
 def build_handler(cfg: HandlerConfig) -> BaseHandler | Any:

@@ -17,7 +17,7 @@ __all__ = ["PROBLEM_CONTENT_TYPE", "problem"]
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
-#: Problem ``type`` URIs: relative references documented in README.md (HTTP section), stable for clients to match on.
+#: Problem ``type`` URIs: relative references documented in docs/transports/http.md, stable for clients to match on.
 _TYPES = {
     400: "/problems/invalid-request",
     401: "/problems/unauthorized",

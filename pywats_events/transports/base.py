@@ -22,10 +22,11 @@ import ctypes
 import ctypes.util
 import logging
 import sys
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, ClassVar, Protocol
 
 from .. import tracing
@@ -42,6 +43,7 @@ __all__ = [
     "SettleResult",
     "Transport",
     "TransportState",
+    "changed_option_keys",
     "return_large_buffers",
     "too_large_record",
 ]
@@ -313,6 +315,9 @@ class Transport(abc.ABC):
     kind: str = "transport"
     #: The pydantic model of this transport's options (shown by ``pywats-events plugins``), if it has one.
     settings_model: ClassVar[type[Any] | None] = None
+    #: The options this transport was built from (its ``[[transports]]`` table without ``kind`` and ``name``;
+    #: set by ``pywats_events.config.build_transport``), which ``reload`` compares new options against.
+    config_options: Mapping[str, Any] = MappingProxyType({})
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -490,9 +495,46 @@ class Transport(abc.ABC):
         """
         raise TransportSendNotSupported(f"transport {self.name!r} ({self.kind}) cannot send events")
 
+    async def reload(self, options: Mapping[str, Any]) -> list[str]:
+        """Take new options from a configuration reload (``SIGHUP`` to ``pywats-events run``) while running.
+
+        Args:
+            options: this transport's new ``[[transports]]`` table without ``kind`` and ``name`` (relative
+                drop-folder paths already resolved, as ``build_transport`` passes them to ``from_config``).
+
+        Returns:
+            The option keys that changed and need a restart to take effect (sorted). Keys whose value is
+            unchanged are never reported. This default applies nothing: every changed key is returned and
+            logged at WARNING ("needs a restart"); the transport keeps running with its previous options.
+            A transport that can swap some options safely overrides this, applies those, updates
+            ``config_options`` for them, and returns (and logs) the rest.
+        """
+        changed = changed_option_keys(self.config_options, options)
+        if changed:
+            log.warning(
+                "transport %s (%s): option%s %s changed: needs a restart (still running with the previous value%s)",
+                self.name,
+                self.kind,
+                "s" if len(changed) > 1 else "",
+                ", ".join(changed),
+                "s" if len(changed) > 1 else "",
+            )
+        return changed
+
     def describe(self) -> dict[str, Any]:
         """State summary for readiness and the admin API (no secrets)."""
         return {"name": self.name, "kind": self.kind, "state": self._state.value, "last_error": self.last_error}
+
+
+def changed_option_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The keys whose value differs between two option mappings (added, removed or changed), sorted.
+
+    Args:
+        old: the options in use.
+        new: the options just read.
+    """
+    missing = object()
+    return sorted(k for k in set(old) | set(new) if old.get(k, missing) != new.get(k, missing))
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

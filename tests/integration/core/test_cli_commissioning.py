@@ -16,6 +16,7 @@ import aio_pika
 import pytest
 
 from pywats_events import __version__
+from pywats_events.migrations import script_directory
 from tests.integration.core.test_cli import CLI, cli, cli_env
 
 pytestmark = pytest.mark.slow
@@ -30,7 +31,10 @@ def write(path: Path, text: str) -> Path:
 
 def test_version_and_completion() -> None:
     proc = cli("--version", cwd=Path.cwd())
-    assert proc.returncode == 0 and proc.stdout.strip() == f"pywats-events {__version__}"
+    # The package version, then the schema head(s) this installation migrates stores to (issue 18.1).
+    assert proc.returncode == 0 and proc.stdout.splitlines()[0] == f"pywats-events {__version__}"
+    heads = sorted(script_directory().get_heads())
+    assert proc.stdout.splitlines()[1:] == [f"schema pywats_events@{heads[0]}"] and len(heads) == 1
     completion = cli("--show-completion", "bash", cwd=Path.cwd())
     assert completion.returncode == 0 and "_pywats_events_completion" in completion.stdout
 

@@ -77,6 +77,7 @@ def test_compose_configuration_is_accepted_by_the_service(monkeypatch: pytest.Mo
 def test_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     unit = (REPO / "deploy/systemd/pywats-events@.service").read_text()
     assert "Restart=on-failure" in unit and "KillSignal=SIGTERM" in unit and "NoNewPrivileges=yes" in unit
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit  # systemctl reload: the configuration reload
     stop = int(re.search(r"TimeoutStopSec=(\d+)s", unit).group(1))  # type: ignore[union-attr]
     assert stop > 10, "the stop timeout must exceed the default drain timeout (10 s)"
     # verify needs the ExecStart binary to exist: point it at this venv's console script
