@@ -48,3 +48,13 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             yield s
         finally:
             await s.close()
+
+
+@pytest.fixture
+def core_migrations_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store tests are about the core's schema: plug-in migration branches installed beside it (the
+    analytics' ``analytics_0001``...) are left out, as in an installation without plug-ins."""
+    from pywats_events import migrations
+
+    core = migrations.version_locations()[0]
+    monkeypatch.setattr(migrations, "_locations", lambda: (core,))

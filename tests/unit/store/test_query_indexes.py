@@ -21,6 +21,9 @@ from pywats_events.store import DeadLetterEntry, EventQuery, MemoryStore, Store
 from tests.unit.store import schema_010
 from tests.unit.store.test_migrations import T0, engine_for, fill_010, snapshot, url, version_rows  # noqa: F401
 
+#: The core's schema alone: plug-in branches (analytics...) are left out, as without plug-ins.
+pytestmark = pytest.mark.usefixtures("core_migrations_only")
+
 NEW = {
     "events": ("ix_events_category_timestamp", ("category", "timestamp", "severity")),
     "dead_letters": ("ix_dead_letters_handler_first_failure", ("handler", "first_failure_at", "id")),
