@@ -971,41 +971,46 @@ class CFXTransport(Transport):
     async def _consume(self, session: _Session) -> None:
         """Take deliveries in order and hand each to ``Transport.intake`` (decode, raw dead letter,
         submit: waits while the bus is full); the size limit is this protocol's own."""
-        inbox, window, intake = session.inbox, session.window, self.intake
+        inbox, take = session.inbox, self._consume_one
+        # The delivery is passed straight in, not kept in a local of this loop: a local would hold the
+        # last message's body (up to max_message_bytes) while waiting for the next one.
+        while await take(session, await inbox.get()):
+            pass
+
+    async def _consume_one(self, session: _Session, delivered: DeliveredMessage) -> bool:
+        """One delivery into ``Transport.intake``; False when the bus is closed (stop consuming)."""
         s = self.settings
-        trust, limit, decoder = s.trust_redelivered_flag, s.max_message_bytes, s.decoder
-        stats, prefix = self.stats, self._origin_prefix
-        while True:
-            delivered = await inbox.get()
-            stats["received"] += 1
-            tag = int(_delivery(delivered).delivery_tag or 0)
-            headers = self._event_headers(delivered)
-            rk = str(headers["amqp.routing_key"])
-            source = headers.get("cfx-handle")
-            if not isinstance(source, str):
-                cut = rk.find(".CFX.")
-                source = rk[:cut] if cut > 0 else None
-            redelivered: bool | None = None
-            if trust:
-                redelivered = headers["amqp.redelivered"] or DELIVERY_COUNT_HEADER in headers
-            message = AMQPMessage(
-                self, session, tag, delivered,
-                origin=prefix + rk, decoder=decoder, source=source, headers=headers, redelivered=redelivered,
-            )
-            window.add(tag)
-            session.idle.clear()
-            if len(delivered.body) > limit:
-                self._spawn(self._dead_letter_too_large(message))
-                continue
-            try:
-                await intake(message)
-            except BusClosedError:
-                window.forget(tag)  # left unacked: the broker redelivers it
-                return
-            except Exception as exc:
-                # The bus could not even queue the events (its idempotency lookup failed): same as a
-                # failed settlement, so the message is requeued with our counter, not lost or stuck.
-                self._spawn(message.settle_failed(exc))
+        self.stats["received"] += 1
+        tag = int(_delivery(delivered).delivery_tag or 0)
+        headers = self._event_headers(delivered)
+        rk = str(headers["amqp.routing_key"])
+        source = headers.get("cfx-handle")
+        if not isinstance(source, str):
+            cut = rk.find(".CFX.")
+            source = rk[:cut] if cut > 0 else None
+        redelivered: bool | None = None
+        if s.trust_redelivered_flag:
+            redelivered = headers["amqp.redelivered"] or DELIVERY_COUNT_HEADER in headers
+        message = AMQPMessage(
+            self, session, tag, delivered,
+            origin=self._origin_prefix + rk, decoder=s.decoder, source=source, headers=headers,
+            redelivered=redelivered,
+        )
+        session.window.add(tag)
+        session.idle.clear()
+        if len(delivered.body) > s.max_message_bytes:
+            self._spawn(self._dead_letter_too_large(message))
+            return True
+        try:
+            await self.intake(message)
+        except BusClosedError:
+            session.window.forget(tag)  # left unacked: the broker redelivers it
+            return False
+        except Exception as exc:
+            # The bus could not even queue the events (its idempotency lookup failed): same as a
+            # failed settlement, so the message is requeued with our counter, not lost or stuck.
+            self._spawn(message.settle_failed(exc))
+        return True
 
     async def _dead_letter_too_large(self, message: AMQPMessage) -> None:
         limit = self.settings.max_message_bytes

@@ -23,6 +23,9 @@ from pywats_events.analytics.store import HistoryStore, _metadata
 from pywats_events.sql_store import SQLStore, driver_url_of
 from tests.pg import fresh_database
 
+#: The core branch's newest revision (0001 baseline, 0002 correlation id, 0003 query indexes).
+CORE_HEAD = "0003_query_indexes"
+
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 
 
@@ -59,7 +62,7 @@ async def tables(engine: AsyncEngine) -> set[str]:
 
 def test_the_branch_is_installed_by_entry_point() -> None:
     heads = migrations.script_directory().get_heads()
-    assert "analytics_0001" in heads and "0001" in heads
+    assert "analytics_0001" in heads and CORE_HEAD in heads
 
 
 async def test_a_fresh_store_gets_exactly_the_table_the_code_queries(url: str) -> None:
@@ -67,7 +70,7 @@ async def test_a_fresh_store_gets_exactly_the_table_the_code_queries(url: str) -
     await store.open()
     await store.close()
     async with engine_for(url) as engine:
-        assert await versions(engine) == ["0001", "analytics_0001"]
+        assert await versions(engine) == [CORE_HEAD, "analytics_0001"]
         async with engine.connect() as conn:
             diff = await conn.run_sync(
                 lambda c: compare_metadata(MigrationContext.configure(c, opts={"include_name": _ours}), _metadata)
@@ -93,7 +96,7 @@ async def test_a_table_made_before_the_revision_is_adopted_with_its_rows(
     async with engine_for(url) as engine:
         async with engine.begin() as conn:
             await conn.run_sync(_metadata.create_all)
-        assert await versions(engine) == ["0001"]
+        assert await versions(engine) == [CORE_HEAD]
     rows = [
         StateChange("oven", epoch_us(T0 + timedelta(minutes=i)), f"e{i}", cat, None, cat)
         for i, cat in enumerate(["SBY", "PRD", "USD"])
@@ -122,7 +125,7 @@ async def test_a_table_made_before_the_revision_is_adopted_with_its_rows(
     await store.open()
     await store.close()
     async with engine_for(url) as engine:
-        assert await versions(engine) == ["0001", "analytics_0001"]
+        assert await versions(engine) == [CORE_HEAD, "analytics_0001"]
     await history.open()
     try:
         got = await history.intervals("oven")
@@ -134,7 +137,7 @@ async def test_a_table_made_before_the_revision_is_adopted_with_its_rows(
     await store.open()
     await store.close()
     async with engine_for(url) as engine:
-        assert await versions(engine) == ["0001", "analytics_0001"]
+        assert await versions(engine) == [CORE_HEAD, "analytics_0001"]
 
 
 async def test_a_history_database_of_its_own_gets_only_the_analytics_branch(tmp_path: Path) -> None:
@@ -153,6 +156,6 @@ async def test_the_branch_goes_back_alone(url: str) -> None:
     await store.close()
     async with engine_for(url) as engine:
         _before, after = await migrations.downgrade(engine, "analytics@base")
-        assert after.current == ("0001",)
+        assert after.current == (CORE_HEAD,)
         names = await tables(engine)
         assert "analytics_state_history" not in names and {"events", "dead_letters"} <= names

@@ -33,8 +33,11 @@ def test_version_and_completion() -> None:
     proc = cli("--version", cwd=Path.cwd())
     # The package version, then the schema head(s) this installation migrates stores to (issue 18.1).
     assert proc.returncode == 0 and proc.stdout.splitlines()[0] == f"pywats-events {__version__}"
-    heads = sorted(script_directory().get_heads())
-    assert proc.stdout.splitlines()[1:] == [f"schema pywats_events@{heads[0]}"] and len(heads) == 1
+    script = script_directory()
+    heads = sorted(script.get_heads())
+    labels = [f"{sorted(script.get_revision(h).branch_labels or ())[0]}@{h}" for h in heads]
+    assert proc.stdout.splitlines()[1:] == [f"schema {', '.join(labels)}"]
+    assert "pywats_events@0003_query_indexes" in labels
     completion = cli("--show-completion", "bash", cwd=Path.cwd())
     assert completion.returncode == 0 and "_pywats_events_completion" in completion.stdout
 
