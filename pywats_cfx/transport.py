@@ -51,7 +51,7 @@ from yarl import URL
 from pywats_events.codec import DecodeContext, Decoder
 from pywats_events.errors import BusClosedError, DecodeError
 from pywats_events.event import Event
-from pywats_events.transports.base import (
+from pywats_events.transport import (
     InboundMessage,
     RawRecord,
     SettleResult,

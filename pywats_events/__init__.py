@@ -79,6 +79,7 @@ from .errors import (
 )
 from .event import Event, EventType, Severity, derive_event_id
 from .handlers import BaseHandler, EventStoreHandler, FunctionHandler
+from .http.webhook import WebhookSettings, WebhookTransport
 from .plugins import PluginSpec, describe_plugins
 from .registry import HandlerRegistry, Subscription
 from .retry import RetryPolicy
@@ -93,10 +94,9 @@ from .store import (
     StoredEvent,
     StoreWrite,
 )
-from .transports.base import InboundMessage, IngestSink, RawRecord, SettleResult, Transport, TransportState
+from .transport import InboundMessage, IngestSink, RawRecord, SettleResult, Transport, TransportState
 from .transports.file import FileSettings, FileTransport
 from .transports.mock import MockTransport
-from .transports.webhook import WebhookSettings, WebhookTransport
 
 if TYPE_CHECKING:
     from .sql_store import SQLStore, open_store

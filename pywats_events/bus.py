@@ -35,7 +35,7 @@ from .metrics import BusMetrics
 from .registry import HandlerRegistry
 from .retry import RetryPolicy
 from .store import DeadLetterEntry, DeadLetterReason, MemoryStore, Store
-from .transports.base import RawRecord, SettleResult, Transport, TransportState
+from .transport import RawRecord, SettleResult, Transport, TransportState
 
 __all__ = ["STOP_GRACE", "EventBus"]
 

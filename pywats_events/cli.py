@@ -281,7 +281,7 @@ def run(
 async def _watch_connections(bus: Any, grace: float, stop: asyncio.Event) -> bool:
     """Set ``stop`` and return True once a transport has failed to connect (``grace`` 0) or been without its
     connection for ``grace`` seconds; polls every 0.1 s (a state lasting less is no outage)."""
-    from .transports.base import TransportState
+    from .transport import TransportState
 
     log = logging.getLogger("pywats_events")
     since: dict[str, float] = {}

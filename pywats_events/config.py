@@ -61,7 +61,7 @@ from .errors import ConfigError
 from .handlers import BaseHandler, EventStoreHandler, FunctionHandler
 from .plugins import HANDLER_GROUP, TRANSPORT_GROUP, load_plugin
 from .retry import RetryPolicy
-from .transports.base import Transport
+from .transport import Transport
 
 __all__ = [
     "BusSettings",

@@ -1,5 +1,6 @@
 """The dead-letter queue: failed deliveries, parked deliveries and undecodable input; listable,
-replayable and purgeable.
+replayable and purgeable. One module holds the entry (``DeadLetterEntry``), its reasons
+(``DeadLetterReason``, an enum), the builders the delivery layer and the intake use, and replay.
 
 Entries live in the bus's store (durable with ``SQLStore``). Replaying a delivery entry calls only the
 handler that failed, through the delivery layer (``Redelivery``); on success the entry is deleted and the
@@ -17,21 +18,151 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .codec import DecodeContext, get_decoder
 from .errors import BusError, DecodeError
 from .event import Event
-from .store import DeadLetterEntry, DeadLetterReason, Store
 from .tracing import trace_headers
-from .transports.base import IngestSink, RawRecord
 
-__all__ = ["DeadLetterEntry", "DeadLetterQueue", "DeadLetterReason", "Redelivery", "ReplayReport"]
+if TYPE_CHECKING:
+    # For annotations only: the store holds entries (it imports this module), and the transport contract
+    # sits above the dead-letter queue; neither is needed at run time here.
+    from .store import Store
+    from .transport import IngestSink, RawRecord
+
+__all__ = [
+    "DeadLetterEntry",
+    "DeadLetterQueue",
+    "DeadLetterReason",
+    "Redelivery",
+    "ReplayReport",
+    "entry_for_failure",
+    "entry_for_raw",
+    "entry_for_refused",
+]
 
 log = logging.getLogger(__name__)
 
 #: Longest traceback text kept per entry, in characters (the tail is kept: it names the failing line).
 MAX_TRACEBACK_CHARS = 16_000
+
+
+class DeadLetterReason(StrEnum):
+    """Why a dead-letter entry exists: the core's vocabulary (``enum.StrEnum``).
+
+    Each member *is* its string (``DeadLetterReason.FAILED == "failed"``), so the stores, JSON output, the
+    command line's ``--reason`` filter, the console and metrics labels all carry the plain value. Entries
+    read back from a store give the member for a known value. A plug-in may record a reason of its own (a
+    plain string in the raw record's ``pywats-reason`` header); such a string, or one from a database
+    written by a newer version, is kept as it is rather than refused, so ``DeadLetterEntry.reason`` is
+    typed ``str`` and this enum is the vocabulary the core and this distribution's plug-ins use.
+    """
+
+    #: The handler kept failing until the retry policy gave up.
+    FAILED = "failed"
+    #: The handler raised an exception marked unrecoverable (``UnrecoverableError``): not retried.
+    UNRECOVERABLE = "unrecoverable"
+    #: Parked, not failed: the handler's breaker was OPEN (or its sink unreachable); replayed when it closes.
+    CIRCUIT_OPEN = "circuit_open"
+    #: Raw input that could not be decoded into events.
+    DECODE_ERROR = "decode_error"
+    #: Raw input that no mapping rule matched (an MQTT topic or NATS subject without a rule).
+    UNROUTED = "unrouted"
+    #: The handler exceeded its time limit on every attempt.
+    TIMEOUT = "timeout"
+    #: The database refused to store the event; kept raw, as the event's JSON bytes.
+    STORE_REFUSED = "store_refused"
+    #: A message larger than its transport's ``max_message_size``; only its first bytes are kept.
+    TOO_LARGE = "too_large"
+    #: A symbolic link found in a drop folder: not followed, its target never read (``FileTransport``).
+    SYMLINK_NOT_FOLLOWED = "symlink_not_followed"
+    #: The broker gave up redelivering (NATS JetStream ``max_deliver`` reached) before settlement.
+    MAX_DELIVER = "max_deliver"
+
+    @classmethod
+    def parse(cls, value: str) -> str:
+        """The member equal to ``value``, or ``value`` itself (a plain string) when it is none of them.
+
+        Used when an entry is built or read back, so an unknown reason (a plug-in's own, an old row) still
+        loads. Never raises.
+        """
+        return cls._value2member_map_.get(value, value)  # type: ignore[return-value]
+
+
+@dataclass(slots=True)
+class DeadLetterEntry:
+    """One dead-letter record: a failed (event, handler) delivery, or raw input that could not be decoded.
+
+    Attributes:
+        id: entry id (UUID string).
+        reason: a ``DeadLetterReason`` (a plug-in's own reason stays a plain string).
+        event: the whole event (``None`` for raw input).
+        handler: the handler's name (``None`` for raw input).
+        error_type: exception class name.
+        error_message: exception message.
+        traceback: formatted traceback text ('' when there is none).
+        attempts: how many times the handler was called (0 for parked and raw entries).
+        first_failure_at / last_failure_at: UTC times.
+        raw_body: the undecodable bytes (raw input only).
+        origin: where raw input came from (file, topic, routing key).
+        transport: the transport that received it.
+        headers: transport metadata of raw input.
+    """
+
+    id: str
+    reason: str
+    event: Event | None = None
+    handler: str | None = None
+    error_type: str = ""
+    error_message: str = ""
+    traceback: str = ""
+    attempts: int = 0
+    first_failure_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    last_failure_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    raw_body: bytes | None = None
+    origin: str = ""
+    transport: str = ""
+    headers: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.reason = DeadLetterReason.parse(self.reason)
+
+    @property
+    def error(self) -> str:
+        """``"<error_type>: <error_message>"`` (the pyWATS document reads ``entry.error``)."""
+        return f"{self.error_type}: {self.error_message}" if self.error_message else self.error_type
+
+    def to_json_dict(self, *, include_body: bool = False) -> dict[str, Any]:
+        """JSON form for ``--json`` output and the admin API; ``raw_body`` as text (or base64 when not UTF-8)
+        only with ``include_body``, else its size in bytes."""
+        import base64
+
+        out: dict[str, Any] = {
+            "id": self.id,
+            "reason": str(self.reason),
+            "handler": self.handler,
+            "event": self.event.to_json_dict() if self.event is not None else None,
+            "error_type": self.error_type,
+            "error_message": self.error_message,
+            "attempts": self.attempts,
+            "first_failure_at": self.first_failure_at.isoformat(),
+            "last_failure_at": self.last_failure_at.isoformat(),
+            "origin": self.origin,
+            "transport": self.transport,
+            "raw_size": len(self.raw_body) if self.raw_body is not None else None,
+        }
+        if include_body:
+            out["traceback"] = self.traceback
+            out["headers"] = self.headers
+            if self.raw_body is not None:
+                try:
+                    out["raw_body"] = self.raw_body.decode("utf-8")
+                except UnicodeDecodeError:
+                    out["raw_body_base64"] = base64.b64encode(self.raw_body).decode("ascii")
+        return out
+
 
 
 def entry_for_failure(

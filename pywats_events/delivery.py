@@ -41,7 +41,7 @@ from .metrics import BusMetrics
 from .registry import HandlerRegistry, Subscription
 from .retry import RetryPolicy
 from .store import COMPLETED, DeadLetterEntry, DeadLetterReason, Store, StoreWrite
-from .transports.base import SettleResult
+from .transport import SettleResult
 
 __all__ = ["DeliveryLayer", "DeliveryOutcome", "DeliveryResult"]
 

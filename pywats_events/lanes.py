@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from .errors import BusError, StoreRefusedError
 from .event import Event
-from .transports.base import SettleResult
+from .transport import SettleResult
 
 if TYPE_CHECKING:
     from .registry import Subscription

@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from .breaker import BreakerState
-from .transports.base import TransportState
+from .transport import TransportState
 
 __all__ = ["BusMetrics"]
 

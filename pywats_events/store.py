@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Awaitable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+# The entry and its reasons live with the dead-letter queue; re-exported here, where users had them.
+from .dead_letter import DeadLetterEntry, DeadLetterReason
 from .errors import DeadLetterNotFoundError, StoreError
 from .event import Event, severity_rank
 from .pattern import compile_type_pattern
@@ -33,88 +35,6 @@ __all__ = [
     "StoreWrite",
     "StoredEvent",
 ]
-
-
-class DeadLetterReason:
-    """Reasons recorded on dead-letter entries (strings, so stores and JSON keep them as they are)."""
-
-    FAILED = "failed"  #: the handler kept failing until the retry policy gave up
-    UNRECOVERABLE = "unrecoverable"  #: the handler raised an exception marked unrecoverable
-    CIRCUIT_OPEN = "circuit_open"  #: parked: the handler's breaker was OPEN; replayed when it closes
-    DECODE_ERROR = "decode_error"  #: raw input that could not be decoded into events
-    UNROUTED = "unrouted"  #: an input mapping rule matched nothing (e.g. MQTT topic without a rule)
-    TIMEOUT = "timeout"  #: the handler exceeded its time limit on every attempt
-    STORE_REFUSED = "store_refused"  #: the database refused to store the event (kept raw, as JSON bytes)
-
-
-@dataclass(slots=True)
-class DeadLetterEntry:
-    """One dead-letter record: a failed (event, handler) delivery, or raw input that could not be decoded.
-
-    Attributes:
-        id: entry id (UUID string).
-        reason: one of ``DeadLetterReason``'s values.
-        event: the whole event (``None`` for raw input).
-        handler: the handler's name (``None`` for raw input).
-        error_type: exception class name.
-        error_message: exception message.
-        traceback: formatted traceback text ('' when there is none).
-        attempts: how many times the handler was called (0 for parked and raw entries).
-        first_failure_at / last_failure_at: UTC times.
-        raw_body: the undecodable bytes (raw input only).
-        origin: where raw input came from (file, topic, routing key).
-        transport: the transport that received it.
-        headers: transport metadata of raw input.
-    """
-
-    id: str
-    reason: str
-    event: Event | None = None
-    handler: str | None = None
-    error_type: str = ""
-    error_message: str = ""
-    traceback: str = ""
-    attempts: int = 0
-    first_failure_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    last_failure_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    raw_body: bytes | None = None
-    origin: str = ""
-    transport: str = ""
-    headers: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def error(self) -> str:
-        """``"<error_type>: <error_message>"`` (the pyWATS document reads ``entry.error``)."""
-        return f"{self.error_type}: {self.error_message}" if self.error_message else self.error_type
-
-    def to_json_dict(self, *, include_body: bool = False) -> dict[str, Any]:
-        """JSON form for ``--json`` output and the admin API; ``raw_body`` as text (or base64 when not UTF-8)
-        only with ``include_body``, else its size in bytes."""
-        import base64
-
-        out: dict[str, Any] = {
-            "id": self.id,
-            "reason": self.reason,
-            "handler": self.handler,
-            "event": self.event.to_json_dict() if self.event is not None else None,
-            "error_type": self.error_type,
-            "error_message": self.error_message,
-            "attempts": self.attempts,
-            "first_failure_at": self.first_failure_at.isoformat(),
-            "last_failure_at": self.last_failure_at.isoformat(),
-            "origin": self.origin,
-            "transport": self.transport,
-            "raw_size": len(self.raw_body) if self.raw_body is not None else None,
-        }
-        if include_body:
-            out["traceback"] = self.traceback
-            out["headers"] = self.headers
-            if self.raw_body is not None:
-                try:
-                    out["raw_body"] = self.raw_body.decode("utf-8")
-                except UnicodeDecodeError:
-                    out["raw_body_base64"] = base64.b64encode(self.raw_body).decode("ascii")
-        return out
 
 
 @dataclass(frozen=True, slots=True)

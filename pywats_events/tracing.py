@@ -54,11 +54,11 @@ if TYPE_CHECKING:
     import asyncio
     from collections.abc import Awaitable, Callable
 
+    from .dead_letter import DeadLetterEntry
     from .delivery import DeliveryResult
     from .event import Event
     from .registry import Subscription
-    from .store import DeadLetterEntry
-    from .transports.base import InboundMessage, RawRecord, SettleResult, Transport
+    from .transport import InboundMessage, RawRecord, SettleResult, Transport
 
 __all__ = [
     "TRACEPARENT",

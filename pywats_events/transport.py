@@ -29,10 +29,11 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, ClassVar, Protocol
 
-from .. import tracing
-from ..codec import DecodeContext, Decoder, get_decoder
-from ..errors import DecodeError, TransportSendNotSupported
-from ..event import Event
+from . import tracing
+from .codec import DecodeContext, Decoder, get_decoder
+from .dead_letter import DeadLetterReason
+from .errors import DecodeError, TransportSendNotSupported
+from .event import Event
 
 __all__ = [
     "TOO_LARGE",
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 #: Dead-letter reason of a message larger than its transport's ``max_message_size``.
-TOO_LARGE = "too_large"
+TOO_LARGE = DeadLetterReason.TOO_LARGE
 #: Bytes of an oversized message kept in its dead-letter entry: enough to tell what it was and who sent it,
 #: never the whole body (keeping it would put the memory and storage the limit protects at risk again).
 TOO_LARGE_PREFIX = 4096

@@ -36,9 +36,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from pywats_events.codec import DecodeContext, register_decoder
+from pywats_events.dead_letter import DeadLetterReason
 from pywats_events.errors import BusClosedError
 from pywats_events.event import Event
-from pywats_events.transports.base import (
+from pywats_events.transport import (
     InboundMessage,
     RawRecord,
     SettleResult,
@@ -136,7 +137,7 @@ class _Inbound(InboundMessage):
     def dead_letter_record(self, record: RawRecord) -> RawRecord:
         """The raw record of an undecodable or unrouted message (reason ``unrouted`` for the latter)."""
         if record.error_type == "UnroutedTopicError":
-            record.headers["pywats-reason"] = "unrouted"
+            record.headers["pywats-reason"] = DeadLetterReason.UNROUTED
         return record
 
     async def ack(self, result: SettleResult) -> None:

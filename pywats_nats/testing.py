@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from pywats_events.transports.base import TransportState
+from pywats_events.transport import TransportState
 
 from .settings import NATSSettings
 from .transport import MSG_ID_HEADER, NATSTransport

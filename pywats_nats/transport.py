@@ -46,9 +46,10 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext, api
 
 from pywats_events.codec import DecodeContext, register_decoder
+from pywats_events.dead_letter import DeadLetterReason
 from pywats_events.errors import BusClosedError
 from pywats_events.event import Event
-from pywats_events.transports.base import InboundMessage, RawRecord, SettleResult, Transport, TransportState
+from pywats_events.transport import InboundMessage, RawRecord, SettleResult, Transport, TransportState
 from pywats_events.transports.reconnect import ConnectFailedError, Reconnector
 
 from .errors import (
@@ -69,7 +70,7 @@ MSG_ID_HEADER = "Nats-Msg-Id"
 #: Fields a ``publish_subject`` template may use.
 PUBLISH_FIELDS = ("type", "category", "source", "severity", "id")
 #: Dead-letter reason of a message whose last allowed delivery could not be settled.
-REASON_MAX_DELIVER = "max_deliver"
+REASON_MAX_DELIVER = DeadLetterReason.MAX_DELIVER
 #: NATS headers also copied to the top level of the message headers (W3C Trace Context).
 TRACE_HEADERS = ("traceparent", "tracestate")
 
@@ -117,7 +118,7 @@ class _Delivery(InboundMessage):
 
     def dead_letter_record(self, record: RawRecord) -> RawRecord:
         """The raw record with the NATS metadata (reason ``unrouted`` when no rule matched)."""
-        reason = "unrouted" if record.error_type == "UnroutedSubjectError" else None
+        reason = DeadLetterReason.UNROUTED if record.error_type == "UnroutedSubjectError" else None
         self.record = self.transport._raw_record(self, record.reason, record.error_type, reason)
         return self.record
 

@@ -41,6 +41,8 @@ __all__ = [
     "RouteSecurity",
     "SaturatedError",
     "Server",
+    "WebhookSettings",
+    "WebhookTransport",
     "create_app",
     "serve",
 ]
@@ -53,6 +55,8 @@ _LAZY = {
     "Server": ".server",
     "EventServiceClient": ".client",
     "HttpForwarder": ".client",
+    "WebhookSettings": ".webhook",
+    "WebhookTransport": ".webhook",
 }
 
 

@@ -15,7 +15,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..bus import EventBus
 from ..status_board import StatusBoard
-from ..transports.webhook import WebhookTransport
 from .analytics import analytics_routes
 from .context import HTTPContext, HTTPMetrics
 from .docs import docs_routes
@@ -23,6 +22,7 @@ from .ingest import post_cfx, post_event_service, post_events
 from .operations import get_available, get_healthz, get_metrics, get_openapi, get_readyz, get_status
 from .problem import problem
 from .settings import HTTPSettings
+from .webhook import WebhookTransport
 
 __all__ = ["create_app", "find_status_board", "find_webhook_transport"]
 

@@ -16,8 +16,8 @@ from prometheus_client.utils import floatToGoString
 
 from ..bus import EventBus
 from ..status_board import StatusBoard
-from ..transports.webhook import WebhookTransport
 from .settings import HTTPSettings
+from .webhook import WebhookTransport
 from .webhook_signature import ReplayGuard
 
 __all__ = ["HTTPContext", "HTTPMetrics"]

@@ -33,8 +33,8 @@ from .. import _json, tracing
 from ..codec import DecodeContext, get_decoder
 from ..errors import BusClosedError, ConfigError, DecodeError
 from ..event import Event, derive_event_id
-from ..http.errors import IngestRefusedError, InvalidRequestError, NotSettledError, SaturatedError
-from .base import InboundMessage, RawRecord, SettleResult, Transport, TransportState
+from ..transport import InboundMessage, RawRecord, SettleResult, Transport, TransportState
+from .errors import IngestRefusedError, InvalidRequestError, NotSettledError, SaturatedError
 
 __all__ = ["WebhookSettings", "WebhookTransport"]
 

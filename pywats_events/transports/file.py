@@ -50,8 +50,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..codec import DecodeContext, get_decoder, maybe_gunzip
+from ..dead_letter import DeadLetterReason
 from ..errors import ConfigError, DecodeError, TransportError
-from .base import InboundMessage, RawRecord, SettleResult, Transport, TransportState
+from ..transport import InboundMessage, RawRecord, SettleResult, Transport, TransportState
 
 __all__ = ["FileOutcome", "FileSettings", "FileTransport"]
 
@@ -63,7 +64,7 @@ DEFAULT_PATTERNS = ("*.json", "*.json.gz", "*.jsonl", "*.jsonl.gz")
 LINES_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 
 #: Dead-letter reason of a symbolic link found in the drop folder (not followed, content not read).
-SYMLINK_REASON = "symlink_not_followed"
+SYMLINK_REASON = DeadLetterReason.SYMLINK_NOT_FOLLOWED
 
 #: Namespace of the ids of a file's raw dead-letter entries (RFC 4122 version 5 UUIDs).
 _RAW_ENTRY_NAMESPACE = uuid.UUID("6f1c2a52-5d0e-4c47-9a57-3f0f2f4f7a11")

@@ -26,7 +26,7 @@ from typing import Any
 from ..codec import Decoder, get_decoder
 from ..errors import TransportError
 from ..event import Event
-from .base import InboundMessage, SettleResult, Transport, TransportState
+from ..transport import InboundMessage, SettleResult, Transport, TransportState
 
 __all__ = ["MockTransport"]
 

@@ -25,11 +25,11 @@ from tenacity import (
 )
 
 from ..errors import TransportError
-from .base import TransportState
+from ..transport import TransportState
 from .settings import ReconnectSettings
 
 if TYPE_CHECKING:
-    from .base import Transport
+    from ..transport import Transport
 
 __all__ = ["ConnectFailedError", "Reconnector"]
 

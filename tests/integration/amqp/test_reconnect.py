@@ -19,7 +19,7 @@ from pywats_cfx.transport import CFXTransport
 from pywats_events.bus import EventBus
 from pywats_events.event import Event
 from pywats_events.store import MemoryStore
-from pywats_events.transports.base import TransportState
+from pywats_events.transport import TransportState
 from tests.integration.amqp.broker import AmqpNames, envelope_bytes, expected_event_ids, wait_for
 from tests.integration.amqp.private_broker import PrivateRabbit, require_private_rabbit
 from tests.services import AMQP_URL

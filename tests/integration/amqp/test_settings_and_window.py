@@ -23,7 +23,7 @@ from pywats_cfx.transport import CFXTransport, _AckWindow
 from pywats_events.bus import EventBus
 from pywats_events.errors import ConfigError
 from pywats_events.event import Event
-from pywats_events.transports.base import TransportState
+from pywats_events.transport import TransportState
 
 
 def test_from_config_names_the_bad_key() -> None:

@@ -14,7 +14,7 @@ from pywats_cfx.transport import CFXTransport
 from pywats_events.bus import EventBus
 from pywats_events.event import Event
 from pywats_events.store import MemoryStore
-from pywats_events.transports.base import TOO_LARGE_PREFIX
+from pywats_events.transport import TOO_LARGE_PREFIX
 from tests.integration.amqp.broker import AmqpNames, Publisher, envelope_bytes, queue_depth, wait_for
 
 UNITS_TESTED = "CFX.Production.TestAndInspection.UnitsTested"
@@ -118,5 +118,5 @@ async def test_consumer_rss_rises_by_a_small_multiple_of_a_large_message_and_ret
     # Measured: the peak rises by about 2x one big message (aiormq assembles a body from its frames).
     assert rise < 3 * big, report
     # Memory comes back (measured +8 MB after; +33 MB while glibc's adaptive mmap threshold kept freed
-    # large buffers in the heap, see pywats_events.transports.base.return_large_buffers).
+    # large buffers in the heap, see pywats_events.transport.return_large_buffers).
     assert report["after_rss"] - report["baseline_rss"] < big // 2, report

@@ -19,7 +19,7 @@ from pywats_cfx.transport import CFXTransport
 from pywats_events.bus import EventBus
 from pywats_events.event import Event
 from pywats_events.sql_store import open_store
-from pywats_events.transports.base import TransportState
+from pywats_events.transport import TransportState
 
 HANDLERS = ("h1", "h2")
 

@@ -12,8 +12,8 @@ import pytest
 from pywats_cfx import envelope_to_bytes
 from pywats_cfx.explorer import generate_envelope
 from pywats_events import Event, EventBus, MemoryStore, MockTransport, RetryPolicy, UnrecoverableError
+from pywats_events.http.webhook import WebhookSettings, WebhookTransport
 from pywats_events.store import DeadLetterReason
-from pywats_events.transports.webhook import WebhookSettings, WebhookTransport
 
 from .conftest import ServiceFactory
 

@@ -14,7 +14,7 @@ import pytest
 
 from pywats_events import Event, EventBus
 from pywats_events.store import MemoryStore
-from pywats_events.transports.base import TOO_LARGE_PREFIX
+from pywats_events.transport import TOO_LARGE_PREFIX
 from tests.integration.mqtt.conftest import Run, wait_for
 
 pytestmark = [pytest.mark.services]

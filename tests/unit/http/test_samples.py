@@ -10,8 +10,8 @@ import pytest
 from pywats_events import EventType
 from pywats_events.config import build_handler, load_settings
 from pywats_events.http import HTTPSettings
+from pywats_events.http.webhook import WebhookTransport
 from pywats_events.lab import parse_lab_body
-from pywats_events.transports.webhook import WebhookTransport
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples" / "http"
 LAB = sorted((SAMPLES / "lab").glob("*.json"))

@@ -8,7 +8,7 @@ import pytest
 
 from pywats_events import ConfigError, EventBus, TransportState
 from pywats_events.http import HTTPSettings
-from pywats_events.transports.webhook import WebhookTransport
+from pywats_events.http.webhook import WebhookTransport
 
 
 def test_defaults_bind_loopback_8080() -> None:

@@ -123,7 +123,7 @@ def test_old_import_path_warns_and_gives_the_same_objects() -> None:
 
 def test_core_does_not_import_pywats_lab() -> None:
     code = (
-        "import sys, pywats_events, pywats_events.http.client, pywats_events.transports.webhook, pywats_events.cli\n"
+        "import sys, pywats_events, pywats_events.http.client, pywats_events.http.webhook, pywats_events.cli\n"
         "print(sorted(m for m in sys.modules if m.startswith('pywats_lab')))"
     )
     cmd = [sys.executable, "-W", "error::DeprecationWarning", "-c", code]

@@ -120,7 +120,7 @@ def test_size_limits_and_event_id_mode_are_validated_with_the_key_named() -> Non
 
 
 def test_too_large_record_keeps_a_prefix_and_the_size() -> None:
-    from pywats_events.transports.base import TOO_LARGE_PREFIX, too_large_record
+    from pywats_events.transport import TOO_LARGE_PREFIX, too_large_record
 
     big = bytes(range(256)) * 100
     record = too_large_record(big, "mqtt://b:1883/t", "m", 2048, {"mqtt_topic": "t"})

@@ -11,7 +11,7 @@ import pytest
 
 from pywats_events.config import build_bus, load_settings
 from pywats_events.reload import ConfigReloader
-from pywats_events.transports import changed_option_keys
+from pywats_events.transport import changed_option_keys
 from pywats_events.transports.file import FileTransport
 
 BASE = """
