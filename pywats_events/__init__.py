@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 # The tracing module (OpenTelemetry imported only when enabled): ``pywats_events.tracing.enable(...)``.
 from . import tracing
+from ._version import __version__ as __version__
 from .admin import Admin
 from .breaker import BreakerPolicy, BreakerState, BreakerTransition, CircuitBreaker
 from .bus import EventBus
@@ -101,7 +102,6 @@ from .transports.mock import MockTransport
 if TYPE_CHECKING:
     from .sql_store import SQLStore, open_store
 
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from . import __version__
+from ._version import __version__
 from .config import Settings
 from .errors import ConfigError
 from .event import Event

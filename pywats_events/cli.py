@@ -27,7 +27,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__, jsonsafe, tracing
+from . import jsonsafe, tracing
+from ._version import __version__
 from .admin import Admin
 from .analytics.cli import analytics_app
 from .bus import STOP_GRACE

@@ -135,7 +135,7 @@ def enable(tracer_provider: Any = None) -> None:
         raise ConfigError(
             f"tracing needs OpenTelemetry ({exc}); pip install 'pywats-events[otel]'"
         ) from None
-    from . import __version__
+    from ._version import __version__
 
     _trace, _propagate = trace, propagate
     provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
