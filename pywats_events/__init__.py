@@ -1,9 +1,20 @@
 """pyWATS events: an asyncio event bus for factory and lab integration.
 
-The public API is what ``__all__`` lists below; everything else may change without notice. Transports,
-decoders and handlers are plug-ins found by entry point (``pywats_events.plugins``); this distribution
-ships ``pywats_cfx`` (IPC-CFX codec and AMQP) and ``pywats_mqtt`` (MQTT); the HTTP app is
-``pywats_events.http``.
+The public API is what ``__all__`` lists below: the event model and the domain events, the bus, handlers,
+policies (retry, circuit breaker), the dead-letter queue and its entries, the store and its factory
+``open_store``, the transport contract and settings base a transport author fills in, the built-in
+transports without a broker library (file, mock, webhook), decoders, and the errors. Everything else may
+change without notice; in particular these modules are internal, used by the bus and the command line:
+``delivery``, ``lanes``, ``registry`` (beyond ``HandlerRegistry``/``Subscription``), ``metrics``,
+``loop_thread``, ``config``, ``runtime``, ``reload``, ``jsonsafe``, ``_json``, ``_version``, ``paging``,
+``id_prefix``, ``logging_setup`` and the ``*_cli`` modules.
+
+Other public packages: ``pywats_events.http`` (the HTTP wing: app, server, webhook intake, client),
+``pywats_events.analytics``, ``pywats_events.transports`` (file, mock, the shared settings, reconnect helper
+and mapping rules), ``pywats_events.policies`` (the pyWATS document's policy classes). Transports, decoders
+and handlers are plug-ins found by entry point (``pywats_events.plugins``); this distribution ships
+``pywats_cfx`` (IPC-CFX codec and AMQP), ``pywats_mqtt`` (MQTT), ``pywats_nats`` (NATS JetStream),
+``pywats_wats`` and ``pywats_lab``. The layers and where each module sits: docs/project-layout.md.
 """
 
 from typing import TYPE_CHECKING
@@ -15,7 +26,7 @@ from .admin import Admin
 from .breaker import BreakerPolicy, BreakerState, BreakerTransition, CircuitBreaker
 from .bus import EventBus
 from .codec import DecodeContext, Decoder, get_decoder, register_decoder
-from .dead_letter import DeadLetterQueue, ReplayReport
+from .dead_letter import DeadLetterEntry, DeadLetterQueue, DeadLetterReason, ReplayReport
 from .domain import (
     DOMAIN_EVENTS,
     AssetCalibrationEvent,
@@ -85,19 +96,11 @@ from .plugins import PluginSpec, describe_plugins
 from .registry import HandlerRegistry, Subscription
 from .retry import RetryPolicy
 from .status_board import AssetStatus, StatusBoard
-from .store import (
-    DeadLetterEntry,
-    DeadLetterQuery,
-    DeadLetterReason,
-    EventQuery,
-    MemoryStore,
-    Store,
-    StoredEvent,
-    StoreWrite,
-)
+from .store import DeadLetterQuery, EventQuery, MemoryStore, Store, StoredEvent, StoreWrite
 from .transport import InboundMessage, IngestSink, RawRecord, SettleResult, Transport, TransportState
 from .transports.file import FileSettings, FileTransport
 from .transports.mock import MockTransport
+from .transports.settings import ReconnectSettings, TLSSettings, TransportSettings
 
 if TYPE_CHECKING:
     from .sql_store import SQLStore, open_store
@@ -182,6 +185,7 @@ __all__ = [
     "PyWatsEventsError",
     "RawRecord",
     "RecipeActivatedEvent",
+    "ReconnectSettings",
     "RepairResultEvent",
     "ReplayReport",
     "RetryPolicy",
@@ -198,11 +202,13 @@ __all__ = [
     "StoreWrite",
     "StoredEvent",
     "Subscription",
+    "TLSSettings",
     "TestResultEvent",
     "ToolUsedEvent",
     "Transport",
     "TransportError",
     "TransportSendNotSupported",
+    "TransportSettings",
     "TransportState",
     "UnitArrivedEvent",
     "UnitDepartedEvent",
