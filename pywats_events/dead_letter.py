@@ -164,7 +164,6 @@ class DeadLetterEntry:
         return out
 
 
-
 def entry_for_failure(
     event: Event,
     handler: str,
