@@ -29,8 +29,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -555,6 +557,9 @@ class SQLStore(Store):
         self._writer: asyncio.Task[None] | None = None
         self._in_flight = False
         self._wconn: AsyncConnection | None = None
+        # SQLite: the writer's own sqlite3 connection, used only on its one executor thread (below)
+        self._wsync: sqlite3.Connection | None = None
+        self._wthread: ThreadPoolExecutor | None = None
         # idempotency lookups: concurrent calls are answered by one query on a dedicated connection
         self._lookups: deque[_Lookup] = deque()
         self._lookup_wake = asyncio.Event()
@@ -797,6 +802,7 @@ class SQLStore(Store):
                     with contextlib.suppress(Exception):
                         await conn.close()
             self._wconn = self._rconn = None
+            await self._close_sqlite_writer()
             engine, self._engine = self._engine, None
             await engine.dispose()
 
@@ -814,11 +820,6 @@ class SQLStore(Store):
             assert self._engine is not None
             conn = await self._engine.connect()
             setattr(self, which, conn)
-            if self._is_sqlite and which == "_wconn":
-                # Random-UUID keys touch pages all over the indexes; a larger cache for the one
-                # connection that writes keeps them in memory as the tables grow (about 32 MB).
-                drv: Any = (await conn.get_raw_connection()).driver_connection
-                await drv.execute("PRAGMA cache_size=-32768")
         raw = await conn.get_raw_connection()
         return raw.driver_connection
 
@@ -940,24 +941,21 @@ class SQLStore(Store):
                 groups[kind].extend(rows)
         stamp = self._rows.ts(datetime.now(UTC))
         try:
-            drv = await self._driver("_wconn")
             if self._is_sqlite:
-                try:
-                    if drv.isolation_level is None:
-                        await drv.execute("BEGIN IMMEDIATE")
-                    # else the sqlite3 module opens the transaction itself before the first INSERT
-                    for kind, (sql, order) in self._bulk.items():
-                        if groups[kind]:
-                            args = {"rows": _json_rows(groups[kind]), "stamp": stamp}
-                            await drv.execute(sql, [args[name] for name in order])
-                    if groups[_DEAD]:
-                        await drv.executemany(self._sql[_DEAD], groups[_DEAD])
-                    await drv.commit()
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        await drv.rollback()
-                    raise
+                statements: list[tuple[str, list[Any]]] = []
+                for kind, (sql, order) in self._bulk.items():
+                    if groups[kind]:
+                        args = {"rows": _json_rows(groups[kind]), "stamp": stamp}
+                        statements.append((sql, [args[name] for name in order]))
+                # One hop to the writer's thread per transaction: with aiosqlite each of BEGIN, the
+                # inserts and COMMIT was a hop, and each hop waits for a busy event loop to come round.
+                if self._wthread is None:
+                    self._wthread = ThreadPoolExecutor(1, thread_name_prefix="pywats-store-writer")
+                await asyncio.get_running_loop().run_in_executor(
+                    self._wthread, self._commit_sqlite, statements, groups[_DEAD]
+                )
             else:
+                drv = await self._driver("_wconn")
                 async with drv.transaction():
                     for kind, rows in groups.items():
                         if rows:
@@ -966,8 +964,66 @@ class SQLStore(Store):
                             await drv.executemany(self._sql[kind], rows)
         except Exception as exc:
             if not self._is_integrity_error(exc):
-                await self._discard("_wconn")
+                if self._is_sqlite:
+                    await self._close_sqlite_writer(keep_thread=True)
+                else:
+                    await self._discard("_wconn")
             raise
+
+    def _connect_sqlite(self) -> sqlite3.Connection:
+        """The writer's sqlite3 connection (on the writer's thread): the file and options SQLAlchemy's
+        dialect derives from the URL, autocommit mode (transactions are explicit), the store's pragmas."""
+        from sqlalchemy.dialects.sqlite import pysqlite
+
+        args, kwargs = pysqlite.dialect().create_connect_args(self._driver_url.set(drivername="sqlite"))
+        kwargs.pop("check_same_thread", None)
+        conn = sqlite3.connect(*args, **kwargs, timeout=self._busy_timeout, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL: a commit is atomic and never corrupts the file; on power loss (not a process
+            # crash) the last transactions may roll back. Futures resolve, and messages settle, only after
+            # COMMIT returned, so a rolled-back write was never acknowledged: the broker redelivers it.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            # Keys touch pages all over the indexes; a larger cache for the one connection that writes
+            # keeps them in memory as the tables grow (about 32 MB).
+            conn.execute("PRAGMA cache_size=-32768")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _commit_sqlite(self, statements: list[tuple[str, list[Any]]], dead: list[tuple[Any, ...]]) -> None:
+        """One transaction on the writer's thread: the bulk inserts, the dead letters, COMMIT."""
+        conn = self._wsync
+        if conn is None:
+            conn = self._wsync = self._connect_sqlite()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for sql, params in statements:
+                conn.execute(sql, params)
+            if dead:
+                conn.executemany(self._sql[_DEAD], dead)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                with contextlib.suppress(Exception):
+                    conn.execute("ROLLBACK")
+            raise
+
+    async def _close_sqlite_writer(self, *, keep_thread: bool = False) -> None:
+        """Close the writer's sqlite3 connection on its thread (after an error the next write opens a new
+        one); at store close also end the thread."""
+        pool = self._wthread
+        if pool is None:
+            return
+        conn, self._wsync = self._wsync, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.get_running_loop().run_in_executor(pool, conn.close)
+        if not keep_thread:
+            self._wthread = None
+            pool.shutdown(wait=False)
 
     @staticmethod
     def _is_integrity_error(exc: BaseException) -> bool:
