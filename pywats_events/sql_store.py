@@ -977,7 +977,9 @@ class SQLStore(Store):
 
         args, kwargs = pysqlite.dialect().create_connect_args(self._driver_url.set(drivername="sqlite"))
         kwargs.pop("check_same_thread", None)
-        conn = sqlite3.connect(*args, **kwargs, timeout=self._busy_timeout, isolation_level=None)
+        kwargs.update(timeout=self._busy_timeout, isolation_level=None)
+        connect: Any = sqlite3.connect
+        conn: sqlite3.Connection = connect(*args, **kwargs)
         try:
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
             conn.execute("PRAGMA journal_mode=WAL")
