@@ -514,6 +514,11 @@ class SQLStore(Store):
         connect_timeout: PostgreSQL only: seconds to wait for a connection.
         max_batch_rows: group commit writes at most about this many rows per transaction (count).
         pool_size: connections kept open for reads and administrative writes.
+        synchronous: SQLite only: ``"NORMAL"`` (default) or ``"FULL"``, SQLite's ``PRAGMA synchronous`` for
+            the writer. Under WAL both keep the database consistent and lose nothing on a process crash;
+            after a power loss or an operating-system crash ``NORMAL`` may roll back the last committed
+            transactions (their messages were already acknowledged: those idempotency records, stored
+            events and dead letters are gone), ``FULL`` does not, at one fsync of the WAL per group commit.
 
     Attributes:
         url: printable location without a password (``sqlite:////abs/events.db``,
@@ -532,6 +537,7 @@ class SQLStore(Store):
         busy_timeout: float = 30.0,
         connect_timeout: float = 10.0,
         max_batch_rows: int = 20_000,
+        synchronous: str = "NORMAL",
         pool_size: int = 5,
     ) -> None:
         target = _resolve(url_or_path)
@@ -545,6 +551,9 @@ class SQLStore(Store):
         self._connect_timeout = connect_timeout
         self._max_batch_rows = max(1, max_batch_rows)
         self._pool_size = pool_size
+        if synchronous.upper() not in ("NORMAL", "FULL"):
+            raise StoreError(f"SQLStore synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
+        self._synchronous = synchronous.upper()
         self._rows = _Rows(self._is_sqlite)
         self._engine: AsyncEngine | None = None
         #: Alembic revision(s) of the schema once open (``"0003_query_indexes"``), shown by ``/readyz``.
@@ -983,10 +992,9 @@ class SQLStore(Store):
         try:
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
             conn.execute("PRAGMA journal_mode=WAL")
-            # WAL + NORMAL: a commit is atomic and never corrupts the file; on power loss (not a process
-            # crash) the last transactions may roll back. Futures resolve, and messages settle, only after
-            # COMMIT returned, so a rolled-back write was never acknowledged: the broker redelivers it.
-            conn.execute("PRAGMA synchronous=NORMAL")
+            # Futures resolve, and messages settle, only after COMMIT returned. WAL + NORMAL: a power loss
+            # may still roll back the last commits (see ``synchronous`` in the class docstring).
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
             # Keys touch pages all over the indexes; a larger cache for the one connection that writes
             # keeps them in memory as the tables grow (about 32 MB).
             conn.execute("PRAGMA cache_size=-32768")

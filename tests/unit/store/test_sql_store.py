@@ -433,3 +433,20 @@ async def test_sqlite_writer_reopens_its_connection_after_it_broke(sqlite_store:
     await sqlite_store.mark_completed([("e2", "h")])
     assert sqlite_store._wsync is not None and sqlite_store._wsync is not broken
     assert await sqlite_store.completed_handlers(["e1", "e2"]) == {"e1": {"h"}, "e2": {"h"}}
+
+
+async def test_sqlite_synchronous_full_is_applied_to_the_writer_and_other_values_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="synchronous"):
+        SQLStore(str(tmp_path / "x.db"), synchronous="OFF")
+    store = SQLStore(str(tmp_path / "full.db"), synchronous="full")
+    await store.open()
+    try:
+        await store.mark_completed([("e1", "h")])
+        conn = store._wsync
+        assert conn is not None
+        level = await asyncio.get_running_loop().run_in_executor(
+            store._wthread, lambda: conn.execute("PRAGMA synchronous").fetchone()[0]
+        )
+        assert level == 2  # FULL
+    finally:
+        await store.close()
