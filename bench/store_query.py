@@ -1,6 +1,9 @@
 """Query latency of a large event store, the time to apply retention, and intake as the store grows.
 
-Run: ``python bench/store_query.py [--events 1000000] [--dead 50000] [--repeat 30] [--pg [URL]]``.
+Run: ``python bench/store_query.py [--events 1000000] [--dead 50000] [--repeat 30] [--pg [URL]]``, or
+``python bench/store_query.py --growth [--events 1000000] [--rounds 4]`` for the intake comparison alone
+(full store against a fresh one in alternating rounds, rate and CPU per event; JSON ``intake_growth``,
+``intake_cpu_growth``: full / empty medians).
 
 Fills a fresh SQLite store (and, with ``--pg``, a fresh PostgreSQL database when one is reachable) with
 ``--events`` events spread over the last 60 days (24 types in 6 categories, 16 sources, severity mostly
@@ -169,6 +172,12 @@ async def queries(store: SQLStore, now: datetime, repeat: int, ids: list[str]) -
 
 async def intake_rate(url: str, n: int) -> float:
     """Bus + ``EventStoreHandler`` (+ idempotency) into the store at ``url``: events per second."""
+    return (await intake_cpu(url, n))[0]
+
+
+async def intake_cpu(url: str, n: int) -> tuple[float, float]:
+    """``intake_rate`` and the process CPU time of the same span (store open excluded): ``(events/s, CPU
+    microseconds per event)``."""
     bus = EventBus(SQLStore(url), emit_system_events=False, concurrency=16, queue_size=4096)
     mock = MockTransport()
     bus.add_transport(mock)
@@ -184,11 +193,48 @@ async def intake_rate(url: str, n: int) -> float:
                 done.set()
 
         events = [Event(type="test.result", source=SOURCES[i % 16], payload={"n": i}) for i in range(n)]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for ev in events:
             (await mock.inject_nowait((ev,))).add_done_callback(settled)
         await done.wait()
-        return n / (time.perf_counter() - t0)
+        return n / (time.perf_counter() - t0), (time.process_time() - c0) / n * 1e6
+
+
+async def growth(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """``--growth``: intake into a store holding ``--events`` events against a fresh one, in alternating
+    rounds (empty, full, full, empty, ...) so machine load hits both alike; per-round ratios."""
+    now = datetime.now(UTC)
+    full_url = str(tmp / "full.db")
+    store = SQLStore(full_url)
+    await store.open()
+    try:
+        fill_s = await fill(store, args.events, 0, now)
+    finally:
+        await store.close()
+    print(f"  filled {args.events:,} events in {fill_s:.0f} s", flush=True)
+    rounds = []
+    for r in range(args.rounds):
+        empty_url = str(tmp / f"empty{r}.db")
+        if r % 2 == 0:
+            empty, full = await intake_cpu(empty_url, args.intake), await intake_cpu(full_url, args.intake)
+        else:
+            full, empty = await intake_cpu(full_url, args.intake), await intake_cpu(empty_url, args.intake)
+        rounds.append((empty, full))
+        print(
+            f"  round {r + 1}: empty {empty[0]:,.0f} ev/s ({empty[1]:.0f} us CPU/event), full {full[0]:,.0f} ev/s "
+            f"({full[1]:.0f} us CPU/event): {full[0] / empty[0]:.2f}x rate, {full[1] / empty[1]:.2f}x CPU "
+            f"(load {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
+    return {
+        "intake_growth": round(statistics.median(f[0] / e[0] for e, f in rounds), 3),
+        "intake_cpu_growth": round(statistics.median(f[1] / e[1] for e, f in rounds), 3),
+        "rounds": [
+            {"empty_eps": round(e[0]), "full_eps": round(f[0]), "empty_cpu_us": round(e[1], 1),
+             "full_cpu_us": round(f[1], 1)}
+            for e, f in rounds
+        ],
+    }
 
 
 async def run(name: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -238,8 +284,19 @@ async def main() -> None:
         "--pg", nargs="?", const="fresh", default=None,
         help="also PostgreSQL: a URL, or nothing for a fresh database on 127.0.0.1 (dropped afterwards)",
     )
+    ap.add_argument(
+        "--growth", action="store_true",
+        help="only intake into the filled store against a fresh one, in --rounds alternating rounds (SQLite)",
+    )
+    ap.add_argument("--rounds", type=int, default=4, help="alternating rounds of --growth (default 4)")
     args = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f}, {args.events:,} events", flush=True)
+    if args.growth:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = await growth(Path(tmp), args)
+        out.update(events=args.events, load_avg=round(os.getloadavg()[0], 2))
+        print(json.dumps(out))
+        return
     result: dict[str, Any] = {"events": args.events, "correlation_id": HAS_CORRELATION}
     with tempfile.TemporaryDirectory() as tmp:
         result["sqlite"] = await run("SQLite", str(Path(tmp) / "bench.db"), args)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import random
+import time
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -98,8 +100,22 @@ def derive_event_id(source_id: str, index: int) -> str:
 _NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
 
 
+#: 62 random bits per generated id. The random module's shared generator (seeded from the OS, reseeded in
+#: a forked child) is enough: ids must be unique, not unpredictable, and ``os.urandom`` per id costs a
+#: system call on the hot path.
+_random_bits = random.getrandbits
+_time_ns = time.time_ns
+
+
 def _new_id() -> str:
-    return str(uuid.uuid4())
+    """A time-ordered UUID version 7 (RFC 9562 section 5.7) as a string: 48 bits of Unix milliseconds,
+    12 bits of sub-millisecond time (section 6.2, method 3), 62 random bits. Ids generated later sort
+    later, so a database index on them grows at its right edge instead of touching pages all over (the
+    store's intake stays flat as the event table grows), and building one is cheaper than ``uuid4``."""
+    ns = _time_ns()
+    ms, frac = divmod(ns, 1_000_000)
+    h = f"{ms & 0xFFFFFFFFFFFF:012x}7{frac * 4096 // 1_000_000:03x}{0x8000000000000000 | _random_bits(62):016x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _now() -> datetime:
@@ -110,8 +126,9 @@ class Event(BaseModel):
     """One normalized, immutable event.
 
     Attributes:
-        id: unique id (a UUID string); taken from the source's own id when it has one (CFX ``UniqueID``),
-            so a redelivered copy keeps its id. At most 200 characters.
+        id: unique id (a UUID string; a generated one is a time-ordered UUID version 7); taken from the
+            source's own id when it has one (CFX ``UniqueID``), so a redelivered copy keeps its id. At most
+            200 characters.
         type: dotted type such as ``test.result`` (see ``EventType``); any non-empty dotted string is valid.
             ``event_type`` is accepted for it (the name in the pyWATS event architecture document).
         source: who produced it (a CFX handle, a station name); ``unknown`` when nobody says.
@@ -192,7 +209,8 @@ class Event(BaseModel):
 
         The caller guarantees what validation would otherwise enforce: ``type`` a non-empty dotted
         string without whitespace (at most 200 characters), ``source`` and ``id`` non-empty (``id``
-        ``None``: a new UUID4), ``timestamp`` timezone-aware UTC (``None``: now), ``severity`` a
+        ``None``: a new time-ordered UUID version 7), ``timestamp`` timezone-aware UTC (``None``: now),
+        ``severity`` a
         ``Severity`` member, ``subjects`` and ``tags`` tuples of strings, ``payload`` and ``headers``
         JSON-serializable dicts (``None``: empty). Nothing is checked or copied: an event built from
         invalid values misbehaves later (in the store, in handlers) instead of failing here, so input

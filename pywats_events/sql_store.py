@@ -29,8 +29,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -512,6 +514,11 @@ class SQLStore(Store):
         connect_timeout: PostgreSQL only: seconds to wait for a connection.
         max_batch_rows: group commit writes at most about this many rows per transaction (count).
         pool_size: connections kept open for reads and administrative writes.
+        synchronous: SQLite only: ``"NORMAL"`` (default) or ``"FULL"``, SQLite's ``PRAGMA synchronous`` for
+            the writer. Under WAL both keep the database consistent and lose nothing on a process crash;
+            after a power loss or an operating-system crash ``NORMAL`` may roll back the last committed
+            transactions (their messages were already acknowledged: those idempotency records, stored
+            events and dead letters are gone), ``FULL`` does not, at one fsync of the WAL per group commit.
 
     Attributes:
         url: printable location without a password (``sqlite:////abs/events.db``,
@@ -530,6 +537,7 @@ class SQLStore(Store):
         busy_timeout: float = 30.0,
         connect_timeout: float = 10.0,
         max_batch_rows: int = 20_000,
+        synchronous: str = "NORMAL",
         pool_size: int = 5,
     ) -> None:
         target = _resolve(url_or_path)
@@ -543,6 +551,9 @@ class SQLStore(Store):
         self._connect_timeout = connect_timeout
         self._max_batch_rows = max(1, max_batch_rows)
         self._pool_size = pool_size
+        if synchronous.upper() not in ("NORMAL", "FULL"):
+            raise StoreError(f"SQLStore synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
+        self._synchronous = synchronous.upper()
         self._rows = _Rows(self._is_sqlite)
         self._engine: AsyncEngine | None = None
         #: Alembic revision(s) of the schema once open (``"0003_query_indexes"``), shown by ``/readyz``.
@@ -555,6 +566,9 @@ class SQLStore(Store):
         self._writer: asyncio.Task[None] | None = None
         self._in_flight = False
         self._wconn: AsyncConnection | None = None
+        # SQLite: the writer's own sqlite3 connection, used only on its one executor thread (below)
+        self._wsync: sqlite3.Connection | None = None
+        self._wthread: ThreadPoolExecutor | None = None
         # idempotency lookups: concurrent calls are answered by one query on a dedicated connection
         self._lookups: deque[_Lookup] = deque()
         self._lookup_wake = asyncio.Event()
@@ -797,6 +811,7 @@ class SQLStore(Store):
                     with contextlib.suppress(Exception):
                         await conn.close()
             self._wconn = self._rconn = None
+            await self._close_sqlite_writer()
             engine, self._engine = self._engine, None
             await engine.dispose()
 
@@ -814,11 +829,6 @@ class SQLStore(Store):
             assert self._engine is not None
             conn = await self._engine.connect()
             setattr(self, which, conn)
-            if self._is_sqlite and which == "_wconn":
-                # Random-UUID keys touch pages all over the indexes; a larger cache for the one
-                # connection that writes keeps them in memory as the tables grow (about 32 MB).
-                drv: Any = (await conn.get_raw_connection()).driver_connection
-                await drv.execute("PRAGMA cache_size=-32768")
         raw = await conn.get_raw_connection()
         return raw.driver_connection
 
@@ -940,24 +950,21 @@ class SQLStore(Store):
                 groups[kind].extend(rows)
         stamp = self._rows.ts(datetime.now(UTC))
         try:
-            drv = await self._driver("_wconn")
             if self._is_sqlite:
-                try:
-                    if drv.isolation_level is None:
-                        await drv.execute("BEGIN IMMEDIATE")
-                    # else the sqlite3 module opens the transaction itself before the first INSERT
-                    for kind, (sql, order) in self._bulk.items():
-                        if groups[kind]:
-                            args = {"rows": _json_rows(groups[kind]), "stamp": stamp}
-                            await drv.execute(sql, [args[name] for name in order])
-                    if groups[_DEAD]:
-                        await drv.executemany(self._sql[_DEAD], groups[_DEAD])
-                    await drv.commit()
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        await drv.rollback()
-                    raise
+                statements: list[tuple[str, list[Any]]] = []
+                for kind, (sql, order) in self._bulk.items():
+                    if groups[kind]:
+                        args = {"rows": _json_rows(groups[kind]), "stamp": stamp}
+                        statements.append((sql, [args[name] for name in order]))
+                # One hop to the writer's thread per transaction: with aiosqlite each of BEGIN, the
+                # inserts and COMMIT was a hop, and each hop waits for a busy event loop to come round.
+                if self._wthread is None:
+                    self._wthread = ThreadPoolExecutor(1, thread_name_prefix="pywats-store-writer")
+                await asyncio.get_running_loop().run_in_executor(
+                    self._wthread, self._commit_sqlite, statements, groups[_DEAD]
+                )
             else:
+                drv = await self._driver("_wconn")
                 async with drv.transaction():
                     for kind, rows in groups.items():
                         if rows:
@@ -966,8 +973,67 @@ class SQLStore(Store):
                             await drv.executemany(self._sql[kind], rows)
         except Exception as exc:
             if not self._is_integrity_error(exc):
-                await self._discard("_wconn")
+                if self._is_sqlite:
+                    await self._close_sqlite_writer(keep_thread=True)
+                else:
+                    await self._discard("_wconn")
             raise
+
+    def _connect_sqlite(self) -> sqlite3.Connection:
+        """The writer's sqlite3 connection (on the writer's thread): the file and options SQLAlchemy's
+        dialect derives from the URL, autocommit mode (transactions are explicit), the store's pragmas."""
+        from sqlalchemy.dialects.sqlite import pysqlite
+
+        args, kwargs = pysqlite.dialect().create_connect_args(self._driver_url.set(drivername="sqlite"))
+        kwargs.pop("check_same_thread", None)
+        kwargs.update(timeout=self._busy_timeout, isolation_level=None)
+        connect: Any = sqlite3.connect
+        conn: sqlite3.Connection = connect(*args, **kwargs)
+        try:
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            # Futures resolve, and messages settle, only after COMMIT returned. WAL + NORMAL: a power loss
+            # may still roll back the last commits (see ``synchronous`` in the class docstring).
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            # Keys touch pages all over the indexes; a larger cache for the one connection that writes
+            # keeps them in memory as the tables grow (about 32 MB).
+            conn.execute("PRAGMA cache_size=-32768")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _commit_sqlite(self, statements: list[tuple[str, list[Any]]], dead: list[tuple[Any, ...]]) -> None:
+        """One transaction on the writer's thread: the bulk inserts, the dead letters, COMMIT."""
+        conn = self._wsync
+        if conn is None:
+            conn = self._wsync = self._connect_sqlite()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for sql, params in statements:
+                conn.execute(sql, params)
+            if dead:
+                conn.executemany(self._sql[_DEAD], dead)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                with contextlib.suppress(Exception):
+                    conn.execute("ROLLBACK")
+            raise
+
+    async def _close_sqlite_writer(self, *, keep_thread: bool = False) -> None:
+        """Close the writer's sqlite3 connection on its thread (after an error the next write opens a new
+        one); at store close also end the thread."""
+        pool = self._wthread
+        if pool is None:
+            return
+        conn, self._wsync = self._wsync, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.get_running_loop().run_in_executor(pool, conn.close)
+        if not keep_thread:
+            self._wthread = None
+            pool.shutdown(wait=False)
 
     @staticmethod
     def _is_integrity_error(exc: BaseException) -> bool:

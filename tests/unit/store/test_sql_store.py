@@ -409,3 +409,44 @@ async def test_two_processes_write_the_same_sqlite_file_at_once(tmp_path: Path) 
     async with open_store(path) as store:
         wanted = [f"{n}-{i}-{j}" for n in "ab" for i in range(40) for j in range(50)]
         assert len(await store.completed_handlers(wanted)) == 4000
+
+
+async def test_sqlite_writer_connection_uses_wal_normal_sync_and_its_own_thread(sqlite_store: SQLStore) -> None:
+    await sqlite_store.mark_completed([("e1", "h")])
+    conn = sqlite_store._wsync
+    assert conn is not None and sqlite_store._wthread is not None
+    pool = sqlite_store._wthread
+    pragmas = await asyncio.get_running_loop().run_in_executor(
+        pool, lambda: [conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("journal_mode", "synchronous")]
+    )
+    assert pragmas == ["wal", 1]  # NORMAL
+    await sqlite_store.close()
+    assert sqlite_store._wsync is None and sqlite_store._wthread is None
+
+
+async def test_sqlite_writer_reopens_its_connection_after_it_broke(sqlite_store: SQLStore) -> None:
+    await sqlite_store.mark_completed([("e1", "h")])
+    broken = sqlite_store._wsync
+    assert broken is not None
+    await asyncio.get_running_loop().run_in_executor(sqlite_store._wthread, broken.close)
+    # The next transaction fails on the closed connection, is retried once on a new one, and commits.
+    await sqlite_store.mark_completed([("e2", "h")])
+    assert sqlite_store._wsync is not None and sqlite_store._wsync is not broken
+    assert await sqlite_store.completed_handlers(["e1", "e2"]) == {"e1": {"h"}, "e2": {"h"}}
+
+
+async def test_sqlite_synchronous_full_is_applied_to_the_writer_and_other_values_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="synchronous"):
+        SQLStore(str(tmp_path / "x.db"), synchronous="OFF")
+    store = SQLStore(str(tmp_path / "full.db"), synchronous="full")
+    await store.open()
+    try:
+        await store.mark_completed([("e1", "h")])
+        conn = store._wsync
+        assert conn is not None
+        level = await asyncio.get_running_loop().run_in_executor(
+            store._wthread, lambda: conn.execute("PRAGMA synchronous").fetchone()[0]
+        )
+        assert level == 2  # FULL
+    finally:
+        await store.close()
