@@ -98,7 +98,8 @@ if _core_json.ORJSON:
     import orjson
 
     _orjson_loads, _OrjsonDecodeError = orjson.loads, orjson.JSONDecodeError
-_DIGIT_MARKS = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+# Digits -> "0", "{" and "[" -> "{" (multi-byte UTF-8 never holds ASCII bytes), anything else -> " ".
+_MARKS = bytes(48 if 48 <= i <= 57 else 123 if i in (91, 123) else 32 for i in range(256))
 _LONG_DIGIT_RUN = b"0" * 19
 # Event.type must be a non-empty dotted word; MessageName becomes the type of unknown messages.
 _MESSAGE_NAME = re.compile(r"[^.\s]\S{0,199}")
@@ -314,11 +315,15 @@ def _text(data: bytes | bytearray | memoryview | str, origin: str) -> str:
 def _loads(text: str, origin: str, max_depth: int) -> Any:
     if not text.strip():
         raise InvalidJSONError("empty input, expected a CFX envelope", origin)
-    if _too_deep(text, max_depth):
-        raise NestingTooDeepError(f"JSON nested deeper than {max_depth} levels", origin)
-    if _orjson_loads is not None:
+    if _orjson_loads is None:
+        if _too_deep(text, max_depth):
+            raise NestingTooDeepError(f"JSON nested deeper than {max_depth} levels", origin)
+    else:
         raw = text.encode("utf-8", "surrogatepass")
-        if _LONG_DIGIT_RUN not in raw.translate(_DIGIT_MARKS):
+        marks = raw.translate(_MARKS)  # one pass gives both _too_deep's cheap bound and the digit runs
+        if marks.count(b"{") > max_depth and _too_deep(text, max_depth):
+            raise NestingTooDeepError(f"JSON nested deeper than {max_depth} levels", origin)
+        if _LONG_DIGIT_RUN not in marks:
             try:
                 return _orjson_loads(raw)
             except _OrjsonDecodeError:
