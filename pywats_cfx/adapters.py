@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 _INFO = Severity.INFO
+_trusted_event = Event.trusted
 _WARNING = Severity.WARNING
 
 _MISSING: Any = object()
@@ -338,7 +339,7 @@ def _timespan_seconds(body: _Body, name: str) -> float | None:
 class _Message:
     """What every event of one envelope shares: ids, source, time, headers, the body."""
 
-    __slots__ = ("base_id", "body", "correlation_id", "env", "headers", "keep_body", "source", "where")
+    __slots__ = ("base_id", "body", "correlation_id", "env", "headers", "keep_body", "source", "trusted", "where")
 
     def __init__(
         self,
@@ -359,6 +360,12 @@ class _Message:
         body = self.body
         corr = body.text("TransactionId" if "TransactionId" in body.obj else "TransactionID")
         self.correlation_id = corr if corr and corr != _NO_GUID else None
+        # Events are built without re-validation when what the adapters do not check themselves holds:
+        # the envelope's time is UTC (parse_envelopes makes it so; a hand-built envelope may differ) and
+        # the transport's header names are strings (the Event model refuses others).
+        self.trusted = env.time_stamp.tzinfo is UTC and (
+            not headers or all(k.__class__ is str for k in headers)
+        )
 
     def common(self) -> dict[str, Any]:
         """Payload members every mapped event carries."""
@@ -401,8 +408,24 @@ class _Message:
             if unknown:
                 payload["unknown_enum_values"] = [dict(u) for u in unknown]
                 tags = (UNKNOWN_ENUM_TAG,)
+        event_id = self.base_id if index is None else derive_event_id(self.base_id, index)
+        headers = dict(self.headers) if self.headers else {}
+        if self.trusted:
+            # Every value was checked above (ids, source, time, type, strings of subjects): no second pass.
+            return _trusted_event(
+                id=event_id,
+                type=type_ if type_.__class__ is str else str(type_),
+                source=self.source,
+                timestamp=self.env.time_stamp,
+                payload=payload,
+                correlation_id=correlation_id or self.correlation_id,
+                severity=severity,
+                subjects=subjects,
+                tags=tags,
+                headers=headers,
+            )
         return Event(
-            id=self.base_id if index is None else derive_event_id(self.base_id, index),
+            id=event_id,
             type=type_,
             source=self.source,
             timestamp=self.env.time_stamp,
@@ -411,7 +434,7 @@ class _Message:
             severity=severity,
             subjects=subjects,
             tags=tags,
-            headers=dict(self.headers) if self.headers else {},
+            headers=headers,
         )
 
 

@@ -443,6 +443,32 @@ class _Session:
                 self.idle.set()
 
 
+def _deliver_inline(raw: Any, session: _Session) -> bool:
+    """Hand this channel's deliveries to ``session.on_deliver`` in aiormq's frame reader itself.
+
+    aiormq (7.x) starts a task per delivery to run the consumer callback; ours only queues the message,
+    so that task (creation, a loop turn, its done callback: about a tenth of the client's CPU per message)
+    buys nothing. This replaces the channel's ``_on_deliver_frame`` with the same steps (content header,
+    body frames, consumer-tag check: deliveries for a cancelled consumer are dropped, as aiormq drops them)
+    ending in a plain call, in delivery order. Returns False, changing nothing, when this aiormq lacks the
+    members it relies on; the regular callback path then runs.
+    """
+    read_header = getattr(raw, "_Channel__get_content_header", None)
+    read_content = getattr(raw, "_read_content", None)
+    consumers = getattr(raw, "consumers", None)
+    if read_header is None or read_content is None or not isinstance(consumers, dict):
+        return False
+    on_deliver = session.on_deliver
+
+    async def on_deliver_frame(frame: Any) -> None:
+        message = await read_content(frame, await read_header())
+        if frame.consumer_tag is not None and frame.consumer_tag in consumers:
+            on_deliver(message)
+
+    raw._on_deliver_frame = on_deliver_frame
+    return True
+
+
 def _set_done(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -786,6 +812,7 @@ class CFXTransport(Transport):
                 lambda frame: self._on_lost(session, None, CFXTransportError("the broker cancelled the consumer"))
             )
             # Deliveries that arrive before the tasks below exist wait in the session's inbox.
+            _deliver_inline(raw, session)
             ok = await raw.basic_consume(s.queue, session.on_deliver_async, no_ack=False)
             session.consumer_tag = ok.consumer_tag
         except BaseException:

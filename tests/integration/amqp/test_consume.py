@@ -340,3 +340,32 @@ async def test_a_decoder_bug_dead_letters_the_message_and_consuming_goes_on(
     assert "decoder failed: KeyError" in entry.error_message
     assert entry.raw_body == b"boom" and entry.headers["pywats-decoder"] == "test-buggy"
     assert await queue_depth(amqp.queue) == 0
+
+
+async def test_deliveries_reach_the_session_without_a_task_each(
+    amqp: AmqpNames, publisher: Publisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # aiormq would run the consumer callback (on_deliver_async) in a task per delivery; the transport
+    # replaces that step on its channel with a plain call, in delivery order.
+    from pywats_cfx import transport as transport_module
+
+    async def no_task_path(self: object, message: object) -> None:
+        raise AssertionError("delivery went through aiormq's per-delivery task")
+
+    monkeypatch.setattr(transport_module._Session, "on_deliver_async", no_task_path)
+    transport = CFXTransport("cfx", **amqp.transport_options())
+    bus = EventBus()
+    bus.add_transport(transport)
+    got: list[str] = []
+
+    @bus.subscribe("test.result")
+    async def record(event: Event) -> None:
+        got.append(event.id)
+
+    async with bus:
+        for i in range(20):
+            await publisher.publish(envelope_bytes(i, source=amqp.handle), rk(amqp))
+        await wait_for(lambda: len(got) == 20, 20, "20 test.result events")
+        await transport.wait_acked(20)
+    assert len(set(got)) == 20
+    assert await queue_depth(amqp.queue) == 0
