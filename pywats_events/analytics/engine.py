@@ -107,6 +107,23 @@ class AnalyticsEngine:
         self.events += applied
         return applied
 
+    def apply_batch(self, events: Iterable[Event], refused: Callable[[Event, Exception], None]) -> int:
+        """Apply events in order in one loop (the handler's inbox: no call layer per event); an event the
+        engine refuses, for any error (``AnalyticsInputError``, ``TooLateError``, a bug), is passed to
+        ``refused(event, error)`` and the batch goes on. Event types the engine does not read cost one
+        dict lookup. Returns how many events changed something."""
+        get = self._dispatch.get
+        applied = 0
+        for ev in events:
+            fn = get(ev.type)
+            if fn is not None:
+                try:
+                    applied += fn(ev)
+                except Exception as exc:
+                    refused(ev, exc)
+        self.events += applied
+        return applied
+
     def apply_all(self, events: Iterable[Event]) -> int:
         """Apply events in order; returns how many changed something. Errors propagate as for ``apply``."""
         return sum(self.apply(e) for e in events)

@@ -10,7 +10,7 @@ Rules (a brute-force computation must apply the same ones to agree):
 
 - an interval runs from one change to the asset's next change; the last change stays open until the
   report's ``now``; time before an asset's first known change is unknown and counts nowhere;
-- a change whose event id is already held is a duplicate and changes nothing;
+- a change whose event id and time are already held is a duplicate and changes nothing (a redelivery);
 - a change older than the oldest one still held, once older ones were dropped for capacity, cannot be
   placed: it is refused (``TooLateError``) and counted, and ``pywats-events analytics rebuild`` replays
   the event store to recompute.
@@ -75,13 +75,12 @@ _Held = tuple[int, str, int, "int | None", str]
 
 
 class _Asset:
-    __slots__ = ("changes", "hours", "ids", "minutes", "truncated")
+    __slots__ = ("changes", "hours", "minutes", "truncated")
 
     def __init__(self) -> None:
-        # One asset's changes never share an event id (duplicates are refused first), so the tuples
-        # order by (at_us, event_id).
+        # One asset's changes never share (at_us, event_id) (duplicates are refused first), so the
+        # tuples order by those two.
         self.changes: list[_Held] = []
-        self.ids: set[str] = set()
         self.truncated = False
         # Per category (CATEGORIES order): bucket index -> µs, and hour index -> µs (when the bucket width
         # divides an hour). Dicts of ints only: untracked by the garbage collector, summed in C.
@@ -130,7 +129,7 @@ class StatusHistory:
         self.on_interval: Callable[[str, int, int, str, int], None] | None = None
 
     def add(self, change: StateChange) -> bool:
-        """Place one change; returns False for a duplicate (same event id already held).
+        """Place one change; returns False for a duplicate (same event id and time already held).
 
         Raises:
             TooLateError: the change is older than the oldest one held and older ones were dropped.
@@ -149,16 +148,12 @@ class StatusHistory:
         a = self.assets.get(asset)
         if a is None:
             a = self.assets[asset] = _Asset()
-        ids = a.ids
-        if event_id in ids:
-            self.duplicates += 1
-            return False
         keys = a.changes
-        rec = (at_us, event_id, cat, code, name)
         if keys:
             prev = keys[-1]
             if at_us > prev[0] or (at_us == prev[0] and event_id > prev[1]):
-                # In order (the usual case): close the last stay, inline for a stay within one bucket.
+                # In order (the usual case), so no duplicate of a held change (all are earlier): close the
+                # last stay, inline for a stay within one bucket.
                 start, w, pcat = prev[0], self.bucket_us, prev[2]
                 b = start // w
                 if at_us <= (b + 1) * w:
@@ -171,25 +166,29 @@ class StatusHistory:
                         d[b] = d.get(b, 0) + at_us - start
                 else:
                     self._stay(a, start, at_us, pcat, 1)
-                keys.append(rec)
+                keys.append((at_us, event_id, cat, code, name))
                 if self.on_interval is not None:
                     self.on_interval(asset, start, at_us, CATEGORIES[pcat], 1)
-            else:
-                self._insert(asset, a, rec)
+            elif not self._insert(asset, a, (at_us, event_id, cat, code, name)):
+                return False
         else:
-            keys.append(rec)
-        ids.add(event_id)
+            keys.append((at_us, event_id, cat, code, name))
         if len(keys) > self.capacity:
             # The dropped change's interval stays in the buckets; only its placement memory goes.
-            ids.discard(keys.pop(0)[1])
+            del keys[0]
             a.truncated = True
         return True
 
-    def _insert(self, asset: str, a: _Asset, rec: _Held) -> None:
-        # A late or out-of-order change: it splits the stay it falls into (or opens the history).
+    def _insert(self, asset: str, a: _Asset, rec: _Held) -> bool:
+        # A late, out-of-order or repeated change: a duplicate (same time and event id held) is counted,
+        # else it splits the stay it falls into (or opens the history). (at_us, event_id) sorts before
+        # every held tuple starting with it, so bisect finds a held duplicate at i.
         keys = a.changes
-        i = bisect_left(keys, rec)
-        at_us = rec[0]
+        at_us, event_id = rec[0], rec[1]
+        i = bisect_left(keys, (at_us, event_id))
+        if i < len(keys) and keys[i][0] == at_us and keys[i][1] == event_id:
+            self.duplicates += 1
+            return False
         if i == 0 and a.truncated:
             self.too_late += 1
             raise TooLateError(
@@ -209,6 +208,7 @@ class StatusHistory:
         if notify is not None:
             notify(asset, at_us, nxt[0], CATEGORIES[rec[2]], 1)
         keys.insert(i, rec)
+        return True
 
     def _stay(self, a: _Asset, start: int, end: int, cat: int, sign: int) -> None:
         _spread(a.minutes[cat], start, end, self.bucket_us, sign)
