@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from ..event import Event
 from .errors import AnalyticsInputError
-from .states import stamp_us
+from .states import epoch_us
 
 __all__ = ["CycleTimes", "quantile"]
 
@@ -94,7 +94,7 @@ class CycleTimes:
         key = (event.source, tid if type(tid) is str else str(tid))
         work = self.work
         w = work.get(key)
-        at = stamp_us(event.timestamp)
+        at = epoch_us(event.timestamp)
         recipe = p.get("recipe")
         recipe = (recipe if type(recipe) is str else str(recipe)) if recipe else None
         if w is None:
@@ -130,7 +130,7 @@ class CycleTimes:
         key = (station, tid if type(tid) is str else str(tid))
         work = self.work
         w = work.get(key)
-        at = stamp_us(event.timestamp)
+        at = epoch_us(event.timestamp)
         if w is None:
             start_us = recipe = None
         else:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from ..event import Event
 from .errors import AnalyticsInputError
-from .states import stamp_us
+from .states import epoch_us
 
 __all__ = ["YieldBook", "YieldFigures"]
 
@@ -96,7 +96,7 @@ class YieldBook:
         if len(self._seen) > _SEEN_KEPT:
             self._seen.popitem(last=False)
         station = event.source
-        at = stamp_us(event.timestamp)
+        at = epoch_us(event.timestamp)
         key = (at, event.id)
         passed = result.lower() in _PASS
         unit = unit if type(unit) is str else str(unit)

@@ -22,7 +22,6 @@ the category is missing, an E10 code in ``new_state`` (1000..6999) gives it.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from math import floor
 from typing import NamedTuple
 
 from ..event import Event
@@ -83,16 +82,6 @@ class StateChange(NamedTuple):
     name: str
 
 
-def stamp_us(stamp: datetime) -> int:
-    """``epoch_us`` of an event timestamp, faster (no timedelta built): whole seconds from the float POSIX
-    time, floored, plus the exact ``microsecond`` field. Exact for aware times of years 1901 to 2199:
-    ``timestamp()`` is correctly rounded and the float's spacing there is under 1 µs, so the floor never
-    crosses a second boundary; outside that range it falls back to ``epoch_us``."""
-    if 1900 < stamp.year < 2200:
-        return floor(stamp.timestamp()) * 1_000_000 + stamp.microsecond
-    return epoch_us(stamp)
-
-
 def state_parts(event: Event) -> tuple[str, int, str, int, int | None, str]:
     """What ``state_change_of`` reads, as ``(asset, at_us, event_id, category index in CATEGORIES, code,
     name)`` (the engine's path: no ``StateChange`` built).
@@ -121,7 +110,7 @@ def state_parts(event: Event) -> tuple[str, int, str, int, int | None, str]:
     name = p.get("new_state_name") or (code if code is not None else "")
     return (
         asset if type(asset) is str else str(asset),
-        stamp_us(event.timestamp),
+        (event.timestamp - _EPOCH) // _US,
         event.id,
         cat,
         code,

@@ -1,10 +1,9 @@
 """The engine's fast paths against their plain forms: bucket widths with and without the hour level
-(``bucket_s`` dividing an hour or not) give the brute-force figures, and ``stamp_us`` equals the exact
-integer ``epoch_us``."""
+(``bucket_s`` dividing an hour or not) give the brute-force figures."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,7 +11,6 @@ from hypothesis import strategies as st
 
 from pywats_events import Event
 from pywats_events.analytics import AnalyticsEngine, resolve_window
-from pywats_events.analytics.states import epoch_us, stamp_us
 
 from .brute_force import assert_matches, brute_force
 from .test_properties import BASE, streams, windows
@@ -34,14 +32,3 @@ def test_figures_equal_brute_force_at_other_bucket_widths(
         since = BASE + timedelta(minutes=win[0])
         w = resolve_window(since=since, until=since + timedelta(minutes=win[1]), now=now, bucket_s=bucket_s)
     assert_matches(engine.report(w), brute_force(events, w.since_us, w.until_us, w.now_us))
-
-
-@given(
-    st.datetimes(min_value=datetime(1800, 1, 1), max_value=datetime(2400, 1, 1), timezones=st.just(UTC)),
-    st.sampled_from([0, 1, 999_999, 500_000]),
-)
-def test_stamp_us_is_exact(stamp: datetime, micro: int) -> None:
-    for t in (stamp, stamp.replace(microsecond=micro)):
-        assert stamp_us(t) == epoch_us(t)
-        other = t.astimezone(timezone(timedelta(hours=-5)))
-        assert stamp_us(other) == epoch_us(t)
