@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from collections import OrderedDict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from ..event import Event
 from .errors import AnalyticsInputError
@@ -51,11 +50,9 @@ def quantile(samples: Sequence[float], confidence: float) -> float | None:
     return ordered[max(1, math.ceil(confidence * len(ordered))) - 1]
 
 
-@dataclass(slots=True)
-class _Work:
-    start_us: int | None = None
-    end_us: int | None = None
-    recipe: str | None = None
+#: One transaction: (start µs, end µs, recipe), ``None`` until seen; a tuple of atomic values, replaced
+#: on update, so the garbage collector stops tracking it.
+_Work = tuple["int | None", "int | None", "str | None"]
 
 
 class CycleTimes:
@@ -72,7 +69,7 @@ class CycleTimes:
         self.work: OrderedDict[tuple[str, str], _Work] = OrderedDict()
         self.samples: dict[str, dict[int, list[tuple[int, str | None]]]] = {}  # station -> b -> [(µs, recipe)]
         self.recent: dict[tuple[str, str | None], deque[int]] = {}
-        self.completions: dict[str, dict[int, list[int]]] = {}  # station -> b -> [completions, good]
+        self.completions: dict[str, dict[int, tuple[int, int]]] = {}  # station -> b -> (completions, good)
         self.duplicates = 0
 
     @staticmethod
@@ -90,25 +87,33 @@ class CycleTimes:
         Raises:
             AnalyticsInputError: no transaction id, or a start later than the completion already seen.
         """
-        key = (event.source, self._transaction(event))
-        w = self.work.get(key)
+        p = event.payload
+        tid = p.get("transaction_id") or event.correlation_id
+        if not tid:
+            self._transaction(event)  # raises, naming the field
+        key = (event.source, tid if type(tid) is str else str(tid))
+        work = self.work
+        w = work.get(key)
+        at = epoch_us(event.timestamp)
+        recipe = p.get("recipe")
+        recipe = (recipe if type(recipe) is str else str(recipe)) if recipe else None
         if w is None:
-            w = self.work[key] = _Work()
-        elif w.start_us is not None:
+            work[key] = (at, None, recipe)
+            if len(work) > _OPEN_KEPT:
+                self._trim()
+            return True
+        start_us, end_us, old = w
+        if start_us is not None:
             self.duplicates += 1
             return False
-        at = epoch_us(event.timestamp)
-        if w.end_us is not None and w.end_us < at:
+        assert end_us is not None  # a record holds a start, an end or both
+        if end_us < at:
             raise AnalyticsInputError(
                 event.id, event.type, "transaction_id", f"work {key[1]!r} at {key[0]!r} started after it completed"
             )
-        w.start_us = at
-        recipe = event.payload.get("recipe")
-        w.recipe = str(recipe) if recipe else w.recipe
-        if w.end_us is not None:
-            self._done(event.source, w)
-        if len(self.work) > _OPEN_KEPT:
-            self._trim()
+        recipe = recipe or old
+        work[key] = (at, end_us, recipe)
+        self._done(event.source, at, end_us, recipe)
         return True
 
     def completed(self, event: Event) -> bool:
@@ -117,49 +122,52 @@ class CycleTimes:
         Raises:
             AnalyticsInputError: no transaction id, or a completion earlier than its start.
         """
-        key = (event.source, self._transaction(event))
-        w = self.work.get(key)
-        if w is None:
-            w = self.work[key] = _Work()
-        elif w.end_us is not None:
-            self.duplicates += 1
-            return False
-        at = epoch_us(event.timestamp)
-        if w.start_us is not None and at < w.start_us:
-            raise AnalyticsInputError(
-                event.id, event.type, "transaction_id", f"work {key[1]!r} at {key[0]!r} completed before it started"
-            )
-        w.end_us = at
-        per = self.completions.get(event.source)
-        if per is None:
-            per = self.completions[event.source] = {}
-        b = at // self.bucket_us
-        row = per.get(b)
-        if row is None:
-            row = per[b] = [0, 0]
-        row[0] += 1
         p = event.payload
+        tid = p.get("transaction_id") or event.correlation_id
+        if not tid:
+            self._transaction(event)  # raises, naming the field
+        station = event.source
+        key = (station, tid if type(tid) is str else str(tid))
+        work = self.work
+        w = work.get(key)
+        at = epoch_us(event.timestamp)
+        if w is None:
+            start_us = recipe = None
+        else:
+            start_us, end_us, recipe = w
+            if end_us is not None:
+                self.duplicates += 1
+                return False
+            if start_us is not None and at < start_us:
+                raise AnalyticsInputError(
+                    event.id, event.type, "transaction_id", f"work {key[1]!r} at {key[0]!r} completed before it started"
+                )
+        per = self.completions.get(station)
+        if per is None:
+            per = self.completions[station] = {}
+        b = at // self.bucket_us
         result = p.get("result")
-        row[1] += (result if type(result) is str else str(result or "")).lower() in _GOOD
-        if w.recipe is None and p.get("recipe"):
-            w.recipe = str(p["recipe"])
-        if w.start_us is not None:
-            self._done(event.source, w)
-        if len(self.work) > _OPEN_KEPT:
+        good = (result if type(result) is str else str(result or "")).lower() in _GOOD
+        c, g = per.get(b, (0, 0))
+        per[b] = (c + 1, g + good)
+        if recipe is None and p.get("recipe"):
+            recipe = str(p["recipe"])
+        work[key] = (start_us, at, recipe)
+        if start_us is not None:
+            self._done(station, start_us, at, recipe)
+        elif len(work) > _OPEN_KEPT:
             self._trim()
         return True
 
-    def _done(self, station: str, w: _Work) -> None:
-        assert w.start_us is not None and w.end_us is not None
-        d = w.end_us - w.start_us
+    def _done(self, station: str, start_us: int, end_us: int, recipe: str | None) -> None:
+        d = end_us - start_us
         per = self.samples.get(station)
         if per is None:
             per = self.samples[station] = {}
-        b = w.end_us // self.bucket_us
+        b = end_us // self.bucket_us
         rows = per.get(b)
         if rows is None:
             rows = per[b] = []
-        recipe = w.recipe
         rows.append((d, recipe))
         recent = self.recent
         k: tuple[str, str | None] = (station, None)

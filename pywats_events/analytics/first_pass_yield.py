@@ -34,13 +34,9 @@ _SEEN_KEPT = 200_000
 GroupKey = tuple[str, str, str]
 
 
-@dataclass(slots=True)
-class _Unit:
-    first: tuple[int, str]
-    first_pass: bool
-    last: tuple[int, str]
-    last_pass: bool
-    tests: int
+#: A unit of a group: (first test (µs, event id), first passed, last test, last passed, tests).
+_Unit = tuple[tuple[int, str], bool, tuple[int, str], bool, int]
+_ZERO = (0, 0, 0, 0)
 
 
 @dataclass(slots=True)
@@ -74,7 +70,8 @@ class YieldBook:
     def __init__(self, bucket_s: int = 60) -> None:
         self.bucket_us = bucket_s * 1_000_000
         self.units: dict[GroupKey, dict[str, _Unit]] = {}
-        self.buckets: dict[GroupKey, dict[int, list[int]]] = {}  # -> [units, first_pass, final_pass, retests]
+        #: group -> bucket -> (units, first_pass, final_pass, retests)
+        self.buckets: dict[GroupKey, dict[int, tuple[int, int, int, int]]] = {}
         self.failures: dict[str, dict[int, dict[tuple[str, str], int]]] = {}  # station -> b -> (kind, name)
         self._seen: OrderedDict[str, None] = OrderedDict()
         self.duplicates = 0
@@ -102,12 +99,13 @@ class YieldBook:
         at = epoch_us(event.timestamp)
         key = (at, event.id)
         passed = result.lower() in _PASS
-        self._apply((station, "station", ""), str(unit), key, passed)
+        unit = unit if type(unit) is str else str(unit)
+        self._apply((station, "station", ""), unit, key, passed)
         recipe, part = p.get("recipe"), p.get("part_number")
         if recipe:
-            self._apply((station, "recipe", str(recipe)), str(unit), key, passed)
+            self._apply((station, "recipe", str(recipe)), unit, key, passed)
         if part:
-            self._apply((station, "part", str(part)), str(unit), key, passed)
+            self._apply((station, "part", str(part)), unit, key, passed)
         tests = p.get("tests")
         if isinstance(tests, list):
             b = at // self.bucket_us
@@ -117,7 +115,7 @@ class YieldBook:
                     continue
                 name = str(t["name"])
                 ok = str(t.get("result") or "").lower() in _PASS
-                self._apply((station, "test", name), str(unit), key, ok)
+                self._apply((station, "test", name), unit, key, ok)
                 if not ok:
                     if fails is None:
                         fails = self.failures.setdefault(station, {}).setdefault(b, {})
@@ -131,6 +129,8 @@ class YieldBook:
         return True
 
     def _apply(self, group: GroupKey, unit: str, key: tuple[int, str], passed: bool) -> None:
+        # Units and bucket rows are tuples of atomic values, replaced on update: the garbage collector
+        # stops tracking them (a mutable record per unit would be walked by every full collection).
         units = self.units.get(group)
         if units is None:
             units = self.units[group] = {}
@@ -139,32 +139,27 @@ class YieldBook:
         w = self.bucket_us
         u = units.get(unit)
         if u is None:
-            units[unit] = _Unit(key, passed, key, passed, 1)
-            row = per.get(key[0] // w)
-            if row is None:
-                row = per[key[0] // w] = [0, 0, 0, 0]
-            row[0] += 1
-            row[1] += passed
-            row[2] += passed
+            units[unit] = (key, passed, key, passed, 1)
+            b = key[0] // w
+            row = per.get(b)
+            per[b] = (1, +passed, +passed, 0) if row is None else (row[0] + 1, row[1] + passed, row[2] + passed, row[3])
             return
         # Take the unit's contribution out of the bucket of its first test, update, put it back.
-        row = per[u.first[0] // w]
-        row[0] -= 1
-        row[1] -= u.first_pass
-        row[2] -= u.last_pass
-        row[3] -= u.tests - 1
-        if key < u.first:
-            u.first, u.first_pass = key, passed
-        if key > u.last:
-            u.last, u.last_pass = key, passed
-        u.tests += 1
-        row = per.get(u.first[0] // w)
-        if row is None:
-            row = per[u.first[0] // w] = [0, 0, 0, 0]
-        row[0] += 1
-        row[1] += u.first_pass
-        row[2] += u.last_pass
-        row[3] += u.tests - 1
+        first, first_pass, last, last_pass, tests = u
+        b0 = first[0] // w
+        r0, r1, r2, r3 = per[b0]
+        r0, r1, r2, r3 = r0 - 1, r1 - first_pass, r2 - last_pass, r3 - tests + 1
+        if key < first:
+            first, first_pass = key, passed
+        if key > last:
+            last, last_pass = key, passed
+        tests += 1
+        units[unit] = (first, first_pass, last, last_pass, tests)
+        b = first[0] // w
+        if b != b0:
+            per[b0] = (r0, r1, r2, r3)
+            r0, r1, r2, r3 = per.get(b, _ZERO)
+        per[b] = (r0 + 1, r1 + first_pass, r2 + last_pass, r3 + tests - 1)
 
     # -- queries ------------------------------------------------------------------------------
     def figures(self, group: GroupKey, lo: int | None, hi: int) -> YieldFigures:

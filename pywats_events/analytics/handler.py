@@ -218,12 +218,7 @@ class AnalyticsHandler(BaseHandler):
             return 0
         batch = self._inbox
         self._inbox = []
-        apply = self._engine.apply
-        for ev in batch:
-            try:
-                apply(ev)
-            except Exception as exc:
-                self._refused(ev, exc)
+        self._engine.apply_batch(batch, self._refused)
         return len(batch)
 
     def _refused(self, event: Event, exc: Exception) -> None:

@@ -10,7 +10,7 @@ Rules (a brute-force computation must apply the same ones to agree):
 
 - an interval runs from one change to the asset's next change; the last change stays open until the
   report's ``now``; time before an asset's first known change is unknown and counts nowhere;
-- a change whose event id is already held is a duplicate and changes nothing;
+- a change whose event id and time are already held is a duplicate and changes nothing (a redelivery);
 - a change older than the oldest one still held, once older ones were dropped for capacity, cannot be
   placed: it is refused (``TooLateError``) and counted, and ``pywats-events analytics rebuild`` replays
   the event store to recompute.
@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .errors import TooLateError
-from .states import CATEGORY_INDEX, StateChange, from_epoch_us
+from .states import CATEGORIES, CATEGORY_INDEX, StateChange, from_epoch_us
 
 __all__ = ["Interval", "StatusHistory", "TooLateError"]
 
@@ -68,20 +68,41 @@ class Interval:
         }
 
 
+#: A change as the history holds it: (at_us, event_id, category index, code, name). A plain tuple of
+#: atomic values, so the cyclic garbage collector stops tracking it (a ``StateChange``, a tuple subclass,
+#: stays tracked and is walked by every full collection); sorted by (at_us, event_id).
+_Held = tuple[int, str, int, "int | None", str]
+
+
 class _Asset:
-    __slots__ = ("buckets", "changes", "ids", "truncated")
+    __slots__ = ("changes", "hours", "minutes", "truncated")
 
     def __init__(self) -> None:
-        # Sorted by (at_us, event_id): the tuples compare so, as one asset's changes share the asset
-        # and never an event id (duplicates are refused first).
-        self.changes: list[StateChange] = []
-        self.ids: set[str] = set()
+        # One asset's changes never share (at_us, event_id) (duplicates are refused first), so the
+        # tuples order by those two.
+        self.changes: list[_Held] = []
         self.truncated = False
-        self.buckets: dict[int, list[int]] = {}  # bucket index -> µs per category (CATEGORIES order)
+        # Per category (CATEGORIES order): bucket index -> µs, and hour index -> µs (when the bucket width
+        # divides an hour). Dicts of ints only: untracked by the garbage collector, summed in C.
+        self.minutes: tuple[dict[int, int], ...] = ({}, {}, {}, {}, {}, {})
+        self.hours: tuple[dict[int, int], ...] = ({}, {}, {}, {}, {}, {})
+
+
+def _spread(d: dict[int, int], start: int, end: int, w: int, sign: int) -> None:
+    """Add ``sign`` × the part of ``[start, end)`` in each ``w``-µs bucket to ``d`` (bucket -> µs)."""
+    b = start // w
+    t = start
+    while t < end:
+        edge = (b + 1) * w
+        seg = (edge if edge < end else end) - t
+        d[b] = d.get(b, 0) + sign * seg
+        t += seg
+        b += 1
 
 
 class StatusHistory:
-    """State changes per asset and the time in each SEMI E10 category per bucket.
+    """State changes per asset and the time in each SEMI E10 category per bucket (and per hour, so a
+    report over a long window sums hours, not minutes).
 
     Args:
         capacity: changes kept in memory per asset (count, >= 2).
@@ -98,6 +119,8 @@ class StatusHistory:
             raise ValueError(f"bucket_s must be at least 1 second, got {bucket_s}")
         self.capacity = capacity
         self.bucket_us = bucket_s * 1_000_000
+        #: Buckets per hour, when ``bucket_s`` divides 3600 and is below it (else no hour level: 0).
+        self.per_hour = 3600 // bucket_s if bucket_s < 3600 and 3600 % bucket_s == 0 else 0
         self.assets: dict[str, _Asset] = {}
         self.too_late = 0
         self.duplicates = 0
@@ -106,80 +129,116 @@ class StatusHistory:
         self.on_interval: Callable[[str, int, int, str, int], None] | None = None
 
     def add(self, change: StateChange) -> bool:
-        """Place one change; returns False for a duplicate (same event id already held).
+        """Place one change; returns False for a duplicate (same event id and time already held).
 
         Raises:
             TooLateError: the change is older than the oldest one held and older ones were dropped.
         """
-        a = self.assets.get(change.asset)
+        return self.place(
+            change.asset, change.at_us, change.event_id, CATEGORY_INDEX[change.category], change.code, change.name
+        )
+
+    def place(self, asset: str, at_us: int, event_id: str, cat: int, code: int | None, name: str) -> bool:
+        """``add`` without building a ``StateChange`` (the engine's path): ``cat`` is the category's index in
+        ``CATEGORIES``. Returns False for a duplicate.
+
+        Raises:
+            TooLateError: as for ``add``.
+        """
+        a = self.assets.get(asset)
         if a is None:
-            a = self.assets[change.asset] = _Asset()
-        if change.event_id in a.ids:
-            self.duplicates += 1
-            return False
+            a = self.assets[asset] = _Asset()
         keys = a.changes
-        i = len(keys) if not keys or change > keys[-1] else bisect_left(keys, change)
-        if i == 0 and a.truncated:
-            self.too_late += 1
-            raise TooLateError(
-                f"state change {change.event_id} of {change.asset!r} at {from_epoch_us(change.at_us).isoformat()} "
-                f"is older than the {len(keys)} changes kept in memory; run 'pywats-events analytics rebuild'"
-            )
-        prev = a.changes[i - 1] if i > 0 else None
-        nxt = a.changes[i] if i < len(keys) else None
-        cat = CATEGORY_INDEX[change.category]
-        notify = self.on_interval
-        if prev is not None:
-            pcat = CATEGORY_INDEX[prev.category]
-            if nxt is not None:
-                self._spread(a.buckets, prev.at_us, nxt.at_us, pcat, -1)
-                if notify is not None:
-                    notify(change.asset, prev.at_us, nxt.at_us, prev.category, -1)
-            start, end, w = prev.at_us, change.at_us, self.bucket_us
-            b = start // w
-            if end <= (b + 1) * w:  # the usual case, inline: a stay within one bucket
-                row = a.buckets.get(b)
-                if row is None:
-                    row = a.buckets[b] = [0, 0, 0, 0, 0, 0]
-                row[pcat] += end - start
-            else:
-                self._spread(a.buckets, start, end, pcat, 1)
-            if notify is not None:
-                notify(change.asset, prev.at_us, change.at_us, prev.category, 1)
-        if nxt is not None:
-            self._spread(a.buckets, change.at_us, nxt.at_us, cat, 1)
-            if notify is not None:
-                notify(change.asset, change.at_us, nxt.at_us, change.category, 1)
-        keys.insert(i, change)
-        a.ids.add(change.event_id)
+        if keys:
+            prev = keys[-1]
+            if at_us > prev[0] or (at_us == prev[0] and event_id > prev[1]):
+                # In order (the usual case), so no duplicate of a held change (all are earlier): close the
+                # last stay, inline for a stay within one bucket.
+                start, w, pcat = prev[0], self.bucket_us, prev[2]
+                b = start // w
+                if at_us <= (b + 1) * w:
+                    d = a.minutes[pcat]
+                    d[b] = d.get(b, 0) + at_us - start
+                    ph = self.per_hour
+                    if ph:
+                        d = a.hours[pcat]
+                        b //= ph
+                        d[b] = d.get(b, 0) + at_us - start
+                else:
+                    self._stay(a, start, at_us, pcat, 1)
+                keys.append((at_us, event_id, cat, code, name))
+                if self.on_interval is not None:
+                    self.on_interval(asset, start, at_us, CATEGORIES[pcat], 1)
+            elif not self._insert(asset, a, (at_us, event_id, cat, code, name)):
+                return False
+        else:
+            keys.append((at_us, event_id, cat, code, name))
         if len(keys) > self.capacity:
             # The dropped change's interval stays in the buckets; only its placement memory goes.
-            old = keys.pop(0)
-            a.ids.discard(old.event_id)
+            del keys[0]
             a.truncated = True
         return True
 
-    def _spread(self, buckets: dict[int, list[int]], start: int, end: int, cat: int, sign: int) -> None:
-        w = self.bucket_us
-        b = start // w
-        if end <= (b + 1) * w:  # most stays fit one bucket
-            row = buckets.get(b)
-            if row is None:
-                row = buckets[b] = [0, 0, 0, 0, 0, 0]
-            row[cat] += sign * (end - start)
-            return
-        t = start
-        while t < end:
-            edge = (b + 1) * w
-            seg = (edge if edge < end else end) - t
-            row = buckets.get(b)
-            if row is None:
-                row = buckets[b] = [0, 0, 0, 0, 0, 0]
-            row[cat] += sign * seg
-            t += seg
-            b += 1
+    def _insert(self, asset: str, a: _Asset, rec: _Held) -> bool:
+        # A late, out-of-order or repeated change: a duplicate (same time and event id held) is counted,
+        # else it splits the stay it falls into (or opens the history). (at_us, event_id) sorts before
+        # every held tuple starting with it, so bisect finds a held duplicate at i.
+        keys = a.changes
+        at_us, event_id = rec[0], rec[1]
+        i = bisect_left(keys, (at_us, event_id))
+        if i < len(keys) and keys[i][0] == at_us and keys[i][1] == event_id:
+            self.duplicates += 1
+            return False
+        if i == 0 and a.truncated:
+            self.too_late += 1
+            raise TooLateError(
+                f"state change {rec[1]} of {asset!r} at {from_epoch_us(at_us).isoformat()} "
+                f"is older than the {len(keys)} changes kept in memory; run 'pywats-events analytics rebuild'"
+            )
+        notify = self.on_interval
+        nxt = keys[i]  # exists: an in-order change takes the fast path
+        if i > 0:
+            prev = keys[i - 1]
+            self._stay(a, prev[0], nxt[0], prev[2], -1)
+            self._stay(a, prev[0], at_us, prev[2], 1)
+            if notify is not None:
+                notify(asset, prev[0], nxt[0], CATEGORIES[prev[2]], -1)
+                notify(asset, prev[0], at_us, CATEGORIES[prev[2]], 1)
+        self._stay(a, at_us, nxt[0], rec[2], 1)
+        if notify is not None:
+            notify(asset, at_us, nxt[0], CATEGORIES[rec[2]], 1)
+        keys.insert(i, rec)
+        return True
+
+    def _stay(self, a: _Asset, start: int, end: int, cat: int, sign: int) -> None:
+        _spread(a.minutes[cat], start, end, self.bucket_us, sign)
+        if self.per_hour:
+            _spread(a.hours[cat], start, end, self.bucket_us * self.per_hour, sign)
 
     # -- queries --------------------------------------------------------------------------------
+    def _sum(self, a: _Asset, cat: int, lo: int | None, hi: int) -> int:
+        """µs of category ``cat`` in buckets ``lo..hi-1``: whole hours from the hour level, the rest from
+        the buckets of the partial hours at either end."""
+        minutes = a.minutes[cat]
+        if not minutes:
+            return 0
+        ph = self.per_hour
+        if not ph:
+            return sum(v for b, v in minutes.items() if (lo is None or b >= lo) and b < hi)
+        h_hi = hi // ph  # hours [h_lo, h_hi) lie wholly inside the window
+        if lo is None:
+            total = sum(v for h, v in a.hours[cat].items() if h < h_hi)
+        else:
+            h_lo = -(-lo // ph)
+            if h_lo >= h_hi:  # no whole hour inside (under two hours): the buckets themselves
+                get = minutes.get
+                return sum(get(b, 0) for b in range(lo, hi))
+            total = sum(v for h, v in a.hours[cat].items() if h_lo <= h < h_hi)
+            get = minutes.get
+            total += sum(get(b, 0) for b in range(lo, h_lo * ph))
+        get = minutes.get
+        return total + sum(get(b, 0) for b in range(h_hi * ph, hi))
+
     def time_in_state_us(self, asset: str, since_us: int | None, until_us: int, now_us: int) -> list[int] | None:
         """Microseconds per category (``CATEGORIES`` order) of ``asset`` in ``[since_us, until_us)``, the
         open last interval counted up to ``min(until_us, now_us)``. Bounds are taken at bucket resolution
@@ -190,28 +249,21 @@ class StatusHistory:
         w = self.bucket_us
         lo = None if since_us is None else since_us // w
         hi = until_us // w
-        p0 = p1 = p2 = p3 = p4 = p5 = 0
-        for b, row in a.buckets.items():
-            if (lo is None or b >= lo) and b < hi:
-                r0, r1, r2, r3, r4, r5 = row
-                p0 += r0
-                p1 += r1
-                p2 += r2
-                p3 += r3
-                p4 += r4
-                p5 += r5
-        out = [p0, p1, p2, p3, p4, p5]
+        out = [self._sum(a, c, lo, hi) for c in range(6)]
         last = a.changes[-1]
-        start = last.at_us if since_us is None or last.at_us > since_us else since_us
+        start = last[0] if since_us is None or last[0] > since_us else since_us
         end = min(until_us, now_us)
         if end > start:
-            out[CATEGORY_INDEX[last.category]] += end - start
+            out[last[2]] += end - start
         return out
 
     def current(self, asset: str) -> StateChange | None:
         """The latest change held for ``asset`` (``None`` when none)."""
         a = self.assets.get(asset)
-        return a.changes[-1] if a is not None and a.changes else None
+        if a is None or not a.changes:
+            return None
+        at_us, event_id, cat, code, name = a.changes[-1]
+        return StateChange(asset, at_us, event_id, CATEGORIES[cat], code, name)
 
     def intervals(
         self,
@@ -234,12 +286,13 @@ class StatusHistory:
             if a is None:
                 continue
             ch = a.changes
-            for i, c in enumerate(ch):
-                end = ch[i + 1].at_us if i + 1 < len(ch) else None
-                if until_us is not None and c.at_us >= until_us:
+            for i, (at_us, event_id, cat, code, state_name) in enumerate(ch):
+                end = ch[i + 1][0] if i + 1 < len(ch) else None
+                if until_us is not None and at_us >= until_us:
                     break
                 if since_us is not None and end is not None and end <= since_us:
                     continue
-                if want and want not in (c.category.lower(), c.name.lower()):
+                category = CATEGORIES[cat]
+                if want and want not in (category.lower(), state_name.lower()):
                     continue
-                yield Interval(name, c.category, c.code, c.name, c.at_us, end, c.event_id)
+                yield Interval(name, category, code, state_name, at_us, end, event_id)

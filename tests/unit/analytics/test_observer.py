@@ -88,7 +88,8 @@ async def test_a_crashing_engine_is_a_dead_letter_not_a_stopped_bus(monkeypatch:
     def broken(event: Event) -> bool:
         raise RuntimeError("engine bug")
 
-    monkeypatch.setattr(handler._engine, "apply", broken)
+    # Every event type's reader crashes (the engine dispatches by type, in apply and apply_batch alike).
+    monkeypatch.setattr(handler._engine, "_dispatch", dict.fromkeys(handler._engine._dispatch, broken))
     async with bus:
         result = await mock.inject_many(LINE[:5])
         assert result.unrouted == 5
