@@ -50,6 +50,7 @@ import logging
 import os
 import re
 import secrets
+import sys
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -176,6 +177,8 @@ def configure_from_environment() -> bool:
     """Enable tracing when this process is configured for it, the way OpenTelemetry's own tools are:
 
     - ``OTEL_SDK_DISABLED=true``: never.
+    - OpenTelemetry installed but neither imported yet nor asked for by ``OTEL_TRACES_EXPORTER``: off,
+      without importing it (start-up stays as fast as without the extra).
     - a tracer provider was already set globally (by ``opentelemetry-instrument pywats-events run``, or
       by the program): use it.
     - ``OTEL_TRACES_EXPORTER`` is ``otlp`` or ``console`` (comma-separated list allowed) and the SDK is
@@ -201,13 +204,17 @@ def configure_from_environment() -> bool:
                 "(pip install 'pywats-events[otel]')"
             )
         return False
+    names = [n.strip() for n in os.environ.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()]
+    names = [n for n in names if n != "none"]
+    if not names and "opentelemetry.trace" not in sys.modules:
+        # Installed but not configured: nothing imported (a provider set before start-up, by the program or
+        # by opentelemetry-instrument, means the module was imported already).
+        return False
     from opentelemetry import trace
 
     if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         enable()
         return True
-    names = [n.strip() for n in os.environ.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()]
-    names = [n for n in names if n != "none"]
     if not names:
         return False
     try:
