@@ -27,6 +27,8 @@ from tests.services import AMQP_URL, MOSQUITTO, RABBITMQ, require_service
 
 from .conftest import Spans, hex_span, hex_trace
 
+pytestmark = [pytest.mark.services]
+
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 TRACESTATE = "vendor=abc"
 
