@@ -1,4 +1,6 @@
-# pyWATS events as a container: slim Python, the `all` extra, running as an unprivileged user.
+# pyWATS events as a container: slim Python, the `all` extra and `otlp` (OpenTelemetry with the OTLP/HTTP
+# exporter: off until OTEL_TRACES_EXPORTER=otlp and OTEL_EXPORTER_OTLP_ENDPOINT are set; installed but off,
+# it costs nothing), running as an unprivileged user.
 #   docker build -t pywats-events .
 #   docker run --rm -p 8080:8080 -v $PWD/plant.toml:/etc/pywats-events/pywats-events.toml:ro pywats-events
 # The store (SQLite by default) lives in the volume /var/lib/pywats-events; use PostgreSQL for several
@@ -8,7 +10,7 @@ FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /opt/pywats-events
 COPY . /tmp/src
-RUN pip install "/tmp/src[all]" \
+RUN pip install "/tmp/src[all,otlp]" \
  && rm -rf /tmp/src \
  && useradd --system --uid 10001 --home-dir /var/lib/pywats-events --create-home pywats \
  && mkdir -p /etc/pywats-events \

@@ -48,6 +48,7 @@ from aiormq.abc import DeliveredMessage
 from aiormq.connection import TransportFactory
 from yarl import URL
 
+from pywats_events import tracing
 from pywats_events.codec import DecodeContext, Decoder
 from pywats_events.errors import BusClosedError, DecodeError
 from pywats_events.event import Event
@@ -1177,8 +1178,14 @@ class CFXTransport(Transport):
 
         Raises:
             CFXPublishError: no connection within ``publish_timeout`` seconds, or the broker did not confirm.
+
+        The message carries W3C ``traceparent``/``tracestate`` AMQP headers (``tracing.send_span``: a
+        PRODUCER span's context while tracing, else the event's own).
         """
-        await self._publish(event_message(event, handle=self.settings.handle, gzip=self.settings.gzip))
+        out = event_message(event, handle=self.settings.handle, gzip=self.settings.gzip)
+        with tracing.send_span("rabbitmq", self.settings.exchange, event) as trace:
+            out.headers.update(trace)
+            await self._publish(out)
 
     async def publish_envelope(
         self,

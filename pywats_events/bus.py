@@ -705,6 +705,8 @@ class EventBus:
                 source="pywats.bus",
                 severity=Severity.ERROR,
                 causation_id=entry.event.id if entry.event else None,
+                # The dead-lettered message's trace context, so that a trace shows where its message died.
+                headers=tracing.trace_headers(entry.event.headers if entry.event else entry.headers),
                 payload={
                     "entry_id": entry.id,
                     "handler": entry.handler,

@@ -22,8 +22,13 @@ What is traced once ``enable()`` (or ``configure_from_environment()``) has run:
   current span while the handler runs, so the handler's own outbound calls are its children.
 - **outbound**: the HTTP forwarder and the WATS client make a CLIENT span per request and send its
   context (``traceparent``/``tracestate``); ``pywats-events publish`` makes a PRODUCER span; a transport's
-  ``send`` adds ``outbound_headers(event)`` to what it sends (AMQP headers, MQTT 5 user properties, NATS
-  headers).
+  ``send`` (CFX/AMQP, MQTT, NATS) makes a PRODUCER span per message with ``send_span`` and puts its
+  context on the message (AMQP headers, MQTT 5 user properties, NATS headers); a handler that sends
+  through a transport thus continues the delivery's trace in the receiver.
+- **dead-letter notices**: the ``system.dead_letter`` event the bus emits when a dead letter is written
+  carries the dead-lettered event's (or raw message's) ``traceparent``/``tracestate`` in its headers, so
+  the trace shows where its message died: while tracing, the notice's process spans are children of the
+  message's receive span, beside the failed delivery's process span (status ERROR).
 
 Delivery log context: with ``enable_log_context()`` (``--log-format json`` turns it on), every log line
 written during a delivery (retries, breaker transitions, the handler's own lines) carries the fields
@@ -45,6 +50,7 @@ import logging
 import os
 import re
 import secrets
+import sys
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +80,7 @@ __all__ = [
     "new_traceparent",
     "outbound_headers",
     "producer_span",
+    "send_span",
     "trace_headers",
     "trace_id_of",
 ]
@@ -170,6 +177,8 @@ def configure_from_environment() -> bool:
     """Enable tracing when this process is configured for it, the way OpenTelemetry's own tools are:
 
     - ``OTEL_SDK_DISABLED=true``: never.
+    - OpenTelemetry installed but neither imported yet nor asked for by ``OTEL_TRACES_EXPORTER``: off,
+      without importing it (start-up stays as fast as without the extra).
     - a tracer provider was already set globally (by ``opentelemetry-instrument pywats-events run``, or
       by the program): use it.
     - ``OTEL_TRACES_EXPORTER`` is ``otlp`` or ``console`` (comma-separated list allowed) and the SDK is
@@ -195,13 +204,17 @@ def configure_from_environment() -> bool:
                 "(pip install 'pywats-events[otel]')"
             )
         return False
+    names = [n.strip() for n in os.environ.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()]
+    names = [n for n in names if n != "none"]
+    if not names and "opentelemetry.trace" not in sys.modules:
+        # Installed but not configured: nothing imported (a provider set before start-up, by the program or
+        # by opentelemetry-instrument, means the module was imported already).
+        return False
     from opentelemetry import trace
 
     if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         enable()
         return True
-    names = [n.strip() for n in os.environ.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()]
-    names = [n for n in names if n != "none"]
     if not names:
         return False
     try:
@@ -561,6 +574,34 @@ def producer_span(system: str, destination: str, event: Event | None = None) -> 
         },
     ):
         yield outbound_headers(event, new_trace=True)
+
+
+@contextlib.contextmanager
+def send_span(system: str, destination: str, event: Event) -> Iterator[dict[str, str]]:
+    """A transport's ``send`` of ``event``: a PRODUCER span ``send <destination>`` while tracing (a child of
+    the current span, e.g. the process span of the handler that sends; status ERROR when the block
+    raises); yields the trace headers to put on the message (``outbound_headers(event)``: the PRODUCER
+    span's context while tracing, else the event's own ``traceparent``/``tracestate`` passed through, else
+    ``{}``: unlike ``producer_span``, no trace is started for an event that carries none).
+
+    Args:
+        system: ``messaging.system`` (``rabbitmq``, ``mqtt``, ``nats``).
+        destination: exchange, topic or subject. event: the event sent.
+    """
+    if not active:
+        yield outbound_headers(event)
+        return
+    with _tracer.start_as_current_span(
+        f"send {destination}",
+        kind=_trace.SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": system,
+            "messaging.operation.type": "send",
+            "messaging.destination.name": destination,
+            "messaging.message.id": event.id,
+        },
+    ):
+        yield outbound_headers(event)
 
 
 # -- log fields --------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from pywats_events import tracing
 from pywats_events.codec import DecodeContext, register_decoder
 from pywats_events.dead_letter import DeadLetterReason
 from pywats_events.errors import BusClosedError
@@ -762,7 +763,9 @@ class MQTTTransport(Transport):
     async def send(self, event: Event) -> None:
         """Publish ``event`` as normalized event JSON to ``publish_topic`` (rendered from the event) with
         ``publish_qos`` and ``publish_retain``. Waits for a connection and, for QoS 1/2, the broker's
-        acknowledgement, together at most ``send_timeout`` seconds.
+        acknowledgement, together at most ``send_timeout`` seconds. With MQTT 5 the message carries W3C
+        ``traceparent``/``tracestate`` user properties (``tracing.send_span``: a PRODUCER span's context
+        while tracing, else the event's own); MQTT 3.1.1 has no place for them.
 
         Raises:
             MQTTPublishError: the transport is not started, the rendered topic is not a valid topic name
@@ -789,7 +792,13 @@ class MQTTTransport(Transport):
             async with asyncio.timeout(s.send_timeout):
                 await self._connected.wait()
                 body = event.to_json().encode()
-                await conn.publish(topic, body, s.publish_qos, s.publish_retain, self._publish_props)
+                with tracing.send_span("mqtt", topic, event) as trace:
+                    props = self._publish_props
+                    if trace and props is not None:  # W3C Trace Context as MQTT 5 user properties
+                        props = Properties(PacketTypes.PUBLISH)
+                        props.ContentType = "application/json"
+                        props.UserProperty = list(trace.items())
+                    await conn.publish(topic, body, s.publish_qos, s.publish_retain, props)
         except TimeoutError:
             what = "acknowledgement" if self._connected.is_set() else "connection"
             raise MQTTPublishError(

@@ -45,6 +45,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext, api
 
+from pywats_events import tracing
 from pywats_events.codec import DecodeContext, register_decoder
 from pywats_events.dead_letter import DeadLetterReason
 from pywats_events.errors import BusClosedError
@@ -843,8 +844,9 @@ class NATSTransport(Transport):
     async def send(self, event: Event) -> None:
         """Publish ``event`` as normalized event JSON to ``publish_subject`` on JetStream, with header
         ``Nats-Msg-Id: <event id>`` so that a publish retried after a lost PubAck is stored once (within
-        the stream's duplicate window). Waits for a connection and the PubAck, together at most
-        ``send_timeout`` seconds.
+        the stream's duplicate window), and W3C ``traceparent``/``tracestate`` headers
+        (``tracing.send_span``: a PRODUCER span's context while tracing, else the event's own). Waits for a
+        connection and the PubAck, together at most ``send_timeout`` seconds.
 
         Raises:
             NATSPublishError: the transport is not started, the rendered subject is invalid, no stream
@@ -855,7 +857,9 @@ class NATSTransport(Transport):
             raise NATSPublishError(f"transport {self.name!r} is not started")
         subject = self.publish_subject_for(event)
         headers = {MSG_ID_HEADER: event.id, "Content-Type": "application/json"}
-        await self._publish(subject, event.to_json().encode(), headers)
+        with tracing.send_span("nats", subject, event) as trace:  # W3C Trace Context as NATS headers
+            headers.update(trace)
+            await self._publish(subject, event.to_json().encode(), headers)
 
     async def _publish(self, subject: str, body: bytes, headers: dict[str, str]) -> None:
         """Publish to JetStream and wait for the PubAck (the test double replaces this)."""
