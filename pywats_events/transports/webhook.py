@@ -423,6 +423,10 @@ class _Request(InboundMessage):
             return record
         return dataclasses.replace(record, reason=self.refusal.reason, error_type=type(self.refusal).__name__)
 
+    def ack_nowait(self, result: SettleResult) -> bool:
+        """Settled at once: the answer is written from the settlement (no task per request)."""
+        return True
+
     async def ack(self, result: SettleResult) -> None:
         """Nothing to do: the answer is written from the settlement."""
 
