@@ -183,7 +183,10 @@ def _id_seed(
 
 
 async def _decode_and_ingest(
-    request: Request, group: str, route: str, decode: Callable[[bytes, str | None], tuple[list[Event], bool]]
+    request: Request,
+    group: str,
+    route: str,
+    decode: Callable[[HTTPContext, bytes, str | None], tuple[list[Event], bool]],
 ) -> Response:
     ctx = _ctx(request)
     admitted = await _admit_and_read(request, ctx, group, route)
@@ -195,7 +198,7 @@ async def _decode_and_ingest(
     if isinstance(body, Response):
         return body
     try:
-        events, first_delivery = decode(body, _id_seed(headers, verified, ctx, group, raw))
+        events, first_delivery = decode(ctx, body, _id_seed(headers, verified, ctx, group, raw))
     except InvalidRequestError as exc:
         return _invalid(ctx, route, exc)
     return await _hand_over(ctx, route, events, first_delivery, _trace(headers), verified)
@@ -204,21 +207,21 @@ async def _decode_and_ingest(
 async def post_events(request: Request) -> Response:
     """``POST /events``: one event or a list in the normalized JSON form (``Event.to_json_dict``), plain or
     ``Content-Encoding: gzip``."""
-    transport = _ctx(request).transport
-    return await _decode_and_ingest(
-        request, "events", "/events", lambda b, seed: transport.decode_events(b, route="/events", id_seed=seed)
-    )
+    return await _decode_and_ingest(request, "events", "/events", _decode_events)
+
+
+def _decode_events(ctx: HTTPContext, body: bytes, seed: str | None) -> tuple[list[Event], bool]:
+    return ctx.transport.decode_events(body, route="/events", id_seed=seed)
 
 
 async def post_event_service(request: Request) -> Response:
     """``POST /api/v2.0/EventService``: lab event messages (one, a list, or a bare module status update),
     plain or ``Content-Encoding: gzip``."""
     route = "/api/v2.0/EventService"
-    transport = _ctx(request).transport
 
-    def decode(body: bytes, seed: str | None) -> tuple[list[Event], bool]:
+    def decode(ctx: HTTPContext, body: bytes, seed: str | None) -> tuple[list[Event], bool]:
         # Lab messages carry no event ids: without an Idempotency-Key every event id is new.
-        return transport.decode_lab(body, route=route, id_seed=seed), seed is None
+        return ctx.transport.decode_lab(body, route=route, id_seed=seed), seed is None
 
     return await _decode_and_ingest(request, "event_service", route, decode)
 
