@@ -34,6 +34,7 @@ from .errors import IngestRefusedError, InvalidRequestError
 from .limits import BodyTooLargeError, gunzip_limited, read_body
 from .problem import problem
 from .security import check_bearer, check_body_signature
+from .settings import RouteSecurity
 from .webhook_signature import Verified
 
 __all__ = ["post_cfx", "post_event_service", "post_events"]
@@ -74,11 +75,11 @@ def _refused(ctx: HTTPContext, route: str, exc: IngestRefusedError) -> Response:
 
 
 async def _admit_and_read(
-    request: Request, ctx: HTTPContext, group: str, route: str
+    request: Request, ctx: HTTPContext, sec: RouteSecurity, route: str
 ) -> tuple[bytes, Verified | None] | Response:
-    """Authentication, capacity, body limit and body signature: the body and its verified Standard Webhooks
-    id and timestamp (``None`` for other schemes or none), or the answer that ends the request."""
-    sec = ctx.settings.security(group)
+    """Authentication (``sec``: the route group's credentials), capacity, body limit and body signature: the
+    body and its verified Standard Webhooks id and timestamp (``None`` for other schemes or none), or the
+    answer that ends the request."""
     denied = check_bearer(request, sec.tokens)
     if denied is None:
         try:
@@ -163,16 +164,14 @@ def _content_decoded(headers: dict[str, str], ctx: HTTPContext, route: str, raw:
         return _invalid(ctx, route, InvalidRequestError(f"body is not valid gzip: {exc}"))
 
 
-def _id_seed(
-    headers: dict[str, str], verified: Verified | None, ctx: HTTPContext, group: str, raw: bytes
-) -> str | None:
+def _id_seed(headers: dict[str, str], verified: Verified | None, sec: RouteSecurity, raw: bytes) -> str | None:
     """The seed of derived event ids: the ``Idempotency-Key`` on an unsigned route, the signed
     ``webhook-id`` of a Standard Webhooks request (the same on every resend of a message, as the spec
     says), the signed body's SHA-256 on an ``X-Signature`` route (see the module docstring: the key is not
     covered by the signature)."""
     if verified is not None:
         return verified.msg_id
-    if ctx.settings.security(group).signed:
+    if sec.signed:
         return "sha256:" + hashlib.sha256(raw).hexdigest()
     key = headers.get(IDEMPOTENCY_HEADER)
     # A key outside the documented 1..200 printable ASCII is a client bug (an unfilled template, a binary
@@ -189,7 +188,8 @@ async def _decode_and_ingest(
     decode: Callable[[HTTPContext, bytes, str | None], tuple[list[Event], bool]],
 ) -> Response:
     ctx = _ctx(request)
-    admitted = await _admit_and_read(request, ctx, group, route)
+    sec = ctx.settings.security(group)
+    admitted = await _admit_and_read(request, ctx, sec, route)
     if isinstance(admitted, Response):
         return admitted
     raw, verified = admitted
@@ -198,7 +198,7 @@ async def _decode_and_ingest(
     if isinstance(body, Response):
         return body
     try:
-        events, first_delivery = decode(ctx, body, _id_seed(headers, verified, ctx, group, raw))
+        events, first_delivery = decode(ctx, body, _id_seed(headers, verified, sec, raw))
     except InvalidRequestError as exc:
         return _invalid(ctx, route, exc)
     return await _hand_over(ctx, route, events, first_delivery, _trace(headers), verified)
@@ -234,7 +234,7 @@ async def post_cfx(request: Request) -> Response:
     """
     route = "/cfx"
     ctx = _ctx(request)
-    admitted = await _admit_and_read(request, ctx, "cfx", route)
+    admitted = await _admit_and_read(request, ctx, ctx.settings.security("cfx"), route)
     if isinstance(admitted, Response):
         return admitted
     raw, verified = admitted
