@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -77,19 +78,36 @@ class _RequestMetrics:
             else "/admin" if path.startswith("/admin/")
             else "/console" if path == "/" or path.startswith("/console/")
             else "other"
-        )
+        )  # fmt: skip
         status = [500]
         t0 = time.perf_counter()
 
-        async def send_wrapper(message: Message) -> None:
+        # A plain function handing back send's awaitable: no coroutine of its own per message.
+        def send_wrapper(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
             self.metrics.observe(route, status[0], time.perf_counter() - t0)
+
+
+class _Endpoint:
+    """A ``request -> response`` coroutine as a plain ASGI app, for the ingest routes. Starlette's
+    ``request_response`` (what ``Route`` wraps a function in) adds an exception-handling layer of its own
+    around each call, the same one ``ExceptionMiddleware`` already puts around the router: an exception
+    here reaches the app's handlers through that one (problem details, 500 logged)."""
+
+    __slots__ = ("func",)
+
+    def __init__(self, func: Callable[[Request], Awaitable[Response]]) -> None:
+        self.func = func
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.func(Request(scope, receive, send))
+        await response(scope, receive, send)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -134,9 +152,9 @@ def create_app(bus: EventBus, settings: HTTPSettings | None = None) -> Starlette
         bus.register(board)
     metrics = HTTPMetrics.for_registry(bus.metrics.registry)
     routes: list[BaseRoute] = [
-        Route("/events", post_events, methods=["POST"]),
-        Route("/cfx", post_cfx, methods=["POST"]),
-        Route("/api/v2.0/EventService", post_event_service, methods=["POST"]),
+        Route("/events", _Endpoint(post_events), methods=["POST"]),
+        Route("/cfx", _Endpoint(post_cfx), methods=["POST"]),
+        Route("/api/v2.0/EventService", _Endpoint(post_event_service), methods=["POST"]),
         Route("/healthz", get_healthz, methods=["GET"]),
         Route("/readyz", get_readyz, methods=["GET"]),
         Route("/metrics", get_metrics, methods=["GET"]),

@@ -18,7 +18,6 @@ request's ids derive from its signed ``webhook-id`` instead (the same on every r
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -26,14 +25,16 @@ from collections.abc import Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .._json import dumps_compact
 from ..errors import DecodeError
 from ..event import Event
-from ..tracing import trace_headers
+from ..tracing import TRACEPARENT, trace_headers
 from .context import HTTPContext
 from .errors import IngestRefusedError, InvalidRequestError
 from .limits import BodyTooLargeError, gunzip_limited, read_body
 from .problem import problem
 from .security import check_bearer, check_body_signature
+from .settings import RouteSecurity
 from .webhook_signature import Verified
 
 __all__ = ["post_cfx", "post_event_service", "post_events"]
@@ -47,13 +48,25 @@ log = logging.getLogger(__name__)
 IDEMPOTENCY_HEADER = "idempotency-key"
 _IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,200}")
 
-# One encoder: json.dumps with non-default separators builds a new encoder per call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"))
-
 
 def _ctx(request: Request) -> HTTPContext:
-    ctx: HTTPContext = request.app.state.ctx
+    ctx: HTTPContext = request.scope["app"].state.ctx
     return ctx
+
+
+def _header_map(request: Request) -> dict[str, str]:
+    """The request's headers by name, read once: ASGI gives names in lower case; of a repeated name the
+    first value counts (as ``request.headers.get``). Each ``request.headers.get`` scans and decodes every
+    header, which on the ingest path cost more than this one pass."""
+    out: dict[str, str] = {}
+    for name, value in reversed(request.scope["headers"]):
+        out[name.decode("latin-1")] = value.decode("latin-1")
+    return out
+
+
+def _trace(headers: dict[str, str]) -> dict[str, str]:
+    """W3C trace context (``traceparent``, ``tracestate``) of the request, ``{}`` without a ``traceparent``."""
+    return trace_headers(headers) if TRACEPARENT in headers else {}
 
 
 def _refused(ctx: HTTPContext, route: str, exc: IngestRefusedError) -> Response:
@@ -61,9 +74,12 @@ def _refused(ctx: HTTPContext, route: str, exc: IngestRefusedError) -> Response:
     return problem(503, str(exc), headers={"Retry-After": str(exc.retry_after)})
 
 
-async def _admit_and_read(request: Request, ctx: HTTPContext, group: str, route: str) -> bytes | Response:
-    """Authentication, capacity and body limit; the body, or the answer that ends the request."""
-    sec = ctx.settings.security(group)
+async def _admit_and_read(
+    request: Request, ctx: HTTPContext, sec: RouteSecurity, route: str
+) -> tuple[bytes, Verified | None] | Response:
+    """Authentication (``sec``: the route group's credentials), capacity, body limit and body signature: the
+    body and its verified Standard Webhooks id and timestamp (``None`` for other schemes or none), or the
+    answer that ends the request."""
     denied = check_bearer(request, sec.tokens)
     if denied is None:
         try:
@@ -79,8 +95,7 @@ async def _admit_and_read(request: Request, ctx: HTTPContext, group: str, route:
             return problem(413, str(exc), limit=exc.limit, headers={"Connection": "close"})
         checked = check_body_signature(request, body, sec, ctx.replay, route)
         if checked is None or isinstance(checked, Verified):
-            request.state.webhook = checked
-            return body
+            return body, checked
         denied = checked
     reason = {401: "unauthorized", 409: "replayed"}.get(denied.status_code, "forbidden")
     ctx.metrics.rejected.labels(route, reason).inc()
@@ -93,10 +108,16 @@ def _invalid(ctx: HTTPContext, route: str, exc: InvalidRequestError) -> Response
 
 
 async def _hand_over(
-    ctx: HTTPContext, route: str, events: list[Event], first_delivery: bool = False, request: Request | None = None
+    ctx: HTTPContext,
+    route: str,
+    events: list[Event],
+    first_delivery: bool,
+    trace: dict[str, str],
+    verified: Verified | None,
 ) -> Response:
-    # W3C trace context of the request (traceparent/tracestate), for the receive span and the events' headers.
-    trace = trace_headers(request.headers) if request is not None else {}
+    """Hand the events to the bus and answer once they settled. ``trace``: the request's W3C trace context
+    (for the receive span and the events' headers); ``verified``: its Standard Webhooks id, remembered once
+    settled."""
     try:
         result = await ctx.transport.ingest(events, first_delivery=first_delivery, route=route, headers=trace)
     except IngestRefusedError as exc:
@@ -118,18 +139,17 @@ async def _hand_over(
         "unrouted": result.unrouted,
     }
     body = {"accepted": len(events), "event_ids": [e.id for e in events], "settlement": settlement}
-    verified = getattr(request.state, "webhook", None) if request is not None else None
-    if isinstance(verified, Verified):
+    if verified is not None:
         # Remembered only once settled: a resend after a 503 or a lost connection must get through.
         sec = ctx.settings.security(_GROUPS[route])
         ctx.replay.remember(verified.msg_id, verified.timestamp, sec.webhook_tolerance)
-    return Response(_ENCODER.encode(body), status_code=200, media_type="application/json")
+    return Response(dumps_compact(body), status_code=200, media_type="application/json")
 
 
-def _content_decoded(request: Request, ctx: HTTPContext, route: str, raw: bytes) -> bytes | Response:
+def _content_decoded(headers: dict[str, str], ctx: HTTPContext, route: str, raw: bytes) -> bytes | Response:
     """The body with its ``Content-Encoding`` undone (RFC 9110 section 8.4: ``gzip``, ``x-gzip``,
     ``identity``); 415 for other encodings, 413 beyond ``max_decompressed_bytes``, 400 for corrupt gzip."""
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding in ("identity", ""):
         return raw
     if encoding not in ("gzip", "x-gzip"):
@@ -144,17 +164,16 @@ def _content_decoded(request: Request, ctx: HTTPContext, route: str, raw: bytes)
         return _invalid(ctx, route, InvalidRequestError(f"body is not valid gzip: {exc}"))
 
 
-def _id_seed(request: Request, ctx: HTTPContext, group: str, raw: bytes) -> str | None:
+def _id_seed(headers: dict[str, str], verified: Verified | None, sec: RouteSecurity, raw: bytes) -> str | None:
     """The seed of derived event ids: the ``Idempotency-Key`` on an unsigned route, the signed
     ``webhook-id`` of a Standard Webhooks request (the same on every resend of a message, as the spec
     says), the signed body's SHA-256 on an ``X-Signature`` route (see the module docstring: the key is not
     covered by the signature)."""
-    verified = getattr(request.state, "webhook", None)
-    if isinstance(verified, Verified):
+    if verified is not None:
         return verified.msg_id
-    if ctx.settings.security(group).signed:
+    if sec.signed:
         return "sha256:" + hashlib.sha256(raw).hexdigest()
-    key = request.headers.get(IDEMPOTENCY_HEADER)
+    key = headers.get(IDEMPOTENCY_HEADER)
     # A key outside the documented 1..200 printable ASCII is a client bug (an unfilled template, a binary
     # value); refusing it says so, where taking it would silently make ids that no retry reproduces.
     if key is not None and _IDEMPOTENCY_KEY.fullmatch(key) is None:
@@ -163,40 +182,46 @@ def _id_seed(request: Request, ctx: HTTPContext, group: str, raw: bytes) -> str 
 
 
 async def _decode_and_ingest(
-    request: Request, group: str, route: str, decode: Callable[[bytes, str | None], tuple[list[Event], bool]]
+    request: Request,
+    group: str,
+    route: str,
+    decode: Callable[[HTTPContext, bytes, str | None], tuple[list[Event], bool]],
 ) -> Response:
     ctx = _ctx(request)
-    raw = await _admit_and_read(request, ctx, group, route)
-    if isinstance(raw, Response):
-        return raw
-    body = _content_decoded(request, ctx, route, raw)
+    sec = ctx.settings.security(group)
+    admitted = await _admit_and_read(request, ctx, sec, route)
+    if isinstance(admitted, Response):
+        return admitted
+    raw, verified = admitted
+    headers = _header_map(request)
+    body = _content_decoded(headers, ctx, route, raw)
     if isinstance(body, Response):
         return body
     try:
-        events, first_delivery = decode(body, _id_seed(request, ctx, group, raw))
+        events, first_delivery = decode(ctx, body, _id_seed(headers, verified, sec, raw))
     except InvalidRequestError as exc:
         return _invalid(ctx, route, exc)
-    return await _hand_over(ctx, route, events, first_delivery, request)
+    return await _hand_over(ctx, route, events, first_delivery, _trace(headers), verified)
 
 
 async def post_events(request: Request) -> Response:
     """``POST /events``: one event or a list in the normalized JSON form (``Event.to_json_dict``), plain or
     ``Content-Encoding: gzip``."""
-    transport = _ctx(request).transport
-    return await _decode_and_ingest(
-        request, "events", "/events", lambda b, seed: transport.decode_events(b, route="/events", id_seed=seed)
-    )
+    return await _decode_and_ingest(request, "events", "/events", _decode_events)
+
+
+def _decode_events(ctx: HTTPContext, body: bytes, seed: str | None) -> tuple[list[Event], bool]:
+    return ctx.transport.decode_events(body, route="/events", id_seed=seed)
 
 
 async def post_event_service(request: Request) -> Response:
     """``POST /api/v2.0/EventService``: lab event messages (one, a list, or a bare module status update),
     plain or ``Content-Encoding: gzip``."""
     route = "/api/v2.0/EventService"
-    transport = _ctx(request).transport
 
-    def decode(body: bytes, seed: str | None) -> tuple[list[Event], bool]:
+    def decode(ctx: HTTPContext, body: bytes, seed: str | None) -> tuple[list[Event], bool]:
         # Lab messages carry no event ids: without an Idempotency-Key every event id is new.
-        return transport.decode_lab(body, route=route, id_seed=seed), seed is None
+        return ctx.transport.decode_lab(body, route=route, id_seed=seed), seed is None
 
     return await _decode_and_ingest(request, "event_service", route, decode)
 
@@ -209,12 +234,14 @@ async def post_cfx(request: Request) -> Response:
     """
     route = "/cfx"
     ctx = _ctx(request)
-    raw = await _admit_and_read(request, ctx, "cfx", route)
-    if isinstance(raw, Response):
-        return raw
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    meta = {"content-type": request.headers.get("content-type", ""), "content-encoding": encoding}
-    meta.update(trace_headers(request.headers))
+    admitted = await _admit_and_read(request, ctx, ctx.settings.security("cfx"), route)
+    if isinstance(admitted, Response):
+        return admitted
+    raw, verified = admitted
+    headers = _header_map(request)
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    trace = _trace(headers)
+    meta = {"content-type": headers.get("content-type", ""), "content-encoding": encoding, **trace}
     body = raw
     try:
         if encoding in ("gzip", "x-gzip"):
@@ -233,7 +260,7 @@ async def post_cfx(request: Request) -> Response:
         return _invalid(ctx, route, exc)
     except DecodeError as exc:
         return await _dead_letter(ctx, route, body, exc, meta)
-    return await _hand_over(ctx, route, events, request=request)
+    return await _hand_over(ctx, route, events, False, trace, verified)
 
 
 async def _dead_letter(ctx: HTTPContext, route: str, body: bytes, exc: DecodeError, meta: dict[str, str]) -> Response:

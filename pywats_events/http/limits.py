@@ -31,9 +31,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     Raises:
         BodyTooLargeError: more than ``limit`` bytes.
     """
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdecimal() and int(declared) > limit:
-        raise BodyTooLargeError(limit)
+    # The raw ASGI headers (lower-case names), scanned for this one: ``request.headers.get`` decodes all.
+    for name, declared in request.scope["headers"]:
+        if name == b"content-length":
+            if declared.isdigit() and int(declared) > limit:
+                raise BodyTooLargeError(limit)
+            break
     # ASGI messages read directly: Starlette's stream() generator costs more than the JSON parse of a
     # typical event on this hot path.
     receive = request.receive

@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -330,12 +330,14 @@ class WebhookTransport(Transport):
         self._ensure_watchdog()
         self._in_flight += 1
         self._idle.clear()
-        released = False
         hint = False if first_delivery else None
-        future: asyncio.Future[SettleResult] | None = None
         if headers and not tracing.active:  # (when tracing, the receive span puts its own context in)
             events = [e.model_copy(update={"headers": {**e.headers, **headers}}) for e in events]
-        message = _Request(b"", origin=route, events=events, redelivered=hint, headers=headers)
+        # The request stays counted in flight until the bus settles it (the message's settlement releases
+        # it), also when the request itself gave up waiting: a deadline cancels only the wait.
+        message = _Request(b"", origin=route, events=events, redelivered=hint, headers=headers, settled=self._release)
+        future: asyncio.Future[SettleResult] | None = None
+        submission_goes_on = False
         try:
             if len(events) == 1:
                 # Cancelling bus.submit of a single event leaves nothing queued, so the deadline may
@@ -343,18 +345,19 @@ class WebhookTransport(Transport):
                 future = await self.intake(message)
             else:
                 # Several events go in a task of their own: if the wait for room runs out, the submission
-                # goes on (some events may be queued already) and stays counted in flight until it
-                # settles, rather than being cancelled halfway.
+                # goes on (some events may be queued already) rather than being cancelled halfway.
                 submitting = asyncio.ensure_future(self.intake(message))
                 try:
                     future = await asyncio.shield(submitting)
                 except asyncio.CancelledError:
-                    if not submitting.done():
-                        submitting.add_done_callback(self._release_when_settled)
-                        released = True
+                    submitting.add_done_callback(message.release_unless_submitted)
+                    submission_goes_on = True
                     raise
             deadline.at = loop.time() + s.settle_timeout
-            return await asyncio.shield(future)
+            # ``future`` is this request's own (made by ``intake``): cancelling the wait cancels it without
+            # touching the bus's settlement, which still reaches the message. Shielded while tracing: the
+            # receive span ends when ``future`` resolves and must see the real settlement.
+            return await (asyncio.shield(future) if tracing.active else future)
         except BusClosedError:
             raise IngestRefusedError("the event bus is not running", s.retry_after) from None
         except asyncio.CancelledError:
@@ -363,8 +366,6 @@ class WebhookTransport(Transport):
             task.uncancel()
             if future is None:
                 raise SaturatedError("the event bus queue is full; retry later", s.retry_after) from None
-            future.add_done_callback(self._release)
-            released = True
             raise NotSettledError(
                 f"events queued but not settled within {s.settle_timeout:g}s; they may still be "
                 "delivered: resend with the same event ids or Idempotency-Key",
@@ -372,8 +373,8 @@ class WebhookTransport(Transport):
             ) from None
         finally:
             self._deadlines.discard(deadline)
-            if not released:
-                self._release()
+            if future is None and not submission_goes_on:
+                message.release()  # never submitted: nothing will settle it
 
     def _ensure_watchdog(self) -> None:
         if self._watchdog is None or self._watchdog.done():
@@ -395,12 +396,6 @@ class WebhookTransport(Transport):
                 d.expired = True
                 d.task.cancel()
 
-    def _release_when_settled(self, submit: asyncio.Future[asyncio.Future[SettleResult]]) -> None:
-        if submit.cancelled() or submit.exception() is not None:
-            self._release()
-            return
-        submit.result().add_done_callback(self._release)
-
 
 class _Request(InboundMessage):
     """One HTTP request as handed to ``Transport.intake``. The request is settled by its answer, which the
@@ -410,24 +405,53 @@ class _Request(InboundMessage):
     Args:
         refusal: the app's own decode error for a body it refused (corrupt gzip, invalid CFX), kept as the
             dead-letter entry's reason and error type.
+        settled: called once, when the bus settled the message (``ack`` / ``settle_failed``) or when it
+            was never submitted (``release``): the transport's in-flight count.
     """
 
-    __slots__ = ("refusal",)
+    __slots__ = ("refusal", "settled")
 
-    def __init__(self, body: bytes, *, refusal: DecodeError | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        body: bytes,
+        *,
+        refusal: DecodeError | None = None,
+        settled: Callable[[], None] | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(body, **kw)
         self.refusal = refusal
+        self.settled = settled
+
+    def release(self) -> None:
+        """Call ``settled`` unless it was called already."""
+        settled, self.settled = self.settled, None
+        if settled is not None:
+            settled()
+
+    def release_unless_submitted(self, submitting: asyncio.Future[Any]) -> None:
+        """Done-callback of a submission the request stopped waiting for: a submission that failed will
+        not be settled, so release now (a submitted one releases when it settles)."""
+        if submitting.cancelled() or submitting.exception() is not None:
+            self.release()
 
     def dead_letter_record(self, record: RawRecord) -> RawRecord:
         if self.refusal is None:
             return record
         return dataclasses.replace(record, reason=self.refusal.reason, error_type=type(self.refusal).__name__)
 
+    def ack_nowait(self, result: SettleResult) -> bool:
+        """Settled at once: the answer is written from the settlement (no task per request)."""
+        self.release()
+        return True
+
     async def ack(self, result: SettleResult) -> None:
-        """Nothing to do: the answer is written from the settlement."""
+        """Nothing left but the release: the answer is written from the settlement."""
+        self.release()
 
     async def settle_failed(self, exc: BaseException) -> None:
-        """Nothing to do: the answer (503) is written from the settlement's exception."""
+        """Nothing left but the release: the answer (503) is written from the settlement's exception."""
+        self.release()
 
 
 def _parse_json(body: bytes) -> Any:
