@@ -11,7 +11,7 @@ import pytest
 
 from pywats_events import Event, EventBus, MockTransport
 from pywats_events.http.errors import IngestRefusedError, NotSettledError, SaturatedError
-from pywats_events.transports.webhook import WebhookSettings, WebhookTransport
+from pywats_events.http.webhook import WebhookSettings, WebhookTransport
 
 
 async def _until(predicate: Callable[[], bool], what: str) -> None:
