@@ -144,8 +144,9 @@ async def queries(store: SQLStore, now: datetime, repeat: int, ids: list[str]) -
     out["events list count of the same filter"] = await latency(lambda i: store.count_events(list_query(i)), repeat)
     out["events list (type.* + >= error), newest page over all time"] = await latency(
         lambda i: store.query_events(
-            EventQuery(type_pattern=f"{CATEGORIES[i % len(CATEGORIES)]}.*", min_severity="error", limit=50,
-                       newest_first=True)
+            EventQuery(
+                type_pattern=f"{CATEGORIES[i % len(CATEGORIES)]}.*", min_severity="error", limit=50, newest_first=True
+            )
         ),
         repeat,
     )
@@ -230,8 +231,12 @@ async def growth(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
         "intake_growth": round(statistics.median(f[0] / e[0] for e, f in rounds), 3),
         "intake_cpu_growth": round(statistics.median(f[1] / e[1] for e, f in rounds), 3),
         "rounds": [
-            {"empty_eps": round(e[0]), "full_eps": round(f[0]), "empty_cpu_us": round(e[1], 1),
-             "full_cpu_us": round(f[1], 1)}
+            {
+                "empty_eps": round(e[0]),
+                "full_eps": round(f[0]),
+                "empty_cpu_us": round(e[1], 1),
+                "full_cpu_us": round(f[1], 1),
+            }
             for e, f in rounds
         ],
     }
@@ -253,8 +258,10 @@ async def run(name: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     for what, (p50, p95) in figures.items():
         print(f"  {what:60s} p50 {p50:8.2f} ms   p95 {p95:8.2f} ms", flush=True)
     full_rate = await intake_rate(url, args.intake)
-    print(f"  intake (bus + event store): {empty_rate:,.0f} ev/s empty, {full_rate:,.0f} ev/s at "
-          f"{args.events:,} stored ({full_rate / empty_rate:.2f}x)")
+    print(
+        f"  intake (bus + event store): {empty_rate:,.0f} ev/s empty, {full_rate:,.0f} ev/s at "
+        f"{args.events:,} stored ({full_rate / empty_rate:.2f}x)"
+    )
     store = SQLStore(url)
     await store.open()
     try:
@@ -281,11 +288,15 @@ async def main() -> None:
     ap.add_argument("--repeat", type=int, default=30, help="runs of each query (default 30)")
     ap.add_argument("--intake", type=int, default=20_000, help="events for each intake measurement")
     ap.add_argument(
-        "--pg", nargs="?", const="fresh", default=None,
+        "--pg",
+        nargs="?",
+        const="fresh",
+        default=None,
         help="also PostgreSQL: a URL, or nothing for a fresh database on 127.0.0.1 (dropped afterwards)",
     )
     ap.add_argument(
-        "--growth", action="store_true",
+        "--growth",
+        action="store_true",
         help="only intake into the filled store against a fresh one, in --rounds alternating rounds (SQLite)",
     )
     ap.add_argument("--rounds", type=int, default=4, help="alternating rounds of --growth (default 4)")

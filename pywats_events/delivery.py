@@ -277,7 +277,10 @@ class DeliveryLayer:
         redeliver, so then the delivery fails as any other."""
         if not breaker.policy.enabled:
             return DeliveryResult(
-                DeliveryOutcome.DEAD_LETTERED, reason=DeadLetterReason.FAILED, error=exc, attempts=attempts,
+                DeliveryOutcome.DEAD_LETTERED,
+                reason=DeadLetterReason.FAILED,
+                error=exc,
+                attempts=attempts,
                 first_failure_at=first_at,
             )
         breaker.trip()
