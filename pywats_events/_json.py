@@ -2,8 +2,9 @@
 standard library, with the same results either way.
 
 orjson parses and writes a few times faster than ``json`` but refuses some documents ``json`` takes
-(``NaN``/``Infinity``, integers beyond 64 bits, lone surrogates, nesting deeper than 1024). Anything orjson
-refuses is handed to ``json`` as it is, so what parses, what is refused and the error message
+(``NaN``/``Infinity``, lone surrogates, nesting deeper than 1024) and reads integers beyond 64 bits as
+floats, losing digits. Anything orjson refuses, and any text with a run of 19 or more digits, is handed to
+``json`` as it is, so what parses, what is refused and the error message
 (``json.JSONDecodeError`` with line and column) do not depend on whether orjson is installed; only
 the speed does. ``PYWATS_EVENTS_NO_ORJSON=1`` in the environment ignores an installed orjson (the
 stdlib path is tested that way).
@@ -12,6 +13,7 @@ stdlib path is tested that way).
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from . import jsonsafe
@@ -30,6 +32,19 @@ except ImportError:
 ORJSON: bool = _orjson is not None
 
 
+#: Every ASCII digit becomes "0", so a run of 19 digits is the substring ``_RUN``; no other byte becomes "0".
+_ZEROS = bytes.maketrans(b"123456789", b"0" * 9)
+_RUN = b"0" * 19
+_RUN_RE = re.compile(r"[0-9]{19}")
+
+
+def _long_digit_run(text: str | bytes) -> bool:
+    """True when ``text`` holds 19 or more ASCII digits in a row (in a number or a string alike)."""
+    if isinstance(text, str):
+        return _RUN_RE.search(text) is not None
+    return _RUN in text.translate(_ZEROS)
+
+
 if _orjson is not None:
     _orjson_loads = _orjson.loads
     _orjson_dumps = _orjson.dumps
@@ -44,6 +59,10 @@ if _orjson is not None:
             RecursionError: nested too deeply for the standard library.
             UnicodeDecodeError: ``bytes`` that are not UTF-8.
         """
+        if _long_digit_run(text):
+            # orjson reads an integer beyond 64 bits as a float without an error (3.13), losing digits:
+            # a run of 19+ digits (the shortest that can exceed 64 bits) goes to ``json``, which keeps it.
+            return jsonsafe.loads(text)
         try:
             return _orjson_loads(text)
         except _OrjsonDecodeError:

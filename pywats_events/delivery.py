@@ -177,11 +177,13 @@ class DeliveryLayer:
             raise
         except Exception as exc:
             return await self._first_failed(event, sub, breaker, exc, timeout)
+        return self._succeeded(name, breaker, t0, out)
+
+    def _succeeded(self, name: str, breaker: CircuitBreaker, t0: float, out: Any) -> DeliveryResult:
+        """The handler of ``name`` returned ``out`` (started at ``t0``, perf_counter seconds)."""
         breaker.record_success()
         self.metrics.observe_handled(name, time.perf_counter() - t0)
-        if out is None:
-            return HANDLED
-        return self._returned(name, out)
+        return HANDLED if out is None else self._returned(name, out)
 
     async def _first_failed(
         self, event: Event, sub: Subscription, breaker: CircuitBreaker, exc: Exception, timeout: float | None
@@ -321,7 +323,7 @@ class DeliveryLayer:
             if (
                 not _tracing.hooked
                 and breaker is not None
-                and breaker._state is _CLOSED
+                and breaker.state is _CLOSED
                 and sub.handler.timeout is None
                 and self.handler_timeout is None
             ):
@@ -335,9 +337,7 @@ class DeliveryLayer:
                 except Exception as exc:
                     res = await self._first_failed(event, sub, breaker, exc, None)
                 else:
-                    breaker.record_success()
-                    self.metrics.observe_handled(sub.name, time.perf_counter() - t0)
-                    res = HANDLED if out is None else self._returned(sub.name, out)
+                    res = self._succeeded(sub.name, breaker, t0, out)
             elif _tracing.hooked:  # process span and/or log context
                 res = await _tracing.deliver(self.deliver, event, sub, tracker.transport)
             else:

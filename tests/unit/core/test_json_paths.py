@@ -18,6 +18,9 @@ from pywats_events.codec import DecodeContext, InvalidEventError, decode_event_j
 CASES = [
     '{"a": [1, 2.5, "x\\u00e9", null, true]}',
     '{"big": 1180591620717411303424, "nan": NaN, "inf": -Infinity}',
+    # Integers beyond 64 bits alone: orjson 3.13 reads them as floats (no error), json keeps every digit.
+    '{"big": 1180591620717411303424, "u64": 18446744073709551615, "low": -9223372036854775809}',
+    '[18446744073709551616, "serial 12345678901234567890"]',
     '{"a": 1,}',
     '[1, 2',
     '',
