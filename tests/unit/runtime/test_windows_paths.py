@@ -46,6 +46,7 @@ async def test_windows_fallback_catches_real_signals_with_signal_signal(monkeypa
     # As on Windows: the loop has no add_signal_handler.
     monkeypatch.setattr(loop, "add_signal_handler", _not_implemented)
     before = signal.getsignal(signal.SIGTERM)
+    sighup_before = signal.getsignal(signal.SIGHUP)  # SIG_DFL, or SIG_IGN under nohup
     got: list[signal.Signals] = []
     reloads: list[int] = []
     remove = install_signal_handlers(loop, got.append, lambda: reloads.append(1), platform="win32")
@@ -58,8 +59,8 @@ async def test_windows_fallback_catches_real_signals_with_signal_signal(monkeypa
                 break
             await asyncio.sleep(0.01)
         assert got == [signal.SIGTERM, signal.SIGINT]
-        # No SIGHUP on Windows: it is not caught there (its default action stays).
-        assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+        # No SIGHUP on Windows: it is not caught there (its disposition stays as it was).
+        assert signal.getsignal(signal.SIGHUP) is sighup_before
         # The wake-up timer runs, so a selector loop blocked in select() acts on a caught signal.
         assert any(
             getattr(h, "_callback", None) is not None and h._callback.__name__ == "tick"
