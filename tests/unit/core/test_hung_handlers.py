@@ -39,10 +39,17 @@ async def test_hung_sync_handler_takes_only_its_own_threads_and_times_out_into_t
     try:
         async with bus:
             # Far more hung calls than the default executor has threads (min(32, cpus + 4)).
-            hung = [await bus.submit([Event(type="line.hang", source=f"h{i}")]) for i in range(12)]
+            # Lanes are chosen by hash(source) % lanes (per-source order), and str hashes change per
+            # process: the hung events get sources in lanes 0-3 and the quick ones in lanes 4-7, so what is
+            # measured is the threads, not a quick event queued behind a hung one in its own lane.
+            hung_sources = [s for s in (f"h{i}" for i in range(1000)) if hash(s) % 8 < 4][:12]
+            ok_sources = [s for s in (f"o{i}" for i in range(1000)) if hash(s) % 8 >= 4][:20]
+            hung = [await bus.submit([Event(type="line.hang", source=src)]) for src in hung_sources]
             await asyncio.sleep(0.1)
             t0 = time.monotonic()
-            oks = [await bus.submit([Event(id=f"ok-{i}", type="line.ok", source=f"o{i}")]) for i in range(20)]
+            oks = [
+                await bus.submit([Event(id=f"ok-{i}", type="line.ok", source=src)]) for i, src in enumerate(ok_sources)
+            ]
             await asyncio.wait_for(asyncio.gather(*oks), 5)
             ok_time = time.monotonic() - t0
             results = await asyncio.wait_for(asyncio.gather(*hung), 20)
