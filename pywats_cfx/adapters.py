@@ -410,23 +410,12 @@ class _Message:
                 tags = (UNKNOWN_ENUM_TAG,)
         event_id = self.base_id if index is None else derive_event_id(self.base_id, index)
         headers = dict(self.headers) if self.headers else {}
-        if self.trusted:
-            # Every value was checked above (ids, source, time, type, strings of subjects): no second pass.
-            return _trusted_event(
-                id=event_id,
-                type=type_ if type_.__class__ is str else str(type_),
-                source=self.source,
-                timestamp=self.env.time_stamp,
-                payload=payload,
-                correlation_id=correlation_id or self.correlation_id,
-                severity=severity,
-                subjects=subjects,
-                tags=tags,
-                headers=headers,
-            )
-        return Event(
+        # Trusted: every value was checked above (ids, source, time, type, strings of subjects): no second
+        # pass; the trusted constructor takes the type as a plain string.
+        make = _trusted_event if self.trusted else Event
+        return make(
             id=event_id,
-            type=type_,
+            type=str(type_) if self.trusted and type_.__class__ is not str else type_,
             source=self.source,
             timestamp=self.env.time_stamp,
             payload=payload,

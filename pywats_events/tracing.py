@@ -564,15 +564,7 @@ def producer_span(system: str, destination: str, event: Event | None = None) -> 
     if not active:
         yield outbound_headers(event, new_trace=True)
         return
-    with _tracer.start_as_current_span(
-        f"send {destination}",
-        kind=_trace.SpanKind.PRODUCER,
-        attributes={
-            "messaging.system": system,
-            "messaging.operation.type": "send",
-            "messaging.destination.name": destination,
-        },
-    ):
+    with _send_span(system, destination, None):
         yield outbound_headers(event, new_trace=True)
 
 
@@ -591,17 +583,20 @@ def send_span(system: str, destination: str, event: Event) -> Iterator[dict[str,
     if not active:
         yield outbound_headers(event)
         return
-    with _tracer.start_as_current_span(
-        f"send {destination}",
-        kind=_trace.SpanKind.PRODUCER,
-        attributes={
-            "messaging.system": system,
-            "messaging.operation.type": "send",
-            "messaging.destination.name": destination,
-            "messaging.message.id": event.id,
-        },
-    ):
+    with _send_span(system, destination, event.id):
         yield outbound_headers(event)
+
+
+def _send_span(system: str, destination: str, message_id: str | None) -> Any:
+    """The PRODUCER span ``send <destination>`` made current (only while tracing is active)."""
+    attributes = {
+        "messaging.system": system,
+        "messaging.operation.type": "send",
+        "messaging.destination.name": destination,
+    }
+    if message_id is not None:
+        attributes["messaging.message.id"] = message_id
+    return _tracer.start_as_current_span(f"send {destination}", kind=_trace.SpanKind.PRODUCER, attributes=attributes)
 
 
 # -- log fields --------------------------------------------------------------------------------------
