@@ -129,16 +129,15 @@ class AnalyticsEngine:
         return sum(self.apply(e) for e in events)
 
     def _state(self, event: Event) -> bool:
-        parts = state_parts(event)
+        asset, at_us, event_id, cat, code, name = state_parts(event)
         kind = event.payload.get("asset_kind")
         if kind:
-            self.kinds[parts[0]] = kind = str(kind)
+            self.kinds[asset] = kind = str(kind)
             if kind == "lab_module" and self.history.on_interval is None:
                 self.history.on_interval = self._stay
-        if not self.history.place(*parts):
+        if not self.history.place(asset, at_us, event_id, cat, code, name):
             return False
         if self.on_change is not None:
-            asset, at_us, event_id, cat, code, name = parts
             self.on_change(StateChange(asset, at_us, event_id, CATEGORIES[cat], code, name))
         return True
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from ..event import Event
 from .errors import AnalyticsInputError
-from .states import epoch_us
+from .states import EPOCH
 
 __all__ = ["YieldBook", "YieldFigures"]
 
@@ -73,6 +73,8 @@ class YieldBook:
         #: group -> bucket -> (units, first_pass, final_pass, retests)
         self.buckets: dict[GroupKey, dict[int, tuple[int, int, int, int]]] = {}
         self.failures: dict[str, dict[int, dict[tuple[str, str], int]]] = {}  # station -> b -> (kind, name)
+        #: group -> (its ``units`` dict, its ``buckets`` dict): one lookup per group on the hot path.
+        self._groups: dict[GroupKey, tuple[dict[str, _Unit], dict[int, tuple[int, int, int, int]]]] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
         self.duplicates = 0
 
@@ -82,22 +84,26 @@ class YieldBook:
         Raises:
             AnalyticsInputError: no ``unit_id`` or no ``result`` in the payload.
         """
-        if event.id in self._seen:
+        f = event.__dict__  # the field values: one hooked attribute lookup (see states.state_parts)
+        event_id = f["id"]
+        if event_id in self._seen:
             self.duplicates += 1
             return False
-        p = event.payload
+        p = f["payload"]
         unit = p.get("unit_id")
         if not unit:
-            raise AnalyticsInputError(event.id, event.type, "unit_id", "missing; a tested unit needs an id")
+            raise AnalyticsInputError(event_id, event.type, "unit_id", "missing; a tested unit needs an id")
         result = p.get("result")
         if not isinstance(result, str):
-            raise AnalyticsInputError(event.id, event.type, "result", f"expected a test result, got {result!r}")
-        self._seen[event.id] = None
-        if len(self._seen) > _SEEN_KEPT:
-            self._seen.popitem(last=False)
-        station = event.source
-        at = epoch_us(event.timestamp)
-        key = (at, event.id)
+            raise AnalyticsInputError(event_id, event.type, "result", f"expected a test result, got {result!r}")
+        seen = self._seen
+        seen[event_id] = None
+        if len(seen) > _SEEN_KEPT:
+            seen.popitem(last=False)
+        station = f["source"]
+        d = f["timestamp"] - EPOCH  # epoch_us, inline on this per-event path
+        at = d.days * 86_400_000_000 + d.seconds * 1_000_000 + d.microseconds
+        key = (at, event_id)
         passed = result.lower() in _PASS
         unit = unit if type(unit) is str else str(unit)
         self._apply((station, "station", ""), unit, key, passed)
@@ -131,11 +137,10 @@ class YieldBook:
     def _apply(self, group: GroupKey, unit: str, key: tuple[int, str], passed: bool) -> None:
         # Units and bucket rows are tuples of atomic values, replaced on update: the garbage collector
         # stops tracking them (a mutable record per unit would be walked by every full collection).
-        units = self.units.get(group)
-        if units is None:
-            units = self.units[group] = {}
-            self.buckets[group] = {}
-        per = self.buckets[group]
+        pair = self._groups.get(group)
+        if pair is None:
+            pair = self._groups[group] = (self.units.setdefault(group, {}), self.buckets.setdefault(group, {}))
+        units, per = pair
         w = self.bucket_us
         u = units.get(unit)
         if u is None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import repeat
 
 from .errors import TooLateError
 from .states import CATEGORIES, CATEGORY_INDEX, StateChange, from_epoch_us
@@ -75,17 +76,18 @@ _Held = tuple[int, str, int, "int | None", str]
 
 
 class _Asset:
-    __slots__ = ("changes", "hours", "minutes", "truncated")
+    __slots__ = ("changes", "last_bucket", "minutes", "truncated")
 
     def __init__(self) -> None:
         # One asset's changes never share (at_us, event_id) (duplicates are refused first), so the
         # tuples order by those two.
         self.changes: list[_Held] = []
         self.truncated = False
-        # Per category (CATEGORIES order): bucket index -> µs, and hour index -> µs (when the bucket width
-        # divides an hour). Dicts of ints only: untracked by the garbage collector, summed in C.
+        # Per category (CATEGORIES order): bucket index -> µs. Dicts of ints only: untracked by the
+        # garbage collector, summed in C.
         self.minutes: tuple[dict[int, int], ...] = ({}, {}, {}, {}, {}, {})
-        self.hours: tuple[dict[int, int], ...] = ({}, {}, {}, {}, {}, {})
+        #: The latest bucket holding time (a report whose window reaches past it sums whole dicts).
+        self.last_bucket = -1
 
 
 def _spread(d: dict[int, int], start: int, end: int, w: int, sign: int) -> None:
@@ -100,9 +102,27 @@ def _spread(d: dict[int, int], start: int, end: int, w: int, sign: int) -> None:
         b += 1
 
 
+def _spread_new(d: dict[int, int], start: int, end: int, w: int, last_bucket: int) -> int:
+    """``_spread`` with sign +1 for a stay later than every stay already held (the in-order case), across
+    at least one bucket edge: only its first bucket can hold time already, so the whole buckets after it
+    are set in one C-level update instead of a Python loop per bucket (a stay of hours covers hundreds
+    of minute buckets). Returns the new latest bucket of the asset (``last_bucket`` or later)."""
+    b = start // w
+    last = (end - 1) // w  # the bucket holding the stay's last microsecond
+    d[b] = d.get(b, 0) + (b + 1) * w - start
+    if last > b + 1:
+        d.update(dict.fromkeys(range(b + 1, last), w))
+    if last > b:
+        d[last] = end - last * w
+    return last if last > last_bucket else last_bucket
+
+
 class StatusHistory:
-    """State changes per asset and the time in each SEMI E10 category per bucket (and per hour, so a
-    report over a long window sums hours, not minutes).
+    """State changes per asset and the time in each SEMI E10 category per bucket.
+
+    One level of buckets only: each in-order change writes one bucket (or, for a stay across buckets,
+    the whole buckets after its first in one C-level update), and a report sums a window's buckets in C
+    (``sum`` over ``map(dict.get, range)``, or the whole dict when the window holds all of it).
 
     Args:
         capacity: changes kept in memory per asset (count, >= 2).
@@ -119,8 +139,6 @@ class StatusHistory:
             raise ValueError(f"bucket_s must be at least 1 second, got {bucket_s}")
         self.capacity = capacity
         self.bucket_us = bucket_s * 1_000_000
-        #: Buckets per hour, when ``bucket_s`` divides 3600 and is below it (else no hour level: 0).
-        self.per_hour = 3600 // bucket_s if bucket_s < 3600 and 3600 % bucket_s == 0 else 0
         self.assets: dict[str, _Asset] = {}
         self.too_late = 0
         self.duplicates = 0
@@ -159,13 +177,10 @@ class StatusHistory:
                 if at_us <= (b + 1) * w:
                     d = a.minutes[pcat]
                     d[b] = d.get(b, 0) + at_us - start
-                    ph = self.per_hour
-                    if ph:
-                        d = a.hours[pcat]
-                        b //= ph
-                        d[b] = d.get(b, 0) + at_us - start
+                    if b > a.last_bucket:
+                        a.last_bucket = b
                 else:
-                    self._stay(a, start, at_us, pcat, 1)
+                    a.last_bucket = _spread_new(a.minutes[pcat], start, at_us, w, a.last_bucket)
                 keys.append((at_us, event_id, cat, code, name))
                 if self.on_interval is not None:
                     self.on_interval(asset, start, at_us, CATEGORIES[pcat], 1)
@@ -211,33 +226,25 @@ class StatusHistory:
         return True
 
     def _stay(self, a: _Asset, start: int, end: int, cat: int, sign: int) -> None:
-        _spread(a.minutes[cat], start, end, self.bucket_us, sign)
-        if self.per_hour:
-            _spread(a.hours[cat], start, end, self.bucket_us * self.per_hour, sign)
+        w = self.bucket_us
+        _spread(a.minutes[cat], start, end, w, sign)
+        if end > start and (end - 1) // w > a.last_bucket:
+            a.last_bucket = (end - 1) // w
 
     # -- queries --------------------------------------------------------------------------------
     def _sum(self, a: _Asset, cat: int, lo: int | None, hi: int) -> int:
-        """µs of category ``cat`` in buckets ``lo..hi-1``: whole hours from the hour level, the rest from
-        the buckets of the partial hours at either end."""
-        minutes = a.minutes[cat]
-        if not minutes:
+        """µs of category ``cat`` in buckets ``lo..hi-1``: the whole dict when the window holds every
+        bucket, else the window's buckets looked up in C (or the dict's items filtered, when it has
+        fewer entries than the window has buckets)."""
+        d = a.minutes[cat]
+        if not d:
             return 0
-        ph = self.per_hour
-        if not ph:
-            return sum(v for b, v in minutes.items() if (lo is None or b >= lo) and b < hi)
-        h_hi = hi // ph  # hours [h_lo, h_hi) lie wholly inside the window
-        if lo is None:
-            total = sum(v for h, v in a.hours[cat].items() if h < h_hi)
-        else:
-            h_lo = -(-lo // ph)
-            if h_lo >= h_hi:  # no whole hour inside (under two hours): the buckets themselves
-                get = minutes.get
-                return sum(get(b, 0) for b in range(lo, hi))
-            total = sum(v for h, v in a.hours[cat].items() if h_lo <= h < h_hi)
-            get = minutes.get
-            total += sum(get(b, 0) for b in range(lo, h_lo * ph))
-        get = minutes.get
-        return total + sum(get(b, 0) for b in range(h_hi * ph, hi))
+        if hi > a.last_bucket and (lo is None or lo <= min(d)):
+            return sum(d.values())
+        lo = min(d) if lo is None else lo
+        if hi - lo <= len(d):
+            return sum(map(d.get, range(lo, hi), repeat(0)))
+        return sum(v for b, v in d.items() if lo <= b < hi)
 
     def time_in_state_us(self, asset: str, since_us: int | None, until_us: int, now_us: int) -> list[int] | None:
         """Microseconds per category (``CATEGORIES`` order) of ``asset`` in ``[since_us, until_us)``, the
