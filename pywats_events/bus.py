@@ -51,7 +51,8 @@ _SYSTEM_EVENT_TASK = "pywats-system-event"
 
 #: Seconds ``stop`` gives, after the drain timeout, to transports that have not stopped yet, to
 #: interrupted deliveries and to ``on_stop``/store close (each bounded by it): ``stop`` returns within
-#: ``drain_timeout + 3 * STOP_GRACE`` seconds even when handlers hang.
+#: ``drain_timeout + 3 * STOP_GRACE`` seconds even when handlers hang (plus what handlers with a longer
+#: ``stop_timeout`` are given for their ``on_stop``).
 STOP_GRACE = 2.0
 
 #: Youngest-generation threshold (net allocations between collections) that ``freeze_gc`` sets when the
@@ -254,7 +255,8 @@ class EventBus:
         Transports stop taking new messages and wait for those in the bus to settle while the lanes keep
         running; at the drain deadline, running deliveries are interrupted and their messages stay
         unsettled (brokers redeliver them, files stay in the drop folder), which is logged with the count
-        per transport. Then handlers' ``on_stop`` run and the store closes, each bounded by ``STOP_GRACE``.
+        per transport. Then handlers' ``on_stop`` run, each bounded by its ``stop_timeout`` (default
+        ``STOP_GRACE``), and the store closes.
         """
         if self._thread is not None and _running_loop() is not self._loop:
             thread, self._thread = self._thread, None
@@ -304,10 +306,11 @@ class EventBus:
         if self._background:
             await asyncio.wait(list(self._background), timeout=STOP_GRACE)
         for sub in self.registry:
+            grace = sub.handler.stop_timeout or STOP_GRACE
             try:
-                await asyncio.wait_for(sub.handler.on_stop(), STOP_GRACE)
+                await asyncio.wait_for(sub.handler.on_stop(), grace)
             except TimeoutError:
-                log.warning("handler %s: on_stop did not finish within %.1fs; abandoned", sub.name, STOP_GRACE)
+                log.warning("handler %s: on_stop did not finish within %.1fs; abandoned", sub.name, grace)
             except Exception:
                 log.exception("handler %s failed in on_stop", sub.name)
         await self.store.close()

@@ -153,6 +153,9 @@ class BaseHandler:
             dead-lettered with reason ``timeout``; ``None``: the bus's ``handler_timeout``).
         concurrency: for sync function handlers, the most calls running at once, each on a thread of the
             handler's own (count, >= 1; ``None``: 4).
+        stop_timeout: seconds the bus's ``stop`` waits for this handler's ``on_stop`` before abandoning it
+            (logged at WARNING; ``None``: ``pywats_events.bus.STOP_GRACE``, 2 s). Raise it for a handler
+            whose ``on_stop`` writes out what it holds (a write-behind buffer) and must not be cut short.
     """
 
     name: str = ""
@@ -165,6 +168,7 @@ class BaseHandler:
     breaker: BreakerPolicy | None = None
     timeout: float | None = None
     concurrency: int | None = None
+    stop_timeout: float | None = None
 
     def __init__(self) -> None:
         if not self.name:

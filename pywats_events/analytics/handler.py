@@ -12,6 +12,7 @@ Configuration::
     # db = "postgresql://..."    # history table location; default the bus's store (none for memory://)
     # observe = true             # see "How events reach the engine"
     # reload_days = 1.0          # state reloaded from the event store at start
+    # stop_timeout_s = 30.0      # how long stop waits for the last history write
 
 How events reach the engine. By default (``observe = true``) the handler is a bus observer
 (``EventBus.add_observer``): each accepted message's events are appended to an in-memory inbox on the
@@ -91,6 +92,9 @@ class AnalyticsHandler(BaseHandler):
         reload_days: at start, stored events of this many days before the newest stored analytics event
             are read from the event store into the engine, and each asset's state at that time from the
             history table, so a restart does not start from empty (days, >= 0; 0: off).
+        stop_timeout_s: seconds the bus's stop waits for ``on_stop`` (apply the inbox, write dead letters
+            and every pending history row) before abandoning it (> 0; the bus's default, 2 s, can cut a
+            large write-behind backlog short: a database that was down leaves up to 100,000 rows).
 
     Raises:
         ValueError: an invalid option (the message names it).
@@ -116,8 +120,12 @@ class AnalyticsHandler(BaseHandler):
         apply_interval_s: float = 0.1,
         max_backlog: int = 100_000,
         reload_days: float = 1.0,
+        stop_timeout_s: float = 30.0,
     ) -> None:
         super().__init__()
+        if stop_timeout_s <= 0:
+            raise ValueError(f"stop_timeout_s must be positive seconds, got {stop_timeout_s}")
+        self.stop_timeout = stop_timeout_s
         if apply_interval_s <= 0:
             raise ValueError(f"apply_interval_s must be positive seconds, got {apply_interval_s}")
         if max_backlog < 1:

@@ -83,6 +83,49 @@ async def test_handler_writes_history_behind_into_the_bus_store(db_url: str) -> 
     assert [r.duration_s() for r in rows[:-1]] == [60.0, 60.0, 60.0]
 
 
+async def test_stop_writes_a_large_history_backlog_within_the_handlers_stop_timeout(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bus gives other handlers' on_stop STOP_GRACE (2 s, here 10 ms so that the test is quick); the
+    # analytics handler's stop_timeout_s (30 s) lets its last write take what it takes: every pending row
+    # lands (a database that was down can leave 100,000 of them).
+    import pywats_events.bus as bus_module
+
+    monkeypatch.setattr(bus_module, "STOP_GRACE", 0.01)
+    bus = EventBus(open_store(db_url), emit_system_events=False)
+    mock = MockTransport()
+    bus.add_transport(mock)
+    handler = AnalyticsHandler(flush_interval_s=3600)  # only the stop-time flush writes
+    bus.register(handler)
+    cats = ["SBY", "PRD", "USD", "ENG"]
+    n = 4000
+    events = [
+        Event(
+            type="asset.state_changed",
+            source=f"m{i % 4}",
+            timestamp=T0 + timedelta(seconds=i),
+            payload={"new_category": cats[i % 3 + (i // 4) % 2], "new_state_name": "s"},
+        )
+        for i in range(n)
+    ]
+    async with bus:
+        await mock.inject_many(events)
+    assert handler.stop_timeout == 30.0
+    store = HistoryStore(db_url)
+    await store.open()
+    try:
+        rows = await store.intervals(limit=2 * n)
+    finally:
+        await store.close()
+    assert len(rows) == n
+
+
+def test_stop_timeout_option_is_validated() -> None:
+    assert AnalyticsHandler.from_config("analytics", {"stop_timeout_s": 90, "persist": False}).stop_timeout == 90
+    with pytest.raises(ValueError, match="stop_timeout_s"):
+        AnalyticsHandler(stop_timeout_s=0, persist=False)
+
+
 def test_memory_store_url_is_refused_with_the_reason() -> None:
     with pytest.raises(StoreError, match="memory"):
         HistoryStore("memory://")

@@ -143,6 +143,36 @@ async def test_class_handlers_get_lifecycle_calls() -> None:
     assert calls == ["start", "handle", "stop"]
 
 
+async def test_on_stop_is_bounded_by_the_handlers_stop_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    # STOP_GRACE bounds on_stop by default (here 0.1 s instead of 2 s, so the test is quick); a handler
+    # with a longer stop_timeout gets that instead, and one that overruns its bound is abandoned.
+    import pywats_events.bus as bus_module
+
+    monkeypatch.setattr(bus_module, "STOP_GRACE", 0.1)
+    finished: list[str] = []
+
+    class SlowStop(BaseHandler):
+        event_types = ("x.*",)
+
+        async def handle(self, event: Event) -> None:
+            return None
+
+        async def on_stop(self) -> None:
+            await asyncio.sleep(0.4)
+            finished.append(self.name)
+
+    patient = SlowStop()
+    patient.name, patient.stop_timeout = "patient", 3.0
+    hasty = SlowStop()
+    hasty.name = "hasty"
+    bus = EventBus(emit_system_events=False)
+    bus.register(patient)
+    bus.register(hasty)
+    async with bus:
+        await bus.publish(ev("x.y"))
+    assert finished == ["patient"]
+
+
 def test_registration_errors_are_specific() -> None:
     bus = EventBus()
 

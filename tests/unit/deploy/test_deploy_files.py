@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pywats_events.analytics.handler import AnalyticsHandler
+from pywats_events.bus import STOP_GRACE
 from tests.services import services_required
 
 REPO = Path(__file__).resolve().parents[3]
@@ -63,6 +65,8 @@ def test_compose_runs_the_brokers_the_store_and_the_service_with_secrets_from_th
     for line in text.splitlines():
         if re.search(r"PASS(WORD)?:", line):
             assert "${" in line, f"a password written into compose.yaml: {line.strip()}"
+    grace = int(str(app["stop_grace_period"]).removesuffix("s"))  # before docker stop sends SIGKILL
+    assert grace > 10 + 3 * STOP_GRACE + AnalyticsHandler(persist=False).stop_timeout
     mounted = [v.split(":")[0] for v in app["volumes"]]
     for path in mounted + [v.split(":")[0] for v in services["mosquitto"]["volumes"]]:
         assert (REPO / path).exists(), path
@@ -92,7 +96,9 @@ def test_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     assert "Restart=on-failure" in unit and "KillSignal=SIGTERM" in unit and "NoNewPrivileges=yes" in unit
     assert "ExecReload=/bin/kill -HUP $MAINPID" in unit  # systemctl reload: the configuration reload
     stop = int(re.search(r"TimeoutStopSec=(\d+)s", unit).group(1))  # type: ignore[union-attr]
-    assert stop > 10, "the stop timeout must exceed the default drain timeout (10 s)"
+    # the default drain timeout, the bus's grace (3 x STOP_GRACE) and the analytics handler's stop timeout
+    worst = 10 + 3 * STOP_GRACE + AnalyticsHandler(persist=False).stop_timeout
+    assert stop > worst, f"the stop timeout must exceed what a stop can take ({worst} s)"
     # verify needs the ExecStart binary to exist: point it at this venv's console script
     cli = Path(sys.executable).parent / "pywats-events"
     instance = tmp_path / "pywats-events@line1.service"
