@@ -125,6 +125,7 @@ class AnalyticsHandler(BaseHandler):
         super().__init__()
         if stop_timeout_s <= 0:
             raise ValueError(f"stop_timeout_s must be positive seconds, got {stop_timeout_s}")
+        self.stop_timeout_s = stop_timeout_s
         self.stop_timeout = stop_timeout_s
         if apply_interval_s <= 0:
             raise ValueError(f"apply_interval_s must be positive seconds, got {apply_interval_s}")
@@ -167,6 +168,8 @@ class AnalyticsHandler(BaseHandler):
         self.history_dropped = 0
         self._flusher: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
+        #: Set when ``on_stop`` begins: the background tasks finish their step and end.
+        self._closing = asyncio.Event()
         self._last_purge: datetime | None = None
 
     @classmethod
@@ -248,6 +251,9 @@ class AnalyticsHandler(BaseHandler):
         batch, self._dead = self._dead, []
         try:
             await self._store.add_dead_letters(batch)
+        except asyncio.CancelledError:
+            self._dead[:0] = batch  # kept for the write at stop (repeating a committed write is harmless)
+            raise
         except Exception as exc:
             log.error("analytics: writing %d dead letters failed, will retry: %s", len(batch), exc)
             self._dead[:0] = batch
@@ -277,6 +283,7 @@ class AnalyticsHandler(BaseHandler):
             StoreError: the history table cannot be opened or the event store read.
         """
         self._loop_thread = threading.get_ident()
+        self._closing.clear()  # a handler stopped and started again
         if self.history_store is not None:
             await self.history_store.open()
             # Reloaded changes are queued for the table too: the last second before a crash may not have
@@ -332,8 +339,16 @@ class AnalyticsHandler(BaseHandler):
             with contextlib.suppress(ValueError):
                 self._bus.remove_observer(self._observed)
             self._bus = None
-        for task in (self._applier, self._flusher):
-            if task is not None:
+        # The background tasks end after the step they are in: cancelling one inside a database write
+        # would leave that transaction open, holding SQLite's write lock, so the final flush below (and
+        # the bus store's own writer) would wait on it for the whole busy timeout. Only a task still
+        # running after half the stop timeout (a database that does not answer) is cancelled.
+        self._closing.set()
+        tasks = [t for t in (self._applier, self._flusher) if t is not None]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=self.stop_timeout_s / 2)
+            for task in late:
+                log.warning("analytics: background task %s did not end at stop; cancelled", task.get_name())
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -344,9 +359,15 @@ class AnalyticsHandler(BaseHandler):
             await self.flush()
             await self.history_store.close()
 
+    async def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` or until ``on_stop`` begins; True when stopping."""
+        if not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), seconds)
+        return self._closing.is_set()
+
     async def _apply_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.apply_interval_s)
+        while not await self._pause(self.apply_interval_s):
             self.catch_up()
             if self._dead:
                 await self.write_dead_letters()
@@ -410,8 +431,7 @@ class AnalyticsHandler(BaseHandler):
         return n
 
     async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_interval_s)
+        while not await self._pause(self.flush_interval_s):
             await self.flush()
             now = datetime.now(UTC)
             if self._last_purge is None or now - self._last_purge > timedelta(hours=1):
