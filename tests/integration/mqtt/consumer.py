@@ -11,6 +11,7 @@ once the transport has sent the PUBACK.
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 
 from pywats_events import Event, EventBus, TransportState
@@ -52,4 +53,7 @@ async def main(port: int, client_id: str, prefix: str, protocol: str, mode: str)
 
 
 if __name__ == "__main__":
+    # Python leaves SIGINT ignored when the parent ignored it (a suite started in the background by a
+    # non-interactive shell, ``cmd &``): the test stops this process with SIGINT, so take it back.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     asyncio.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]))

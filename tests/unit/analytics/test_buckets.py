@@ -1,5 +1,6 @@
-"""The engine's fast paths against their plain forms: bucket widths with and without the hour level
-(``bucket_s`` dividing an hour or not) give the brute-force figures."""
+"""The engine's fast paths against their plain forms: bucket widths other than the default give the
+brute-force figures (stays across many buckets set in one update; window sums by lookup, by filtering
+and over whole dicts)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from .test_properties import BASE, streams, windows
 def test_figures_equal_brute_force_at_other_bucket_widths(
     bucket_s: int, events: list[Event], win: tuple[int, int] | None, now_s: int
 ) -> None:
-    # 7 s does not divide an hour (no hour level: buckets are summed); 1800 s does (two per hour).
+    # 7 s: most stays cross many buckets and windows hold many; 1800 s: most stays stay in one bucket.
     engine = AnalyticsEngine(bucket_s=bucket_s)
     engine.apply_all(events)
     now = BASE + timedelta(seconds=now_s)
