@@ -112,8 +112,7 @@ def _spread_new(d: dict[int, int], start: int, end: int, w: int, last_bucket: in
     d[b] = d.get(b, 0) + (b + 1) * w - start
     if last > b + 1:
         d.update(dict.fromkeys(range(b + 1, last), w))
-    if last > b:
-        d[last] = end - last * w
+    d[last] = end - last * w  # last > b: the stay crosses an edge
     return last if last > last_bucket else last_bucket
 
 

@@ -25,6 +25,16 @@ def ch(asset: str, minutes: int, cat: str) -> StateChange:
     return StateChange(asset, epoch_us(T0 + timedelta(minutes=minutes)), f"{asset}-{minutes}", cat, None, cat)
 
 
+def state_event(at: datetime, category: str, name: str, source: str = "m", **payload: object) -> Event:
+    """An ``asset.state_changed`` event of ``source`` at ``at`` (more payload keys from ``payload``)."""
+    return Event(
+        type="asset.state_changed",
+        source=source,
+        timestamp=at,
+        payload={**payload, "new_category": category, "new_state_name": name},
+    )
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     if request.param == "sqlite":
@@ -62,12 +72,7 @@ async def test_handler_writes_history_behind_into_the_bus_store(db_url: str) -> 
     handler = AnalyticsHandler(flush_interval_s=3600)  # only the stop-time flush writes
     bus.register(handler)
     events = [
-        Event(
-            type="asset.state_changed",
-            source="m",
-            timestamp=T0 + timedelta(minutes=i),
-            payload={"asset_id": "m", "new_category": cat, "new_state_name": cat},
-        )
+        state_event(T0 + timedelta(minutes=i), cat, cat, asset_id="m")
         for i, cat in enumerate(["SBY", "PRD", "USD", "SBY"])
     ]
     async with bus:
@@ -99,15 +104,7 @@ async def test_stop_writes_a_large_history_backlog_within_the_handlers_stop_time
     bus.register(handler)
     cats = ["SBY", "PRD", "USD", "ENG"]
     n = 4000
-    events = [
-        Event(
-            type="asset.state_changed",
-            source=f"m{i % 4}",
-            timestamp=T0 + timedelta(seconds=i),
-            payload={"new_category": cats[i % 3 + (i // 4) % 2], "new_state_name": "s"},
-        )
-        for i in range(n)
-    ]
+    events = [state_event(T0 + timedelta(seconds=i), cats[i % 3 + (i // 4) % 2], "s", f"m{i % 4}") for i in range(n)]
     async with bus:
         await mock.inject_many(events)
     assert handler.stop_timeout == 30.0
@@ -143,15 +140,7 @@ async def test_stop_lets_a_history_write_in_progress_commit_instead_of_cancellin
     bus.add_transport(mock)
     handler = AnalyticsHandler(flush_interval_s=0.05)
     bus.register(handler)
-    events = [
-        Event(
-            type="asset.state_changed",
-            source="m",
-            timestamp=T0 + timedelta(minutes=i),
-            payload={"new_category": ["SBY", "PRD"][i % 2], "new_state_name": "s"},
-        )
-        for i in range(50)
-    ]
+    events = [state_event(T0 + timedelta(minutes=i), ["SBY", "PRD"][i % 2], "s") for i in range(50)]
     async with bus:
         assert handler.history_store is not None
         handler.history_store.__class__ = SlowCommit
